@@ -1,0 +1,45 @@
+# deep-tree-echo — the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DATA_DIR ?= .echo
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-deps lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## run: serve the gateway on 127.0.0.1:8000 with SQLite memory in ./.echo (embedded engine)
+run: $(STAMP)
+	$(VENV)/bin/deep-tree-echo serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
+
+## test-deps: make sure the real servers the suite starts (redis-server, PostgreSQL) exist
+test-deps:
+	@bash scripts/ensure-test-servers.sh
+
+## test: install, ensure servers, run the whole suite
+test: $(STAMP) test-deps
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/mypy --strict src
+
+bench: $(STAMP)
+	$(PY) bench/events.py
+	$(PY) bench/resilience.py
+	$(PY) bench/memory.py
+	$(PY) bench/gateway.py
+
+clean:
+	rm -rf $(VENV) .echo .pytest_cache .mypy_cache .ruff_cache build dist

@@ -1,0 +1,96 @@
+"""Agents: named handlers of cognitive inputs, chosen by input type (the "A" of AAR).
+
+The gateway routes each input to the agent registered for its ``type``; unknown types go to
+the default agent (``echo``). An agent returns an :class:`AgentResult`; its ``data`` is merged
+into the response's ``cognitive_response`` (so a database agent can return ``rows``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from deep_tree_echo.aar_core.errors import CoreError
+
+if TYPE_CHECKING:
+    from deep_tree_echo.aar_core.gateway import AARGateway
+    from deep_tree_echo.aar_core.sessions import Session
+
+
+@dataclass(slots=True)
+class AgentContext:
+    """What an agent gets: the input, its session (arena) and the gateway's services."""
+
+    gateway: AARGateway
+    session: Session
+    type: str
+    content: Any
+    text: str
+    context: dict[str, Any]
+
+    @property
+    def session_id(self) -> str:
+        return self.session.id
+
+
+@dataclass(slots=True)
+class AgentResult:
+    """An agent's answer: text, a confidence in [0, 1] and JSON-safe extras."""
+
+    text: str
+    confidence: float = 1.0
+    data: dict[str, Any] = field(default_factory=dict)
+    memories_used: list[dict[str, Any]] = field(default_factory=list)
+    memory_id: str | None = None
+
+
+class Agent(ABC):
+    """Subclass with a ``name`` and the input ``handles`` it serves, and implement ``handle``."""
+
+    name: ClassVar[str] = "agent"
+    #: Input types this agent serves; empty means only as the default agent.
+    handles: ClassVar[frozenset[str]] = frozenset()
+
+    @abstractmethod
+    async def handle(self, ctx: AgentContext) -> AgentResult:
+        """Answer one input. Raise a ``CoreError`` subclass for a clean error response."""
+
+
+class AgentRegistry:
+    """Agents by name and by the input types they handle."""
+
+    def __init__(self, default: str = "echo") -> None:
+        self.default = default
+        self._by_name: dict[str, Agent] = {}
+        self._by_type: dict[str, Agent] = {}
+
+    def register(self, agent: Agent, *, replace: bool = False) -> None:
+        """Add ``agent``; its ``handles`` types route to it (a later agent wins a type)."""
+        if agent.name in self._by_name and not replace:
+            raise CoreError(f"an agent named {agent.name!r} is already registered",
+                            code="agent_exists")
+        self._by_name[agent.name] = agent
+        for input_type in agent.handles:
+            self._by_type[input_type] = agent
+
+    def unregister(self, name: str) -> bool:
+        agent = self._by_name.pop(name, None)
+        if agent is None:
+            return False
+        self._by_type = {t: a for t, a in self._by_type.items() if a is not agent}
+        return True
+
+    def get(self, name: str) -> Agent | None:
+        return self._by_name.get(name)
+
+    def for_type(self, input_type: str) -> Agent:
+        """The agent serving ``input_type``, else the default agent."""
+        agent = self._by_type.get(input_type) or self._by_name.get(self.default)
+        if agent is None:
+            raise CoreError("no agent can handle this input and no default agent is registered",
+                            code="no_agent")
+        return agent
+
+    def names(self) -> list[str]:
+        return list(self._by_name)

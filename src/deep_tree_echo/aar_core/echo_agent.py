@@ -1,0 +1,71 @@
+"""The default ``echo`` agent: remember every input, answer from memory.
+
+It retrieves the memories most relevant to the input, asks the engine for an answer, then
+stores the input as an episodic memory whose ``relations`` record the session (arena), the
+agent and the memories used — the agent-arena-relation triple on the record itself.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from deep_tree_echo.aar_core.agents import Agent, AgentContext, AgentResult
+from deep_tree_echo.aar_core.engines._text import is_question
+from deep_tree_echo.aar_core.engines.base import EngineQuery
+
+
+def memory_content(data: dict[str, Any]) -> str:
+    """The text of a memory's ``content`` (JSON for structured content)."""
+    content = data.get("content", "")
+    if isinstance(content, str):
+        return content
+    return json.dumps(content, sort_keys=True, default=str)
+
+
+class EchoAgent(Agent):
+    """Memory-grounded default agent."""
+
+    name = "echo"
+
+    async def handle(self, ctx: AgentContext) -> AgentResult:
+        gateway = ctx.gateway
+        question = is_question(ctx.text)
+        limit = gateway.settings.memories_per_answer
+        results = await gateway.memory.search(ctx.text, limit=limit * 2)
+        memories: list[dict[str, Any]] = []
+        for r in results:
+            if r.data.get("is_question"):
+                continue  # earlier questions are not evidence
+            memories.append(
+                {"id": r.id, "content": memory_content(r.data), "score": round(r.score, 6),
+                 "relevance": round(r.relevance, 6)}
+            )
+            if len(memories) >= limit:
+                break
+        history = [(t.text, t.response) for t in ctx.session.history]
+        answer = await gateway.call_engine(
+            EngineQuery(ctx.text, question, memories, history, ctx.session_id)
+        )
+        memory_id = f"mem-{uuid.uuid4().hex}"
+        data: dict[str, Any] = {
+            "content": ctx.text,
+            "kind": "episodic",
+            "input_type": ctx.type,
+            "is_question": question,
+            "importance": 0.3 if question else 0.6,
+            "session_id": ctx.session_id,
+            "agent": self.name,
+            "source": ctx.context.get("external_source"),
+            "relations": {
+                "session": ctx.session_id,
+                "agent": self.name,
+                "used_memories": [m["id"] for m in memories],
+            },
+        }
+        if not isinstance(ctx.content, str):
+            data["structured"] = ctx.content
+        await gateway.memory.store_memory(memory_id, data)
+        used = [{"id": m["id"], "score": m["score"]} for m in memories]
+        return AgentResult(answer.text, answer.confidence, dict(answer.details), used, memory_id)

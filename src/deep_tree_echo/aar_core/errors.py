@@ -1,0 +1,47 @@
+"""Exceptions raised by the Echo core (gateway, events, memory, engines)."""
+
+from __future__ import annotations
+
+from deep_tree_echo.errors import EchoError, InvalidInputError
+
+
+class CoreError(EchoError):
+    """Base class of errors raised by the Echo core."""
+
+    code = "core_error"
+
+
+class NotInitializedError(CoreError):
+    """A component was used before ``await initialize()`` (or after ``cleanup()``)."""
+
+    code = "not_initialized"
+
+
+class InvalidMemoryError(InvalidInputError, CoreError):
+    """A memory id or memory data dict is malformed (bad id, not JSON-safe, too large)."""
+
+    code = "invalid_memory"
+
+
+class StoreError(CoreError):
+    """The memory store failed to read or write; the caller's data was not acknowledged."""
+
+    code = "store_error"
+
+
+class EngineError(CoreError):
+    """The cognitive engine could not produce a response (e.g. remote LLM down)."""
+
+    code = "engine_unavailable"
+
+
+class EventHandlerTimeout(CoreError):
+    """An event handler ran longer than the bus's per-handler timeout."""
+
+    code = "handler_timeout"
+
+
+class ReplicationError(CoreError):
+    """Copying a memory to (or reading it from) another node failed: transport error or non-2xx."""
+
+    code = "replication_error"

@@ -1,0 +1,307 @@
+"""The AAR gateway: the one front door of the Echo cognitive core.
+
+``process_cognitive_input`` validates a request, finds its session (arena) and the agent
+for its type, lets the agent answer (retrieval + engine + memory write) and returns a
+JSON-safe response. It never raises for bad input: the response says what was wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from deep_tree_echo.aar_core.agents import Agent, AgentContext, AgentRegistry, AgentResult
+from deep_tree_echo.aar_core.echo_agent import EchoAgent
+from deep_tree_echo.aar_core.engines import CognitiveEngine, engine_from_settings
+from deep_tree_echo.aar_core.engines.base import EngineAnswer, EngineQuery
+from deep_tree_echo.aar_core.errors import CoreError
+from deep_tree_echo.aar_core.events import EventBus
+from deep_tree_echo.aar_core.memory import InMemoryStore, MemoryManager, MemoryStore, SQLiteStore
+from deep_tree_echo.aar_core.sessions import SessionRegistry, Turn
+from deep_tree_echo.config import EchoSettings
+from deep_tree_echo.errors import EchoError, InvalidInputError
+
+logger = logging.getLogger("deep_tree_echo.gateway")
+
+MAX_TEXT_CHARS = 100_000
+MAX_SESSION_ID = 128
+
+EngineObserver = Callable[[str, float, bool], None]
+
+
+@dataclass(slots=True)
+class _Input:
+    type: str
+    content: Any
+    text: str
+    context: dict[str, Any]
+    session_id: str | None
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Mapping):
+        for key in ("message", "text", "query", "content"):
+            value = content.get(key)
+            if isinstance(value, str) and value.strip():
+                return value
+    return json.dumps(content, sort_keys=True, default=str)
+
+
+def parse_input(request: Any) -> _Input:
+    """Validate a cognitive input; raise :class:`InvalidInputError` naming the problem."""
+    if not isinstance(request, Mapping):
+        raise InvalidInputError(
+            f"request must be an object, not {type(request).__name__}", code="invalid_request"
+        )
+    input_type = request.get("type", "text")
+    if input_type is None:
+        input_type = "text"
+    if not isinstance(input_type, str) or not input_type.strip():
+        raise InvalidInputError("'type' must be a non-empty string", code="invalid_type")
+    if "content" not in request or request["content"] is None:
+        raise InvalidInputError("'content' is required", code="missing_content")
+    content = request["content"]
+    if not isinstance(content, str | Mapping | list):
+        raise InvalidInputError(
+            f"'content' must be a string or an object, not {type(content).__name__}",
+            code="invalid_content",
+        )
+    if isinstance(content, Mapping):
+        content = dict(content)
+    text = _text_of(content)
+    if not text.strip():
+        raise InvalidInputError("'content' must not be empty", code="empty_content")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidInputError(
+            f"'content' is {len(text)} characters; the limit is {MAX_TEXT_CHARS}",
+            code="content_too_large",
+        )
+    context = request.get("context")
+    if context is None:
+        context = request.get("metadata")
+    if context is None:
+        context = {}
+    if not isinstance(context, Mapping):
+        raise InvalidInputError("'context' must be an object", code="invalid_context")
+    context = dict(context)
+    session_id = context.get("session_id", request.get("session_id"))
+    if session_id is not None:
+        if not isinstance(session_id, str) or not session_id.strip():
+            raise InvalidInputError("'session_id' must be a non-empty string",
+                                    code="invalid_session_id")
+        if len(session_id) > MAX_SESSION_ID or not session_id.isprintable():
+            raise InvalidInputError(
+                f"'session_id' must be printable and at most {MAX_SESSION_ID} characters",
+                code="invalid_session_id",
+            )
+    return _Input(input_type.strip(), content, text, context, session_id)
+
+
+class AARGateway:
+    """Agent-arena-relation orchestration: sessions, agents, memory, events and an engine."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any] | EchoSettings | None = None,
+        *,
+        memory: MemoryManager | None = None,
+        event_bus: EventBus | None = None,
+        engine: CognitiveEngine | None = None,
+    ) -> None:
+        self.settings = EchoSettings.coerce(config)
+        self.node_id = self.settings.node_id or f"node-{uuid.uuid4().hex[:8]}"
+        self.event_bus = event_bus or EventBus(handler_timeout=self.settings.handler_timeout)
+        self.memory = memory or MemoryManager(
+            self._make_store(), node_id=self.node_id, event_bus=self.event_bus
+        )
+        self.engine = engine or engine_from_settings(self.settings)
+        self.agents = AgentRegistry(default="echo")
+        self.agents.register(EchoAgent())
+        self.sessions = SessionRegistry(
+            max_sessions=self.settings.max_sessions, history=self.settings.session_history
+        )
+        self.engine_observers: list[EngineObserver] = []
+        self.initialized = False
+        self._init_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _make_store(self) -> MemoryStore:
+        if self.settings.store_kind == "sqlite":
+            if self.settings.data_dir is None:
+                raise CoreError("the sqlite memory store needs data_dir", code="no_data_dir")
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            return SQLiteStore(self.settings.data_dir / "memories.db")
+        return InMemoryStore()
+
+    # lifecycle -----------------------------------------------------------------------------
+    async def initialize(self) -> None:
+        """Open the memory store, start the engine, subscribe to outside ``user.input``."""
+        async with self._init_lock:
+            if self.initialized:
+                return
+            await self.memory.initialize()
+            await self.engine.start()
+            self.event_bus.register("user.input", self._on_user_input_event)
+            self.initialized = True
+            logger.info("gateway %s ready (store=%s, engine=%s)", self.node_id,
+                        self.settings.store_kind, self.engine.name)
+
+    async def cleanup(self) -> None:
+        """Stop background work, the engine and the store. Safe to call twice."""
+        async with self._init_lock:
+            if not self.initialized:
+                return
+            self.initialized = False
+            self.event_bus.unregister("user.input", self._on_user_input_event)
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.engine.stop()
+            await self.memory.close()
+
+    async def __aenter__(self) -> AARGateway:
+        await self.initialize()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.cleanup()
+
+    def register_agent(self, agent: Agent, *, replace: bool = False) -> None:
+        """Route the input types ``agent.handles`` to ``agent``."""
+        self.agents.register(agent, replace=replace)
+
+    # engine --------------------------------------------------------------------------------
+    async def call_engine(self, query: EngineQuery) -> EngineAnswer:
+        """Ask the engine, timing the call for the observers (metrics)."""
+        start = time.perf_counter()
+        ok = False
+        try:
+            answer = await self.engine.generate(query)
+            ok = True
+            return answer
+        finally:
+            elapsed = time.perf_counter() - start
+            for observe in self.engine_observers:
+                try:
+                    observe(self.engine.name, elapsed, ok)
+                except Exception:  # an observer must never break a request
+                    logger.exception("engine observer failed")
+
+    # processing ----------------------------------------------------------------------------
+    async def process_cognitive_input(self, request: Any) -> dict[str, Any]:
+        """Answer one cognitive input; see the module docstring for the shapes."""
+        start = time.perf_counter()
+        try:
+            parsed = parse_input(request)
+        except InvalidInputError as exc:
+            sid = None
+            if isinstance(request, Mapping):
+                ctx = request.get("context")
+                raw = ctx.get("session_id") if isinstance(ctx, Mapping) else None
+                sid = raw if isinstance(raw, str) else None
+            return self._error(exc, start, sid)
+        if not self.initialized:
+            await self.initialize()
+        session = self.sessions.get_or_create(parsed.session_id)
+        await self.event_bus.emit(
+            "user.input",
+            {"origin": "gateway", "session_id": session.id, "type": parsed.type,
+             "content": parsed.text, "source": parsed.context.get("external_source")},
+        )
+        try:
+            agent = self.agents.for_type(parsed.type)
+            ctx = AgentContext(self, session, parsed.type, parsed.content, parsed.text,
+                               parsed.context)
+            result = await agent.handle(ctx)
+            if not isinstance(result, AgentResult):
+                raise CoreError(f"agent {agent.name!r} returned {type(result).__name__}",
+                                code="agent_error")
+        except EchoError as exc:
+            logger.info("input for session %s failed: %s", session.id, exc.message)
+            return self._error(exc, start, session.id)
+        except Exception as exc:
+            logger.exception("agent failed on session %s", session.id)
+            return self._error(CoreError(f"internal error: {exc}", code="internal_error"),
+                               start, session.id)
+        session.add_turn(Turn(parsed.type, parsed.text, result.text, agent.name,
+                              result.memory_id, time.time()))
+        await self.event_bus.emit(
+            "agent.message",
+            {"session_id": session.id, "agent_id": agent.name, "message": result.text,
+             "memory_id": result.memory_id, "confidence": result.confidence},
+        )
+        response: dict[str, Any] = {
+            "text": result.text,
+            "agent": agent.name,
+            "type": parsed.type,
+            "engine": self.engine.name,
+            "memories_used": result.memories_used,
+            "memory_id": result.memory_id,
+        }
+        for key, value in result.data.items():
+            response.setdefault(key, value)
+        return {
+            "status": "success",
+            "cognitive_response": response,
+            "processing_time": time.perf_counter() - start,
+            "confidence": max(0.0, min(1.0, float(result.confidence))),
+            "timestamp": _now_iso(),
+            "session_id": session.id,
+        }
+
+    @staticmethod
+    def _error(exc: EchoError, start: float, session_id: str | None) -> dict[str, Any]:
+        return {
+            "status": "error",
+            "error": {"code": exc.code, "message": exc.message},
+            "cognitive_response": {},
+            "processing_time": time.perf_counter() - start,
+            "confidence": 0.0,
+            "timestamp": _now_iso(),
+            "session_id": session_id,
+        }
+
+    async def _on_user_input_event(self, data: dict[str, Any]) -> None:
+        """Process ``user.input`` events that came from outside (e.g. WebSocketIntegration)."""
+        if data.get("origin") == "gateway":
+            return
+        session_id = data.get("session_id")
+        if session_id is None and data.get("user_id") is not None:
+            session_id = f"user-{data['user_id']}"
+        request = {
+            "type": data.get("type") or "text",
+            "content": data.get("content"),
+            "context": {"session_id": session_id,
+                        "external_source": data.get("source", "event")},
+        }
+        task = asyncio.get_running_loop().create_task(self.process_cognitive_input(request))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait_idle(self) -> None:
+        """Await the inputs that arrived as events and are still being processed."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def is_ready(self) -> bool:
+        return self.initialized

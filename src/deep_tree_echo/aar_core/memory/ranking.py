@@ -1,0 +1,78 @@
+"""Ranking of retrieved memories as in Generative Agents (Park et al. 2023).
+
+``score = w_rel * relevance + w_rec * recency + w_imp * importance`` where relevance is BM25
+normalised by the best candidate (so in [0, 1]), recency decays exponentially with the hours
+since the memory was last accessed (or written), and importance is the caller's
+``data["importance"]`` mapped to [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+#: Importance used when a memory does not say (the middle of the scale).
+DEFAULT_IMPORTANCE = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class RankWeights:
+    """Weights of the three ranking signals and the hourly recency decay factor."""
+
+    relevance: float = 1.0
+    recency: float = 1.0
+    importance: float = 1.0
+    decay: float = 0.995
+
+    def __post_init__(self) -> None:
+        for name in ("relevance", "recency", "importance"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"weight {name} must be a finite number >= 0, got {value!r}")
+        if not 0.0 < self.decay <= 1.0:
+            raise ValueError(f"decay must be in (0, 1], got {self.decay!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """One ranked memory: its data, total score and the three signals behind it."""
+
+    id: str
+    data: dict[str, Any]
+    score: float
+    relevance: float
+    recency: float
+    importance: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form used by the HTTP API."""
+        return {
+            "id": self.id,
+            "data": self.data,
+            "score": self.score,
+            "breakdown": {
+                "relevance": self.relevance,
+                "recency": self.recency,
+                "importance": self.importance,
+            },
+        }
+
+
+def normalise_importance(value: Any) -> float:
+    """Map ``data["importance"]`` to [0, 1]: 0..1 floats as is, a 1..10 scale divided by 10.
+
+    Missing or non-numeric values give :data:`DEFAULT_IMPORTANCE`.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return DEFAULT_IMPORTANCE
+    v = float(value)
+    if v <= 1.0:
+        return max(v, 0.0)
+    return min(v / 10.0, 1.0)
+
+
+def recency(decay: float, now: float, last_touched: float) -> float:
+    """``decay ** hours`` since ``last_touched`` (1.0 for touches in the future)."""
+    hours = (now - last_touched) / 3600.0
+    return 1.0 if hours <= 0 else decay**hours

@@ -1,0 +1,101 @@
+"""Settings for the gateway and the service, from a dict, a TOML file or ``DTE_*`` variables.
+
+One pydantic-settings model serves both the library (``AARGateway(config)``) and the
+``deep-tree-echo serve`` command, so a setting means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from deep_tree_echo.errors import ConfigurationError
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class EchoSettings(BaseSettings):
+    """Every knob of deep-tree-echo; environment variables use the ``DTE_`` prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="DTE_", extra="ignore", validate_default=True)
+
+    # service
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    data_dir: Path | None = None
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(1024 * 1024, gt=0)
+    rate_limit_requests: int = Field(600, ge=0, description="per client per window; 0 disables")
+    rate_limit_window: float = Field(60.0, gt=0)
+    ws_queue_size: int = Field(256, gt=0)
+    ws_ping_interval: float = Field(20.0, gt=0)
+    log_level: str = "info"
+
+    # core
+    node_id: str | None = None
+    memory_store: Literal["memory", "sqlite"] | None = None
+    session_history: int = Field(50, gt=0)
+    max_sessions: int = Field(10_000, gt=0)
+    handler_timeout: float = Field(5.0, gt=0)
+    memories_per_answer: int = Field(5, gt=0)
+
+    # engine
+    engine: Literal["embedded", "openai"] = "embedded"
+    openai_base_url: str = "http://localhost:2242/v1"
+    openai_model: str = "default"
+    openai_api_key: str | None = None
+    openai_timeout: float = Field(30.0, gt=0)
+    openai_max_retries: int = Field(2, ge=0)
+
+    # plugins: entry-point names allowed to load; "*" allows all; empty loads none
+    plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    plugin_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    # test mode: in-memory store, no data dir
+    test_mode: bool = False
+
+    _split_keys = field_validator("api_keys", "plugins", mode="before")(_split_csv)
+
+    @property
+    def store_kind(self) -> Literal["memory", "sqlite"]:
+        """The store actually used: explicit choice, else SQLite when a data dir is set."""
+        if self.memory_store is not None:
+            return self.memory_store
+        if self.test_mode or self.data_dir is None:
+            return "memory"
+        return "sqlite"
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides: Any) -> EchoSettings:
+        """Settings from a TOML file (top-level keys or an ``[echo]`` table), then overrides."""
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigurationError(f"cannot read config file {path}: {exc}") from exc
+        table = raw.get("echo", raw)
+        return cls.coerce({**table, **{k: v for k, v in overrides.items() if v is not None}})
+
+    @classmethod
+    def coerce(cls, config: Mapping[str, Any] | EchoSettings | None) -> EchoSettings:
+        """Accept a dict (unknown keys ignored), a settings object or None."""
+        if config is None:
+            return cls()
+        if isinstance(config, EchoSettings):
+            return config
+        if not isinstance(config, Mapping):
+            raise ConfigurationError(
+                f"config must be a mapping or EchoSettings, not {type(config).__name__}"
+            )
+        try:
+            return cls.model_validate(dict(config))
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid configuration: {exc}") from exc
