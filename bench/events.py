@@ -73,8 +73,8 @@ def make_direct(c: Counter, handlers: int) -> Runner:
     return run
 
 
-def make_bus(c: Counter, handlers: int) -> Runner:
-    bus = EventBus()
+def make_bus(c: Counter, handlers: int, timeout: float | None = 5.0) -> Runner:
+    bus = EventBus(handler_timeout=timeout)
     for _ in range(handlers):
 
         async def handler(data: dict[str, Any]) -> None:
@@ -131,6 +131,7 @@ def make_blinker(c: Counter, handlers: int) -> Runner:
 VARIANTS: list[tuple[str, Callable[[Counter, int], Runner]]] = [
     ("direct await", make_direct),
     ("EventBus (ours)", make_bus),
+    ("EventBus, no timeout", lambda c, h: make_bus(c, h, None)),
     ("pyee AsyncIOEventEmitter", make_pyee),
     ("blinker send_async", make_blinker),
 ]

@@ -209,19 +209,19 @@ class EventBus:
         if handlers is None:
             handlers = self._resolve(event_type)
         self._emitted += 1
-        if len(handlers) == 1:
-            return await self._emit_one(event_type, handlers[0], data)
-        if not handlers:
-            return 0
-        return await self._emit_many(event_type, handlers, data)
-
-    async def _emit_one(self, event_type: str, handler: EventHandler, data: dict[str, Any]) -> int:
-        # Fast path: run the handler inline in this task. Drive the first step ourselves; most
-        # handlers finish without suspending, and then no timer or task is needed at all.
+        if len(handlers) != 1:
+            if not handlers:
+                return 0
+            return await self._emit_many(event_type, handlers, data)
+        # Fast path, inlined on purpose: run the one handler in this task. Drive its first step
+        # ourselves; most handlers finish without suspending, and then no timer is armed.
+        handler = handlers[0]
         try:
             result = handler(data)
             if result is not None:
-                if isinstance(result, types.CoroutineType):
+                if self._timeout is None:
+                    await result
+                elif type(result) is types.CoroutineType:
                     try:
                         pending = result.send(None)
                     except StopIteration:
@@ -265,9 +265,20 @@ class EventBus:
                 raise _HandlerTimedOut(self._timeout) from None
             raise
 
-    async def _guarded(self, awaitable: Awaitable[Any]) -> _Failure | None:
+    async def _run(self, result: Awaitable[Any]) -> None:
+        """Await a handler's result under the timeout, arming the timer only if it suspends."""
+        if type(result) is types.CoroutineType:
+            try:
+                pending = result.send(None)
+            except StopIteration:
+                return
+            await self._finish_suspended(result, pending)
+        else:
+            await self._await_with_timeout(result)
+
+    async def _guarded(self, result: Awaitable[Any]) -> _Failure | None:
         try:
-            await self._await_with_timeout(awaitable)
+            await self._run(result)
         except _HandlerTimedOut as exc:
             return exc.error, "timeout"
         except Exception as exc:
@@ -277,20 +288,40 @@ class EventBus:
     async def _emit_many(
         self, event_type: str, handlers: tuple[EventHandler, ...], data: dict[str, Any]
     ) -> int:
+        # Like eager tasks: each handler's first step runs here, in order. Most finish without
+        # suspending and cost no task. The first one that suspends keeps running inline in this
+        # task (it may have captured current_task(), e.g. via asyncio.timeout or a TaskGroup,
+        # so it must not move); every handler after it gets its own task, so all run concurrently.
         ok = 0
         failures: list[tuple[EventHandler, BaseException, _FailureKind]] = []
         started: list[tuple[EventHandler, asyncio.Task[_Failure | None]]] = []
+        inline: tuple[EventHandler, Coroutine[Any, Any, Any], Any] | None = None
         try:
             for handler in handlers:
                 try:
                     result = handler(data)
+                    if result is None:
+                        ok += 1
+                    elif inline is None and type(result) is types.CoroutineType:
+                        try:
+                            pending = result.send(None)
+                        except StopIteration:
+                            ok += 1
+                        else:
+                            inline = (handler, result, pending)
+                    else:
+                        started.append((handler, _start_task(self._guarded(result))))
                 except Exception as exc:
                     failures.append((handler, exc, "exception"))
-                    continue
-                if result is None:
+            if inline is not None:
+                handler, coro, pending = inline
+                try:
+                    await self._finish_suspended(coro, pending)
                     ok += 1
-                else:
-                    started.append((handler, _start_task(self._guarded(result))))
+                except _HandlerTimedOut as exc:
+                    failures.append((handler, exc.error, "timeout"))
+                except Exception as exc:
+                    failures.append((handler, exc, "exception"))
             if started:
                 outcomes = await asyncio.gather(*(task for _, task in started))
                 for (handler, _), outcome in zip(started, outcomes, strict=True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class OutcomeWindow:
-    """The last ``size`` outcomes (failure or not); ``count`` and ``failures`` are kept up to date."""
+    """The last ``size`` outcomes; ``count`` and ``failures`` are kept up to date."""
 
     __slots__ = ("_buf", "_index", "count", "failures", "size")
 

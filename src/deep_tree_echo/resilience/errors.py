@@ -1,4 +1,4 @@
-"""Exceptions raised by the resilience package: open circuits, exhausted rate limits, API failures."""
+"""Exceptions of the resilience package: open circuits, exhausted rate limits, API failures."""
 
 from __future__ import annotations
 

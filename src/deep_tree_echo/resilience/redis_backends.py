@@ -222,7 +222,7 @@ class RedisCircuitState:
         minimum_calls: int,
         half_open_max_calls: int,
     ) -> tuple[str, int]:
-        """Record one outcome of a call admitted in ``generation``; returns ``(state, generation)``."""
+        """Record one outcome of a call admitted in ``generation``; ``(state, generation)``."""
         res = await self._record(
             keys=self._keys(name),
             args=[
@@ -278,7 +278,8 @@ return {1, string.format('%.6f', delay), snew}
 
 _RL_CANCEL = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], string.format('%.6f', tonumber(ARGV[1]) - tonumber(ARGV[2])), 'KEEPTTL')
+  local back = tonumber(ARGV[1]) - tonumber(ARGV[2])
+  redis.call('SET', KEYS[1], string.format('%.6f', back), 'KEEPTTL')
   return 1
 end
 return 0

@@ -27,23 +27,24 @@ class EmbeddedEngine(CognitiveEngine):
         if not query.is_question:
             return EngineAnswer("Noted. I'll remember that.", 1.0, {"stored": True})
         wanted = content_tokens(query.text)
-        best: tuple[float, str, dict[str, Any]] | None = None
+        best: tuple[float, float, str, dict[str, Any]] | None = None
         for memory in query.memories:
             content = str(memory.get("content", ""))
             for sentence in sentences(content) or [content]:
                 have = content_tokens(sentence)
                 coverage = len(wanted & have) / len(wanted) if wanted else 0.0
+                if coverage <= 0.0:
+                    continue
                 # Prefer sentences that cover the question and carry something new.
                 novelty = 0.1 if have - wanted else 0.0
-                score = coverage + novelty + 0.01 * float(memory.get("score", 0.0))
-                if best is None or score > best[0]:
-                    best = (score, sentence, memory)
-        if best is None or best[0] <= 0.01 * self.max_score:
+                rank = coverage + novelty + 0.01 * float(memory.get("score", 0.0))
+                if best is None or rank > best[0]:
+                    best = (rank, coverage, sentence, memory)
+        if best is None:
             return EngineAnswer(NO_MEMORY_ANSWER, 0.0, {"grounded": False})
-        score, sentence, memory = best
-        coverage = min(1.0, max(0.0, score - 0.01 * float(memory.get("score", 0.0))))
+        _, coverage, sentence, memory = best
         ranking = min(1.0, float(memory.get("score", 0.0)) / self.max_score)
-        confidence = round(min(1.0, 0.6 * min(coverage, 1.0) + 0.4 * ranking), 4)
+        confidence = round(min(1.0, 0.6 * coverage + 0.4 * ranking), 4)
         return EngineAnswer(
             sentence, confidence, {"grounded": True, "source_memory": memory.get("id")}
         )

@@ -18,18 +18,24 @@ from typing import Any, Final
 _WORD: Final = re.compile(r"\w+", re.UNICODE)
 
 #: A small English stopword list: question and function words that carry no topic.
+# fmt: off
 STOPWORDS: Final = frozenset(
-    """
-    a about above after again against all am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further
-    had has have having he her here hers herself him himself his how i if in into is it its
-    itself just me more most my myself no nor not now of off on once only or other our ours
-    ourselves out over own same she should so some such than that the their theirs them
-    themselves then there these they this those through to too under until up very was we were
-    what when where which while who whom why will with would you your yours yourself yourselves
-    s t d ll m o re ve y
-    """.split()
+    (
+        "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are",
+        "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but",
+        "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for",
+        "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself",
+        "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself",
+        "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on",
+        "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same",
+        "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them",
+        "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too",
+        "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which",
+        "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself",
+        "yourselves", "s", "t", "d", "ll", "m", "o", "re", "ve", "y",
+    )
 )
+# fmt: on
 
 
 def tokenize(text: str) -> list[str]:
@@ -153,15 +159,15 @@ class BM25Index:
                     # New documents cannot make the top: only refine the known ones,
                     # walking whichever side is smaller.
                     if len(acc) <= len(posting):
-                        for d, s in acc.items():
+                        for d, known in acc.items():
                             n = posting.get(d)
                             if n is not None:
-                                acc[d] = s + wk * n / (n + c1 + c2 * doc_len[d])
+                                acc[d] = known + wk * n / (n + c1 + c2 * doc_len[d])
                     else:
                         for d, n in posting.items():
-                            s = acc.get(d)
-                            if s is not None:
-                                acc[d] = s + wk * n / (n + c1 + c2 * doc_len[d])
+                            score = acc.get(d)
+                            if score is not None:
+                                acc[d] = score + wk * n / (n + c1 + c2 * doc_len[d])
                     continue
             get = acc.get
             for d, n in posting.items():

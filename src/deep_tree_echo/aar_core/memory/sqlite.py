@@ -159,7 +159,9 @@ class SQLiteStore(MemoryStore):
             loop = asyncio.get_running_loop()
             ready: asyncio.Future[None] = loop.create_future()
             writer = threading.Thread(
-                target=self._writer_main, args=(loop, ready), name="sqlite-store-writer",
+                target=self._writer_main,
+                args=(loop, ready),
+                name="sqlite-store-writer",
                 daemon=True,
             )
             writer.start()

@@ -1,0 +1,267 @@
+"""Resilient HTTP API client: rate limiter -> circuit breaker -> retry with backoff -> timeout.
+
+Retries (exponential backoff with full jitter, per-call state) cover connect errors, timeouts,
+5xx and 429; ``Retry-After`` (seconds or HTTP date) is honoured, and when it asks for longer than
+``backoff_max`` the call fails at once instead of retrying early. 4xx other than 429 raise
+:class:`APIClientError` immediately and are not breaker failures; a call that still fails after
+its retries counts as one breaker failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import importlib
+import logging
+import random
+import time
+import types
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from deep_tree_echo.resilience.circuit_breaker import CircuitBreaker
+from deep_tree_echo.resilience.errors import (
+    APIClientError,
+    APIConnectionError,
+    APIError,
+    APIServerError,
+    APIStatusError,
+    APITimeoutError,
+)
+from deep_tree_echo.resilience.rate_limiter import RateLimiter
+
+logger = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "base_url": "",
+    "failure_threshold": 5,
+    "recovery_timeout": 60,
+    "max_requests": 100,
+    "time_window": 60,
+    "max_retries": 3,
+    "backoff_initial": 0.1,
+    "backoff_max": 10.0,
+    "timeout": 10.0,
+    "headers": {},
+    "rate_limit_wait": False,
+}
+
+_BODYLESS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+_UNSET = object()
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent/bad."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = now if now is not None else datetime.now(UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+def _decode(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+class ResilientAPIIntegration:
+    """One remote API behind a rate limiter, a circuit breaker and retries (see module doc).
+
+    ``config`` keys and defaults are in :data:`DEFAULTS` plus ``name`` (defaults to
+    ``base_url`` or ``"api"``). ``client`` injects an ``httpx.AsyncClient`` (not closed by us);
+    ``sleep``/``clock``/``rng`` are injectable so tests need not wait for backoff.
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        client: httpx.AsyncClient | None = None,
+        event_bus: Any = None,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        cfg = {**DEFAULTS, **config}
+        self.config = cfg
+        self.base_url: str = str(cfg["base_url"])
+        self.name: str = str(cfg.get("name") or self.base_url or "api")
+        self.max_retries = int(cfg["max_retries"])
+        self.backoff_initial = float(cfg["backoff_initial"])
+        self.backoff_max = float(cfg["backoff_max"])
+        self.timeout = httpx.Timeout(float(cfg["timeout"]))
+        self.headers: dict[str, str] = dict(cfg["headers"])
+        self.rate_limit_wait = bool(cfg["rate_limit_wait"])
+        bus = event_bus if event_bus is not None else cfg.get("event_bus")
+        self.circuit_breaker = CircuitBreaker(
+            failure_threshold=int(cfg["failure_threshold"]),
+            recovery_timeout=float(cfg["recovery_timeout"]),
+            name=self.name,
+            ignore_exceptions=(APIClientError,),
+            clock=clock,
+            event_bus=bus,
+        )
+        self.rate_limiter = RateLimiter(
+            max_requests=int(cfg["max_requests"]),
+            time_window=float(cfg["time_window"]),
+            name=self.name,
+            clock=clock,
+            sleep=sleep,
+        )
+        injected = client if client is not None else cfg.get("client")
+        self._owns_client = injected is None
+        self.client: httpx.AsyncClient = injected or httpx.AsyncClient(
+            headers=self.headers, timeout=self.timeout
+        )
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._monitor: Any = _UNSET
+
+    def url_for(self, endpoint: str) -> str:
+        """Absolute URL of ``endpoint`` (absolute endpoints pass unchanged)."""
+        if "://" in endpoint or not self.base_url:
+            return endpoint
+        return self.base_url.rstrip("/") + "/" + endpoint.lstrip("/")
+
+    async def make_api_call(
+        self, endpoint: str, data: dict[str, Any] | None = None, method: str = "POST"
+    ) -> Any:
+        """Call ``endpoint`` and return its decoded JSON (None for an empty body).
+
+        Raises :class:`RateLimitExceeded`, :class:`CircuitOpenError`, :class:`APIClientError`,
+        :class:`APIServerError` or :class:`APIConnectionError` / :class:`APITimeoutError`.
+        """
+        if self.rate_limit_wait:
+            await self.rate_limiter.wait()
+        else:
+            await self.rate_limiter.acquire_or_raise()
+        start = self._clock()
+        ok = False
+        try:
+            result = await self.circuit_breaker.call(
+                self._call_with_retries, endpoint, data, method.upper()
+            )
+            ok = True
+            return result
+        finally:
+            self._record(ok, self._clock() - start)
+
+    def backoff(self, attempt: int) -> float:
+        """Full-jitter delay before retry number ``attempt + 1``."""
+        cap = min(self.backoff_max, self.backoff_initial * (2.0**attempt))
+        return self._rng.uniform(0.0, cap)
+
+    async def _call_with_retries(
+        self, endpoint: str, data: dict[str, Any] | None, method: str
+    ) -> Any:
+        url = self.url_for(endpoint)
+        kwargs: dict[str, Any] = {"timeout": self.timeout}
+        if self.headers and not self._owns_client:
+            kwargs["headers"] = self.headers
+        if data is not None:
+            kwargs["params" if method in _BODYLESS else "json"] = data
+        attempts = self.max_retries + 1
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = await self.client.request(method, url, **kwargs)
+            except httpx.TimeoutException as exc:
+                if last:
+                    raise APITimeoutError(f"{method} {url} timed out", endpoint=endpoint) from exc
+                delay = self.backoff(attempt)
+            except httpx.ConnectError as exc:
+                if last:
+                    raise APIConnectionError(
+                        f"{method} {url}: cannot connect", endpoint=endpoint
+                    ) from exc
+                delay = self.backoff(attempt)
+            except httpx.TransportError as exc:
+                raise APIConnectionError(f"{method} {url}: {exc!r}", endpoint=endpoint) from exc
+            else:
+                status = response.status_code
+                if status < 400:
+                    return _decode(response)
+                body = _decode(response)
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                if status != 429 and status < 500:
+                    raise APIClientError(status, body, endpoint=endpoint)
+                if last or (retry_after is not None and retry_after > self.backoff_max):
+                    raise APIServerError(status, body, endpoint=endpoint, retry_after=retry_after)
+                delay = retry_after if retry_after is not None else self.backoff(attempt)
+            logger.debug("%s: retry %d of %s %s in %.3fs", self.name, attempt + 1, method, url,
+                         delay)
+            await self._sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _record(self, success: bool, response_time: float) -> None:
+        """Report the call to the observability monitor, if that module is installed."""
+        if self._monitor is _UNSET:
+            self._monitor = _find_monitor()
+        if self._monitor is None:
+            return
+        try:
+            self._monitor(self.name, success, response_time)
+        except Exception:
+            logger.exception("%s: recording to the monitor failed", self.name)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if we created it, and finish breaker notifications."""
+        if self._owns_client:
+            await self.client.aclose()
+        await self.circuit_breaker.drain()
+
+    async def __aenter__(self) -> ResilientAPIIntegration:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def _find_monitor() -> Callable[[str, bool, float], Any] | None:
+    """``record_request(name, success, seconds)`` from ``deep_tree_echo.observability.monitor``."""
+    try:
+        module = importlib.import_module("deep_tree_echo.observability.monitor")
+    except ImportError:
+        return None
+    for holder in (getattr(module, "monitor", None), module):
+        record = getattr(holder, "record_request", None)
+        if callable(record):
+            return record  # type: ignore[no-any-return]
+    getter = getattr(module, "get_monitor", None)
+    if callable(getter):
+        record = getattr(getter(), "record_request", None)
+        if callable(record):
+            return record  # type: ignore[no-any-return]
+    return None
+
+
+__all__ = [
+    "DEFAULTS",
+    "APIError",
+    "APIStatusError",
+    "ResilientAPIIntegration",
+    "parse_retry_after",
+]

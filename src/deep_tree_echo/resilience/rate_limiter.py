@@ -1,0 +1,290 @@
+"""GCRA rate limiter: O(1) time and one float of state per key, fair FIFO waiting.
+
+Semantics: from idle, up to ``max_requests`` calls pass at once (the burst); after that permits
+come at the steady rate of ``max_requests / time_window`` per second, one every
+``time_window / max_requests`` seconds. In any interval of length ``time_window`` at most
+``max_requests`` plus the calls earned during it are admitted, never more than ``2 * max_requests``
+for a single window-sized interval and exactly ``max_requests`` per window on average.
+
+Per key the state is the theoretical arrival time (TAT) of the next call. :meth:`RateLimiter.wait`
+reserves the next slot by advancing the TAT, then sleeps until it, so waiters are served in
+arrival order and a non-waiting :meth:`~RateLimiter.acquire` cannot overtake them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import types
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+from deep_tree_echo.errors import ConfigurationError
+from deep_tree_echo.resilience._registry import register_limiter
+from deep_tree_echo.resilience.errors import RateLimitExceeded
+from deep_tree_echo.resilience.redis_backends import REDIS_UNAVAILABLE, RedisRateLimitBackend
+
+logger = logging.getLogger(__name__)
+
+#: How long a limiter keeps to local state after its Redis backend failed.
+BACKEND_RETRY_INTERVAL = 5.0
+_EVICTION_PROBES = 8
+
+
+class RateLimiter:
+    """Allow ``max_requests`` per ``time_window`` seconds per key (GCRA, burst = max_requests).
+
+    ``backend`` (a :class:`RedisRateLimitBackend`) shares the limit across processes; when it is
+    unreachable the limiter falls back to its local state and logs once. ``max_keys`` bounds the
+    local per-key state: idle keys (TAT in the past, i.e. holding no information) are evicted
+    first, and when none is idle the least recently inserted key is dropped (counted in
+    ``evictions``).
+    """
+
+    def __init__(
+        self,
+        max_requests: int,
+        time_window: float,
+        *,
+        name: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        backend: RedisRateLimitBackend | None = None,
+        max_keys: int = 100_000,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        if max_requests < 1:
+            raise ConfigurationError("max_requests must be >= 1")
+        if time_window <= 0:
+            raise ConfigurationError("time_window must be > 0")
+        if max_keys < 1:
+            raise ConfigurationError("max_keys must be >= 1")
+        self.name = name if name is not None else f"limiter-{id(self):x}"
+        self.max_requests = max_requests
+        self.time_window = float(time_window)
+        self.max_keys = max_keys
+        self.backend = backend
+        self.rejections = 0
+        self.evictions = 0
+        self._clock = clock
+        self._sleep = sleep
+        self._interval = self.time_window / max_requests
+        # A call is admitted while (new TAT - now) <= window; the slack absorbs float rounding.
+        self._limit = self.time_window + self._interval * 1e-3
+        self._tats: OrderedDict[str, float] = OrderedDict()
+        self._hints: dict[str, float] = {}
+        self._backend_down_until = 0.0
+        self._backend_warned = False
+        register_limiter(self)
+
+    @property
+    def interval(self) -> float:
+        """Seconds between permits at the steady rate."""
+        return self._interval
+
+    def __repr__(self) -> str:
+        return f"<RateLimiter {self.name!r} {self.max_requests}/{self.time_window}s>"
+
+    # ------------------------------------------------------------------ local GCRA
+
+    def try_acquire(self, key: str = "default") -> bool:
+        """Take a permit for ``key`` now if one is available (local state, never blocks)."""
+        now = self._clock()
+        tats = self._tats
+        tat = tats.get(key)
+        if tat is None:
+            if len(tats) >= self.max_keys:
+                self._evict(now)
+            tat = now
+        elif tat < now:
+            tat = now
+        new = tat + self._interval
+        if new - now > self._limit:
+            self.rejections += 1
+            return False
+        tats[key] = new
+        return True
+
+    def _evict(self, now: float) -> None:
+        """Make room for one key: drop an idle key, else the oldest inserted one."""
+        tats = self._tats
+        for _ in range(min(_EVICTION_PROBES, len(tats))):
+            key, tat = tats.popitem(last=False)
+            if tat <= now:
+                return
+            tats[key] = tat  # still limiting: second chance, goes to the back
+        tats.popitem(last=False)
+        self.evictions += 1
+
+    def _local_retry_after(self, key: str) -> float:
+        tat = self._tats.get(key)
+        if tat is None:
+            return 0.0
+        return max(0.0, tat + self._interval - self._limit - self._clock())
+
+    def retry_after(self, key: str = "default") -> float:
+        """Seconds until ``key`` may be admitted (for a Redis backend: from its last rejection)."""
+        if self.backend is not None and self._use_backend():
+            return self._hints.get(key, 0.0)
+        return self._local_retry_after(key)
+
+    def _reserve_local(self, key: str, max_wait: float) -> float | None:
+        """Reserve the next slot for ``key`` if it starts within ``max_wait``; its delay or None."""
+        now = self._clock()
+        tats = self._tats
+        tat = tats.get(key)
+        if tat is None:
+            if len(tats) >= self.max_keys:
+                self._evict(now)
+            tat = now
+        elif tat < now:
+            tat = now
+        new = tat + self._interval
+        delay = new - now - self._limit
+        if delay > max_wait:
+            return None
+        tats[key] = new
+        return max(0.0, delay)
+
+    # ------------------------------------------------------------------ backend
+
+    def _use_backend(self) -> bool:
+        return self._clock() >= self._backend_down_until
+
+    def _backend_failed(self, exc: BaseException) -> None:
+        self._backend_down_until = self._clock() + BACKEND_RETRY_INTERVAL
+        if not self._backend_warned:
+            self._backend_warned = True
+            logger.warning("rate limiter %s: backend unreachable (%r); using local state",
+                           self.name, exc)
+
+    def _backend_ok(self) -> None:
+        if self._backend_warned:
+            self._backend_warned = False
+            logger.info("rate limiter %s: backend reachable again", self.name)
+
+    def _remember_hint(self, key: str, retry_after: float) -> None:
+        hints = self._hints
+        if key not in hints and len(hints) >= self.max_keys:
+            hints.clear()
+        hints[key] = retry_after
+
+    async def _backend_reserve(self, key: str, max_wait: float) -> tuple[bool, float, str] | None:
+        """``(granted, delay, token)`` from the backend, or None when it is unavailable."""
+        backend = self.backend
+        if backend is None or not self._use_backend():
+            return None
+        try:
+            res = await backend.reserve(
+                key, interval=self._interval, limit=self._limit, max_wait=max_wait
+            )
+        except REDIS_UNAVAILABLE as exc:
+            self._backend_failed(exc)
+            return None
+        self._backend_ok()
+        if not res.granted:
+            self._remember_hint(key, res.delay)
+        else:
+            self._hints.pop(key, None)
+        return res.granted, res.delay, res.token
+
+    # ------------------------------------------------------------------ public async API
+
+    async def acquire(self, key: str = "default") -> bool:
+        """Take a permit for ``key`` if one is available now; never waits."""
+        if self.backend is None:
+            return self.try_acquire(key)
+        res = await self._backend_reserve(key, 0.0)
+        if res is None:
+            return self.try_acquire(key)
+        if not res[0]:
+            self.rejections += 1
+        return res[0]
+
+    async def acquire_or_raise(self, key: str = "default") -> None:
+        """Take a permit for ``key`` now or raise :class:`RateLimitExceeded`."""
+        if not await self.acquire(key):
+            raise RateLimitExceeded(self.retry_after(key), key, name=self.name)
+
+    async def wait(
+        self,
+        key: str = "default",
+        timeout: float | None = None,  # noqa: ASYNC109 - budget checked up front, no cancel
+    ) -> bool:
+        """Wait for a permit, first come first served; False at once if it would take > timeout.
+
+        If cancelled while waiting, the reservation is given back when no later caller has
+        reserved after it (otherwise that one slot goes unused; the state stays consistent).
+        """
+        max_wait = float("inf") if timeout is None else timeout
+        res = await self._backend_reserve(key, max_wait) if self.backend is not None else None
+        if res is not None:
+            granted, delay, token = res
+            if not granted:
+                self.rejections += 1
+                return False
+            if delay > 0:
+                try:
+                    await self._sleep(delay)
+                except asyncio.CancelledError:
+                    assert self.backend is not None
+                    self._spawn_cancel(key, token)
+                    raise
+            return True
+        local_delay = self._reserve_local(key, max_wait)
+        if local_delay is None:
+            self.rejections += 1
+            return False
+        if local_delay > 0:
+            reserved = self._tats[key]
+            try:
+                await self._sleep(local_delay)
+            except asyncio.CancelledError:
+                if self._tats.get(key) == reserved:
+                    self._tats[key] = reserved - self._interval
+                raise
+        return True
+
+    def _spawn_cancel(self, key: str, token: str) -> None:
+        backend = self.backend
+        assert backend is not None
+
+        async def give_back() -> None:
+            try:
+                await backend.cancel(key, token, interval=self._interval)
+            except REDIS_UNAVAILABLE as exc:
+                self._backend_failed(exc)
+
+        task = asyncio.get_running_loop().create_task(give_back())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    async def __aenter__(self) -> RateLimiter:
+        await self.wait()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        return None
+
+    def reset(self, key: str | None = None) -> None:
+        """Forget local state for ``key`` (all keys when None)."""
+        if key is None:
+            self._tats.clear()
+            self._hints.clear()
+        else:
+            self._tats.pop(key, None)
+            self._hints.pop(key, None)
+
+    def __len__(self) -> int:
+        """Number of keys with local state."""
+        return len(self._tats)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+__all__ = ["BACKEND_RETRY_INTERVAL", "RateLimiter"]

@@ -1,0 +1,143 @@
+"""Exception handlers: every error leaves the server as ``{"error": {"code", "message"}}``.
+
+Mapping: :class:`ServerError` → its ``status_code``; ``InvalidInputError`` → 400; store, engine
+and "not initialised" errors → 503; open circuits → 503 and rate limits → 429 (both with
+``Retry-After``); request validation → 422 naming the field; ``HTTPException`` → its status;
+anything else → 500, logged with its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from deep_tree_echo.errors import ConfigurationError, EchoError, InvalidInputError
+from deep_tree_echo.server._responses import error_body
+from deep_tree_echo.server.errors import ServerError
+
+logger = logging.getLogger("deep_tree_echo.server")
+
+# by error code, so the handlers need not import packages that may not be installed yet
+_UNAVAILABLE_CODES = frozenset(
+    {"not_initialized", "store_error", "engine_unavailable", "circuit_open", "replication_error"}
+)
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "service_unavailable",
+}
+
+
+def status_for(exc: EchoError) -> int:
+    """The HTTP status an :class:`EchoError` maps to."""
+    if isinstance(exc, ServerError):
+        return exc.status_code
+    if isinstance(exc, InvalidInputError):
+        return 400
+    if exc.code == "rate_limit_exceeded":
+        return 429
+    if exc.code in _UNAVAILABLE_CODES:
+        return 503
+    if isinstance(exc, ConfigurationError):
+        return 500
+    return 500
+
+
+def _retry_after_header(exc: EchoError) -> dict[str, str]:
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int | float):
+        return {"Retry-After": str(max(1, math.ceil(retry_after)))}
+    return {}
+
+
+async def echo_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, EchoError)
+    status = status_for(exc)
+    if status >= 500:
+        logger.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
+    details = exc.details if status < 500 else None
+    message = exc.message if status < 500 or status == 503 else "internal server error"
+    return JSONResponse(
+        error_body(exc.code, message, _json_safe(details)),
+        status_code=status,
+        headers=_retry_after_header(exc),
+    )
+
+
+def _json_safe(details: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not details:
+        return None
+    safe = (str, int, float, bool, type(None))
+    return {k: (v if isinstance(v, safe) else str(v)) for k, v in details.items()}
+
+
+def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
+        where, rest = parts[0], parts[1:]
+        return f"{where}.{'.'.join(rest)}" if rest else where
+    return ".".join(parts)
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    fields = [
+        {"field": _field_name(err.get("loc", ())), "message": str(err.get("msg", "invalid"))}
+        for err in errors
+    ]
+    if fields:
+        first = fields[0]
+        message = f"{first['field']}: {first['message']}"
+        if len(fields) > 1:
+            message += f" (and {len(fields) - 1} more)"
+    else:
+        message = "request validation failed"
+    return JSONResponse(
+        error_body("validation_error", message, {"fields": fields}), status_code=422
+    )
+
+
+async def http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    code = _HTTP_CODES.get(status, "http_error")
+    if isinstance(exc.detail, str) and exc.detail:
+        message = exc.detail
+    else:
+        try:
+            message = HTTPStatus(status).phrase
+        except ValueError:
+            message = "error"
+    return JSONResponse(
+        error_body(code, message), status_code=status, headers=dict(exc.headers or {})
+    )
+
+
+async def unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
+
+
+def install_exception_handlers(app: FastAPI) -> None:
+    """Register the JSON error handlers on ``app``."""
+    app.add_exception_handler(EchoError, echo_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_exception_handler)
+    app.add_exception_handler(Exception, unhandled_error_handler)

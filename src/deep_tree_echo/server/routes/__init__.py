@@ -1,0 +1,1 @@
+"""The server's routers: health/metrics, memories and the WebSocket."""

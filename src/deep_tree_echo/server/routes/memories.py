@@ -1,0 +1,132 @@
+"""``/v1/memories``: put, get, delete and ranked search of memories."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from deep_tree_echo.server.errors import BadRequestError, UnsupportedMediaTypeError
+from deep_tree_echo.server.routes._deps import Gateway
+
+router = APIRouter(prefix="/v1", tags=["memories"])
+
+_RESERVED_QUERY = frozenset({"query", "limit", "token"})
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "malformed id or body"},
+    404: {"description": "no such memory"},
+    503: {"description": "gateway not ready or store unavailable"},
+}
+MemoryId = Annotated[str, Path(min_length=1, max_length=512, description="memory id")]
+
+_DATA_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": True,
+                    "example": {"content": "the sky is blue", "importance": 0.7},
+                }
+            }
+        },
+    }
+}
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object: 415 for other media types, 400 when malformed."""
+    content_type = request.headers.get("content-type", "application/json")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaTypeError(f"expected application/json, got {media!r}")
+    raw = await request.body()
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequestError(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BadRequestError(f"memory data must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+@router.put(
+    "/memories/{memory_id}",
+    summary="Create or replace a memory (durable when acknowledged)",
+    status_code=200,
+    responses={201: {"description": "created"}, 415: {"description": "not JSON"}, **_ERRORS},
+    openapi_extra=_DATA_SCHEMA,
+)
+async def put_memory(
+    memory_id: MemoryId,
+    request: Request,
+    gateway: Gateway,
+    ttl: Annotated[float | None, Query(gt=0, description="seconds until it expires")] = None,
+) -> JSONResponse:
+    data = await _json_object(request)
+    record, created = await gateway.memory.upsert(memory_id, data, ttl=ttl)
+    return JSONResponse(record.to_dict(), status_code=201 if created else 200)
+
+
+@router.get("/memories/{memory_id}", summary="Read one memory with its metadata", responses=_ERRORS)
+async def get_memory(memory_id: MemoryId, gateway: Gateway) -> dict[str, Any]:
+    record = await gateway.memory.get_record(memory_id)
+    if record is None:
+        from fastapi import HTTPException
+
+        raise HTTPException(404, f"memory {memory_id!r} not found")
+    return record.to_dict()
+
+
+@router.delete(
+    "/memories/{memory_id}", summary="Delete a memory", status_code=204, responses=_ERRORS
+)
+async def delete_memory(memory_id: MemoryId, gateway: Gateway) -> Response:
+    if not await gateway.memory.delete_memory(memory_id):
+        from fastapi import HTTPException
+
+        raise HTTPException(404, f"memory {memory_id!r} not found")
+    return Response(status_code=204)
+
+
+@router.get(
+    "/memories",
+    summary="Ranked search; other query parameters filter on top-level data fields",
+    responses=_ERRORS,
+)
+async def search_memories(
+    request: Request,
+    gateway: Gateway,
+    query: Annotated[str, Query(max_length=10_000)] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+) -> dict[str, Any]:
+    filters = {k: v for k, v in request.query_params.items() if k not in _RESERVED_QUERY}
+    results = await gateway.memory.search(query, limit, **filters)
+    return {
+        "query": query,
+        "filters": filters,
+        "count": len(results),
+        "results": [r.to_dict() for r in results],
+    }
+
+
+@router.get(
+    "/export/memories",
+    summary="Every live memory as JSON lines of MemoryRecord.to_dict()",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}}},
+)
+async def export_memories(gateway: Gateway) -> StreamingResponse:
+    ids = sorted((await gateway.memory.get_all_memories()).keys())
+
+    async def lines() -> AsyncIterator[bytes]:
+        for memory_id in ids:
+            record = await gateway.memory.get_record(memory_id)
+            if record is not None:
+                yield (json.dumps(record.to_dict(), ensure_ascii=False) + "\n").encode()
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")

@@ -1,0 +1,214 @@
+"""WebSocket fan-out: the seed's ``websocket_manager``, with per-client bounded send queues.
+
+Every client gets a bounded queue drained by its own writer task, so :meth:`broadcast` never
+awaits a socket: it only enqueues. A client whose queue is full is too slow to keep up; it is
+dropped (closed with 1013, "try again later") instead of stalling everyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketState
+
+logger = logging.getLogger("deep_tree_echo.server.ws")
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN_LATER = 1013
+
+_CLOSE_TIMEOUT = 2.0
+_ids = itertools.count(1)
+
+
+class WebSocketClient:
+    """One connected socket: its subscriptions, its send queue and its writer task."""
+
+    __slots__ = ("closed", "id", "queue", "sessions", "websocket", "writer")
+
+    def __init__(self, websocket: WebSocket, queue_size: int) -> None:
+        self.id = next(_ids)
+        self.websocket = websocket
+        self.sessions: set[str] = set()
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(queue_size)
+        self.writer: asyncio.Task[None] | None = None
+        self.closed = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"<WebSocketClient #{self.id} sessions={sorted(self.sessions)}>"
+
+
+class ConnectionManager:
+    """Tracks connected clients and delivers messages to them without blocking the caller.
+
+    ``broadcast(msg)`` goes to every client; ``broadcast(msg, session_id=s)`` only to clients
+    subscribed to ``s``. ``ping_interval`` makes each idle writer send ``{"type": "ping"}`` (an
+    application-level keep-alive, on top of the server's WebSocket ping frames).
+    """
+
+    def __init__(self, queue_size: int = 256, *, ping_interval: float | None = None) -> None:
+        if queue_size <= 0:
+            raise ValueError("queue_size must be positive")
+        self.queue_size = queue_size
+        self.ping_interval = ping_interval
+        self._clients: dict[int, WebSocketClient] = {}
+        self._by_session: dict[str, set[int]] = {}
+        self.stats: dict[str, int] = {
+            "connected_total": 0,
+            "disconnected_total": 0,
+            "dropped_slow": 0,
+            "messages_enqueued": 0,
+            "messages_sent": 0,
+            "send_errors": 0,
+            "broadcasts": 0,
+        }
+
+    # -- connections ---------------------------------------------------------------------------
+
+    @property
+    def active_connections(self) -> int:
+        return len(self._clients)
+
+    def clients(self, session_id: str | None = None) -> list[WebSocketClient]:
+        """Connected clients, all or those subscribed to ``session_id``."""
+        if session_id is None:
+            return list(self._clients.values())
+        return [self._clients[i] for i in self._by_session.get(session_id, ()) if i in self._clients]
+
+    async def connect(
+        self, websocket: WebSocket, *, session_ids: Iterable[str] = (), accept: bool = True
+    ) -> WebSocketClient:
+        """Accept ``websocket`` (unless already accepted), register it and start its writer."""
+        if accept and websocket.client_state == WebSocketState.CONNECTING:
+            await websocket.accept()
+        client = WebSocketClient(websocket, self.queue_size)
+        self._clients[client.id] = client
+        for session_id in session_ids:
+            self.subscribe(client, session_id)
+        client.writer = asyncio.get_running_loop().create_task(
+            self._write(client), name=f"ws-writer-{client.id}"
+        )
+        self.stats["connected_total"] += 1
+        return client
+
+    async def disconnect(
+        self, client: WebSocketClient, code: int = CLOSE_NORMAL, reason: str = ""
+    ) -> None:
+        """Unregister ``client``, stop its writer and close the socket (idempotent)."""
+        if client.closed.is_set():
+            return
+        client.closed.set()
+        self._forget(client)
+        self.stats["disconnected_total"] += 1
+        writer = client.writer
+        if writer is not None and writer is not asyncio.current_task():
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+        ws = client.websocket
+        if ws.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(code, reason), _CLOSE_TIMEOUT)
+
+    async def close_all(self, code: int = CLOSE_GOING_AWAY) -> None:
+        """Disconnect every client (server shutdown)."""
+        await asyncio.gather(
+            *(self.disconnect(c, code, "server shutdown") for c in list(self._clients.values()))
+        )
+
+    def _forget(self, client: WebSocketClient) -> None:
+        self._clients.pop(client.id, None)
+        for session_id in client.sessions:
+            members = self._by_session.get(session_id)
+            if members is not None:
+                members.discard(client.id)
+                if not members:
+                    del self._by_session[session_id]
+
+    # -- subscriptions -------------------------------------------------------------------------
+
+    def subscribe(self, client: WebSocketClient, session_id: str) -> None:
+        if client.closed.is_set():
+            return
+        client.sessions.add(session_id)
+        self._by_session.setdefault(session_id, set()).add(client.id)
+
+    def unsubscribe(self, client: WebSocketClient, session_id: str) -> None:
+        client.sessions.discard(session_id)
+        members = self._by_session.get(session_id)
+        if members is not None:
+            members.discard(client.id)
+            if not members:
+                del self._by_session[session_id]
+
+    # -- delivery ------------------------------------------------------------------------------
+
+    async def broadcast(self, message: dict[str, Any], *, session_id: str | None = None) -> int:
+        """Queue ``message`` for every client (or the subscribers of ``session_id``).
+
+        Never waits for a socket. Returns how many clients it was queued for; clients whose
+        queue is full are dropped with close code 1013.
+        """
+        self.stats["broadcasts"] += 1
+        delivered = 0
+        for client in self.clients(session_id):
+            if self.send_nowait(client, message):
+                delivered += 1
+        return delivered
+
+    async def send(self, client: WebSocketClient, message: dict[str, Any]) -> bool:
+        """Queue ``message`` for one client (same rules as :meth:`broadcast`)."""
+        return self.send_nowait(client, message)
+
+    def send_nowait(self, client: WebSocketClient, message: dict[str, Any]) -> bool:
+        if client.closed.is_set():
+            return False
+        try:
+            client.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self._drop_slow(client)
+            return False
+        self.stats["messages_enqueued"] += 1
+        return True
+
+    def _drop_slow(self, client: WebSocketClient) -> None:
+        self.stats["dropped_slow"] += 1
+        logger.warning("dropping slow websocket client #%d (send queue full)", client.id)
+        task = asyncio.get_running_loop().create_task(
+            self.disconnect(client, CLOSE_TRY_AGAIN_LATER, "send queue full"),
+            name=f"ws-drop-{client.id}",
+        )
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    async def _write(self, client: WebSocketClient) -> None:
+        """Drain ``client.queue`` to the socket; on idle, send an application ping."""
+        ws = client.websocket
+        try:
+            while True:
+                if self.ping_interval is None:
+                    message = await client.queue.get()
+                else:
+                    try:
+                        message = await asyncio.wait_for(client.queue.get(), self.ping_interval)
+                    except TimeoutError:
+                        message = {"type": "ping", "ts": time.time()}
+                await ws.send_text(json.dumps(message, default=str))
+                self.stats["messages_sent"] += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # socket gone
+            self.stats["send_errors"] += 1
+            logger.debug("websocket client #%d send failed: %s", client.id, exc)
+            await self.disconnect(client, CLOSE_GOING_AWAY, "send failed")
+
+
+_background: set[asyncio.Task[None]] = set()
