@@ -39,6 +39,7 @@ class EchoSettings(BaseSettings):
     ws_queue_size: int = Field(256, gt=0)
     ws_ping_interval: float = Field(20.0, gt=0)
     log_level: str = "info"
+    metrics_public: bool = Field(False, description="serve /metrics without an API key")
 
     # core
     node_id: str | None = None

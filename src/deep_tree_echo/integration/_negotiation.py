@@ -1,4 +1,4 @@
-"""Content negotiation and body codecs for ``POST /v1/process`` (JSON, Protocol Buffers, MessagePack).
+"""Content negotiation and body codecs of ``POST /v1/process``: JSON, protobuf, MessagePack.
 
 The request format comes from ``Content-Type`` (absent means JSON); the response format from
 ``Accept`` (absent or ``*/*`` means the request's format). Decoders raise :class:`DecodeError`

@@ -19,7 +19,12 @@ class IntegrationError(EchoError):
     status_code: int = 500
 
     def __init__(
-        self, message: str, *, code: str | None = None, status_code: int | None = None, **details: Any
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status_code: int | None = None,
+        **details: Any,
     ) -> None:
         super().__init__(message, code=code, **details)
         if status_code is not None:

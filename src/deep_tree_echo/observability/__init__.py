@@ -1,0 +1,46 @@
+"""Integration monitoring, alerting and Prometheus metrics.
+
+Note: the package attribute ``monitor`` is the default :class:`IntegrationMonitor`
+instance; the module that defines it is ``deep_tree_echo.observability.monitor``
+(import names from it with ``from deep_tree_echo.observability.monitor import ...``).
+"""
+
+from __future__ import annotations
+
+from deep_tree_echo.observability.alerts import (
+    Alert,
+    AlertSink,
+    LoggingAlertSink,
+    WebhookAlertSink,
+)
+from deep_tree_echo.observability.monitor import (
+    ALERT_EVENT,
+    IntegrationMetrics,
+    IntegrationMonitor,
+    monitor,
+    monitored_integration_call,
+)
+from deep_tree_echo.observability.prometheus import (
+    EchoCollector,
+    EchoMetrics,
+    HttpMetrics,
+    PrometheusMiddleware,
+    render_latest,
+)
+
+__all__ = [
+    "ALERT_EVENT",
+    "Alert",
+    "AlertSink",
+    "EchoCollector",
+    "EchoMetrics",
+    "HttpMetrics",
+    "IntegrationMetrics",
+    "IntegrationMonitor",
+    "LoggingAlertSink",
+    "PrometheusMiddleware",
+    "WebhookAlertSink",
+    "monitor",
+    "monitored_integration_call",
+    "render_latest",
+]

@@ -20,6 +20,7 @@ and ``async with`` are built on it. No lock is held while the protected call run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -268,9 +269,9 @@ class CircuitBreaker:
 
     # ------------------------------------------------------------------ transitions
 
-    def _transition(self, new: CircuitState) -> None:
+    def _transition(self, new: CircuitState, *, force: bool = False) -> None:
         old = self._state
-        if old is new:
+        if old is new and not force:
             return
         self._state = new
         self._generation += 1
@@ -285,24 +286,19 @@ class CircuitBreaker:
             self._consecutive = 0
             if self._window is not None:
                 self._window.reset()
-        logger.info("circuit %s: %s -> %s", self.name, old.value, new.value)
-        self._notify(old, new)
+        if old is not new:
+            logger.info("circuit %s: %s -> %s", self.name, old.value, new.value)
+            self._notify(old, new)
 
     def reset(self) -> None:
         """Force CLOSED and clear counters (the shared state too, in the background)."""
-        self._transition(_CLOSED)
-        self._consecutive = 0
-        if self._window is not None:
-            self._window.reset()
+        self._transition(_CLOSED, force=True)
         if self.shared_state is not None:
             self._spawn(self._force_shared("closed"))
 
     async def areset(self) -> None:
         """Like :meth:`reset`, but waits for the shared state to be reset."""
-        self._transition(_CLOSED)
-        self._consecutive = 0
-        if self._window is not None:
-            self._window.reset()
+        self._transition(_CLOSED, force=True)
         if self.shared_state is not None:
             await self._force_shared("closed")
 
@@ -403,6 +399,18 @@ class CircuitBreaker:
         except REDIS_UNAVAILABLE as exc:
             self._shared_failed(exc)
 
+    async def _release_shielded(self, permit: Permit) -> None:
+        """Release after cancellation; a shared trial permit is returned before re-raising."""
+        if not (permit.shared and permit.trial) or permit.done:
+            self.release(permit)
+            return
+        permit.done = True
+        task = asyncio.ensure_future(self._release_shared(permit))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+
     async def _force_shared(self, state: str) -> None:
         assert self.shared_state is not None
         try:
@@ -488,7 +496,7 @@ class CircuitBreaker:
                 result = await result
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError) and permit.shared:
-                self.release(permit)  # must not await while cancelled
+                await self._release_shielded(permit)
             else:
                 await self.complete(permit, exc, clock() - start)
             raise
@@ -527,7 +535,23 @@ class CircuitBreaker:
 
             @functools.wraps(func)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await self.call(func, *args, **kwargs)
+                if (
+                    self._state is not _CLOSED
+                    or self.shared_state is not None
+                    or self.slow_call_duration is not None
+                ):
+                    return await self.call(func, *args, **kwargs)
+                permit = self._closed_permit  # inlined closed-state fast path of call()
+                try:
+                    result = await func(*args, **kwargs)
+                except BaseException as exc:
+                    self.on_failure(permit, exc)
+                    raise
+                if permit is self._closed_permit and self._window is None:
+                    self._consecutive = 0
+                else:
+                    self.on_success(permit)
+                return result
 
             return async_wrapper
 
@@ -555,7 +579,7 @@ class CircuitBreaker:
         self._ctx.set(previous)
         duration = self._clock() - start
         if isinstance(exc, asyncio.CancelledError):
-            self.release(permit)
+            await self._release_shielded(permit)
         else:
             await self.complete(permit, exc, duration)
 

@@ -14,11 +14,12 @@ arrival order and a non-waiting :meth:`~RateLimiter.acquire` cannot overtake the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import types
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from itertools import islice
 
 from deep_tree_echo.errors import ConfigurationError
 from deep_tree_echo.resilience._registry import register_limiter
@@ -29,7 +30,6 @@ logger = logging.getLogger(__name__)
 
 #: How long a limiter keeps to local state after its Redis backend failed.
 BACKEND_RETRY_INTERVAL = 5.0
-_EVICTION_PROBES = 8
 
 
 class RateLimiter:
@@ -37,9 +37,9 @@ class RateLimiter:
 
     ``backend`` (a :class:`RedisRateLimitBackend`) shares the limit across processes; when it is
     unreachable the limiter falls back to its local state and logs once. ``max_keys`` bounds the
-    local per-key state: idle keys (TAT in the past, i.e. holding no information) are evicted
-    first, and when none is idle the least recently inserted key is dropped (counted in
-    ``evictions``).
+    local per-key state: when it is full, idle keys (TAT in the past, holding no information)
+    are evicted; if more than half the keys are still busy, the oldest-inserted busy keys are
+    dropped down to half (counted in ``evictions``; such a key gets a fresh burst).
     """
 
     def __init__(
@@ -71,8 +71,8 @@ class RateLimiter:
         self._interval = self.time_window / max_requests
         # A call is admitted while (new TAT - now) <= window; the slack absorbs float rounding.
         self._limit = self.time_window + self._interval * 1e-3
-        self._tats: OrderedDict[str, float] = OrderedDict()
-        self._hints: dict[str, float] = {}
+        self._tats: dict[str, float] = {}
+        self._hints: dict[str, float] = {}  # key -> local time a permit frees up
         self._backend_down_until = 0.0
         self._backend_warned = False
         register_limiter(self)
@@ -90,31 +90,32 @@ class RateLimiter:
     def try_acquire(self, key: str = "default") -> bool:
         """Take a permit for ``key`` now if one is available (local state, never blocks)."""
         now = self._clock()
-        tats = self._tats
-        tat = tats.get(key)
+        tat = self._tats.get(key)
         if tat is None:
-            if len(tats) >= self.max_keys:
+            if len(self._tats) >= self.max_keys:
                 self._evict(now)
             tat = now
         elif tat < now:
             tat = now
-        new = tat + self._interval
-        if new - now > self._limit:
+        tat += self._interval
+        if tat - now > self._limit:
             self.rejections += 1
             return False
-        tats[key] = new
+        self._tats[key] = tat
         return True
 
     def _evict(self, now: float) -> None:
-        """Make room for one key: drop an idle key, else the oldest inserted one."""
-        tats = self._tats
-        for _ in range(min(_EVICTION_PROBES, len(tats))):
-            key, tat = tats.popitem(last=False)
-            if tat <= now:
-                return
-            tats[key] = tat  # still limiting: second chance, goes to the back
-        tats.popitem(last=False)
-        self.evictions += 1
+        """Make room: drop idle keys; if over half are busy, drop the oldest-inserted busy ones.
+
+        One O(n) sweep frees at least half of ``max_keys``, so the cost is O(1) amortised.
+        """
+        kept = {k: v for k, v in self._tats.items() if v > now}
+        keep = self.max_keys // 2
+        if len(kept) > keep:
+            drop = len(kept) - keep
+            self.evictions += drop
+            kept = dict(islice(kept.items(), drop, None))
+        self._tats = kept
 
     def _local_retry_after(self, key: str) -> float:
         tat = self._tats.get(key)
@@ -125,16 +126,15 @@ class RateLimiter:
     def retry_after(self, key: str = "default") -> float:
         """Seconds until ``key`` may be admitted (for a Redis backend: from its last rejection)."""
         if self.backend is not None and self._use_backend():
-            return self._hints.get(key, 0.0)
+            return max(0.0, self._hints.get(key, 0.0) - self._clock())
         return self._local_retry_after(key)
 
     def _reserve_local(self, key: str, max_wait: float) -> float | None:
         """Reserve the next slot for ``key`` if it starts within ``max_wait``; its delay or None."""
         now = self._clock()
-        tats = self._tats
-        tat = tats.get(key)
+        tat = self._tats.get(key)
         if tat is None:
-            if len(tats) >= self.max_keys:
+            if len(self._tats) >= self.max_keys:
                 self._evict(now)
             tat = now
         elif tat < now:
@@ -143,7 +143,7 @@ class RateLimiter:
         delay = new - now - self._limit
         if delay > max_wait:
             return None
-        tats[key] = new
+        self._tats[key] = new
         return max(0.0, delay)
 
     # ------------------------------------------------------------------ backend
@@ -167,7 +167,7 @@ class RateLimiter:
         hints = self._hints
         if key not in hints and len(hints) >= self.max_keys:
             hints.clear()
-        hints[key] = retry_after
+        hints[key] = self._clock() + retry_after
 
     async def _backend_reserve(self, key: str, max_wait: float) -> tuple[bool, float, str] | None:
         """``(granted, delay, token)`` from the backend, or None when it is unavailable."""
@@ -184,16 +184,27 @@ class RateLimiter:
         self._backend_ok()
         if not res.granted:
             self._remember_hint(key, res.delay)
-        else:
-            self._hints.pop(key, None)
         return res.granted, res.delay, res.token
 
     # ------------------------------------------------------------------ public async API
 
     async def acquire(self, key: str = "default") -> bool:
         """Take a permit for ``key`` if one is available now; never waits."""
-        if self.backend is None:
-            return self.try_acquire(key)
+        if self.backend is None:  # inlined try_acquire: this is the hot path
+            now = self._clock()
+            tat = self._tats.get(key)
+            if tat is None:
+                if len(self._tats) >= self.max_keys:
+                    self._evict(now)
+                tat = now
+            elif tat < now:
+                tat = now
+            tat += self._interval
+            if tat - now > self._limit:
+                self.rejections += 1
+                return False
+            self._tats[key] = tat
+            return True
         res = await self._backend_reserve(key, 0.0)
         if res is None:
             return self.try_acquire(key)
@@ -227,8 +238,7 @@ class RateLimiter:
                 try:
                     await self._sleep(delay)
                 except asyncio.CancelledError:
-                    assert self.backend is not None
-                    self._spawn_cancel(key, token)
+                    await self._give_back(key, token)
                     raise
             return True
         local_delay = self._reserve_local(key, max_wait)
@@ -245,7 +255,8 @@ class RateLimiter:
                 raise
         return True
 
-    def _spawn_cancel(self, key: str, token: str) -> None:
+    async def _give_back(self, key: str, token: str) -> None:
+        """Return a cancelled Redis reservation; shielded so a second cancel cannot skip it."""
         backend = self.backend
         assert backend is not None
 
@@ -258,6 +269,8 @@ class RateLimiter:
         task = asyncio.get_running_loop().create_task(give_back())
         _background.add(task)
         task.add_done_callback(_background.discard)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
 
     async def __aenter__(self) -> RateLimiter:
         await self.wait()

@@ -1,4 +1,4 @@
-"""The one error body every route and middleware answers with: ``{"error": {"code", "message"}}``."""
+"""The one error body every route and middleware answers: `{"error": {"code", "message"}}`."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ async def send_error(
     headers: Iterable[tuple[str, str]] = (),
 ) -> None:
     """Answer a plain-ASGI HTTP request with the JSON error body (for middleware)."""
-    body = json.dumps(error_body(code, message)).encode()
+    body = json.dumps(error_body(code, message), separators=(",", ":")).encode()
     raw_headers = [
         (b"content-type", JSON.encode()),
         (b"content-length", str(len(body)).encode()),

@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from deep_tree_echo.errors import ConfigurationError, EchoError, InvalidInputError
+from deep_tree_echo.errors import EchoError, InvalidInputError
 from deep_tree_echo.server._responses import error_body
 from deep_tree_echo.server.errors import ServerError
 
@@ -48,14 +48,15 @@ def status_for(exc: EchoError) -> int:
     """The HTTP status an :class:`EchoError` maps to."""
     if isinstance(exc, ServerError):
         return exc.status_code
+    declared = getattr(exc, "status_code", None)  # e.g. integration errors carry their own
+    if isinstance(declared, int) and 400 <= declared <= 599:
+        return declared
     if isinstance(exc, InvalidInputError):
         return 400
     if exc.code == "rate_limit_exceeded":
         return 429
     if exc.code in _UNAVAILABLE_CODES:
         return 503
-    if isinstance(exc, ConfigurationError):
-        return 500
     return 500
 
 

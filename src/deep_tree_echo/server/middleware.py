@@ -133,7 +133,7 @@ class APIKeyAuthMiddleware:
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
         if scope["type"] == "websocket":
-            query = scope.get("query_string", b"").decode("latin-1")
+            query: str = bytes(scope.get("query_string", b"")).decode("latin-1")
             for name, value in parse_qsl(query):
                 if name == "token" and value:
                     return value

@@ -25,14 +25,13 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
 
-_CLOSE_TIMEOUT = 2.0
 _ids = itertools.count(1)
 
 
 class WebSocketClient:
     """One connected socket: its subscriptions, its send queue and its writer task."""
 
-    __slots__ = ("closed", "id", "queue", "sessions", "websocket", "writer")
+    __slots__ = ("closed", "finished", "id", "queue", "sessions", "websocket", "writer")
 
     def __init__(self, websocket: WebSocket, queue_size: int) -> None:
         self.id = next(_ids)
@@ -40,7 +39,8 @@ class WebSocketClient:
         self.sessions: set[str] = set()
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(queue_size)
         self.writer: asyncio.Task[None] | None = None
-        self.closed = asyncio.Event()
+        self.closed = asyncio.Event()  # set as soon as the client is being disconnected
+        self.finished = asyncio.Event()  # set once the close frame went out (or gave up)
 
     def __repr__(self) -> str:
         return f"<WebSocketClient #{self.id} sessions={sorted(self.sessions)}>"
@@ -54,11 +54,18 @@ class ConnectionManager:
     application-level keep-alive, on top of the server's WebSocket ping frames).
     """
 
-    def __init__(self, queue_size: int = 256, *, ping_interval: float | None = None) -> None:
+    def __init__(
+        self,
+        queue_size: int = 256,
+        *,
+        ping_interval: float | None = None,
+        close_timeout: float = 10.0,
+    ) -> None:
         if queue_size <= 0:
             raise ValueError("queue_size must be positive")
         self.queue_size = queue_size
         self.ping_interval = ping_interval
+        self.close_timeout = close_timeout
         self._clients: dict[int, WebSocketClient] = {}
         self._by_session: dict[str, set[int]] = {}
         self.stats: dict[str, int] = {
@@ -81,7 +88,9 @@ class ConnectionManager:
         """Connected clients, all or those subscribed to ``session_id``."""
         if session_id is None:
             return list(self._clients.values())
-        return [self._clients[i] for i in self._by_session.get(session_id, ()) if i in self._clients]
+        return [
+            self._clients[i] for i in self._by_session.get(session_id, ()) if i in self._clients
+        ]
 
     async def connect(
         self, websocket: WebSocket, *, session_ids: Iterable[str] = (), accept: bool = True
@@ -102,8 +111,13 @@ class ConnectionManager:
     async def disconnect(
         self, client: WebSocketClient, code: int = CLOSE_NORMAL, reason: str = ""
     ) -> None:
-        """Unregister ``client``, stop its writer and close the socket (idempotent)."""
+        """Unregister ``client``, stop its writer and close the socket (idempotent).
+
+        The close frame queues behind data already buffered for the client, so for a slow
+        client it goes out once the client has read that far; we wait ``close_timeout``.
+        """
         if client.closed.is_set():
+            await client.finished.wait()
             return
         client.closed.set()
         self._forget(client)
@@ -114,9 +128,15 @@ class ConnectionManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await writer
         ws = client.websocket
-        if ws.application_state == WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(code, reason), _CLOSE_TIMEOUT)
+        if (
+            ws.application_state == WebSocketState.CONNECTED
+            and ws.client_state == WebSocketState.CONNECTED
+        ):
+            try:
+                await asyncio.wait_for(ws.close(code, reason), self.close_timeout)
+            except Exception as exc:
+                logger.debug("closing websocket client #%d failed: %r", client.id, exc)
+        client.finished.set()
 
     async def close_all(self, code: int = CLOSE_GOING_AWAY) -> None:
         """Disconnect every client (server shutdown)."""

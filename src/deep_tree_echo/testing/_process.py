@@ -104,7 +104,8 @@ def start_process(
         seen.set()  # EOF: the process is gone; wake the waiter
 
     threading.Thread(target=pump, name=f"pump-{cmd[0]}", daemon=True).start()
-    if not seen.wait(timeout) or proc.poll() is not None and not pattern.search(managed.output()):
+    became_ready = seen.wait(timeout)
+    if not became_ready or (proc.poll() is not None and not pattern.search(managed.output())):
         managed.kill()
         raise ServerStartError(
             f"{cmd[0]} did not become ready within {timeout}s:\n{managed.output()}"

@@ -12,7 +12,7 @@ declared responses, any other request fails loudly, and every call is recorded.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeAlias
 
@@ -87,7 +87,7 @@ def _is_exception(spec: Any) -> bool:
     )
 
 
-def _raise(spec: Any, request: httpx.Request) -> None:
+def _raise(spec: BaseException | type[BaseException], request: httpx.Request) -> None:
     if isinstance(spec, type):
         if issubclass(spec, httpx.RequestError):
             raise spec("mocked error", request=request)
@@ -261,9 +261,6 @@ class HTTPMock(respx.MockRouter):
 
     async def __aexit__(self, *args: Any) -> None:
         self.__exit__(*args)
-
-    def __iter__(self) -> Iterator[respx.Route]:
-        return iter(self.routes)
 
 
 __all__ = ["HTTPMock", "ResponseSpec", "parse_route_key", "to_response"]

@@ -1,9 +1,11 @@
 """An incremental BM25 inverted index (Robertson & Zaragoza; Lucene's non-negative idf).
 
-Documents can be added, replaced and removed in time proportional to their own length; a
-query costs time proportional to the postings of its terms, not to the collection. For
-multi-term queries a MaxScore-style cut (Turtle & Flood 1995) skips the postings of frequent
-terms once enough candidates are known to beat any document that holds only those terms.
+Documents can be added, replaced and removed in time proportional to their own length.
+Queries do not touch the whole collection: rare terms are scored through their postings, and
+frequent terms (long postings) also keep their documents grouped by ``(tf, doc length)``, the
+only inputs of a term's BM25 contribution. Those groups can be visited in descending impact
+order, so the top-k of the documents reached only through frequent terms is found with the
+Threshold Algorithm (Fagin, Lotem & Naor 2003), stopping once no unseen document can make it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import heapq
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 _WORD: Final = re.compile(r"\w+", re.UNICODE)
@@ -64,14 +66,27 @@ def document_text(data: dict[str, Any]) -> str:
 
 
 class BM25Index:
-    """Inverted index over string document ids with incremental add/remove."""
+    """Inverted index over string document ids with incremental add/remove and exact top-k."""
 
-    __slots__ = ("_doc_len", "_doc_terms", "_postings", "_total_len", "b", "k1")
+    __slots__ = (
+        "_doc_len",
+        "_doc_terms",
+        "_groups",
+        "_postings",
+        "_total_len",
+        "b",
+        "k1",
+        "long_postings",
+    )
 
-    def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
+    def __init__(self, k1: float = 1.2, b: float = 0.75, *, long_postings: int = 1024) -> None:
         self.k1 = k1
         self.b = b
+        #: Postings at least this long also get impact groups (dropped below a quarter of it).
+        self.long_postings = max(1, long_postings)
         self._postings: dict[str, dict[str, int]] = {}
+        # term -> (tf, doc length) -> doc ids; only for terms with long postings.
+        self._groups: dict[str, dict[tuple[int, int], set[str]]] = {}
         self._doc_terms: dict[str, dict[str, int]] = {}
         self._doc_len: dict[str, int] = {}
         self._total_len = 0
@@ -96,29 +111,62 @@ class BM25Index:
         if doc_id in self._doc_len:
             self.remove(doc_id)
         tf = dict(Counter(tokens))
-        postings = self._postings
+        dl = len(tokens)
+        postings, groups, long_postings = self._postings, self._groups, self.long_postings
         for term, n in tf.items():
             posting = postings.get(term)
             if posting is None:
                 postings[term] = {doc_id: n}
-            else:
-                posting[doc_id] = n
+                continue
+            posting[doc_id] = n
+            group = groups.get(term)
+            if group is not None:
+                members = group.get((n, dl))
+                if members is None:
+                    group[(n, dl)] = {doc_id}
+                else:
+                    members.add(doc_id)
+            elif len(posting) >= long_postings:
+                self._doc_len[doc_id] = dl  # needed by the grouping below
+                self._build_groups(term)
         self._doc_terms[doc_id] = tf
-        self._doc_len[doc_id] = len(tokens)
-        self._total_len += len(tokens)
+        self._doc_len[doc_id] = dl
+        self._total_len += dl
+
+    def _build_groups(self, term: str) -> None:
+        group: dict[tuple[int, int], set[str]] = {}
+        doc_len = self._doc_len
+        for d, n in self._postings[term].items():
+            key = (n, doc_len[d])
+            members = group.get(key)
+            if members is None:
+                group[key] = {d}
+            else:
+                members.add(d)
+        self._groups[term] = group
 
     def remove(self, doc_id: str) -> bool:
         """Drop ``doc_id`` from the index; True when it was there."""
         tf = self._doc_terms.pop(doc_id, None)
         if tf is None:
             return False
-        postings = self._postings
-        for term in tf:
+        dl = self._doc_len.pop(doc_id)
+        postings, groups = self._postings, self._groups
+        for term, n in tf.items():
             posting = postings[term]
             del posting[doc_id]
             if not posting:
                 del postings[term]
-        self._total_len -= self._doc_len.pop(doc_id)
+            group = groups.get(term)
+            if group is not None:
+                if len(posting) < self.long_postings // 4:
+                    del groups[term]
+                else:
+                    members = group[(n, dl)]
+                    members.discard(doc_id)
+                    if not members:
+                        del group[(n, dl)]
+        self._total_len -= dl
         return True
 
     def idf(self, term: str) -> float:
@@ -126,55 +174,105 @@ class BM25Index:
         df = self.df(term)
         return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
-    def scores(self, query: str | Iterable[str], top: int | None = None) -> dict[str, float]:
-        """BM25 score of every document matching at least one query term.
-
-        With ``top`` set, only the ``top`` best documents are guaranteed to be present (and
-        exactly scored); documents that cannot reach the top are skipped early.
-        """
+    def _weights(self, query: str | Iterable[str]) -> dict[str, float]:
+        """Query term -> idf times its repeat count in the query (terms absent from the index
+        are dropped)."""
         terms = tokenize(query) if isinstance(query, str) else list(query)
-        if not self._doc_len:
-            return {}
-        k1, b = self.k1, self.b
-        k1p1 = k1 + 1.0
-        c1 = k1 * (1.0 - b)
-        c2 = k1 * b / self.avgdl if self.avgdl else 0.0
-        doc_len = self._doc_len
         qtf = Counter(t for t in terms if t in self._postings)
-        # Rarest (highest idf) terms first; weight repeats of a query term.
-        plan = sorted(
-            ((self.idf(t) * n, self._postings[t]) for t, n in qtf.items()),
-            key=lambda item: len(item[1]),
-        )
-        # Upper bound of what the terms from position i onward can add to any document.
-        bounds = [0.0] * (len(plan) + 1)
-        for i in range(len(plan) - 1, -1, -1):
-            bounds[i] = bounds[i + 1] + plan[i][0] * k1p1
+        return {t: self.idf(t) * n for t, n in qtf.items()}
+
+    def scores(self, query: str | Iterable[str]) -> dict[str, float]:
+        """BM25 score of every document matching at least one query term (a full pass)."""
+        weights = self._weights(query)
+        if not weights:
+            return {}
+        k1p1, c1, c2 = self._constants()
+        doc_len = self._doc_len
         acc: dict[str, float] = {}
-        for i, (w, posting) in enumerate(plan):
+        get = acc.get
+        for term, w in weights.items():
             wk = w * k1p1
-            if top is not None and len(acc) >= top and i > 0:
-                threshold = heapq.nlargest(top, acc.values())[-1]
-                if threshold > bounds[i]:
-                    # New documents cannot make the top: only refine the known ones,
-                    # walking whichever side is smaller.
-                    if len(acc) <= len(posting):
-                        for d, known in acc.items():
-                            n = posting.get(d)
-                            if n is not None:
-                                acc[d] = known + wk * n / (n + c1 + c2 * doc_len[d])
-                    else:
-                        for d, n in posting.items():
-                            score = acc.get(d)
-                            if score is not None:
-                                acc[d] = score + wk * n / (n + c1 + c2 * doc_len[d])
-                    continue
-            get = acc.get
-            for d, n in posting.items():
+            for d, n in self._postings[term].items():
                 acc[d] = get(d, 0.0) + wk * n / (n + c1 + c2 * doc_len[d])
         return acc
 
-    def top(self, query: str | Iterable[str], k: int) -> list[tuple[str, float]]:
-        """The ``k`` best (doc_id, score) pairs, best first."""
-        acc = self.scores(query, top=k)
-        return heapq.nlargest(k, acc.items(), key=lambda item: item[1])
+    def _constants(self) -> tuple[float, float, float]:
+        k1, b, avgdl = self.k1, self.b, self.avgdl
+        return k1 + 1.0, k1 * (1.0 - b), (k1 * b / avgdl if avgdl else 0.0)
+
+    def top(
+        self,
+        query: str | Iterable[str],
+        k: int,
+        keep: Callable[[str], bool] | None = None,
+    ) -> list[tuple[str, float]]:
+        """The ``k`` best ``(doc_id, score)`` pairs, best first, exactly as a full pass would
+        rank them; ``keep`` restricts the ranking to the documents it accepts."""
+        weights = self._weights(query)
+        if not weights or k <= 0:
+            return []
+        k1p1, c1, c2 = self._constants()
+        doc_len, postings, groups = self._doc_len, self._postings, self._groups
+        long_terms = [(t, w * k1p1) for t, w in weights.items() if t in groups]
+        acc: dict[str, float] = {}
+        get = acc.get
+        # 1. Rare terms: walk their (short) postings.
+        for term, w in weights.items():
+            if term in groups:
+                continue
+            wk = w * k1p1
+            for d, n in postings[term].items():
+                acc[d] = get(d, 0.0) + wk * n / (n + c1 + c2 * doc_len[d])
+        if keep is not None:
+            acc = {d: s for d, s in acc.items() if keep(d)}
+        # 2. Frequent terms add to the documents found so far by random access...
+        for term, wk in long_terms:
+            posting = postings[term]
+            for d, s in acc.items():
+                hit = posting.get(d)
+                if hit is not None:
+                    acc[d] = s + wk * hit / (hit + c1 + c2 * doc_len[d])
+        if not long_terms:
+            return heapq.nlargest(k, acc.items(), key=lambda item: item[1])
+        # 3. ...and the documents holding only frequent terms are visited best-impact first.
+        heap = [(s, d) for d, s in heapq.nlargest(k, acc.items(), key=lambda item: item[1])]
+        heapq.heapify(heap)
+        frontier: list[float] = []
+        ordered: list[list[tuple[float, tuple[int, int]]]] = []
+        for term, wk in long_terms:
+            keys = sorted(
+                ((wk * n / (n + c1 + c2 * dl), (n, dl)) for n, dl in groups[term]),
+                reverse=True,
+            )
+            keys.reverse()  # pop() from the end yields the best impact
+            ordered.append(keys)
+            frontier.append(keys[-1][0] if keys else 0.0)
+        seen: set[str] = set()
+        while True:
+            bound = sum(frontier)
+            if len(heap) >= k and heap[0][0] >= bound:
+                break
+            i = max(range(len(frontier)), key=frontier.__getitem__)
+            if frontier[i] <= 0.0:
+                break
+            impact, key = ordered[i].pop()
+            frontier[i] = ordered[i][-1][0] if ordered[i] else 0.0
+            term_i = long_terms[i][0]
+            for d in groups[term_i][key]:
+                if d in acc or d in seen:
+                    continue
+                seen.add(d)
+                if keep is not None and not keep(d):
+                    continue
+                score = impact
+                dl = doc_len[d]
+                for j, (term, wk) in enumerate(long_terms):
+                    if j != i:
+                        hit = postings[term].get(d)
+                        if hit is not None:
+                            score += wk * hit / (hit + c1 + c2 * dl)
+                if len(heap) < k:
+                    heapq.heappush(heap, (score, d))
+                elif score > heap[0][0]:
+                    heapq.heapreplace(heap, (score, d))
+        return [(d, s) for s, d in sorted(heap, reverse=True)]

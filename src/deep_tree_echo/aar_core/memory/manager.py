@@ -424,9 +424,7 @@ class MemoryManager:
         pool = max(limit * 20, 200)
         candidates: list[tuple[str, float]]
         if terms:
-            scores = self._index.scores(terms, top=None if filters else pool)
-            items = [(d, s) for d, s in scores.items() if keep(d)] if filters else scores.items()
-            candidates = heapq.nlargest(pool, items, key=lambda item: item[1])
+            candidates = self._index.top(terms, pool, keep if filters else None)
         else:
             ids = self._importance.keys()
             candidates = [(d, 0.0) for d in ids if keep(d)] if filters else [(d, 0.0) for d in ids]

@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from deep_tree_echo.server.errors import BadRequestError, UnsupportedMediaTypeError
@@ -76,8 +76,6 @@ async def put_memory(
 async def get_memory(memory_id: MemoryId, gateway: Gateway) -> dict[str, Any]:
     record = await gateway.memory.get_record(memory_id)
     if record is None:
-        from fastapi import HTTPException
-
         raise HTTPException(404, f"memory {memory_id!r} not found")
     return record.to_dict()
 
@@ -87,8 +85,6 @@ async def get_memory(memory_id: MemoryId, gateway: Gateway) -> dict[str, Any]:
 )
 async def delete_memory(memory_id: MemoryId, gateway: Gateway) -> Response:
     if not await gateway.memory.delete_memory(memory_id):
-        from fastapi import HTTPException
-
         raise HTTPException(404, f"memory {memory_id!r} not found")
     return Response(status_code=204)
 

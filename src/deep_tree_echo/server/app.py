@@ -1,0 +1,148 @@
+"""The FastAPI application: ``create_app(settings, gateway=...)``.
+
+Routes: ``POST /v1/process`` (the integration gateway's router), ``/v1/memories``,
+``WS /v1/ws``, ``/healthz``, ``/readyz``, ``/metrics`` and the OpenAPI docs at ``/docs``.
+Middleware, outermost first: Prometheus timing, API-key auth, per-client rate limit on
+``/v1/*``, and the request-body cap.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from deep_tree_echo import __version__
+from deep_tree_echo.aar_core.gateway import AARGateway
+from deep_tree_echo.config import EchoSettings
+from deep_tree_echo.integration.event_driven import WebSocketIntegration
+from deep_tree_echo.integration.gateway import APIIntegrationGateway
+from deep_tree_echo.server._metrics import ServerCollector
+from deep_tree_echo.server._optional import optional_attr
+from deep_tree_echo.server.handlers import install_exception_handlers
+from deep_tree_echo.server.middleware import (
+    APIKeyAuthMiddleware,
+    BodyLimitMiddleware,
+    RateLimitMiddleware,
+)
+from deep_tree_echo.server.routes import health, memories, ws
+from deep_tree_echo.server.websocket import ConnectionManager
+
+logger = logging.getLogger("deep_tree_echo.server")
+
+PUBLIC_PATHS = ("/healthz", "/readyz")
+
+RenderMetrics = Callable[[], tuple[bytes, str]]
+
+
+def _rate_limiter(settings: EchoSettings) -> Any:
+    if settings.rate_limit_requests <= 0:
+        return None
+    cls = optional_attr("deep_tree_echo.resilience", "RateLimiter") or optional_attr(
+        "deep_tree_echo.resilience.rate_limiter", "RateLimiter"
+    )
+    if cls is None:
+        logger.warning("deep_tree_echo.resilience.RateLimiter unavailable: no rate limiting")
+        return None
+    return cls(settings.rate_limit_requests, settings.rate_limit_window, name="http")
+
+
+def _setup_metrics(
+    app: FastAPI, gateway: AARGateway, manager: ConnectionManager, limiter: Any
+) -> tuple[RenderMetrics, Any]:
+    """Create the app's own registry; use the observability package when it is there."""
+    registry = CollectorRegistry()
+    rejected: Callable[[], int] = (lambda: int(limiter.rejections)) if limiter else (lambda: 0)
+    registry.register(ServerCollector(manager, rejected))
+    metrics_cls = optional_attr("deep_tree_echo.observability", "EchoMetrics")
+    if metrics_cls is None:
+        return (lambda: (generate_latest(registry), CONTENT_TYPE_LATEST)), None
+    metrics = metrics_cls(registry)
+    for kind, source in (("event_bus", gateway.event_bus), ("memory", gateway.memory)):
+        try:
+            metrics.add_source(kind, source)
+        except Exception:
+            logger.warning("cannot add %s as a metrics source", kind, exc_info=True)
+    engine_latency = getattr(metrics, "engine_latency", None)
+    if engine_latency is not None:
+
+        def observe(engine: str, seconds: float, ok: bool) -> None:
+            engine_latency.labels(engine=engine).observe(seconds)
+
+        gateway.engine_observers.append(observe)
+    render_latest = optional_attr("deep_tree_echo.observability", "render_latest")
+    if render_latest is None:
+        return (lambda: (generate_latest(registry), CONTENT_TYPE_LATEST)), metrics
+    return (lambda: render_latest(registry)), metrics
+
+
+def create_app(
+    settings: EchoSettings | None = None, *, gateway: AARGateway | None = None
+) -> FastAPI:
+    """Build the service around ``gateway`` (created from ``settings`` when not given).
+
+    The lifespan initialises the gateway (cleans it up only if this app created it), wires
+    gateway events to WebSocket clients and starts/stops plugins.
+    """
+    if settings is None:
+        settings = gateway.settings if gateway is not None else EchoSettings.coerce(None)
+    owns_gateway = gateway is None
+    gw = gateway if gateway is not None else AARGateway(settings)
+    manager = ConnectionManager(settings.ws_queue_size, ping_interval=settings.ws_ping_interval)
+    limiter = _rate_limiter(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if owns_gateway:
+                stack.push_async_callback(gw.cleanup)
+            await gw.initialize()
+            stack.push_async_callback(manager.close_all)
+            # gateway agent.message / memory.update -> WebSocket clients of the session
+            stack.callback(WebSocketIntegration(manager, event_bus=gw.event_bus).close)
+            plugin_manager_cls = optional_attr("deep_tree_echo.plugins.manager", "PluginManager")
+            if plugin_manager_cls is not None:
+                plugins = plugin_manager_cls(gw, settings)
+                await plugins.start()
+                stack.push_async_callback(plugins.stop)
+                app.state.plugins = plugins
+            yield
+
+    app = FastAPI(
+        title="Deep Tree Echo",
+        version=__version__,
+        summary="Integration gateway of the Deep Tree Echo cognitive core",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.gateway = gw
+    app.state.ws_manager = manager
+    app.state.rate_limiter = limiter
+    app.state.plugins = None
+    install_exception_handlers(app)
+
+    app.include_router(health.router)
+    api = APIIntegrationGateway(settings, aar_gateway=gw)
+    api.setup_api_endpoints()
+    app.include_router(api.router)  # POST /v1/process
+    app.include_router(memories.router)
+    app.include_router(ws.router)
+
+    # add_middleware wraps: the last one added is the outermost
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if limiter is not None:
+        app.add_middleware(RateLimitMiddleware, limiter=limiter)
+    if settings.api_keys:
+        public = (*PUBLIC_PATHS, "/metrics") if settings.metrics_public else PUBLIC_PATHS
+        app.add_middleware(APIKeyAuthMiddleware, api_keys=settings.api_keys, public_paths=public)
+    render, metrics = _setup_metrics(app, gw, manager, limiter)
+    app.state.render_metrics = render
+    app.state.metrics = metrics
+    middleware_cls = optional_attr("deep_tree_echo.observability", "PrometheusMiddleware")
+    if metrics is not None and middleware_cls is not None:
+        app.add_middleware(middleware_cls, metrics=metrics)
+    return app

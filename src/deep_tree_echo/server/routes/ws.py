@@ -1,0 +1,135 @@
+"""``WS /v1/ws``: user messages in; ``agent_message``/``memory_update``/``response`` out.
+
+Client → server: ``{"type": "user_message", "session_id", "message"}``,
+``{"type": "subscribe", "session_id"}``, ``{"type": "unsubscribe", "session_id"}``,
+``{"type": "ping"}``. Server → client: ``response`` (the direct answer to a user message),
+``agent_message`` and ``memory_update`` events of the subscribed sessions, ``pong``, ``ping``
+(keep-alive), ``subscribed`` and ``error``. Sending a user message subscribes to its session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from deep_tree_echo.server.websocket import (
+    CLOSE_GOING_AWAY,
+    CLOSE_NORMAL,
+    ConnectionManager,
+    WebSocketClient,
+)
+
+router = APIRouter()
+logger = logging.getLogger("deep_tree_echo.server.ws")
+
+MAX_SESSION_ID = 128
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"code": code, "message": message}}
+
+
+def _session_id(message: dict[str, Any], *, required: bool) -> str | None:
+    value = message.get("session_id")
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_SESSION_ID:
+        raise ValueError(f"'session_id' must be a non-empty string of at most {MAX_SESSION_ID}")
+    return value
+
+
+async def _handle(
+    manager: ConnectionManager, client: WebSocketClient, websocket: WebSocket, raw: str
+) -> None:
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        await manager.send(client, _error("bad_message", "message is not valid JSON"))
+        return
+    if not isinstance(message, dict):
+        await manager.send(client, _error("bad_message", "message must be a JSON object"))
+        return
+    kind = message.get("type")
+    try:
+        if kind == "ping":
+            await manager.send(client, {"type": "pong", "ts": message.get("ts")})
+        elif kind == "pong":
+            pass
+        elif kind == "subscribe":
+            session_id = _session_id(message, required=True)
+            assert session_id is not None
+            manager.subscribe(client, session_id)
+            await manager.send(client, {"type": "subscribed", "session_id": session_id})
+        elif kind == "unsubscribe":
+            session_id = _session_id(message, required=True)
+            assert session_id is not None
+            manager.unsubscribe(client, session_id)
+            await manager.send(client, {"type": "unsubscribed", "session_id": session_id})
+        elif kind == "user_message":
+            await _user_message(manager, client, websocket, message)
+        else:
+            await manager.send(client, _error("unknown_type", f"unknown message type {kind!r}"))
+    except ValueError as exc:
+        await manager.send(client, _error("bad_message", str(exc)))
+
+
+async def _user_message(
+    manager: ConnectionManager,
+    client: WebSocketClient,
+    websocket: WebSocket,
+    message: dict[str, Any],
+) -> None:
+    session_id = _session_id(message, required=False) or f"ws-{uuid.uuid4().hex[:12]}"
+    manager.subscribe(client, session_id)  # so the agent_message event reaches the sender
+    gateway = websocket.app.state.gateway
+    if not gateway.initialized:
+        await manager.send(client, _error("not_ready", "the gateway is not initialised yet"))
+        return
+    result = await gateway.process_cognitive_input(
+        {
+            "type": message.get("input_type") or "text",
+            "content": message.get("message"),
+            "context": {"session_id": session_id, "external_source": "websocket"},
+        }
+    )
+    await manager.send(client, {"type": "response", "request_id": message.get("id"), **result})
+
+
+@router.websocket("/v1/ws")
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    manager: ConnectionManager = websocket.app.state.ws_manager
+    initial = [s for s in websocket.query_params.getlist("session_id") if s]
+    client = await manager.connect(websocket, session_ids=initial)
+
+    async def read() -> None:
+        while True:
+            raw = await websocket.receive_text()
+            try:
+                await _handle(manager, client, websocket, raw)
+            except Exception:
+                logger.exception("websocket client #%d: handling a message failed", client.id)
+                await manager.send(client, _error("internal_error", "internal server error"))
+
+    reader = asyncio.get_running_loop().create_task(read(), name=f"ws-reader-{client.id}")
+    dropped = asyncio.get_running_loop().create_task(client.closed.wait())
+    try:
+        await asyncio.wait({reader, dropped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (reader, dropped):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
+            await reader
+        with contextlib.suppress(asyncio.CancelledError):
+            await dropped
+        close_code = CLOSE_NORMAL
+        if reader.done() and not reader.cancelled():
+            exc = reader.exception()
+            if exc is not None and not isinstance(exc, WebSocketDisconnect):
+                close_code = CLOSE_GOING_AWAY
+        await manager.disconnect(client, close_code)

@@ -1,0 +1,151 @@
+"""EventDrivenIntegration and WebSocketIntegration against the real EventBus and AARGateway."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from deep_tree_echo.aar_core.events import EventBus
+from deep_tree_echo.aar_core.gateway import AARGateway
+from deep_tree_echo.integration.event_driven import EventDrivenIntegration, WebSocketIntegration
+
+Sent = tuple[dict[str, Any], str | None]
+
+
+class RecordingManager:
+    """Stands in for the server's ConnectionManager: same ``broadcast`` signature."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[dict[str, Any], str | None]] = []
+        self.changed = asyncio.Condition()
+
+    async def broadcast(self, message: dict[str, Any], *, session_id: str | None = None) -> int:
+        async with self.changed:
+            self.messages.append((message, session_id))
+            self.changed.notify_all()
+        return 1
+
+    async def wait_for(self, message_type: str, count: int = 1) -> list[Sent]:
+        def matching() -> list[Sent]:
+            return [m for m in self.messages if m[0]["type"] == message_type]
+
+        async with asyncio.timeout(10), self.changed:  # a guard against hanging, not a timing test
+            await self.changed.wait_for(lambda: len(matching()) >= count)
+        return matching()
+
+
+def test_default_bus_is_private_and_a_given_bus_is_shared() -> None:
+    bus = EventBus()
+    assert EventDrivenIntegration(event_bus=bus).event_bus is bus
+    assert isinstance(EventDrivenIntegration().event_bus, EventBus)
+    assert EventDrivenIntegration().event_bus is not EventDrivenIntegration().event_bus
+
+
+async def test_external_handlers_run_concurrently() -> None:
+    integration = EventDrivenIntegration()
+    first_started, second_started = asyncio.Event(), asyncio.Event()
+
+    async def first(data: dict[str, Any]) -> None:
+        first_started.set()
+        await second_started.wait()  # only finishes if `second` runs at the same time
+
+    async def second(data: dict[str, Any]) -> None:
+        second_started.set()
+        await first_started.wait()
+
+    integration.register_external_handler("sync", first)
+    integration.register_external_handler("sync", second)
+    async with asyncio.timeout(10):  # deadlocks (and fails here) if run one after the other
+        assert await integration.emit_to_external("sync", {}) == 2
+
+
+async def test_a_failing_external_handler_is_logged_and_does_not_stop_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    integration = EventDrivenIntegration()
+    received: list[dict[str, Any]] = []
+
+    async def broken(data: dict[str, Any]) -> None:
+        raise RuntimeError("handler exploded")
+
+    def sync_ok(data: dict[str, Any]) -> None:
+        received.append(data)
+
+    async def async_ok(data: dict[str, Any]) -> None:
+        received.append({"async": data})
+
+    for handler in (broken, sync_ok, async_ok):
+        integration.register_external_handler("evt", handler)
+    with caplog.at_level(logging.ERROR):
+        assert await integration.emit_to_external("evt", {"n": 1}) == 2
+    assert {"n": 1} in received and {"async": {"n": 1}} in received
+    assert "handler exploded" in caplog.text
+    assert await integration.emit_to_external("nobody-listens", {}) == 0
+
+
+async def test_echo_handlers_live_on_the_bus_and_close_removes_them() -> None:
+    bus = EventBus()
+    integration = EventDrivenIntegration(event_bus=bus)
+    seen: list[dict[str, Any]] = []
+    integration.register_echo_handler("memory.*", seen.append)
+    assert await bus.emit("memory.update", {"memory_id": "m"}) == 1
+    assert await integration.emit_to_echo("memory.update", {"memory_id": "n"}) == 1
+    assert seen == [{"memory_id": "m"}, {"memory_id": "n"}]
+    integration.close()
+    assert await bus.emit("memory.update", {}) == 0
+
+
+async def test_websocket_integration_forwards_echo_events_per_session() -> None:
+    manager = RecordingManager()
+    bus = EventBus()
+    WebSocketIntegration(manager, event_bus=bus)
+    await bus.emit("agent.message", {"session_id": "s1", "agent_id": "echo", "message": "hi",
+                                     "memory_id": "m1"})
+    await bus.emit("memory.update", {"memory_id": "m1", "action": "created", "session_id": "s1",
+                                     "version": "v1"})
+    await bus.emit("memory.update", {"memory_id": "m2", "action": "deleted", "session_id": None,
+                                     "version": "v2"})
+    assert manager.messages == [
+        ({"type": "agent_message", "agent_id": "echo", "message": "hi"}, "s1"),
+        ({"type": "memory_update", "memory_id": "m1", "action": "created", "version": "v1"}, "s1"),
+        ({"type": "memory_update", "memory_id": "m2", "action": "deleted", "version": "v2"}, None),
+    ]
+
+
+async def test_websocket_user_message_becomes_user_input() -> None:
+    bus = EventBus()
+    integration = WebSocketIntegration(RecordingManager(), event_bus=bus)
+    inputs: list[dict[str, Any]] = []
+    bus.register("user.input", inputs.append)
+    assert await integration.emit_to_external(
+        "user.message", {"message": "hello", "user_id": "u1", "session_id": "s1"}
+    ) == 1
+    await integration.emit_to_external("user.message", {"content": "alt", "user_id": "u2"})
+    assert inputs == [
+        {"content": "hello", "user_id": "u1", "session_id": "s1"},
+        {"content": "alt", "user_id": "u2", "session_id": None},
+    ]
+
+
+async def test_websocket_round_trip_through_the_real_gateway() -> None:
+    manager = RecordingManager()
+    async with AARGateway({"test_mode": True}) as gw:
+        integration = WebSocketIntegration(manager, event_bus=gw.event_bus)
+        await integration.emit_to_external(
+            "user.message", {"message": "my cat is called Tom", "user_id": "u1",
+                             "session_id": "chat-7"}
+        )
+        [(agent_message, session)] = await manager.wait_for("agent_message")
+        await gw.wait_idle()
+        assert session == "chat-7"
+        assert agent_message["agent_id"] == "echo"
+        assert isinstance(agent_message["message"], str) and agent_message["message"]
+        updates = [m for m in manager.messages if m[0]["type"] == "memory_update"]
+        assert updates, "the echo agent stores a memory, so a memory_update must be forwarded"
+        assert all(s == "chat-7" for _, s in updates)
+        assert updates[0][0]["action"] == "created"
+        assert await gw.memory.retrieve_memory(updates[0][0]["memory_id"]) is not None
+        integration.close()

@@ -1,0 +1,200 @@
+"""HTTP routes through httpx.ASGITransport, with the lifespan run by the fixtures."""
+
+from __future__ import annotations
+
+import json
+import httpx
+import pytest
+
+from deep_tree_echo.server.app import create_app
+
+from conftest import AppClient, make_settings, running_app
+
+
+async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
+    r = await client.get("/healthz")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+    r = await client.get("/readyz")
+    assert r.status_code == 200
+    assert r.json()["status"] == "ready" and r.json()["store"] == "memory"
+
+
+async def test_not_ready_before_lifespan() -> None:
+    app = create_app(make_settings())
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        assert (await c.get("/healthz")).status_code == 200
+        r = await c.get("/readyz")
+        assert r.status_code == 503
+        assert r.json()["error"]["code"] == "not_ready"
+        r = await c.get("/v1/memories/x")
+        assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
+
+
+async def test_openapi_docs_list_the_routes(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/docs")).status_code == 200
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path in ("/v1/process", "/v1/memories/{memory_id}", "/v1/memories", "/healthz"):
+        assert path in paths
+
+
+async def test_memories_round_trip_on_sqlite(sqlite_client: httpx.AsyncClient) -> None:
+    c = sqlite_client
+    r = await c.put("/v1/memories/m1", json={"content": "the sky is blue", "importance": 0.9})
+    assert r.status_code == 201
+    created = r.json()
+    assert created["id"] == "m1" and created["data"]["content"] == "the sky is blue"
+    r = await c.put("/v1/memories/m1", json={"content": "the sky is grey"})
+    assert r.status_code == 200
+    assert r.json()["created_at"] == created["created_at"]
+    assert r.json()["version"] > created["version"]
+
+    r = await c.get("/v1/memories/m1")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["data"] == {"content": "the sky is grey"}
+    assert set(body) >= {"id", "data", "version", "created_at", "updated_at", "expires_at"}
+
+    r = await c.delete("/v1/memories/m1")
+    assert r.status_code == 204 and r.content == b""
+    r = await c.get("/v1/memories/m1")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "not_found"
+    assert (await c.delete("/v1/memories/m1")).status_code == 404
+
+
+async def test_ttl_sets_expiry(client: httpx.AsyncClient) -> None:
+    r = await client.put("/v1/memories/t?ttl=60", json={"content": "short-lived"})
+    assert r.status_code == 201
+    record = r.json()
+    assert record["expires_at"] == pytest.approx(record["updated_at"] + 60)
+
+
+async def test_search_ranks_with_breakdown_and_filters(client: httpx.AsyncClient) -> None:
+    await client.put("/v1/memories/a", json={"content": "cats purr softly", "session_id": "s1"})
+    await client.put("/v1/memories/b", json={"content": "dogs bark loudly", "session_id": "s2"})
+    await client.put("/v1/memories/c", json={"content": "cats and dogs", "session_id": "s2"})
+    r = await client.get("/v1/memories", params={"query": "cats", "limit": 5})
+    assert r.status_code == 200
+    body = r.json()
+    ids = [x["id"] for x in body["results"]]
+    assert set(ids) == {"a", "c"}
+    for result in body["results"]:
+        assert set(result["breakdown"]) >= {"relevance", "recency", "importance"}
+        assert isinstance(result["score"], float)
+    r = await client.get("/v1/memories", params={"query": "cats", "session_id": "s2"})
+    assert [x["id"] for x in r.json()["results"]] == ["c"]
+    assert r.json()["filters"] == {"session_id": "s2"}
+    r = await client.get("/v1/memories", params={"query": "cats", "limit": 1})
+    assert r.json()["count"] == 1
+
+
+async def test_export_streams_json_lines(client: httpx.AsyncClient) -> None:
+    for i in range(3):
+        await client.put(f"/v1/memories/e{i}", json={"content": f"item {i}"})
+    await client.delete("/v1/memories/e1")
+    r = await client.get("/v1/export/memories")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in r.text.splitlines()]
+    assert [x["id"] for x in lines] == ["e0", "e2"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code"),
+    [
+        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400,
+         "bad_request"),
+        ({"json": [1, 2]}, 400, "bad_request"),
+        ({"content": b"a=b", "headers": {"content-type": "text/plain"}}, 415,
+         "unsupported_media_type"),
+    ],
+)
+async def test_put_rejects_bad_bodies(
+    client: httpx.AsyncClient, kwargs: dict[str, object], status: int, code: str
+) -> None:
+    r = await client.put("/v1/memories/x", **kwargs)  # type: ignore[arg-type]
+    assert r.status_code == status
+    assert r.json()["error"]["code"] == code
+    assert r.json()["error"]["message"]
+    assert (await client.get("/v1/memories/x")).status_code == 404
+
+
+async def test_validation_errors_name_the_field(client: httpx.AsyncClient) -> None:
+    r = await client.put("/v1/memories/x?ttl=-5", json={"a": 1})
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["code"] == "validation_error"
+    assert "ttl" in error["message"]
+    assert error["details"]["fields"][0]["field"] == "query.ttl"
+    r = await client.get("/v1/memories", params={"limit": "many"})
+    assert r.status_code == 422 and "limit" in r.json()["error"]["message"]
+
+
+async def test_invalid_memory_id_is_400(client: httpx.AsyncClient) -> None:
+    r = await client.put("/v1/memories/%01bad", json={"a": 1})
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "invalid_memory"
+
+
+async def test_unknown_route_is_json_404(client: httpx.AsyncClient) -> None:
+    r = await client.get("/nope")
+    assert r.status_code == 404
+    assert r.json() == {"error": {"code": "not_found", "message": "Not Found"}}
+
+
+async def test_process_uses_the_seed_format(client: httpx.AsyncClient) -> None:
+    r = await client.post(
+        "/v1/process",
+        json={"message_type": "text", "data": "remember tea", "source": "test",
+              "session_id": "p1", "timestamp": "2024-01-01T00:00:00Z"},
+    )
+    assert r.status_code == 200
+    body = r.json()
+    assert body["success"] is True
+    assert isinstance(body["data"]["text"], str) and body["data"]["text"]
+    assert set(body["metadata"]) == {"processing_time", "confidence"}
+    assert 0.0 <= body["metadata"]["confidence"] <= 1.0
+
+
+async def test_process_bad_json_is_an_error_body(client: httpx.AsyncClient) -> None:
+    r = await client.post(
+        "/v1/process", content=b"{oops", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400
+    assert set(r.json()["error"]) >= {"code", "message"}
+
+
+async def test_unhandled_errors_are_json_500(app_client: AppClient) -> None:
+    app = create_app(make_settings())
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("kaput")
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            r = await c.get("/boom")
+    assert r.status_code == 500
+    assert r.json() == {"error": {"code": "internal_error", "message": "internal server error"}}
+
+
+async def test_metrics_exposes_prometheus_text(client: httpx.AsyncClient) -> None:
+    await client.put("/v1/memories/x", json={"a": 1})
+    r = await client.get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    assert "echo_ws_connections" in r.text
+
+
+async def test_gateway_passed_in_is_not_cleaned_up() -> None:
+    from deep_tree_echo.aar_core.gateway import AARGateway
+
+    gateway = AARGateway({"test_mode": True})
+    app = create_app(make_settings(), gateway=gateway)
+    assert app.state.gateway is gateway
+    async with running_app(app) as c:
+        assert (await c.get("/readyz")).status_code == 200
+    assert gateway.initialized
+    await gateway.cleanup()

@@ -1,0 +1,189 @@
+"""The ``deep-tree-echo`` command, in-process on a data dir and over HTTP with ``--url``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from deep_tree_echo import __version__
+from deep_tree_echo.cli import app, build_settings
+from deep_tree_echo.testing._process import free_port, start_process
+
+BIN = Path(sys.executable).parent
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> str:
+    return str(tmp_path / "echo-data")
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    data = tmp_path_factory.mktemp("served")
+    managed = start_process(
+        [str(BIN / "dte"), "serve", "--port", str(port), "--data-dir", str(data)],
+        ready=r"Uvicorn running on",
+        env={**os.environ, "DTE_API_KEYS": "cli-key", "DTE_RATE_LIMIT_REQUESTS": "0"},
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        managed.stop()
+
+
+def test_version_via_console_scripts_and_module() -> None:
+    for cmd in (
+        [str(BIN / "deep-tree-echo"), "version"],
+        [str(BIN / "dte"), "version"],
+        [sys.executable, "-m", "deep_tree_echo", "version"],
+    ):
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True)
+        assert done.stdout.strip() == f"deep-tree-echo {__version__}"
+
+
+def test_memory_put_get_search_delete_in_process(data_dir: str, tmp_path: Path) -> None:
+    code, out, err = run("memory", "put", "m1", '{"content": "green tea", "session_id": "s"}',
+                         "--data-dir", data_dir)
+    assert code == 0, err
+    assert json.loads(out)["id"] == "m1"
+    assert "created" in err
+    body = tmp_path / "m2.json"
+    body.write_text('{"content": "black coffee"}')
+    assert run("memory", "put", "m2", "--file", str(body), "--data-dir", data_dir)[0] == 0
+
+    code, out, _ = run("memory", "get", "m1", "--data-dir", data_dir)
+    assert code == 0 and json.loads(out)["data"]["content"] == "green tea"
+
+    code, out, _ = run("memory", "search", "tea", "--json", "--data-dir", data_dir)
+    assert [r["id"] for r in json.loads(out)] == ["m1"]
+    code, out, _ = run("memory", "search", "coffee", "--filter", "session_id=s", "--json",
+                       "--data-dir", data_dir)
+    assert json.loads(out) == []
+    code, out, _ = run("memory", "search", "coffee", "--data-dir", data_dir)
+    assert "m2" in out and "relevance" in out
+
+    assert run("memory", "delete", "m1", "--data-dir", data_dir)[0] == 0
+    code, _, err = run("memory", "get", "m1", "--data-dir", data_dir)
+    assert code == 1 and "not found" in err
+
+
+def test_memory_put_rejects_bad_input(data_dir: str) -> None:
+    assert run("memory", "put", "x", "[1]", "--data-dir", data_dir)[0] == 2
+    assert run("memory", "put", "x", "{oops", "--data-dir", data_dir)[0] == 2
+    assert run("memory", "put", "x", "--data-dir", data_dir)[0] == 2
+    code, _, err = run("memory", "put", "a/b", "{}", "--data-dir", data_dir)
+    assert code == 1 and "invalid_memory" in err
+
+
+def test_export_import_round_trip_with_bad_lines(data_dir: str, tmp_path: Path) -> None:
+    for i in range(5):
+        run("memory", "put", f"k{i}", json.dumps({"content": f"note {i}"}), "--data-dir", data_dir)
+    export = tmp_path / "out.jsonl"
+    code, _, err = run("memory", "export", "--out", str(export), "--data-dir", data_dir)
+    assert code == 0 and "exported 5" in err
+    records = [json.loads(line) for line in export.read_text().splitlines()]
+    assert [r["id"] for r in records] == [f"k{i}" for i in range(5)]
+
+    lines = export.read_text().splitlines()
+    lines.insert(2, "{not json")
+    lines.insert(4, json.dumps({"id": "no-data"}))
+    lines.append(json.dumps({"id": "plain", "data": {"content": "simple form"}}))
+    lines.append(json.dumps({"id": "gone", "data": {}, "deleted": True}))
+    lines.append("")
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+
+    strict_dir = str(tmp_path / "strict")
+    code, _, err = run("memory", "import", str(source), "--strict", "--data-dir", strict_dir)
+    assert code == 1 and "nothing imported" in err
+    assert run("memory", "get", "k0", "--data-dir", strict_dir)[0] == 1
+
+    other = str(tmp_path / "other")
+    code, _, err = run("memory", "import", str(source), "--data-dir", other)
+    assert code == 1  # some lines were bad ...
+    assert f"{source}:3: not valid JSON" in err
+    assert f"{source}:5: 'data' must be a JSON object" in err
+    assert "6 created, 0 updated, 1 skipped" in err and "2 invalid line(s)" in err
+    # ... but everything else was imported intact
+    for i in range(5):
+        code, out, _ = run("memory", "get", f"k{i}", "--data-dir", other)
+        assert code == 0 and json.loads(out)["data"] == {"content": f"note {i}"}
+    assert json.loads(run("memory", "get", "plain", "--data-dir", other)[1])["data"] == {
+        "content": "simple form"
+    }
+    assert run("memory", "get", "gone", "--data-dir", other)[0] == 1
+    # importing again updates instead of duplicating
+    code, _, err = run("memory", "import", str(export), "--data-dir", other)
+    assert code == 0 and "0 created, 5 updated" in err
+
+
+def test_ask_in_process(data_dir: str) -> None:
+    code, out, err = run("ask", "what is tea?", "--session", "s1", "--data-dir", data_dir)
+    assert code == 0, err
+    assert out.strip()
+    code, out, _ = run("ask", "hello", "--json", "--data-dir", data_dir)
+    body = json.loads(out)
+    assert body["success"] is True and set(body["metadata"]) == {"processing_time", "confidence"}
+
+
+def test_commands_over_http(server_url: str, tmp_path: Path) -> None:
+    remote = ("--url", server_url, "--api-key", "cli-key")
+    code, _, err = run("memory", "get", "x", "--url", server_url)
+    assert code == 1 and "401" in err
+    code, out, err = run("memory", "put", "h1", '{"content": "over http"}', *remote)
+    assert code == 0, err
+    assert json.loads(out)["id"] == "h1"
+    assert json.loads(run("memory", "get", "h1", *remote)[1])["data"]["content"] == "over http"
+    code, out, _ = run("memory", "search", "http", "--json", *remote)
+    assert [r["id"] for r in json.loads(out)] == ["h1"]
+    code, out, _ = run("ask", "tell me about http", "--session", "cli", "--json", *remote)
+    assert code == 0 and json.loads(out)["success"] is True
+
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "\n".join(json.dumps({"id": f"b{i}", "data": {"content": f"bulk {i}"}}) for i in range(40))
+        + "\n"
+    )
+    code, _, err = run("memory", "import", str(source), *remote)
+    assert code == 0 and "40 created" in err
+    export = tmp_path / "out.jsonl"
+    assert run("memory", "export", "-o", str(export), *remote)[0] == 0
+    ids = {json.loads(line)["id"] for line in export.read_text().splitlines()}
+    assert {f"b{i}" for i in range(40)} | {"h1"} <= ids
+    assert run("memory", "delete", "h1", *remote)[0] == 0
+    assert run("memory", "get", "h1", *remote)[0] == 1
+
+
+def test_settings_precedence_flags_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "echo.toml"
+    config.write_text('[echo]\nport = 9001\nhost = "0.0.0.0"\nlog_level = "debug"\n')
+    monkeypatch.setenv("DTE_PORT", "9002")
+    settings = build_settings(config)
+    assert (settings.port, settings.host, settings.log_level) == (9002, "0.0.0.0", "debug")
+    assert settings.data_dir == Path(".echo") and settings.store_kind == "sqlite"
+    settings = build_settings(config, port=9003, data_dir=tmp_path)
+    assert settings.port == 9003 and settings.data_dir == tmp_path
+    monkeypatch.setenv("DTE_API_KEYS", "a, b")
+    assert build_settings(None).api_keys == ["a", "b"]
+
+
+def test_serve_rejects_bad_config(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("port = 'not a number'\n")
+    code, _, err = run("serve", "--config", str(config))
+    assert code == 2 and "invalid configuration" in err
