@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.slow  # each test runs pytest in a subprocess
 
 # The seed's style: a plain @pytest.fixture on an async def and @pytest.mark.asyncio, plus an
 # unmarked async test and an async generator fixture whose teardown must run.

@@ -192,7 +192,7 @@ class IntegrationTestFramework:
         for service in self.mock_services.values():
             errors += service.verification_errors()
         for http in self.http_mocks:
-            if http._assert_all_called:
+            if http.strict:
                 errors += http.verification_errors()
         return errors
 

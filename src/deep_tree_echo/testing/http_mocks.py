@@ -155,6 +155,8 @@ class HTTPMock(respx.MockRouter):
             assert_all_mocked=assert_all_mocked,
         )
         self.base_url = base_url
+        #: whether every declared route must be called (checked on exit and by verify)
+        self.strict = assert_all_called
         self.active = False
         for key, spec in (routes or {}).items():
             self.add_route(key, spec)

@@ -1,0 +1,247 @@
+"""Throughput and latency of ``POST /v1/process`` vs a bare Starlette endpoint on the same engine.
+
+Run: ``.venv/bin/python bench/gateway.py`` (about a minute; loopback only).
+
+Two uvicorn servers run in separate child processes with identical uvicorn settings:
+
+* ``full``: ``deep_tree_echo.server.app.create_app`` — auth/rate-limit off, but the body-cap
+  and Prometheus middleware, exception handlers, content negotiation and the seed's
+  request/response transformation all in the path;
+* ``bare``: one Starlette route that parses the same JSON and awaits the same
+  ``gateway.process_cognitive_input`` — the floor any HTTP layer could reach.
+
+Both use the in-memory store. The client is a small raw asyncio HTTP/1.1 keep-alive client
+(one connection per concurrent worker), shared by both runs, so its cost cancels in the ratio.
+Each level runs a fixed time slice after a warm-up, capped at a request count (bounded loops).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+LEVELS = (1, 16, 64)
+WARMUP_S = 0.5
+MEASURE_S = 3.0
+MAX_REQUESTS = 200_000
+GOAL = 0.7
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- servers (child processes) ---------------------------------------------------------------
+
+
+def _settings() -> Any:
+    from deep_tree_echo.config import EchoSettings
+
+    return EchoSettings.coerce(
+        {"memory_store": "memory", "rate_limit_requests": 0, "log_level": "warning"}
+    )
+
+
+def _bare_app() -> Any:
+    from contextlib import asynccontextmanager
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from deep_tree_echo.aar_core.gateway import AARGateway
+
+    gateway = AARGateway(_settings())
+
+    async def process(request: Request) -> JSONResponse:
+        body = json.loads(await request.body())
+        result = await gateway.process_cognitive_input(
+            {
+                "type": body.get("message_type", "text"),
+                "content": body.get("data", ""),
+                "context": {
+                    "external_source": body.get("source", "api"),
+                    "timestamp": body.get("timestamp"),
+                    "session_id": body.get("session_id"),
+                },
+            }
+        )
+        return JSONResponse(
+            {
+                "success": result.get("status") == "success",
+                "data": result.get("cognitive_response", {}),
+                "metadata": {
+                    "processing_time": result.get("processing_time"),
+                    "confidence": result.get("confidence", 0.0),
+                },
+            }
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        async with gateway:
+            yield
+
+    return Starlette(routes=[Route("/v1/process", process, methods=["POST"])], lifespan=lifespan)
+
+
+def _full_app() -> Any:
+    from deep_tree_echo.server.app import create_app
+
+    return create_app(_settings())
+
+
+def serve(kind: str, port: int) -> None:
+    import uvicorn
+
+    app = _bare_app() if kind == "bare" else _full_app()
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
+    )
+
+
+def _start(kind: str) -> tuple[subprocess.Popen[bytes], int]:
+    from deep_tree_echo.testing._process import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", kind, "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    return proc, port
+
+
+async def _wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):  # bounded: 30 s
+        if proc.poll() is not None:
+            raise RuntimeError("server exited")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+# -- client ----------------------------------------------------------------------------------
+
+
+def _request_bytes(port: int, worker: int, i: int) -> bytes:
+    # A fresh word per request: each answer stores a memory, and a text shared by every
+    # request would make memory search cost grow with the run's length (and differ between
+    # the two servers, which serve different numbers of requests).
+    body = json.dumps(
+        {
+            "message_type": "text",
+            "data": f"w{worker:02d}q{i:07d}",
+            "source": "bench",
+            "session_id": f"bench-{worker}",
+        }
+    ).encode()
+    head = (
+        f"POST /v1/process HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    return head + body
+
+
+async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, req: bytes) -> None:
+    writer.write(req)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = head[9:12]
+    if status != b"200":
+        raise RuntimeError(f"HTTP {status.decode()}: {head[:200]!r}")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    await reader.readexactly(length)
+
+
+async def _run_level(port: int, concurrency: int) -> tuple[float, float, float, int]:
+    latencies: list[float] = []
+    state = {"measuring": False, "stop": False, "count": 0}
+
+    async def worker(w: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        i = 0
+        try:
+            while not state["stop"] and state["count"] < MAX_REQUESTS:
+                i += 1
+                req = _request_bytes(port, w, i)
+                t0 = time.perf_counter()
+                await _one(reader, writer, req)
+                if state["measuring"]:
+                    latencies.append(time.perf_counter() - t0)
+                    state["count"] += 1
+        finally:
+            writer.close()
+
+    tasks = [asyncio.create_task(worker(w)) for w in range(concurrency)]
+    await asyncio.sleep(WARMUP_S)
+    state["measuring"] = True
+    start = time.perf_counter()
+    await asyncio.sleep(MEASURE_S)
+    state["stop"] = True
+    elapsed = time.perf_counter() - start
+    await asyncio.gather(*tasks)
+    n = len(latencies)
+    latencies.sort()
+    p50 = statistics.median(latencies)
+    p99 = latencies[min(n - 1, int(n * 0.99))]
+    return n / elapsed, p50 * 1000, p99 * 1000, n
+
+
+async def main() -> None:
+    servers = {kind: _start(kind) for kind in ("bare", "full")}
+    try:
+        for proc, port in servers.values():
+            await _wait_ready(port, proc)
+        print(
+            f"POST /v1/process, embedded engine, in-memory store; {MEASURE_S:.0f}s per run "
+            f"after {WARMUP_S}s warm-up; python {sys.version.split()[0]}"
+        )
+        print(
+            f"{'conc':>4} | {'bare req/s':>10} {'p50 ms':>7} {'p99 ms':>7} | "
+            f"{'full req/s':>10} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>5}"
+        )
+        ratios = []
+        for level in LEVELS:
+            bare = await _run_level(servers["bare"][1], level)
+            full = await _run_level(servers["full"][1], level)
+            ratio = full[0] / bare[0]
+            ratios.append(ratio)
+            print(
+                f"{level:>4} | {bare[0]:>10.0f} {bare[1]:>7.2f} {bare[2]:>7.2f} | "
+                f"{full[0]:>10.0f} {full[1]:>7.2f} {full[2]:>7.2f} | {ratio:>5.2f}"
+            )
+        worst = min(ratios)
+        verdict = "meets" if worst >= GOAL else "misses"
+        print(f"worst ratio full/bare = {worst:.2f} ({verdict} the goal of >= {GOAL})")
+    finally:
+        for proc, _ in servers.values():
+            proc.terminate()
+        for proc, _ in servers.values():
+            proc.wait(timeout=15)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve", choices=("bare", "full"))
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port)
+    else:
+        asyncio.run(main())
