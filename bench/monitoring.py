@@ -12,7 +12,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Histogram
 
-from deep_tree_echo.observability.monitor import IntegrationMonitor
+from deep_tree_echo.observability.integration_monitor import IntegrationMonitor
 
 FILL = 100_000
 TIMED = 1_000  # records per timed batch

@@ -288,7 +288,7 @@ def test_parse_retry_after() -> None:
 async def test_calls_are_recorded_on_the_observability_monitor(
     server: ScriptedServer, fake: FakeTime
 ) -> None:
-    from deep_tree_echo.observability.monitor import monitor
+    from deep_tree_echo.observability.integration_monitor import monitor
 
     server.script("/m", (500, {}, None))
     async with make_api(server.url, fake, name="monitored-api", max_retries=0) as api:

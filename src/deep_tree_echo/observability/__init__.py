@@ -1,8 +1,8 @@
 """Integration monitoring, alerting and Prometheus metrics.
 
 Note: the package attribute ``monitor`` is the default :class:`IntegrationMonitor`
-instance; the module that defines it is ``deep_tree_echo.observability.monitor``
-(import names from it with ``from deep_tree_echo.observability.monitor import ...``).
+instance; the module that defines it is ``deep_tree_echo.observability.integration_monitor``
+(import names from it with ``from deep_tree_echo.observability.integration_monitor import ...``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from deep_tree_echo.observability.alerts import (
     LoggingAlertSink,
     WebhookAlertSink,
 )
-from deep_tree_echo.observability.monitor import (
+from deep_tree_echo.observability.integration_monitor import (
     ALERT_EVENT,
     IntegrationMetrics,
     IntegrationMonitor,

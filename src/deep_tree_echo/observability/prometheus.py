@@ -20,8 +20,8 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deep_tree_echo.errors import InvalidInputError
-from deep_tree_echo.observability.monitor import IntegrationMonitor
-from deep_tree_echo.observability.monitor import monitor as default_monitor
+from deep_tree_echo.observability.integration_monitor import IntegrationMonitor
+from deep_tree_echo.observability.integration_monitor import monitor as default_monitor
 
 __all__ = [
     "SOURCE_KINDS",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import importlib
 import logging
 import random
 import time
@@ -212,11 +211,9 @@ class ResilientAPIIntegration:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _record(self, success: bool, response_time: float) -> None:
-        """Report the call to the observability monitor, if that module is installed."""
+        """Report the call to the observability monitor (never fails the call)."""
         if self._monitor is _UNSET:
             self._monitor = _find_monitor()
-        if self._monitor is None:
-            return
         try:
             self._monitor(self.name, success, response_time)
         except Exception:
@@ -240,22 +237,12 @@ class ResilientAPIIntegration:
         await self.aclose()
 
 
-def _find_monitor() -> Callable[[str, bool, float], Any] | None:
-    """``record_request(name, success, seconds)`` from ``deep_tree_echo.observability.monitor``."""
-    try:
-        module = importlib.import_module("deep_tree_echo.observability.monitor")
-    except ImportError:
-        return None
-    for holder in (getattr(module, "monitor", None), module):
-        record = getattr(holder, "record_request", None)
-        if callable(record):
-            return record  # type: ignore[no-any-return]
-    getter = getattr(module, "get_monitor", None)
-    if callable(getter):
-        record = getattr(getter(), "record_request", None)
-        if callable(record):
-            return record  # type: ignore[no-any-return]
-    return None
+def _find_monitor() -> Callable[[str, bool, float], Any]:
+    """The default monitor's ``record_request`` (imported late: observability imports us)."""
+    from deep_tree_echo.observability.integration_monitor import monitor
+
+    return monitor.record_request
+
 
 
 __all__ = [

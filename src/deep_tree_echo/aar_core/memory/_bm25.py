@@ -116,8 +116,7 @@ class BM25Index:
         for term, n in tf.items():
             posting = postings.get(term)
             if posting is None:
-                postings[term] = {doc_id: n}
-                continue
+                posting = postings[term] = {}
             posting[doc_id] = n
             group = groups.get(term)
             if group is not None:
@@ -157,6 +156,8 @@ class BM25Index:
             del posting[doc_id]
             if not posting:
                 del postings[term]
+                groups.pop(term, None)
+                continue
             group = groups.get(term)
             if group is not None:
                 if len(posting) < self.long_postings // 4:

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 
 from deep_tree_echo.aar_core.memory.record import MemoryRecord
 from deep_tree_echo.aar_core.memory.store import MemoryStore
+
+
+def _clone(r: MemoryRecord) -> MemoryRecord:
+    """A shallow copy (``data`` shared: the manager never mutates it); faster than replace()."""
+    return MemoryRecord(
+        r.id,
+        r.data,
+        r.version,
+        r.created_at,
+        r.updated_at,
+        r.access_count,
+        r.last_access,
+        r.expires_at,
+        r.deleted,
+        r.extra,
+    )
 
 
 class InMemoryStore(MemoryStore):
@@ -21,13 +36,13 @@ class InMemoryStore(MemoryStore):
         rec = self._records.get(memory_id)
         # A shallow copy so callers cannot change our bookkeeping; ``data`` is shared and
         # treated as immutable by the manager.
-        return dataclasses.replace(rec) if rec is not None else None
+        return _clone(rec) if rec is not None else None
 
     async def put_if_newer(self, record: MemoryRecord) -> bool:
         current = self._records.get(record.id)
         if current is not None and current.version >= record.version:
             return False
-        self._records[record.id] = dataclasses.replace(record)
+        self._records[record.id] = _clone(record)
         return True
 
     async def record_access(self, memory_id: str, at: float, count: int = 1) -> None:
@@ -40,7 +55,7 @@ class InMemoryStore(MemoryStore):
 
     async def scan(self) -> AsyncIterator[MemoryRecord]:
         for rec in list(self._records.values()):
-            yield dataclasses.replace(rec)
+            yield _clone(rec)
 
     async def count(self) -> int:
         return len(self._records)

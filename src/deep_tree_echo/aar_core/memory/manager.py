@@ -166,8 +166,8 @@ class MemoryManager:
 
     # -- validation ------------------------------------------------------------------------
 
-    def _validate_data(self, data: object) -> dict[str, Any]:
-        """Check ``data`` and return a private deep copy of it."""
+    def _validate_data(self, data: object) -> str:
+        """Check ``data`` and return its JSON text (from which private copies are made)."""
         if not isinstance(data, dict):
             raise InvalidMemoryError(f"memory data must be a dict, got {type(data).__name__}")
         try:
@@ -181,8 +181,7 @@ class MemoryManager:
                 size=size,
                 limit=self.max_data_bytes,
             )
-        copied: dict[str, Any] = json.loads(text)
-        return copied
+        return text
 
     @staticmethod
     def _validate_ttl(ttl: object) -> float | None:
@@ -262,7 +261,7 @@ class MemoryManager:
         """
         try:
             validate_memory_id(memory_id)
-            copied = self._validate_data(data)
+            text = self._validate_data(data)
             seconds = self._validate_ttl(ttl)
         except InvalidMemoryError:
             self._stats["errors"] += 1
@@ -270,6 +269,7 @@ class MemoryManager:
         await self._ensure_open()
         now = self.wall_clock()
         current = self._live(memory_id, now)
+        copied: dict[str, Any] = json.loads(text)
         record = MemoryRecord(
             id=memory_id,
             data=copied,
@@ -285,7 +285,7 @@ class MemoryManager:
         created = current is None
         self._stats["stores" if created else "updates"] += 1
         await self._emit(memory_id, "created" if created else "updated", copied, record.version)
-        return dataclasses.replace(record, data=_json_copy(copied)), created
+        return dataclasses.replace(record, data=json.loads(text)), created
 
     async def store_memory(
         self, memory_id: str, data: dict[str, Any], *, ttl: float | None = None
@@ -337,7 +337,7 @@ class MemoryManager:
         self.clock.update(record.version)
         now = self.wall_clock()
         was_live = self._live(record.id, now)
-        incoming = dataclasses.replace(record, data=self._validate_data(record.data))
+        incoming = dataclasses.replace(record, data=json.loads(self._validate_data(record.data)))
         applied = await self._put(incoming)
         if applied and self._absorb(incoming):
             self._stats["remote_applied"] += 1
