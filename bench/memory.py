@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import math
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -44,9 +43,7 @@ def make_vocabulary() -> tuple[list[str], list[float]]:
 
 def make_corpus(n: int, vocab: list[str], weights: list[float]) -> list[str]:
     cum = list(_accumulate(weights))
-    return [
-        " ".join(rng.choices(vocab, cum_weights=cum, k=rng.randint(8, 40))) for _ in range(n)
-    ]
+    return [" ".join(rng.choices(vocab, cum_weights=cum, k=rng.randint(8, 40))) for _ in range(n)]
 
 
 def _accumulate(xs: list[float]) -> list[float]:
@@ -136,7 +133,11 @@ async def bench_writes(rows: list[tuple[str, str, str]]) -> None:
 
 
 async def bench_search(
-    size: int, queries: int, vocab: list[str], weights: list[float], rows: list[tuple[str, str, str]]
+    size: int,
+    queries: int,
+    vocab: list[str],
+    weights: list[float],
+    rows: list[tuple[str, str, str]],
 ) -> None:
     corpus = make_corpus(size, vocab, weights)
     manager = MemoryManager()

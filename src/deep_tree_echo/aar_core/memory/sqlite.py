@@ -353,13 +353,14 @@ class SQLiteStore(MemoryStore):
             self._queue.put(_FLUSH)
 
     async def scan(self) -> AsyncIterator[MemoryRecord]:
-        after = ""
+        after: str | None = None  # keyset pagination: each chunk is one short read
         while True:
 
-            def chunk(conn: sqlite3.Connection, after: str = after) -> list[tuple[Any, ...]]:
+            def chunk(conn: sqlite3.Connection, after: str | None = after) -> list[tuple[Any, ...]]:
+                where, params = ("", ()) if after is None else ("WHERE id > ?", (after,))
                 cur = conn.execute(
-                    f"SELECT {_COLUMNS} FROM memories WHERE id > ? ORDER BY id LIMIT ?",
-                    (after, self.scan_chunk),
+                    f"SELECT {_COLUMNS} FROM memories {where} ORDER BY id LIMIT ?",
+                    (*params, self.scan_chunk),
                 )
                 return cur.fetchall()
 
