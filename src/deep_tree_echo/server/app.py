@@ -8,13 +8,16 @@ Middleware, outermost first: Prometheus timing, API-key auth, per-client rate li
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.routing import Route
 
 from deep_tree_echo import __version__
 from deep_tree_echo.aar_core.gateway import AARGateway
@@ -49,6 +52,37 @@ def _rate_limiter(settings: EchoSettings) -> Any:
         logger.warning("deep_tree_echo.resilience.RateLimiter unavailable: no rate limiting")
         return None
     return cls(settings.rate_limit_requests, settings.rate_limit_window, name="http")
+
+
+def _raw_request_routes(router: APIRouter) -> list[Route]:
+    """Plain Starlette routes for endpoints whose only parameter is the raw ``Request``.
+
+    Such endpoints (``POST /v1/process`` negotiates and decodes its own body) gain nothing
+    from FastAPI's per-request dependency solving, which costs ~20% of their throughput.
+    Mounted ahead of the router, they serve the requests; the router's APIRoute stays for
+    the OpenAPI schema. Errors still pass through the app's exception handlers.
+    """
+    fast: list[Route] = []
+    for route in router.routes:
+        if not isinstance(route, APIRoute) or not route.dependant.request_param_name:
+            continue
+        d = route.dependant
+        if d.path_params or d.query_params or d.header_params or d.cookie_params:
+            continue
+        if d.body_params or d.dependencies or route.dependencies:
+            continue
+        if len(inspect.signature(route.endpoint).parameters) != 1:
+            continue
+        fast.append(
+            Route(
+                route.path,
+                route.endpoint,
+                methods=sorted(route.methods),
+                name=f"{route.name}_raw",
+                include_in_schema=False,
+            )
+        )
+    return fast
 
 
 def _setup_metrics(
@@ -128,7 +162,8 @@ def create_app(
     app.include_router(health.router)
     api = APIIntegrationGateway(settings, aar_gateway=gw)
     api.setup_api_endpoints()
-    app.include_router(api.router)  # POST /v1/process
+    app.router.routes[0:0] = _raw_request_routes(api.router)  # POST /v1/process, served
+    app.include_router(api.router)  # ... and documented
     app.include_router(memories.router)
     app.include_router(ws.router)
 
