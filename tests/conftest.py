@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _services import postgres_server, redis_server  # noqa: E402
+from _services import postgres_server, redis_server
 
 
 @pytest.fixture(scope="session")

@@ -57,8 +57,9 @@ def test_version_via_console_scripts_and_module() -> None:
 
 
 def test_memory_put_get_search_delete_in_process(data_dir: str, tmp_path: Path) -> None:
-    code, out, err = run("memory", "put", "m1", '{"content": "green tea", "session_id": "s"}',
-                         "--data-dir", data_dir)
+    code, out, err = run(
+        "memory", "put", "m1", '{"content": "green tea", "session_id": "s"}', "--data-dir", data_dir
+    )
     assert code == 0, err
     assert json.loads(out)["id"] == "m1"
     assert "created" in err
@@ -71,8 +72,9 @@ def test_memory_put_get_search_delete_in_process(data_dir: str, tmp_path: Path) 
 
     code, out, _ = run("memory", "search", "tea", "--json", "--data-dir", data_dir)
     assert [r["id"] for r in json.loads(out)] == ["m1"]
-    code, out, _ = run("memory", "search", "coffee", "--filter", "session_id=s", "--json",
-                       "--data-dir", data_dir)
+    code, out, _ = run(
+        "memory", "search", "coffee", "--filter", "session_id=s", "--json", "--data-dir", data_dir
+    )
     assert json.loads(out) == []
     code, out, _ = run("memory", "search", "coffee", "--data-dir", data_dir)
     assert "m2" in out and "relevance" in out
@@ -169,7 +171,9 @@ def test_commands_over_http(server_url: str, tmp_path: Path) -> None:
     assert run("memory", "get", "h1", *remote)[0] == 1
 
 
-def test_settings_precedence_flags_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_precedence_flags_env_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "echo.toml"
     config.write_text('[echo]\nport = 9001\nhost = "0.0.0.0"\nlog_level = "debug"\n')
     monkeypatch.setenv("DTE_PORT", "9002")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+
 import httpx
 import pytest
+from _server_helpers import AppClient, make_settings, running_app
 
 from deep_tree_echo.server.app import create_app
-
-from conftest import AppClient, make_settings, running_app
 
 
 async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
@@ -103,11 +103,17 @@ async def test_export_streams_json_lines(client: httpx.AsyncClient) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "status", "code"),
     [
-        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400,
-         "bad_request"),
+        (
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            400,
+            "bad_request",
+        ),
         ({"json": [1, 2]}, 400, "bad_request"),
-        ({"content": b"a=b", "headers": {"content-type": "text/plain"}}, 415,
-         "unsupported_media_type"),
+        (
+            {"content": b"a=b", "headers": {"content-type": "text/plain"}},
+            415,
+            "unsupported_media_type",
+        ),
     ],
 )
 async def test_put_rejects_bad_bodies(
@@ -146,8 +152,13 @@ async def test_unknown_route_is_json_404(client: httpx.AsyncClient) -> None:
 async def test_process_uses_the_seed_format(client: httpx.AsyncClient) -> None:
     r = await client.post(
         "/v1/process",
-        json={"message_type": "text", "data": "remember tea", "source": "test",
-              "session_id": "p1", "timestamp": "2024-01-01T00:00:00Z"},
+        json={
+            "message_type": "text",
+            "data": "remember tea",
+            "source": "test",
+            "session_id": "p1",
+            "timestamp": "2024-01-01T00:00:00Z",
+        },
     )
     assert r.status_code == 200
     body = r.json()
@@ -185,7 +196,7 @@ async def test_metrics_exposes_prometheus_text(client: httpx.AsyncClient) -> Non
     r = await client.get("/metrics")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
-    assert "echo_ws_connections" in r.text
+    assert "dte_ws_connections" in r.text
 
 
 async def test_gateway_passed_in_is_not_cleaned_up() -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-
-from conftest import AppClient
+from _server_helpers import AppClient
 
 KEY = "k-" + "s" * 30
 

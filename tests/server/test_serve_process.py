@@ -24,9 +24,9 @@ CLI = str(Path(sys.executable).with_name("deep-tree-echo"))
 
 
 @contextmanager
-def serve(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Iterator[
-    tuple[ManagedProcess, str]
-]:
+def serve(
+    data_dir: Path, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[ManagedProcess, str]]:
     port = free_port()
     cmd = [CLI, "serve", "--port", str(port), "--data-dir", str(data_dir), *extra]
     proc_env = {**os.environ, "DTE_RATE_LIMIT_REQUESTS": "0", **(env or {})}
@@ -51,7 +51,9 @@ async def test_serve_speaks_http_and_websocket(tmp_path: Path) -> None:
                 while "response" not in seen:
                     msg = json.loads(await ws.recv())
                     seen.setdefault(msg["type"], msg)
-            assert seen["agent_message"]["message"] == seen["response"]["cognitive_response"]["text"]
+            assert (
+                seen["agent_message"]["message"] == seen["response"]["cognitive_response"]["text"]
+            )
     assert (tmp_path / "data" / "memories.db").exists()
 
 

@@ -9,13 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
+from _server_helpers import live_server, make_settings
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from deep_tree_echo.server.app import create_app
 from deep_tree_echo.server.websocket import ConnectionManager
-
-from conftest import live_server, make_settings
 
 
 async def recv_json(ws: ClientConnection) -> dict[str, Any]:
@@ -136,9 +135,11 @@ async def test_bad_messages_get_error_replies_and_the_socket_survives() -> None:
 
 async def test_server_sends_application_pings_when_idle() -> None:
     app = create_app(make_settings(ws_ping_interval=0.05))
-    async with live_server(app, ws_ping_interval=0.05) as host:
-        async with connect(f"ws://{host}/v1/ws") as ws:
-            assert (await recv_until(ws, "ping"))["type"] == "ping"
+    async with (
+        live_server(app, ws_ping_interval=0.05) as host,
+        connect(f"ws://{host}/v1/ws") as ws,
+    ):
+        assert (await recv_until(ws, "ping"))["type"] == "ping"
 
 
 @pytest.mark.parametrize("how", ["header", "query"])

@@ -1,8 +1,8 @@
-"""Server-side Prometheus collectors (WebSocket fan-out and rate limiting)."""
+"""Server-side Prometheus collector: WebSocket fan-out counters, read at scrape time."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -11,16 +11,15 @@ from deep_tree_echo.server.websocket import ConnectionManager
 
 
 class ServerCollector(Collector):
-    """Reads the ConnectionManager counters (and rate-limit rejections) at scrape time."""
+    """Reads the ConnectionManager counters at scrape time."""
 
-    def __init__(self, manager: ConnectionManager, rejected: Callable[[], int]) -> None:
+    def __init__(self, manager: ConnectionManager) -> None:
         self.manager = manager
-        self.rejected = rejected
 
     def collect(self) -> Iterator[Metric]:
         stats = self.manager.stats
         yield GaugeMetricFamily(
-            "echo_ws_connections",
+            "dte_ws_connections",
             "Open WebSocket connections",
             value=self.manager.active_connections,
         )
@@ -31,8 +30,5 @@ class ServerCollector(Collector):
             ("send_errors", "WebSocket sends that failed"),
         ):
             # prometheus_client appends "_total" to counter names itself
-            counter_name = "echo_ws_" + name.removesuffix("_total")
+            counter_name = "dte_ws_" + name.removesuffix("_total")
             yield CounterMetricFamily(counter_name, doc, value=stats[name])
-        yield CounterMetricFamily(
-            "echo_http_rate_limited", "Requests rejected by the rate limit", value=self.rejected()
-        )

@@ -12,11 +12,10 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from starlette.routing import Route
 
 from deep_tree_echo import __version__
@@ -24,8 +23,10 @@ from deep_tree_echo.aar_core.gateway import AARGateway
 from deep_tree_echo.config import EchoSettings
 from deep_tree_echo.integration.event_driven import WebSocketIntegration
 from deep_tree_echo.integration.gateway import APIIntegrationGateway
+from deep_tree_echo.observability import EchoMetrics, PrometheusMiddleware, render_latest
+from deep_tree_echo.plugins.manager import PluginManager
+from deep_tree_echo.resilience import RateLimiter
 from deep_tree_echo.server._metrics import ServerCollector
-from deep_tree_echo.server._optional import optional_attr
 from deep_tree_echo.server.handlers import install_exception_handlers
 from deep_tree_echo.server.middleware import (
     APIKeyAuthMiddleware,
@@ -42,16 +43,10 @@ PUBLIC_PATHS = ("/healthz", "/readyz")
 RenderMetrics = Callable[[], tuple[bytes, str]]
 
 
-def _rate_limiter(settings: EchoSettings) -> Any:
+def _rate_limiter(settings: EchoSettings) -> RateLimiter | None:
     if settings.rate_limit_requests <= 0:
         return None
-    cls = optional_attr("deep_tree_echo.resilience", "RateLimiter") or optional_attr(
-        "deep_tree_echo.resilience.rate_limiter", "RateLimiter"
-    )
-    if cls is None:
-        logger.warning("deep_tree_echo.resilience.RateLimiter unavailable: no rate limiting")
-        return None
-    return cls(settings.rate_limit_requests, settings.rate_limit_window, name="http")
+    return RateLimiter(settings.rate_limit_requests, settings.rate_limit_window, name="http")
 
 
 def _raw_request_routes(router: APIRouter) -> list[Route]:
@@ -77,7 +72,7 @@ def _raw_request_routes(router: APIRouter) -> list[Route]:
             Route(
                 route.path,
                 route.endpoint,
-                methods=sorted(route.methods),
+                methods=sorted(route.methods or ()),
                 name=f"{route.name}_raw",
                 include_in_schema=False,
             )
@@ -86,31 +81,20 @@ def _raw_request_routes(router: APIRouter) -> list[Route]:
 
 
 def _setup_metrics(
-    app: FastAPI, gateway: AARGateway, manager: ConnectionManager, limiter: Any
-) -> tuple[RenderMetrics, Any]:
-    """Create the app's own registry; use the observability package when it is there."""
+    gateway: AARGateway, manager: ConnectionManager
+) -> tuple[RenderMetrics, EchoMetrics]:
+    """The app's own registry (never the global one), fed at scrape time by its sources."""
     registry = CollectorRegistry()
-    rejected: Callable[[], int] = (lambda: int(limiter.rejections)) if limiter else (lambda: 0)
-    registry.register(ServerCollector(manager, rejected))
-    metrics_cls = optional_attr("deep_tree_echo.observability", "EchoMetrics")
-    if metrics_cls is None:
-        return (lambda: (generate_latest(registry), CONTENT_TYPE_LATEST)), None
-    metrics = metrics_cls(registry)
-    for kind, source in (("event_bus", gateway.event_bus), ("memory", gateway.memory)):
-        try:
-            metrics.add_source(kind, source)
-        except Exception:
-            logger.warning("cannot add %s as a metrics source", kind, exc_info=True)
-    engine_latency = getattr(metrics, "engine_latency", None)
-    if engine_latency is not None:
+    registry.register(ServerCollector(manager))  # rate-limit rejections: the limiter registry
+    metrics = EchoMetrics(registry)
+    metrics.add_source("event_bus", gateway.event_bus)
+    metrics.add_source("memory", gateway.memory)
+    engine_latency = metrics.engine_latency
 
-        def observe(engine: str, seconds: float, ok: bool) -> None:
-            engine_latency.labels(engine=engine).observe(seconds)
+    def observe(engine: str, seconds: float, ok: bool) -> None:
+        engine_latency.labels(engine=engine).observe(seconds)
 
-        gateway.engine_observers.append(observe)
-    render_latest = optional_attr("deep_tree_echo.observability", "render_latest")
-    if render_latest is None:
-        return (lambda: (generate_latest(registry), CONTENT_TYPE_LATEST)), metrics
+    gateway.engine_observers.append(observe)
     return (lambda: render_latest(registry)), metrics
 
 
@@ -138,12 +122,10 @@ def create_app(
             stack.push_async_callback(manager.close_all)
             # gateway agent.message / memory.update -> WebSocket clients of the session
             stack.callback(WebSocketIntegration(manager, event_bus=gw.event_bus).close)
-            plugin_manager_cls = optional_attr("deep_tree_echo.plugins.manager", "PluginManager")
-            if plugin_manager_cls is not None:
-                plugins = plugin_manager_cls(gw, settings)
-                await plugins.start()
-                stack.push_async_callback(plugins.stop)
-                app.state.plugins = plugins
+            plugins = PluginManager(gw, settings)
+            await plugins.start()
+            stack.push_async_callback(plugins.stop)
+            app.state.plugins = plugins
             yield
 
     app = FastAPI(
@@ -174,10 +156,8 @@ def create_app(
     if settings.api_keys:
         public = (*PUBLIC_PATHS, "/metrics") if settings.metrics_public else PUBLIC_PATHS
         app.add_middleware(APIKeyAuthMiddleware, api_keys=settings.api_keys, public_paths=public)
-    render, metrics = _setup_metrics(app, gw, manager, limiter)
+    render, metrics = _setup_metrics(gw, manager)
     app.state.render_metrics = render
     app.state.metrics = metrics
-    middleware_cls = optional_attr("deep_tree_echo.observability", "PrometheusMiddleware")
-    if metrics is not None and middleware_cls is not None:
-        app.add_middleware(middleware_cls, metrics=metrics)
+    app.add_middleware(PrometheusMiddleware, metrics=metrics)
     return app

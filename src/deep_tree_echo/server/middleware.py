@@ -188,7 +188,6 @@ class RateLimitMiddleware:
         self.app = app
         self.limiter = limiter
         self.prefix = prefix
-        self.rejected = 0
 
     @staticmethod
     def client_key(scope: Scope) -> str:
@@ -207,7 +206,6 @@ class RateLimitMiddleware:
         if await self.limiter.acquire(key):
             await self.app(scope, receive, send)
             return
-        self.rejected += 1
         retry_after = max(1, math.ceil(self.limiter.retry_after(key)))
         if scope["type"] == "http":
             await send_error(

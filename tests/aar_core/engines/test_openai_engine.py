@@ -15,7 +15,7 @@ from deep_tree_echo.testing._process import free_port
 
 
 class _FakeLLM(BaseHTTPRequestHandler):
-    requests: list[dict[str, Any]] = []  # noqa: RUF012 - shared by the test on purpose
+    requests: list[dict[str, Any]] = []
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
