@@ -79,3 +79,17 @@ async def test_conflicts_are_logged_and_resolved_by_importance(tmp_path: Path) -
 async def test_unknown_policy_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="unknown sync policy"):
         await MemorySynchronization(managers(2)).synchronize_memories("random")
+
+
+async def test_settled_write_beats_a_replica_whose_clock_runs_ahead() -> None:
+    now = [1_000.0]
+    a = MemoryManager(node_id="a", wall_clock=lambda: now[0])
+    b = MemoryManager(node_id="b", wall_clock=lambda: now[0] + 3600)  # an hour ahead
+    await a.store_memory("c", {"content": "important", "importance": 0.8})
+    await b.store_memory("c", {"content": "trivial", "importance": 0.1})
+    for policy in ("conflict_resolution", "merge"):
+        await MemorySynchronization([a, b]).synchronize_memories(policy)
+        ra, rb = await a.get_record("c"), await b.get_record("c")
+        assert ra is not None and rb is not None
+        assert ra.version == rb.version
+        assert ra.data["importance"] == 0.8 and rb.data == ra.data

@@ -89,8 +89,13 @@ class MemorySynchronization:
                 updated += 1
         return updated
 
-    async def _write_once(self, memory_id: str, data: dict[str, Any]) -> int:
-        record = await self.managers[0].update_memory(memory_id, data)
+    async def _write_once(
+        self, memory_id: str, data: dict[str, Any], seen: list[MemoryRecord]
+    ) -> int:
+        """Write the settled data once, newer than every version seen, then copy it."""
+        writer = self.managers[0]
+        writer.clock.update(max(r.version for r in seen))
+        record = await writer.update_memory(memory_id, data)
         return 1 + await self._copy_everywhere(record)
 
     # policies ----------------------------------------------------------------------------
@@ -114,7 +119,7 @@ class MemorySynchronization:
             live = sorted(((m, r) for m, r in held if not r.deleted), key=lambda p: p[1].version,
                           reverse=True)
             merged = await self._merge_memory_versions([(m, dict(r.data)) for m, r in live])
-            report.updated += await self._write_once(memory_id, merged)
+            report.updated += await self._write_once(memory_id, merged, [r for _, r in held])
         return report
 
     async def _conflict_resolution_synchronization(self) -> SyncReport:
@@ -135,7 +140,7 @@ class MemorySynchronization:
                 "chosen": chosen,
                 "at": datetime.now(UTC).isoformat(),
             })
-            report.updated += await self._write_once(memory_id, chosen)
+            report.updated += await self._write_once(memory_id, chosen, [r for _, r in held])
         return report
 
     # merging (the seed's hooks) ----------------------------------------------------------
