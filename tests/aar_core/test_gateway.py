@@ -194,3 +194,49 @@ def test_bad_config_is_a_configuration_error() -> None:
         AARGateway({"port": "not-a-port"})
     with pytest.raises(ConfigurationError):
         AARGateway(["not", "a", "mapping"])  # type: ignore[arg-type]
+
+
+async def test_a_cleaned_up_gateway_answers_with_an_error() -> None:
+    gw = AARGateway({"test_mode": True})
+    await gw.initialize()
+    await gw.cleanup()
+    result = await gw.process_cognitive_input(ask("anyone?"))
+    assert result["status"] == "error"
+    assert result["error"]["code"] == "not_initialized"
+    with pytest.raises(CoreError):
+        await gw.initialize()
+
+
+async def test_a_rejected_session_id_is_not_echoed(gateway: AARGateway) -> None:
+    result = await gateway.process_cognitive_input(
+        {"type": "text", "content": "x", "context": {"session_id": "s" * 500}}
+    )
+    assert result["error"]["code"] == "invalid_session_id"
+    assert result["session_id"] is None
+
+
+async def test_event_inputs_beyond_the_limit_are_dropped_not_queued(gateway: AARGateway) -> None:
+    from deep_tree_echo.aar_core import gateway as gateway_module
+
+    release = asyncio.Event()
+    started = asyncio.Queue[str]()
+
+    class _Slow(Agent):
+        name = "slow"
+        handles = frozenset({"slow"})
+
+        async def handle(self, ctx: AgentContext) -> AgentResult:
+            await started.put(ctx.text)
+            await release.wait()
+            return AgentResult("done")
+
+    gateway.register_agent(_Slow())
+    limit = gateway_module.MAX_EVENT_INPUTS
+    for i in range(limit + 5):
+        await gateway.event_bus.emit("user.input", {"type": "slow", "content": f"m{i}"})
+    for _ in range(limit):
+        await asyncio.wait_for(started.get(), 10)
+    assert len(gateway._tasks) == limit
+    release.set()
+    await gateway.wait_idle()
+    assert started.empty()

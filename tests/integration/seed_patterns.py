@@ -61,10 +61,6 @@ class APIIntegrationGateway(IntegrationGateway):
             }
         }
 
-    # (the seed leaves setup_api_endpoints to the reader)
-    def setup_api_endpoints(self):
-        self.endpoints_ready = True
-
 
 # -- 2. Event-driven pattern -----------------------------------------------------------------
 class WebSocketIntegration(EventDrivenIntegration):
@@ -93,10 +89,6 @@ class WebSocketIntegration(EventDrivenIntegration):
             "content": message_data.get("message"),
             "user_id": message_data.get("user_id")
         })
-
-    # (the seed registers forward_memory_update without defining it)
-    async def forward_memory_update(self, event_data):
-        await self.websocket_manager.broadcast({"type": "memory_update", **event_data})
 
 
 # -- 3. Adapter pattern ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ from deep_tree_echo.aar_core.agents import Agent, AgentContext, AgentRegistry, A
 from deep_tree_echo.aar_core.echo_agent import EchoAgent
 from deep_tree_echo.aar_core.engines import CognitiveEngine, engine_from_settings
 from deep_tree_echo.aar_core.engines.base import EngineAnswer, EngineQuery
-from deep_tree_echo.aar_core.errors import CoreError
+from deep_tree_echo.aar_core.errors import CoreError, NotInitializedError
 from deep_tree_echo.aar_core.events import EventBus
 from deep_tree_echo.aar_core.memory import InMemoryStore, MemoryManager, MemoryStore, SQLiteStore
 from deep_tree_echo.aar_core.sessions import SessionRegistry, Turn
@@ -33,6 +33,7 @@ logger = logging.getLogger("deep_tree_echo.gateway")
 
 MAX_TEXT_CHARS = 100_000
 MAX_SESSION_ID = 128
+MAX_EVENT_INPUTS = 64
 
 EngineObserver = Callable[[str, float, bool], None]
 
@@ -136,8 +137,11 @@ class AARGateway:
         )
         self.engine_observers: list[EngineObserver] = []
         self.initialized = False
+        self._closed = False
         self._init_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Inputs arriving as events are processed in the background, at most this many at once.
+        self._event_inputs = asyncio.Semaphore(MAX_EVENT_INPUTS)
 
     def _make_store(self) -> MemoryStore:
         if self.settings.store_kind == "sqlite":
@@ -153,6 +157,8 @@ class AARGateway:
         async with self._init_lock:
             if self.initialized:
                 return
+            if self._closed:
+                raise NotInitializedError("a gateway cannot be initialised again after cleanup()")
             await self.memory.initialize()
             await self.engine.start()
             self.event_bus.register("user.input", self._on_user_input_event)
@@ -166,6 +172,7 @@ class AARGateway:
             if not self.initialized:
                 return
             self.initialized = False
+            self._closed = True
             self.event_bus.unregister("user.input", self._on_user_input_event)
             tasks = list(self._tasks)
             for task in tasks:
@@ -214,13 +221,12 @@ class AARGateway:
         try:
             parsed = parse_input(request)
         except InvalidInputError as exc:
-            sid = None
-            if isinstance(request, Mapping):
-                ctx = request.get("context")
-                raw = ctx.get("session_id") if isinstance(ctx, Mapping) else None
-                sid = raw if isinstance(raw, str) else None
-            return self._error(exc, start, sid)
+            return self._error(exc, start, None)  # never echo back what was rejected
         if not self.initialized:
+            if self._closed:
+                return self._error(
+                    NotInitializedError("the gateway has been cleaned up"), start, None
+                )
             await self.initialize()
         session = self.sessions.get_or_create(parsed.session_id)
         await self.event_bus.emit(
@@ -294,7 +300,18 @@ class AARGateway:
             "context": {"session_id": session_id,
                         "external_source": data.get("source", "event")},
         }
-        task = asyncio.get_running_loop().create_task(self.process_cognitive_input(request))
+        if self._event_inputs.locked():
+            logger.warning("dropping user.input event: %d already in progress", MAX_EVENT_INPUTS)
+            return
+        await self._event_inputs.acquire()
+
+        async def run() -> None:
+            try:
+                await self.process_cognitive_input(request)
+            finally:
+                self._event_inputs.release()
+
+        task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -75,6 +75,24 @@ class EventDrivenIntegration:
             return False
         return True
 
+    async def forward_memory_update(self, event_data: dict[str, Any]) -> None:
+        """Default ``memory.update`` forwarder, so subclasses may register it without defining it.
+
+        With a ``websocket_manager`` attribute, broadcasts ``{"type": "memory_update", **data}``
+        (to the event's ``session_id`` subscribers when it names one, so updates never leak to
+        other sessions); otherwise hands the data to the ``memory.update`` external handlers.
+        """
+        manager = getattr(self, "websocket_manager", None)
+        if manager is None:
+            await self.emit_to_external("memory.update", event_data)
+            return
+        message = {"type": "memory_update", **event_data}
+        session_id = _session_id(event_data)
+        if session_id is None:
+            await manager.broadcast(message)
+        else:
+            await manager.broadcast(message, session_id=session_id)
+
     async def emit_to_echo(self, event_type: str, data: dict[str, Any]) -> int:
         """Emit event to the Echo system; returns how many Echo handlers completed."""
         return await self.event_bus.emit(event_type, data)

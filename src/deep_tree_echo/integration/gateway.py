@@ -82,6 +82,12 @@ class IntegrationGateway(ABC):
     async def process_external_request(self, request: dict[str, Any]) -> dict[str, Any]:
         """Process one request from an external system and return the external response."""
 
+    def setup_api_endpoints(self) -> None:
+        """Hook for subclasses that expose endpoints; the default does nothing.
+
+        The seed's subclasses call it from ``initialize()`` without always defining it.
+        """
+
     async def connect_to_echo_system(self) -> bool:
         """Initialize the Echo core; ``False`` (and a logged error) if that fails."""
         try:

@@ -6,6 +6,7 @@ Used by the test-suite fixtures (redis-server, postgres) and by the ``echo_serve
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shutil
@@ -37,7 +38,9 @@ def require_binary(name: str, hint: str) -> str:
     """Path of ``name`` on PATH, or a loud :class:`ServerStartError` naming how to install it."""
     path = shutil.which(name)
     if path is None:
-        for extra in ("/usr/sbin", "/usr/lib/postgresql/15/bin", "/usr/local/bin"):
+        extras = ["/usr/sbin", "/usr/local/bin", *sorted(glob.glob("/usr/lib/postgresql/*/bin"),
+                                                           reverse=True)]
+        for extra in extras:
             candidate = os.path.join(extra, name)
             if os.access(candidate, os.X_OK):
                 return candidate
