@@ -27,7 +27,7 @@ from rich.table import Table
 
 from deep_tree_echo import __version__
 from deep_tree_echo.aar_core.gateway import AARGateway
-from deep_tree_echo.aar_core.memory.manager import validate_memory_id
+from deep_tree_echo.aar_core.memory.manager import parse_filter_value, validate_memory_id
 from deep_tree_echo.config import EchoSettings
 from deep_tree_echo.errors import ConfigurationError, EchoError
 from deep_tree_echo.integration.gateway import APIIntegrationGateway
@@ -151,7 +151,8 @@ class LocalBackend:
             raise NotFound(f"memory {memory_id!r} not found")
 
     async def search(self, query: str, limit: int, filters: dict[str, str]) -> list[dict[str, Any]]:
-        results = await self.gateway.memory.search(query, limit, **filters)
+        parsed = {k: parse_filter_value(v) for k, v in filters.items()}
+        results = await self.gateway.memory.search(query, limit, **parsed)
         return [r.to_dict() for r in results]
 
     async def export(self) -> AsyncIterator[dict[str, Any]]:

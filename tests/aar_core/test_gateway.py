@@ -176,6 +176,7 @@ async def test_initialize_and_cleanup_are_idempotent(tmp_path: Path) -> None:
     assert (tmp_path / "memories.db").exists()
     async with AARGateway(EchoSettings(data_dir=tmp_path)) as again:
         memories = await again.memory.get_all_memories()
+        assert again.node_id == gw.node_id  # a node keeps its identity across restarts
     assert any(m["content"] == "persist me" for m in memories.values())
 
 

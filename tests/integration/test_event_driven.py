@@ -149,3 +149,29 @@ async def test_websocket_round_trip_through_the_real_gateway() -> None:
         assert updates[0][0]["action"] == "created"
         assert await gw.memory.retrieve_memory(updates[0][0]["memory_id"]) is not None
         integration.close()
+
+
+async def test_default_forward_memory_update_without_manager_goes_to_external_handlers() -> None:
+    integration = EventDrivenIntegration()
+    seen: list[dict[str, Any]] = []
+    integration.register_external_handler("memory.update", seen.append)
+    integration.register_echo_handler("memory.update", integration.forward_memory_update)
+    await integration.event_bus.emit("memory.update", {"memory_id": "m1", "action": "store"})
+    assert seen == [{"memory_id": "m1", "action": "store"}]
+
+
+async def test_default_forward_memory_update_routes_to_the_events_session() -> None:
+    class Plain(EventDrivenIntegration):
+        def __init__(self, manager: RecordingManager) -> None:
+            super().__init__()
+            self.websocket_manager = manager
+
+    manager = RecordingManager()
+    integration = Plain(manager)
+    integration.register_echo_handler("memory.update", integration.forward_memory_update)
+    await integration.event_bus.emit("memory.update", {"memory_id": "m2", "session_id": "s1"})
+    await integration.event_bus.emit("memory.update", {"memory_id": "m3"})
+    assert manager.messages == [
+        ({"type": "memory_update", "memory_id": "m2", "session_id": "s1"}, "s1"),
+        ({"type": "memory_update", "memory_id": "m3"}, None),
+    ]

@@ -28,8 +28,10 @@ class RecordingManager:
 
 async def test_seed_api_gateway_subclass() -> None:
     gw = seed.APIIntegrationGateway({"test_mode": True})
+    # the verbatim subclass leans on the base class's setup_api_endpoints hook
+    assert "setup_api_endpoints" not in vars(seed.APIIntegrationGateway)
     await gw.initialize()
-    assert gw.endpoints_ready and gw.aar_gateway.initialized
+    assert gw.aar_gateway.initialized
     result = await gw.process_external_request(
         {"message_type": "test", "data": "test input", "session_id": "test_session"}
     )
@@ -63,6 +65,12 @@ async def test_seed_websocket_integration_subclass() -> None:
     await integration.event_bus.emit("agent.message", {"agent_id": "echo", "message": "hi"})
     assert manager.messages == [({"type": "agent_message", "agent_id": "echo", "message": "hi"},
                                  None)]
+    # forward_memory_update is registered but not defined by the seed: the base's default runs
+    assert "forward_memory_update" not in vars(seed.WebSocketIntegration)
+    await integration.event_bus.emit("memory.update", {"memory_id": "m1", "action": "store"})
+    assert manager.messages[-1] == (
+        {"type": "memory_update", "memory_id": "m1", "action": "store"}, None
+    )
     seen: list[dict[str, Any]] = []
     integration.register_echo_handler("user.input", seen.append)
     sent = await integration.emit_to_external("user.message", {"message": "yo", "user_id": "u"})

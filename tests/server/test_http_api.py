@@ -89,6 +89,39 @@ async def test_search_ranks_with_breakdown_and_filters(client: httpx.AsyncClient
     assert r.json()["count"] == 1
 
 
+async def test_search_filters_named_self_or_query_are_data_fields(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.put("/v1/memories/a", json={"content": "cats", "self": "1"})
+    await client.put("/v1/memories/b", json={"content": "cats", "self": "2"})
+    r = await client.get("/v1/memories", params={"query": "cats", "self": "x"})
+    assert r.status_code == 200, r.text
+    assert r.json()["count"] == 0
+    r = await client.get("/v1/memories?query=cats&self=%221%22")  # the JSON string "1"
+    assert r.status_code == 200, r.text
+    assert [x["id"] for x in r.json()["results"]] == ["a"]
+
+
+async def test_search_filter_values_match_json_scalars(client: httpx.AsyncClient) -> None:
+    await client.put("/v1/memories/n", json={"content": "tea", "importance": 0.7, "pinned": True})
+    await client.put("/v1/memories/s", json={"content": "tea", "importance": "0.7", "tag": None})
+    await client.put("/v1/memories/w", json={"content": "tea", "kind": "note", "n": 3})
+
+    async def ids(**params: str) -> list[str]:
+        r = await client.get("/v1/memories", params={"query": "tea", **params})
+        assert r.status_code == 200, r.text
+        return sorted(x["id"] for x in r.json()["results"])
+
+    assert await ids(importance="0.7") == ["n"]
+    assert await ids(importance='"0.7"') == ["s"]  # a quoted value stays a string
+    assert await ids(pinned="true") == ["n"]
+    assert await ids(tag="null") == ["s"]
+    assert await ids(n="3") == ["w"]
+    assert await ids(kind="note") == ["w"]  # not JSON: the raw string
+    r = await client.get("/v1/memories", params={"query": "tea", "importance": "0.7"})
+    assert r.json()["filters"] == {"importance": 0.7}
+
+
 async def test_export_streams_json_lines(client: httpx.AsyncClient) -> None:
     for i in range(3):
         await client.put(f"/v1/memories/e{i}", json={"content": f"item {i}"})

@@ -124,7 +124,7 @@ class AARGateway:
         engine: CognitiveEngine | None = None,
     ) -> None:
         self.settings = EchoSettings.coerce(config)
-        self.node_id = self.settings.node_id or f"node-{uuid.uuid4().hex[:8]}"
+        self.node_id = self.settings.node_id or self._stable_node_id()
         self.event_bus = event_bus or EventBus(handler_timeout=self.settings.handler_timeout)
         self.memory = memory or MemoryManager(
             self._make_store(), node_id=self.node_id, event_bus=self.event_bus
@@ -142,6 +142,19 @@ class AARGateway:
         self._tasks: set[asyncio.Task[Any]] = set()
         # Inputs arriving as events are processed in the background, at most this many at once.
         self._event_inputs = asyncio.Semaphore(MAX_EVENT_INPUTS)
+
+    def _stable_node_id(self) -> str:
+        """A node keeps its id across restarts: kept in ``data_dir/node_id`` when there is one."""
+        fresh = f"node-{uuid.uuid4().hex[:8]}"
+        if self.settings.store_kind != "sqlite" or self.settings.data_dir is None:
+            return fresh
+        path = self.settings.data_dir / "node_id"
+        try:
+            return path.read_text(encoding="utf-8").strip() or fresh
+        except FileNotFoundError:
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(fresh + "\n", encoding="utf-8")
+            return fresh
 
     def _make_store(self) -> MemoryStore:
         if self.settings.store_kind == "sqlite":

@@ -1,8 +1,8 @@
 """Per-integration request metrics and edge-triggered alerts, O(1) per recorded request.
 
-Each integration keeps counters over its whole life plus a bounded window of its most recent
-response times and outcomes; the window's sums are kept running, so the alert checks after
-every request are O(1). Alerts fire when a condition *starts* and are recorded again as
+Each integration keeps counters over its whole life (including a fixed-bucket latency
+histogram) plus a bounded window of its most recent response times and outcomes; the window's
+sums are kept running, so the alert checks after every request are O(1). Alerts fire when a condition *starts* and are recorded again as
 ``resolved`` when it ends; a cooldown stops a flapping condition from re-firing.
 """
 
@@ -13,6 +13,7 @@ import inspect
 import logging
 import math
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from deep_tree_echo.observability.alerts import Alert, AlertSink
 
 __all__ = [
     "ALERT_EVENT",
+    "DEFAULT_BUCKETS",
     "IntegrationMetrics",
     "IntegrationMonitor",
     "monitor",
@@ -33,6 +35,10 @@ logger = logging.getLogger("deep_tree_echo.observability")
 
 ALERT_EVENT = "integration.alert"
 DEFAULT_WINDOW = 1024
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+"""Latency histogram upper bounds in seconds (prometheus-client's defaults; +Inf is implied)."""
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -55,7 +61,8 @@ class IntegrationMetrics:
 
     ``average_response_time`` is the running mean over *all* requests; ``response_times``
     holds only the most recent ``window`` times, and the ``window_*`` properties and the
-    percentiles describe that recent window.
+    percentiles describe that recent window. :meth:`histogram` counts *all* requests into the
+    fixed ``buckets`` (one bisect per request), as a Prometheus histogram would.
     """
 
     total_requests: int = 0
@@ -65,6 +72,9 @@ class IntegrationMetrics:
     response_times: deque[float] = field(default_factory=deque)
     window: int = DEFAULT_WINDOW
     total_response_time: float = 0.0
+    buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    # per-bucket (not cumulative) counts; the last slot is +Inf
+    _bucket_counts: list[int] = field(init=False, repr=False, compare=False)
     # outcome ring aligned with response_times: a plain preallocated list, no allocation
     _failed_ring: list[bool] = field(init=False, repr=False, compare=False)
     _pos: int = field(default=0, init=False, repr=False, compare=False)
@@ -80,6 +90,13 @@ class IntegrationMetrics:
     def __post_init__(self) -> None:
         if self.window < 1:
             raise InvalidInputError("window must be at least 1")
+        bounds = tuple(float(b) for b in self.buckets)
+        if not bounds or any(lo >= hi for lo, hi in zip(bounds, bounds[1:], strict=False)):
+            raise InvalidInputError("buckets must be a non-empty, strictly increasing sequence")
+        if math.isinf(bounds[-1]):
+            bounds = bounds[:-1]  # +Inf is always the implied last bucket
+        self.buckets = bounds
+        self._bucket_counts = [0] * (len(bounds) + 1)
         # accept the seed's ``response_times=None`` or any iterable of seconds
         initial: list[float] = list(self.response_times or ())
         self.response_times = deque(maxlen=self.window)
@@ -88,6 +105,9 @@ class IntegrationMetrics:
             self.response_times.append(seconds)
         self._pos = len(self.response_times) % self.window
         self._window_sum = math.fsum(self.response_times)
+        for seconds in self.response_times:
+            self._bucket_counts[bisect_left(bounds, seconds)] += 1
+        self.total_requests = max(self.total_requests, sum(self._bucket_counts))
 
     def record(self, success: bool, response_time: float) -> None:
         """Count one request; O(1) (the window sum is re-summed once per ``window`` evictions)."""
@@ -96,6 +116,7 @@ class IntegrationMetrics:
         pos = self._pos
         self.total_requests += 1
         self.total_response_time += response_time
+        self._bucket_counts[bisect_left(self.buckets, response_time)] += 1
         self.average_response_time = self.total_response_time / self.total_requests
         if success:
             self.successful_requests += 1
@@ -138,6 +159,18 @@ class IntegrationMetrics:
     def failure_rate(self) -> float:
         """Failures over all requests."""
         return self.failed_requests / self.total_requests if self.total_requests else 0.0
+
+    def histogram(self) -> list[tuple[float, int]]:
+        """Cumulative ``(upper bound, count)`` pairs, ending with ``(inf, total)``.
+
+        A request lands in the first bucket whose bound is ``>=`` its time (Prometheus ``le``).
+        """
+        out: list[tuple[float, int]] = []
+        running = 0
+        for bound, count in zip((*self.buckets, math.inf), self._bucket_counts, strict=True):
+            running += count
+            out.append((bound, running))
+        return out
 
     def percentiles(self, *qs: float) -> tuple[float, ...]:
         """Response-time quantiles (0..1) over the window, one sort for all of them."""

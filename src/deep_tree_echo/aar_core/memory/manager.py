@@ -13,6 +13,7 @@ import dataclasses
 import heapq
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -62,6 +63,24 @@ def validate_memory_id(memory_id: object) -> str:
     except UnicodeEncodeError as exc:
         raise InvalidMemoryError("memory id is not valid unicode text") from exc
     return memory_id
+
+
+def parse_filter_value(raw: str) -> Any:
+    """A textual filter value (query string, ``--filter``) as what it most likely means.
+
+    JSON numbers, ``true``/``false`` and ``null`` become that value, so ``importance=0.7``
+    matches the number 0.7; anything else (including JSON strings, arrays, objects and
+    non-finite numbers) stays the raw string.
+    """
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return raw
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return raw
 
 
 def _session_of(data: dict[str, Any]) -> Any:
@@ -401,12 +420,17 @@ class MemoryManager:
 
     # -- search ----------------------------------------------------------------------------
 
-    async def search(self, query: str, limit: int = 10, **filters: Any) -> list[SearchResult]:
+    async def search(
+        self, query: str, /, limit: int = 10, **filters: Any
+    ) -> list[SearchResult]:
         """Live memories ranked by relevance to ``query``, recency and importance.
 
         Only memories matching at least one query term are candidates; an empty query (or one
         of stopwords only) ranks all live memories by recency and importance. ``filters``
-        keep memories whose top-level ``data[key] == value``.
+        keep memories whose top-level ``data[key] == value``. ``self`` and ``query`` are
+        positional-only so any data field name (``self``, ``query``) can be a filter; the one
+        exception is ``limit``, which always means the result count (a filter on a data field
+        named ``limit`` cannot be expressed here).
         """
         await self._ensure_open()
         self._stats["searches"] += 1

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from deep_tree_echo.aar_core.memory.manager import parse_filter_value
 from deep_tree_echo.server.errors import BadRequestError, UnsupportedMediaTypeError
 from deep_tree_echo.server.routes._deps import Gateway
 
@@ -92,6 +93,12 @@ async def delete_memory(memory_id: MemoryId, gateway: Gateway) -> Response:
 @router.get(
     "/memories",
     summary="Ranked search; other query parameters filter on top-level data fields",
+    description=(
+        "Every query parameter other than `query`, `limit` and `token` keeps memories whose "
+        "top-level data field equals it. Values that are JSON numbers, `true`/`false` or "
+        "`null` match that value (`importance=0.7` matches the number 0.7); anything else "
+        "matches the string. Fields named `query`, `limit` or `token` cannot be filtered on."
+    ),
     responses=_ERRORS,
 )
 async def search_memories(
@@ -100,7 +107,11 @@ async def search_memories(
     query: Annotated[str, Query(max_length=10_000)] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
 ) -> dict[str, Any]:
-    filters = {k: v for k, v in request.query_params.items() if k not in _RESERVED_QUERY}
+    filters = {
+        k: parse_filter_value(v)
+        for k, v in request.query_params.items()
+        if k not in _RESERVED_QUERY
+    }
     results = await gateway.memory.search(query, limit, **filters)
     return {
         "query": query,
