@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from deep_tree_echo import __version__
 from deep_tree_echo.cli import app, build_settings
 from deep_tree_echo.testing._process import free_port, start_process
+from deep_tree_echo.testing.live_server import EchoServer
 
 BIN = Path(sys.executable).parent
 
@@ -155,6 +156,11 @@ def test_commands_over_http(server_url: str, tmp_path: Path) -> None:
     assert [r["id"] for r in json.loads(out)] == ["h1"]
     code, out, _ = run("ask", "tell me about http", "--session", "cli", "--json", *remote)
     assert code == 0 and json.loads(out)["success"] is True
+    # a core failure is an HTTP 400 with the external response shape, shown like in-process
+    code, out, _ = run("ask", "x" * 100_001, "--json", *remote)
+    assert code == 1 and json.loads(out)["error"]["code"] == "content_too_large"
+    code, _, err = run("ask", "x" * 100_001, *remote)
+    assert code == 1 and "content_too_large" in err
 
     source = tmp_path / "in.jsonl"
     source.write_text(
@@ -191,3 +197,77 @@ def test_serve_rejects_bad_config(tmp_path: Path) -> None:
     config.write_text("port = 'not a number'\n")
     code, _, err = run("serve", "--config", str(config))
     assert code == 2 and "invalid configuration" in err
+
+
+def test_help_shows_bracketed_text() -> None:
+    result = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "(top level or [echo])" in result.stdout
+    assert "[default: 127.0.0.1]" in result.stdout
+    assert "(top level or )" not in result.stdout
+
+
+def test_in_process_commands_refuse_while_a_server_owns_the_data_dir(tmp_path: Path) -> None:
+    data = tmp_path / "owned"
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": "i1", "data": {"content": "imported"}}) + "\n")
+    with EchoServer(data) as server:
+        expected = f"a server is running on {data}; use --url {server.url}"
+        for args in (
+            ("memory", "put", "x", '{"content": "direct"}'),
+            ("memory", "delete", "x"),
+            ("memory", "import", str(source)),
+            ("ask", "hello"),
+        ):
+            code, _, err = run(*args, "--data-dir", str(data))
+            assert code == 2, (args, err)
+            assert expected in " ".join(err.split()), err
+        # through the server, the same write works and the server sees it at once
+        code, _, err = run("memory", "put", "x", '{"content": "via http"}', "--url", server.url)
+        assert code == 0, err
+        assert json.loads(run("memory", "get", "x", "--url", server.url)[1])["data"] == {
+            "content": "via http"
+        }
+        # a second server on the same data dir refuses to start
+        done = subprocess.run(
+            [str(BIN / "dte"), "serve", "--port", str(free_port()), "--data-dir", str(data)],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 2, done.stderr
+        message = " ".join(done.stderr.split())
+        assert f"a server (pid {server.process.pid}, {server.url}) is already running" in message
+        assert server.running
+    # once it stopped, in-process commands own the data dir again and see its writes
+    code, out, err = run("memory", "get", "x", "--data-dir", str(data))
+    assert code == 0, err
+    assert json.loads(out)["data"] == {"content": "via http"}
+    code, _, err = run("memory", "delete", "x", "--data-dir", str(data))
+    assert code == 0, err
+
+
+def test_a_running_cli_command_keeps_a_server_off_the_data_dir(tmp_path: Path) -> None:
+    from deep_tree_echo.server.datadir_lock import DataDirLock
+
+    data = tmp_path / "busy"
+    with DataDirLock(data, exclusive=False):  # what an in-process CLI command holds
+        done = subprocess.run(
+            [str(BIN / "dte"), "serve", "--port", str(free_port()), "--data-dir", str(data)],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "in use by a deep-tree-echo CLI command" in " ".join(done.stderr.split())
+        # CLI commands share the lock with each other
+        code, _, err = run("memory", "put", "y", '{"content": "shared"}', "--data-dir", str(data))
+        assert code == 0, err
+
+
+def test_search_filters_match_numbers_in_process(data_dir: str) -> None:
+    assert run("memory", "put", "n", '{"content": "tea", "importance": 0.7}', "--data-dir",
+               data_dir)[0] == 0
+    assert run("memory", "put", "s", '{"content": "tea", "importance": "high"}', "--data-dir",
+               data_dir)[0] == 0
+    for value, expected in (("0.7", ["n"]), ("high", ["s"])):
+        code, out, err = run("memory", "search", "tea", "--filter", f"importance={value}",
+                             "--json", "--data-dir", data_dir)
+        assert code == 0, err
+        assert [r["id"] for r in json.loads(out)] == expected

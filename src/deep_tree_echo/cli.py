@@ -121,15 +121,34 @@ class LocalBackend:
     """An :class:`AARGateway` in this process, on ``settings.data_dir``."""
 
     def __init__(self, settings: EchoSettings) -> None:
+        from deep_tree_echo.server.datadir_lock import DataDirLock
+
         self.gateway = AARGateway(settings)
         self.api = APIIntegrationGateway(settings, aar_gateway=self.gateway)
+        # shared: CLI commands may overlap; a running server (exclusive) makes open() fail
+        self.lock = (
+            DataDirLock(settings.data_dir, exclusive=False)
+            if settings.store_kind == "sqlite" and settings.data_dir is not None
+            else None
+        )
 
     async def open(self) -> LocalBackend:
-        await self.gateway.initialize()
+        """Lock the data dir (DataDirLockedError while a server owns it), open the core."""
+        if self.lock is not None:
+            self.lock.acquire()
+        try:
+            await self.gateway.initialize()
+        except BaseException:
+            await self.aclose()
+            raise
         return self
 
     async def aclose(self) -> None:
-        await self.gateway.cleanup()
+        try:
+            await self.gateway.cleanup()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
     async def ask(self, text: str, session_id: str | None) -> dict[str, Any]:
         return await self.api.process_external_request(_external_request(text, session_id))
@@ -197,11 +216,21 @@ class HttpBackend:
         return response
 
     async def ask(self, text: str, session_id: str | None) -> dict[str, Any]:
-        response = await self._request(
-            "POST", "/v1/process", json=_external_request(text, session_id)
-        )
-        result: dict[str, Any] = response.json()
-        return result
+        try:
+            response = await self.client.post(
+                "/v1/process", json=_external_request(text, session_id)
+            )
+        except httpx.HTTPError as exc:
+            raise CLIError(f"cannot reach {self.client.base_url}: {exc}") from exc
+        try:
+            result = response.json()
+        except ValueError:
+            result = None
+        # core failures keep the external response shape (with a 4xx/5xx status)
+        if isinstance(result, dict) and "success" in result:
+            return result
+        _raise_for(response)
+        raise CLIError(f"unexpected response from /v1/process: {response.text[:200]}")
 
     async def put(
         self, memory_id: str, data: dict[str, Any], ttl: float | None = None
@@ -384,10 +413,10 @@ app.add_typer(memory_app, name="memory")
 
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="data directory (SQLite store) [default: .echo]"),
+    typer.Option("--data-dir", help="data directory (SQLite store) \\[default: .echo]"),
 ]
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="TOML settings file (top level or [echo])")
+    Path | None, typer.Option("--config", help="TOML settings file (top level or \\[echo])")
 ]
 UrlOpt = Annotated[
     str | None,
@@ -408,11 +437,13 @@ def _run(coro: Awaitable[T]) -> T:
     async def wrapper() -> T:
         return await coro
 
+    from deep_tree_echo.server.errors import DataDirLockedError
+
     try:
         return asyncio.run(wrapper())
     except NotFound as exc:
         raise _fail(exc.message) from None
-    except ConfigurationError as exc:
+    except (ConfigurationError, DataDirLockedError) as exc:
         raise _fail(exc.message, 2) from None
     except EchoError as exc:
         raise _fail(f"{exc.code}: {exc.message}") from None
@@ -446,8 +477,8 @@ def _print_json(value: Any) -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="bind address [default: 127.0.0.1]")] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port [default: 8000]")] = None,
+    host: Annotated[str | None, typer.Option(help="bind address \\[default: 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port \\[default: 8000]")] = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     log_level: Annotated[str | None, typer.Option(help="uvicorn log level")] = None,
@@ -456,6 +487,8 @@ def serve(
     import uvicorn
 
     from deep_tree_echo.server.app import create_app
+    from deep_tree_echo.server.datadir_lock import DataDirLock, server_url
+    from deep_tree_echo.server.errors import DataDirLockedError
 
     try:
         settings = build_settings(
@@ -465,29 +498,41 @@ def serve(
         raise _fail(exc.message, 2) from None
     level = settings.log_level.upper()
     logging.basicConfig(level=level, format="%(levelname)-9s %(name)s: %(message)s")
+    lock: DataDirLock | None = None
     if settings.store_kind == "sqlite" and settings.data_dir is not None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    err.print(
-        f"deep-tree-echo {__version__}: store={settings.store_kind}"
-        + (f" in {settings.data_dir}" if settings.store_kind == "sqlite" else "")
-        + f", engine={settings.engine}, auth={'on' if settings.api_keys else 'off'}",
-        highlight=False,
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level.lower(),
-            ws_ping_interval=settings.ws_ping_interval,
-            ws_ping_timeout=settings.ws_ping_interval,
-            ws_max_size=settings.max_body_bytes,
-            lifespan="on",
-            server_header=False,
-            timeout_graceful_shutdown=10,
+        # this server owns the data dir: CLI commands must go through it (--url)
+        lock = DataDirLock(
+            settings.data_dir, exclusive=True, url=server_url(settings.host, settings.port)
         )
-    )
-    server.run()
+        try:
+            lock.acquire()
+        except DataDirLockedError as exc:
+            raise _fail(exc.message, 2) from None
+    try:
+        err.print(
+            f"deep-tree-echo {__version__}: store={settings.store_kind}"
+            + (f" in {settings.data_dir}" if settings.store_kind == "sqlite" else "")
+            + f", engine={settings.engine}, auth={'on' if settings.api_keys else 'off'}",
+            highlight=False,
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings),
+                host=settings.host,
+                port=settings.port,
+                log_level=settings.log_level.lower(),
+                ws_ping_interval=settings.ws_ping_interval,
+                ws_ping_timeout=settings.ws_ping_interval,
+                ws_max_size=settings.max_body_bytes,
+                lifespan="on",
+                server_header=False,
+                timeout_graceful_shutdown=10,
+            )
+        )
+        server.run()
+    finally:
+        if lock is not None:
+            lock.release()
     if not server.started:
         raise typer.Exit(1)
 
@@ -591,7 +636,11 @@ def memory_search(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 10,
     filters: Annotated[
         list[str] | None,
-        typer.Option("--filter", help="KEY=VALUE on top-level data fields (repeatable)"),
+        typer.Option(
+            "--filter",
+            help="KEY=VALUE on top-level data fields (repeatable; JSON numbers, true, false "
+            "and null match those values)",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     url: UrlOpt = None,
@@ -633,7 +682,7 @@ def memory_search(
 @memory_app.command("export")
 def memory_export(
     out_file: Annotated[
-        Path | None, typer.Option("--out", "-o", help="JSON-lines file [default: stdout]")
+        Path | None, typer.Option("--out", "-o", help="JSON-lines file \\[default: stdout]")
     ] = None,
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,

@@ -40,6 +40,9 @@ class EchoSettings(BaseSettings):
     ws_ping_interval: float = Field(20.0, gt=0)
     log_level: str = "info"
     metrics_public: bool = Field(False, description="serve /metrics without an API key")
+    alert_webhook_url: str | None = Field(
+        None, description="POST integration alerts as JSON here (they always go to the bus)"
+    )
 
     # core
     node_id: str | None = None
@@ -56,6 +59,7 @@ class EchoSettings(BaseSettings):
     openai_api_key: str | None = None
     openai_timeout: float = Field(30.0, gt=0)
     openai_max_retries: int = Field(2, ge=0)
+    openai_failure_threshold: int = Field(5, gt=0, description="failed calls that open the breaker")
 
     # plugins: entry-point names allowed to load; "*" allows all; empty loads none
     plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -13,11 +13,15 @@ from fastapi import FastAPI
 from google.protobuf.json_format import MessageToDict
 
 from deep_tree_echo.aar_core.agents import Agent, AgentContext, AgentResult
-from deep_tree_echo.aar_core.errors import StoreError
+from deep_tree_echo.aar_core.errors import CoreError, EngineError, StoreError
 from deep_tree_echo.aar_core.gateway import AARGateway
 from deep_tree_echo.errors import InvalidInputError
 from deep_tree_echo.integration.errors import InvalidRequestError
-from deep_tree_echo.integration.gateway import APIIntegrationGateway, IntegrationGateway
+from deep_tree_echo.integration.gateway import (
+    APIIntegrationGateway,
+    IntegrationGateway,
+    result_status,
+)
 from deep_tree_echo.proto import EchoRequest, EchoResponse
 
 PROTOBUF = "application/x-protobuf"
@@ -290,6 +294,7 @@ async def test_http_accept_negotiation(
     ("body", "headers", "status", "code", "needle"),
     [
         (b"{not json", {"content-type": "application/json"}, 400, "bad_request", "invalid JSON"),
+        (b"[" * 200_000, {}, 400, "bad_request", "nested too deeply"),
         (b"\xff\xfe", {"content-type": "application/json"}, 400, "bad_request", "invalid JSON"),
         (b"\xff\xff\xff", {"content-type": PROTOBUF}, 400, "bad_request", "EchoRequest"),
         (b"\xc1", {"content-type": MSGPACK}, 400, "bad_request", "MessagePack"),
@@ -316,8 +321,93 @@ async def test_http_errors(
 
 async def test_http_echo_core_failure_is_reported_in_the_body(client: httpx.AsyncClient) -> None:
     r = await client.post("/v1/process", json={"data": "x" * 100_001})
-    assert r.status_code == 200
+    assert r.status_code == 400
     body = r.json()
     assert body["success"] is False
     assert body["error"]["code"] == "content_too_large"
     assert body["data"] == {}
+    assert set(body["metadata"]) == {"processing_time", "confidence"}
+
+
+class FailingAgent(Agent):
+    """Fails the way its input text says, so each core error code can reach the endpoint."""
+
+    name: ClassVar[str] = "failing"
+    handles: ClassVar[frozenset[str]] = frozenset({"fail"})
+
+    async def handle(self, ctx: AgentContext) -> AgentResult:
+        if ctx.text == "store":
+            raise StoreError("disk on fire")
+        if ctx.text == "engine":
+            raise EngineError("engine down")
+        if ctx.text == "crash":
+            raise RuntimeError("kaput")
+        if ctx.text == "contract":
+            return "not an AgentResult"  # type: ignore[return-value]
+        raise CoreError("I do not do that", code="declined")
+
+
+@pytest.mark.parametrize(
+    ("text", "status", "code"),
+    [
+        ("store", 503, "store_error"),
+        ("engine", 503, "engine_unavailable"),
+        ("crash", 500, "internal_error"),
+        ("contract", 500, "agent_error"),
+        ("decline", 422, "declined"),
+    ],
+)
+async def test_http_status_follows_the_core_error_code(
+    aar: AARGateway, client: httpx.AsyncClient, text: str, status: int, code: str
+) -> None:
+    aar.register_agent(FailingAgent())
+    for accept in ("application/json", MSGPACK):
+        r = await client.post(
+            "/v1/process", json={"message_type": "fail", "data": text}, headers={"accept": accept}
+        )
+        assert r.status_code == status, r.content
+        body = r.json() if accept == "application/json" else msgpack.unpackb(r.content)
+        assert body["success"] is False
+        assert body["error"]["code"] == code
+        assert set(body) == {"success", "data", "metadata", "error"}
+
+
+async def test_http_status_when_the_core_is_closed(
+    aar: AARGateway, client: httpx.AsyncClient
+) -> None:
+    await aar.cleanup()
+    r = await client.post("/v1/process", json={"data": "hello"})
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "not_initialized"
+
+
+async def test_library_api_returns_core_failures_without_raising(
+    aar: AARGateway, api: APIIntegrationGateway
+) -> None:
+    aar.register_agent(FailingAgent())
+    result = await api.process_external_request({"message_type": "fail", "data": "store"})
+    assert result["success"] is False and result["error"]["code"] == "store_error"
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("invalid_type", 400),
+        ("invalid_session_id", 400),
+        ("missing_content", 400),
+        ("empty_content", 400),
+        ("content_too_large", 400),
+        ("invalid_memory", 400),
+        ("engine_unavailable", 503),
+        ("store_error", 503),
+        ("not_initialized", 503),
+        ("internal_error", 500),
+        ("agent_error", 500),
+        ("no_agent", 422),
+        (None, 500),
+    ],
+)
+def test_result_status_maps_error_codes(code: str | None, status: int) -> None:
+    error = {"code": code, "message": "m"} if code is not None else None
+    assert result_status({"success": False, "data": {}, "error": error}) == status
+    assert result_status({"success": True, "data": {}}) == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import Any
 
 import pytest
@@ -84,6 +85,26 @@ def test_memory_stays_bounded_and_sums_stay_exact() -> None:
     assert m.total_requests == 50_000
     assert m.window_mean_response_time == pytest.approx(sum(m.response_times) / 256)
     assert m.window_failures == sum(1 for i in range(50_000 - 256, 50_000) if i % 50 == 0)
+
+
+def test_histogram_counts_every_request_into_fixed_buckets() -> None:
+    m = IntegrationMetrics(window=2, buckets=(0.1, 1.0))
+    for seconds in (0.05, 0.1, 0.5, 1.0, 3.0, 0.2):
+        m.record(True, seconds)
+    # over all requests, not just the 2-wide window; a bound is inclusive (Prometheus "le")
+    assert m.histogram() == [(0.1, 2), (1.0, 5), (math.inf, 6)]
+    assert IntegrationMetrics().buckets[:3] == (0.005, 0.01, 0.025)  # prometheus defaults
+    seeded = IntegrationMetrics(response_times=[0.2, 5.0], buckets=(1.0, math.inf))  # type: ignore[arg-type]
+    assert seeded.buckets == (1.0,)
+    assert seeded.histogram() == [(1.0, 1), (math.inf, 2)]
+
+
+def test_bad_histogram_buckets_are_rejected() -> None:
+    for buckets in ((), (1.0, 0.5), (0.5, 0.5)):
+        with pytest.raises(InvalidInputError):
+            IntegrationMetrics(buckets=buckets)
+    with pytest.raises(InvalidInputError):
+        IntegrationMonitor(buckets=(2.0, 1.0))
 
 
 def test_failure_rate_alert_fires_once_then_resolves_once() -> None:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import StreamingResponse
 from prometheus_client import CollectorRegistry
@@ -105,6 +106,87 @@ async def test_collector_reads_components_at_scrape_time() -> None:
     assert value(again, "dte_events_emitted_total", bus="core") == bus.stats["emitted"]
     await memory.close()
     del breaker, limiter
+
+
+def test_integration_latency_is_exported_as_a_histogram() -> None:
+    registry = CollectorRegistry()
+    mon = IntegrationMonitor(buckets=(0.1, 0.5, 1.0))
+    EchoMetrics(registry, integration_monitor=mon)
+    for seconds in (0.05, 0.1, 0.3, 0.7, 2.0):  # 0.1 sits on a bound: counted as le="0.1"
+        mon.record_request("openai", True, seconds)
+    payload, _ = render_latest(registry)
+    families = {f.name: f for f in text_string_to_metric_families(payload.decode())}
+    assert families["dte_integration_request_duration_seconds"].type == "histogram"
+    _, samples = scrape(registry)
+    h = "dte_integration_request_duration_seconds"
+    buckets = {
+        le: value(samples, h + "_bucket", integration="openai", le=le)
+        for le in ("0.1", "0.5", "1.0", "+Inf")
+    }
+    assert buckets == {"0.1": 2, "0.5": 3, "1.0": 4, "+Inf": 5}
+    assert value(samples, h + "_count", integration="openai") == 5
+    assert abs(value(samples, h + "_sum", integration="openai") - 3.15) < 1e-9
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _trip(breaker: CircuitBreaker) -> None:
+    async def fail() -> None:
+        raise RuntimeError("down")
+
+    for _ in range(breaker.failure_threshold):
+        with pytest.raises(RuntimeError):
+            await breaker.call(fail)
+
+
+async def test_scraping_does_not_move_a_breaker_out_of_open() -> None:
+    registry = CollectorRegistry()
+    EchoMetrics(registry, include_default_monitor=False)
+    clock = FakeClock()
+    changes: list[str] = []
+    breaker = CircuitBreaker(
+        failure_threshold=1, recovery_timeout=5, name="test-prom-peek", clock=clock,
+        listeners=[lambda b, old, new: changes.append(new.value)],
+    )  # fmt: skip
+    await _trip(breaker)
+    clock.now += 5  # the recovery timeout has passed: `state` would now transition
+    generation = breaker.generation
+    for _ in range(2):
+        _, samples = scrape(registry)
+        state = "dte_circuit_breaker_state"
+        assert value(samples, state, breaker="test-prom-peek", state="half_open") == 1
+        assert value(samples, state, breaker="test-prom-peek", state="open") == 0
+    assert breaker.generation == generation and changes == ["open"]
+
+
+async def test_same_named_breakers_and_limiters_are_one_series() -> None:
+    registry = CollectorRegistry()
+    EchoMetrics(registry, include_default_monitor=False)
+    closed = CircuitBreaker(failure_threshold=1, name="test-prom-dup")
+    tripped = CircuitBreaker(failure_threshold=1, recovery_timeout=60, name="test-prom-dup")
+    await _trip(tripped)
+    limiters = [RateLimiter(1, 60.0, name="test-prom-dup-limiter") for _ in range(2)]
+    for limiter in limiters:
+        assert limiter.try_acquire() is True
+    for limiter, extra in zip(limiters, (2, 3), strict=True):
+        for _ in range(extra):
+            assert limiter.try_acquire() is False
+    payload, _ = render_latest(registry)  # duplicate series would make the text ambiguous
+    lines = payload.decode().splitlines()
+    assert sum('breaker="test-prom-dup",state="open"' in line for line in lines) == 1
+    assert sum('limiter="test-prom-dup-limiter"' in line for line in lines) == 1
+    _, samples = scrape(registry)
+    state = "dte_circuit_breaker_state"
+    assert value(samples, state, breaker="test-prom-dup", state="open") == 1  # the worst
+    assert value(samples, state, breaker="test-prom-dup", state="closed") == 0
+    assert value(samples, "dte_rate_limiter_rejections_total", limiter="test-prom-dup-limiter") == 5
+    del closed, tripped, limiters
 
 
 def test_two_apps_have_independent_registries() -> None:

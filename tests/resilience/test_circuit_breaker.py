@@ -431,3 +431,22 @@ def test_invalid_configuration_is_rejected() -> None:
         CircuitBreaker(failure_rate_threshold=50)
     with pytest.raises(ConfigurationError):
         CircuitBreaker(0)
+
+
+async def test_peek_state_reports_half_open_without_transitioning(clock: FakeClock) -> None:
+    changes: list[tuple[CircuitState, CircuitState]] = []
+    breaker = CircuitBreaker(
+        failure_threshold=1, recovery_timeout=10, clock=clock,
+        listeners=[lambda b, old, new: changes.append((old, new))],
+    )  # fmt: skip
+    await trip(breaker, 1)
+    assert breaker.peek_state() is CircuitState.OPEN
+    generation = breaker.generation
+    clock.advance(10)
+    assert breaker.peek_state() is CircuitState.HALF_OPEN  # what `state` would say...
+    assert breaker.peek_state() is CircuitState.HALF_OPEN
+    assert breaker.generation == generation  # ...but nothing moved
+    assert changes == [(CircuitState.CLOSED, CircuitState.OPEN)]
+    assert breaker.state is CircuitState.HALF_OPEN  # the real read transitions and notifies
+    assert breaker.generation == generation + 1
+    assert changes[-1] == (CircuitState.OPEN, CircuitState.HALF_OPEN)

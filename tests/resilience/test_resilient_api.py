@@ -177,6 +177,20 @@ async def test_429_honours_retry_after_seconds(server: ScriptedServer, fake: Fak
     assert fake.sleeps == [3.0]
 
 
+async def test_429_without_retry_after_raises_at_once(
+    server: ScriptedServer, fake: FakeTime
+) -> None:
+    server.script("/throttled", (429, {}, {"error": "slow down"}), (200, {}, {"ok": 1}))
+    async with make_api(server.url, fake, max_retries=3) as api:
+        with pytest.raises(APIServerError) as info:
+            await api.make_api_call("/throttled", None)
+        assert api.circuit_breaker.failure_count == 1
+    assert (info.value.status_code, info.value.retry_after) == (429, None)
+    assert info.value.body == {"error": "slow down"}
+    assert fake.sleeps == []
+    assert server.hits("/throttled") == 1
+
+
 async def test_retry_after_longer_than_backoff_max_fails_at_once(
     server: ScriptedServer, fake: FakeTime
 ) -> None:
@@ -298,3 +312,62 @@ async def test_calls_are_recorded_on_the_observability_monitor(
     metrics = monitor.metrics["monitored-api"]
     assert metrics.total_requests == 2
     assert metrics.failed_requests == 1
+
+
+MAYBE_SENT = [
+    httpx.ReadTimeout("slow"),
+    httpx.WriteTimeout("slow"),
+    httpx.ReadError("reset"),
+    httpx.WriteError("broken pipe"),
+    httpx.RemoteProtocolError("server disconnected"),
+]
+
+
+async def _calls_until_failure(
+    fake: FakeTime, method: str, error: Exception, **config: Any
+) -> tuple[int, Exception]:
+    """How many requests one call sends when every attempt fails with ``error``."""
+    with respx.mock() as mock:
+        route = mock.route(method=method, url="https://api.test/op").mock(side_effect=error)
+        async with make_api("https://api.test", fake, max_retries=2, **config) as api:
+            with pytest.raises(APIConnectionError) as info:
+                await api.make_api_call("/op", {"n": 1}, method=method)
+        return route.call_count, info.value
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+@pytest.mark.parametrize("error", MAYBE_SENT, ids=lambda e: type(e).__name__)
+async def test_unsafe_methods_are_not_resent_once_the_request_may_have_arrived(
+    fake: FakeTime, method: str, error: Exception
+) -> None:
+    calls, raised = await _calls_until_failure(fake, method, error)
+    assert calls == 1 and fake.sleeps == []
+    assert isinstance(raised, APITimeoutError) == isinstance(error, httpx.TimeoutException)
+
+
+@pytest.mark.parametrize("error", MAYBE_SENT, ids=lambda e: type(e).__name__)
+async def test_retry_unsafe_resends_posts(fake: FakeTime, error: Exception) -> None:
+    calls, _ = await _calls_until_failure(fake, "POST", error, retry_unsafe=True)
+    assert calls == 3
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+@pytest.mark.parametrize("error", MAYBE_SENT, ids=lambda e: type(e).__name__)
+async def test_idempotent_methods_are_resent(fake: FakeTime, method: str, error: Exception) -> None:
+    calls, _ = await _calls_until_failure(fake, method, error)
+    assert calls == 3
+
+
+@pytest.mark.parametrize(
+    "error",
+    [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow"), httpx.PoolTimeout("busy")],
+    ids=lambda e: type(e).__name__,
+)
+async def test_unsent_posts_are_always_retried(fake: FakeTime, error: Exception) -> None:
+    calls, _ = await _calls_until_failure(fake, "POST", error)
+    assert calls == 3
+
+
+async def test_other_transport_errors_are_not_retried(fake: FakeTime) -> None:
+    calls, _ = await _calls_until_failure(fake, "GET", httpx.UnsupportedProtocol("gopher"))
+    assert calls == 1

@@ -92,14 +92,14 @@ async def test_search_ranks_with_breakdown_and_filters(client: httpx.AsyncClient
 async def test_search_filters_named_self_or_query_are_data_fields(
     client: httpx.AsyncClient,
 ) -> None:
-    await client.put("/v1/memories/a", json={"content": "cats", "self": "1"})
+    await client.put("/v1/memories/a", json={"content": "cats", "self": 1})
     await client.put("/v1/memories/b", json={"content": "cats", "self": "2"})
+    r = await client.get("/v1/memories?query=cats&self=1")
+    assert r.status_code == 200, r.text
+    assert [x["id"] for x in r.json()["results"]] == ["a"]
     r = await client.get("/v1/memories", params={"query": "cats", "self": "x"})
     assert r.status_code == 200, r.text
     assert r.json()["count"] == 0
-    r = await client.get("/v1/memories?query=cats&self=%221%22")  # the JSON string "1"
-    assert r.status_code == 200, r.text
-    assert [x["id"] for x in r.json()["results"]] == ["a"]
 
 
 async def test_search_filter_values_match_json_scalars(client: httpx.AsyncClient) -> None:
@@ -157,6 +157,24 @@ async def test_put_rejects_bad_bodies(
     assert r.json()["error"]["code"] == code
     assert r.json()["error"]["message"]
     assert (await client.get("/v1/memories/x")).status_code == 404
+
+
+@pytest.mark.parametrize("body", [b"[" * 200_000, b'{"a":' + b"[" * 200_000])
+async def test_deeply_nested_json_is_400_not_500(client: httpx.AsyncClient, body: bytes) -> None:
+    headers = {"content-type": "application/json"}
+    r = await client.put("/v1/memories/deep", content=body, headers=headers)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == {
+        "code": "bad_request",
+        "message": "request body is not valid JSON: nested too deeply",
+    }
+    assert (await client.get("/v1/memories/deep")).status_code == 404
+    r = await client.post("/v1/process", content=body, headers=headers)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == {
+        "code": "bad_request",
+        "message": "invalid JSON body: nested too deeply",
+    }
 
 
 async def test_validation_errors_name_the_field(client: httpx.AsyncClient) -> None:
@@ -230,6 +248,13 @@ async def test_metrics_exposes_prometheus_text(client: httpx.AsyncClient) -> Non
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
     assert "dte_ws_connections" in r.text
+
+
+async def test_metrics_label_process_by_its_route(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/v1/process", json={"data": "hello"})).status_code == 200
+    text = (await client.get("/metrics")).text
+    assert 'method="POST",route="/v1/process",status="200"' in text
+    assert 'route="unmatched"' not in text
 
 
 async def test_gateway_passed_in_is_not_cleaned_up() -> None:

@@ -129,7 +129,7 @@ class AARGateway:
         self.memory = memory or MemoryManager(
             self._make_store(), node_id=self.node_id, event_bus=self.event_bus
         )
-        self.engine = engine or engine_from_settings(self.settings)
+        self.engine = engine or engine_from_settings(self.settings, event_bus=self.event_bus)
         self.agents = AgentRegistry(default="echo")
         self.agents.register(EchoAgent())
         self.sessions = SessionRegistry(

@@ -157,6 +157,8 @@ def decode_request(fmt: Format, body: bytes) -> dict[str, Any]:
             value = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DecodeError(f"invalid JSON body: {exc}") from exc
+        except RecursionError as exc:
+            raise DecodeError("invalid JSON body: nested too deeply") from exc
         return _require_object(value, "JSON")
     if fmt == "msgpack":
         try:

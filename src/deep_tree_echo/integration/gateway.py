@@ -82,7 +82,7 @@ class IntegrationGateway(ABC):
     async def process_external_request(self, request: dict[str, Any]) -> dict[str, Any]:
         """Process one request from an external system and return the external response."""
 
-    def setup_api_endpoints(self) -> None:
+    def setup_api_endpoints(self) -> None:  # noqa: B027 - optional hook, deliberately not abstract
         """Hook for subclasses that expose endpoints; the default does nothing.
 
         The seed's subclasses call it from ``initialize()`` without always defining it.
@@ -239,8 +239,42 @@ class APIIntegrationGateway(IntegrationGateway):
             return _error_response(exc)
         return Response(
             _negotiation.encode_response(out_format, result),
+            status_code=result_status(result),
             media_type=_negotiation.MEDIA_TYPES[out_format],
         )
+
+
+#: Core error codes (``error.code`` of a failed response) that are the client's fault.
+_CLIENT_ERROR_CODES: frozenset[str] = frozenset(
+    {"missing_content", "empty_content", "content_too_large", "invalid_memory"}
+)
+#: Core error codes that mean the service cannot answer right now.
+_UNAVAILABLE_CODES: frozenset[str] = frozenset(
+    {"engine_unavailable", "store_error", "not_initialized"}
+)
+_INTERNAL_CODES: frozenset[str] = frozenset({"internal_error", "agent_error"})
+
+
+def result_status(result: Mapping[str, Any]) -> int:
+    """The HTTP status of an external response: 200 on success, else from ``error.code``.
+
+    400 for ``invalid_*`` and the content/memory-id checks, 503 when the engine or store is
+    unavailable, 500 for internal and agent-contract failures, 422 for any other failure an
+    agent reports (it understood the request and declined it).
+    """
+    if result.get("success"):
+        return 200
+    error = result.get("error")
+    code = error.get("code") if isinstance(error, Mapping) else None
+    if not isinstance(code, str):
+        return 500
+    if code.startswith("invalid_") or code in _CLIENT_ERROR_CODES:
+        return 400
+    if code in _UNAVAILABLE_CODES:
+        return 503
+    if code in _INTERNAL_CODES:
+        return 500
+    return 422
 
 
 def _error_response(exc: EchoError) -> JSONResponse:
@@ -275,16 +309,25 @@ _OPENAPI_PROCESS: dict[str, Any] = {
     },
     "responses": {
         "200": {
-            "description": "The external response: success, data, metadata (and error).",
+            "description": "The external response: success, data, metadata.",
             "content": {
                 "application/json": {},
                 "application/x-protobuf": {},
                 "application/msgpack": {},
             },
         },
-        "400": {"description": "Undecodable body"},
+        "400": {
+            "description": "Undecodable body, or the core rejected the input "
+            "(external response with success false and error.code invalid_*, "
+            "missing_content, empty_content, content_too_large or invalid_memory)"
+        },
         "406": {"description": "No acceptable response format"},
         "415": {"description": "Unsupported Content-Type"},
-        "422": {"description": "Invalid request"},
+        "422": {"description": "Invalid request, or an agent declined it (error.code)"},
+        "500": {"description": "internal_error or agent_error (external response shape)"},
+        "503": {
+            "description": "engine_unavailable, store_error or not_initialized "
+            "(external response shape)"
+        },
     },
 }

@@ -27,6 +27,7 @@ from deep_tree_echo.observability.prometheus import (
     PrometheusMiddleware,
     render_latest,
 )
+from deep_tree_echo.observability.routing import EventBusAlertSink, attach_monitor
 
 __all__ = [
     "ALERT_EVENT",
@@ -34,12 +35,14 @@ __all__ = [
     "AlertSink",
     "EchoCollector",
     "EchoMetrics",
+    "EventBusAlertSink",
     "HttpMetrics",
     "IntegrationMetrics",
     "IntegrationMonitor",
     "LoggingAlertSink",
     "PrometheusMiddleware",
     "WebhookAlertSink",
+    "attach_monitor",
     "monitor",
     "monitored_integration_call",
     "render_latest",

@@ -2,8 +2,9 @@
 
 Each integration keeps counters over its whole life (including a fixed-bucket latency
 histogram) plus a bounded window of its most recent response times and outcomes; the window's
-sums are kept running, so the alert checks after every request are O(1). Alerts fire when a condition *starts* and are recorded again as
-``resolved`` when it ends; a cooldown stops a flapping condition from re-firing.
+sums are kept running, so the alert checks after every request are O(1). Alerts fire when a
+condition *starts* and are recorded again as ``resolved`` when it ends; a cooldown stops a
+flapping condition from re-firing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, Literal, ParamSpec, TypeVar, cast, overload
 
 from deep_tree_echo.errors import InvalidInputError
@@ -91,7 +93,7 @@ class IntegrationMetrics:
         if self.window < 1:
             raise InvalidInputError("window must be at least 1")
         bounds = tuple(float(b) for b in self.buckets)
-        if not bounds or any(lo >= hi for lo, hi in zip(bounds, bounds[1:], strict=False)):
+        if not bounds or any(lo >= hi for lo, hi in pairwise(bounds)):
             raise InvalidInputError("buckets must be a non-empty, strictly increasing sequence")
         if math.isinf(bounds[-1]):
             bounds = bounds[:-1]  # +Inf is always the implied last bucket
@@ -107,7 +109,6 @@ class IntegrationMetrics:
         self._window_sum = math.fsum(self.response_times)
         for seconds in self.response_times:
             self._bucket_counts[bisect_left(bounds, seconds)] += 1
-        self.total_requests = max(self.total_requests, sum(self._bucket_counts))
 
     def record(self, success: bool, response_time: float) -> None:
         """Count one request; O(1) (the window sum is re-summed once per ``window`` evictions)."""
@@ -217,7 +218,8 @@ class IntegrationMonitor:
     when it ends; it cannot fire again until ``cooldown`` seconds (by ``clock``) after it last
     fired. Alerts go to :attr:`alerts` (the newest ``max_alerts``), to ``event_bus`` as
     ``integration.alert`` and to every sink, in a background task: ``record_request`` never
-    waits for delivery, and :meth:`drain` awaits it.
+    waits for delivery, and :meth:`drain` awaits it. ``buckets`` are the latency histogram's
+    upper bounds in seconds (default :data:`DEFAULT_BUCKETS`).
     """
 
     def __init__(
@@ -233,6 +235,7 @@ class IntegrationMonitor:
         clock: Callable[[], float] = time.monotonic,
         max_alerts: int = 1000,
         wall_clock: Callable[[], float] = time.time,
+        buckets: Sequence[float] = DEFAULT_BUCKETS,
     ) -> None:
         if window <= min_requests:
             raise InvalidInputError(
@@ -242,6 +245,8 @@ class IntegrationMonitor:
         if max_alerts < 1:
             raise InvalidInputError("max_alerts must be at least 1")
         self.window = window
+        self.buckets = tuple(buckets)
+        IntegrationMetrics(window=1, buckets=self.buckets)  # validate the bounds up front
         self.failure_rate_threshold = failure_rate_threshold
         self.min_requests = min_requests
         self.response_time_threshold = response_time_threshold
@@ -261,7 +266,9 @@ class IntegrationMonitor:
         """Count one call of ``integration_name``; O(1) amortised, never blocks."""
         metrics = self.metrics.get(integration_name)
         if metrics is None:
-            metrics = self.metrics[integration_name] = IntegrationMetrics(window=self.window)
+            metrics = self.metrics[integration_name] = IntegrationMetrics(
+                window=self.window, buckets=self.buckets
+            )
         metrics.record(success, response_time)
         n = len(metrics.response_times)
         failing = (

@@ -8,14 +8,19 @@ by the matched route *template* so raw paths cannot explode the label space.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Iterator
-from enum import Enum
 from typing import Any, Final
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as _generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -103,11 +108,6 @@ class PrometheusMiddleware:
             self.http.observe(scope["method"], route, status, time.perf_counter() - start)
 
 
-def _state_value(state: Any) -> str:
-    value = getattr(state, "value", state)
-    return str(value)
-
-
 class EchoCollector(Collector):
     """Reads Echo components' counters at scrape time and yields them as metric families.
 
@@ -192,6 +192,11 @@ class EchoCollector(Collector):
             "Integration calls, by integration and outcome",
             labels=["integration", "outcome"],
         )
+        duration = HistogramMetricFamily(
+            "dte_integration_request_duration_seconds",
+            "Integration call duration in seconds, over all calls",
+            labels=["integration"],
+        )
         latency = Metric(
             "dte_integration_response_time_seconds",
             "Integration response time: quantiles over the recent window, count/sum over all",
@@ -215,45 +220,68 @@ class EchoCollector(Collector):
                     latency.add_sample(base, {"integration": name, "quantile": str(q)}, value)
                 latency.add_sample(base + "_count", {"integration": name}, m.total_requests)
                 latency.add_sample(base + "_sum", {"integration": name}, m.total_response_time)
+                duration.add_metric(
+                    [name],
+                    [(_le(bound), float(count)) for bound, count in m.histogram()],
+                    sum_value=m.total_response_time,
+                )
                 for kind, active in list(m._firing.items()):
                     firing.add_metric([name, kind], 1.0 if active else 0.0)
         yield requests
+        yield duration
         yield latency
         yield firing
 
     @staticmethod
     def _resilience_families() -> Iterator[Metric]:
         from deep_tree_echo.resilience._registry import iter_breakers, iter_limiters
+        from deep_tree_echo.resilience.circuit_breaker import CircuitState
 
+        # breakers sharing a name are one series: the worst state wins
+        severity = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
+        worst: dict[str, CircuitState] = {}
+        for breaker in iter_breakers():
+            state = _peek_state(breaker)
+            if not isinstance(state, CircuitState):
+                continue
+            name = str(getattr(breaker, "name", "unnamed"))
+            if name not in worst or severity[state] > severity[worst[name]]:
+                worst[name] = state
         breakers = GaugeMetricFamily(
             "dte_circuit_breaker_state",
-            "1 for the circuit breaker's current state, 0 for the others",
+            "1 for the circuit breaker's current state, 0 for the others (worst of a name)",
             labels=["breaker", "state"],
         )
-        for breaker in iter_breakers():
-            state = getattr(breaker, "state", None)
-            if state is None:
-                continue
-            current = _state_value(state)
-            names = (
-                [_state_value(member) for member in type(state)]
-                if isinstance(state, Enum)
-                else [current]
-            )
-            breaker_name = str(getattr(breaker, "name", "unnamed"))
-            for name in names:
-                breakers.add_metric([breaker_name, name], 1.0 if name == current else 0.0)
-        limiters = CounterMetricFamily(
-            "dte_rate_limiter_rejections",
-            "Requests rejected by a rate limiter",
-            labels=["limiter"],
-        )
+        for name, current in sorted(worst.items()):
+            for member in CircuitState:
+                breakers.add_metric([name, member.value], 1.0 if member is current else 0.0)
+        # limiters sharing a name are one series: rejections are summed
+        totals: dict[str, float] = {}
         for limiter in iter_limiters():
             rejections = getattr(limiter, "rejections", None)
             if isinstance(rejections, int | float):
-                limiters.add_metric([str(getattr(limiter, "name", "unnamed"))], float(rejections))
+                name = str(getattr(limiter, "name", "unnamed"))
+                totals[name] = totals.get(name, 0.0) + float(rejections)
+        limiters = CounterMetricFamily(
+            "dte_rate_limiter_rejections",
+            "Requests rejected by rate limiters, summed over limiters of the same name",
+            labels=["limiter"],
+        )
+        for name, total in sorted(totals.items()):
+            limiters.add_metric([name], total)
         yield breakers
         yield limiters
+
+
+def _le(bound: float) -> str:
+    """A bucket bound as Prometheus writes it (``0.005``, ``1.0``, ``+Inf``)."""
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
+
+
+def _peek_state(breaker: Any) -> Any:
+    """The breaker's state without side effects (``state`` may move OPEN to HALF_OPEN)."""
+    peek = getattr(breaker, "peek_state", None)
+    return peek() if callable(peek) else None
 
 
 class EchoMetrics:

@@ -1,10 +1,16 @@
 """Resilient HTTP API client: rate limiter -> circuit breaker -> retry with backoff -> timeout.
 
 Retries (exponential backoff with full jitter, per-call state) cover connect errors, timeouts,
-5xx and 429; ``Retry-After`` (seconds or HTTP date) is honoured, and when it asks for longer than
-``backoff_max`` the call fails at once instead of retrying early. 4xx other than 429 raise
+5xx, and 429 *with* ``Retry-After``; ``Retry-After`` (seconds or HTTP date) is honoured, and when
+it asks for longer than ``backoff_max`` the call fails at once instead of retrying early. A 429
+without ``Retry-After`` raises :class:`APIServerError` at once. 4xx other than 429 raise
 :class:`APIClientError` immediately and are not breaker failures; a call that still fails after
 its retries counts as one breaker failure.
+
+Non-idempotent methods (POST, PATCH, anything not in RFC 9110's idempotent set) are not re-sent
+after a failure that may have reached the server (read/write timeouts, read/write errors, a
+dropped connection) unless the config sets ``retry_unsafe``; connect errors and connect/pool
+timeouts never sent the request and are always retried.
 """
 
 from __future__ import annotations
@@ -46,9 +52,21 @@ DEFAULTS: dict[str, Any] = {
     "timeout": 10.0,
     "headers": {},
     "rate_limit_wait": False,
+    "retry_unsafe": False,
 }
 
 _BODYLESS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+# the request never left: always safe to send again
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# the request may have reached the server: re-send only idempotent methods (or retry_unsafe)
+_MAYBE_SENT = (
+    httpx.ReadTimeout,
+    httpx.WriteTimeout,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
 _UNSET = object()
 
 
@@ -108,6 +126,7 @@ class ResilientAPIIntegration:
         self.timeout = httpx.Timeout(float(cfg["timeout"]))
         self.headers: dict[str, str] = dict(cfg["headers"])
         self.rate_limit_wait = bool(cfg["rate_limit_wait"])
+        self.retry_unsafe = bool(cfg["retry_unsafe"])
         bus = event_bus if event_bus is not None else cfg.get("event_bus")
         self.circuit_breaker = CircuitBreaker(
             failure_threshold=int(cfg["failure_threshold"]),
@@ -178,22 +197,18 @@ class ResilientAPIIntegration:
         if data is not None:
             kwargs["params" if method in _BODYLESS else "json"] = data
         attempts = self.max_retries + 1
+        resend_ok = self.retry_unsafe or method in _IDEMPOTENT
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
                 response = await self.client.request(method, url, **kwargs)
-            except httpx.TimeoutException as exc:
-                if last:
-                    raise APITimeoutError(f"{method} {url} timed out", endpoint=endpoint) from exc
-                delay = self.backoff(attempt)
-            except httpx.ConnectError as exc:
-                if last:
-                    raise APIConnectionError(
-                        f"{method} {url}: cannot connect", endpoint=endpoint
-                    ) from exc
-                delay = self.backoff(attempt)
             except httpx.TransportError as exc:
-                raise APIConnectionError(f"{method} {url}: {exc!r}", endpoint=endpoint) from exc
+                retryable = isinstance(exc, _NOT_SENT) or (
+                    resend_ok and isinstance(exc, _MAYBE_SENT)
+                )
+                if last or not retryable:
+                    raise _transport_error(exc, method, url, endpoint) from exc
+                delay = self.backoff(attempt)
             else:
                 status = response.status_code
                 if status < 400:
@@ -202,7 +217,11 @@ class ResilientAPIIntegration:
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
                 if status != 429 and status < 500:
                     raise APIClientError(status, body, endpoint=endpoint)
-                if last or (retry_after is not None and retry_after > self.backoff_max):
+                if (
+                    last
+                    or (status == 429 and retry_after is None)  # throttled, no hint: don't guess
+                    or (retry_after is not None and retry_after > self.backoff_max)
+                ):
                     raise APIServerError(status, body, endpoint=endpoint, retry_after=retry_after)
                 delay = retry_after if retry_after is not None else self.backoff(attempt)
             logger.debug("%s: retry %d of %s %s in %.3fs", self.name, attempt + 1, method, url,
@@ -235,6 +254,16 @@ class ResilientAPIIntegration:
         tb: types.TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _transport_error(
+    exc: httpx.TransportError, method: str, url: str, endpoint: str
+) -> APIConnectionError:
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"{method} {url} timed out", endpoint=endpoint)
+    if isinstance(exc, httpx.ConnectError):
+        return APIConnectionError(f"{method} {url}: cannot connect", endpoint=endpoint)
+    return APIConnectionError(f"{method} {url}: {exc!r}", endpoint=endpoint)
 
 
 def _find_monitor() -> Callable[[str, bool, float], Any]:

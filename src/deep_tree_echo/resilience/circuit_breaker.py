@@ -154,6 +154,15 @@ class CircuitBreaker:
             self._transition(_HALF_OPEN)
         return self._state
 
+    def peek_state(self) -> CircuitState:
+        """What :attr:`state` would report, without transitioning or notifying anyone.
+
+        For observers (``/metrics``): reading must not move OPEN to HALF_OPEN or fire listeners.
+        """
+        if self._state is _OPEN and self._clock() >= self._opened_at + self.recovery_timeout:
+            return _HALF_OPEN
+        return self._state
+
     @property
     def failure_count(self) -> int:
         """Consecutive failures (count mode) or failures in the sliding window (rate mode)."""

@@ -57,7 +57,10 @@ class APIError(ResilienceError):
 
 
 class APIConnectionError(APIError):
-    """The API could not be reached (connect/read/write error) after all retries."""
+    """The API could not be reached (connect/read/write error) after the retries allowed.
+
+    A POST/PATCH is not re-sent after a read/write failure unless ``retry_unsafe`` is set.
+    """
 
     code = "api_connection_error"
 
@@ -102,7 +105,8 @@ class APIClientError(APIStatusError):
 
 
 class APIServerError(APIStatusError):
-    """A 5xx (or 429) answer that persisted through every retry; one circuit-breaker failure."""
+    """A 5xx or 429 that persisted through every retry, or a 429 without ``Retry-After``
+    (raised at once); one circuit-breaker failure."""
 
     code = "api_server_error"
 

@@ -16,14 +16,21 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from deep_tree_echo import __version__
 from deep_tree_echo.aar_core.gateway import AARGateway
 from deep_tree_echo.config import EchoSettings
 from deep_tree_echo.integration.event_driven import WebSocketIntegration
 from deep_tree_echo.integration.gateway import APIIntegrationGateway
-from deep_tree_echo.observability import EchoMetrics, PrometheusMiddleware, render_latest
+from deep_tree_echo.observability import (
+    EchoMetrics,
+    PrometheusMiddleware,
+    attach_monitor,
+    render_latest,
+)
+from deep_tree_echo.observability import monitor as default_monitor
 from deep_tree_echo.plugins.manager import PluginManager
 from deep_tree_echo.resilience import RateLimiter
 from deep_tree_echo.server._metrics import ServerCollector
@@ -49,6 +56,20 @@ def _rate_limiter(settings: EchoSettings) -> RateLimiter | None:
     return RateLimiter(settings.rate_limit_requests, settings.rate_limit_window, name="http")
 
 
+class _RawRequestRoute(Route):
+    """A Starlette ``Route`` that records itself as ``scope["route"]`` when it matches.
+
+    FastAPI's ``APIRoute`` does this and the Prometheus middleware labels requests by
+    ``scope["route"].path``; without it the raw routes would be counted as "unmatched".
+    """
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match != Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope
+
+
 def _raw_request_routes(router: APIRouter) -> list[Route]:
     """Plain Starlette routes for endpoints whose only parameter is the raw ``Request``.
 
@@ -69,7 +90,7 @@ def _raw_request_routes(router: APIRouter) -> list[Route]:
         if len(inspect.signature(route.endpoint).parameters) != 1:
             continue
         fast.append(
-            Route(
+            _RawRequestRoute(
                 route.path,
                 route.endpoint,
                 methods=sorted(route.methods or ()),
@@ -119,6 +140,10 @@ def create_app(
             if owns_gateway:
                 stack.push_async_callback(gw.cleanup)
             await gw.initialize()
+            # integration alerts -> the gateway's bus (and the webhook, when configured)
+            detach_alerts = attach_monitor(default_monitor, gw.event_bus,
+                                           settings.alert_webhook_url)
+            stack.push_async_callback(detach_alerts)
             stack.push_async_callback(manager.close_all)
             # gateway agent.message / memory.update -> WebSocket clients of the session
             stack.callback(WebSocketIntegration(manager, event_bus=gw.event_bus).close)

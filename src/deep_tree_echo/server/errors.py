@@ -52,3 +52,10 @@ class PayloadTooLargeError(ServerError):
 
     code = "payload_too_large"
     status_code = 413
+
+
+class DataDirLockedError(ServerError):
+    """Another process owns the data directory (a running server, or a CLI command)."""
+
+    code = "data_dir_locked"
+    status_code = 409

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from typing import Any
 
 import pytest
 from _memory_helpers import FakeClock
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from deep_tree_echo.aar_core.memory import MemoryManager, RankWeights, SearchResult
 from deep_tree_echo.aar_core.memory._bm25 import BM25Index, document_text, tokenize
+from deep_tree_echo.aar_core.memory.manager import parse_filter_value
 from deep_tree_echo.aar_core.memory.ranking import normalise_importance
 
 FILLER_WORDS = [
@@ -283,3 +285,59 @@ def test_top_k_matches_linear_scan_on_a_zipf_corpus(long_postings: int) -> None:
     for _ in range(40):
         query = rng.choices(words, weights, k=rng.randint(1, 4))
         assert_top_k(index, query, 20, naive_bm25(docs, query))
+
+
+async def test_any_data_field_but_limit_can_be_a_filter() -> None:
+    m = MemoryManager()
+    await m.store_memory("a", {"content": "blue sky", "self": 1, "query": "q1"})
+    await m.store_memory("b", {"content": "blue sea", "self": 2, "query": "q2"})
+    filters: dict[str, Any] = {"self": 1}
+    assert [r.id for r in await m.search("blue", **filters)] == ["a"]
+    filters = {"query": "q2"}
+    assert [r.id for r in await m.search("blue", 5, **filters)] == ["b"]
+    assert len(await m.search("blue", limit=1)) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        ("0.7", 0.7),
+        ("3", 3),
+        ("true", True),
+        ("null", None),
+        ('"0.7"', "0.7"),
+        ("note", "note"),
+        ("[1]", "[1]"),
+        ("NaN", "NaN"),
+        ("[" * 100_000, "[" * 100_000),
+    ],
+)
+def test_parse_filter_value(raw: str, value: Any) -> None:
+    assert parse_filter_value(raw) == value
+    assert type(parse_filter_value(raw)) is type(value)
+
+
+def test_top_k_of_only_very_common_terms_is_exact_with_and_without_a_filter() -> None:
+    # Every query term is in more than half of the documents (idf near 0, many near-ties):
+    # the class enumeration over (doc length, tf per term) must still give the exact top-k,
+    # including documents lacking some query terms and documents the filter rejects.
+    rng = random.Random(7)
+    common = ["c0", "c1", "c2"]
+    docs: dict[str, list[str]] = {}
+    for i in range(3000):
+        toks = [w for w in common for _ in range(rng.choice([0, 1, 1, 1, 2, 3]))]
+        toks += rng.choices([f"r{j}" for j in range(400)], k=rng.randint(0, 25))
+        docs[f"d{i}"] = toks or ["c0"]
+    index = BM25Index(long_postings=64)
+    for d, toks in docs.items():
+        index.add(d, toks)
+    assert all(index.df(t) > len(docs) // 2 for t in common)
+    keep = {d for d in docs if int(d[1:]) % 3 != 0}
+    for query in (common, common[:2], ["c2", "c0", "c2"], ["c1", "r5"]):
+        expected = naive_bm25(docs, query)
+        for k in (1, 10, 200):
+            assert_top_k(index, query, k, expected)
+            top = index.top(query, k, keep.__contains__)
+            want = sorted((s for d, s in expected.items() if d in keep), reverse=True)[:k]
+            assert [s for _, s in top] == pytest.approx(want)
+            assert all(d in keep and expected[d] == pytest.approx(s) for d, s in top)

@@ -20,7 +20,12 @@ SYSTEM_PROMPT = (
 
 
 class OpenAIEngine(CognitiveEngine):
-    """Chat completions over HTTP, with retrieved memories as context."""
+    """Chat completions over HTTP, with retrieved memories as context.
+
+    ``event_bus`` (e.g. the gateway's) receives the breaker's ``circuit.state_changed``
+    events; ``failure_threshold`` is how many failed calls open the breaker. Completions have
+    no side effects, so POSTs are retried even after they may have reached the server.
+    """
 
     name = "openai"
 
@@ -33,6 +38,8 @@ class OpenAIEngine(CognitiveEngine):
         timeout: float = 30.0,
         max_retries: int = 2,
         max_tokens: int = 512,
+        failure_threshold: int = 5,
+        event_bus: Any = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -40,6 +47,8 @@ class OpenAIEngine(CognitiveEngine):
         self.timeout = timeout
         self.max_retries = max_retries
         self.max_tokens = max_tokens
+        self.failure_threshold = failure_threshold
+        self.event_bus = event_bus
         self._api: Any = None
 
     async def start(self) -> None:
@@ -55,11 +64,13 @@ class OpenAIEngine(CognitiveEngine):
                 "timeout": self.timeout,
                 "max_retries": self.max_retries,
                 "headers": headers,
-                "failure_threshold": 5,
+                "failure_threshold": self.failure_threshold,
                 "recovery_timeout": 30,
                 "max_requests": 1_000_000,
                 "time_window": 1,
-            }
+                "retry_unsafe": True,  # a completion has no side effects: re-sending is safe
+            },
+            event_bus=self.event_bus,
         )
 
     async def stop(self) -> None:

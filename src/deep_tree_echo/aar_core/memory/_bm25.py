@@ -11,6 +11,7 @@ Threshold Algorithm (Fagin, Lotem & Naor 2003), stopping once no unseen document
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import re
 from collections import Counter
@@ -235,45 +236,75 @@ class BM25Index:
                     acc[d] = s + wk * hit / (hit + c1 + c2 * doc_len[d])
         if not long_terms:
             return heapq.nlargest(k, acc.items(), key=lambda item: item[1])
-        # 3. ...and the documents holding only frequent terms are visited best-impact first.
-        heap = [(s, d) for d, s in heapq.nlargest(k, acc.items(), key=lambda item: item[1])]
-        heapq.heapify(heap)
-        frontier: list[float] = []
-        ordered: list[list[tuple[float, tuple[int, int]]]] = []
+        # 3. ...and the documents holding only frequent terms are enumerated best score first.
+        # Such a document's score depends only on its length and its tf of each frequent term,
+        # so the documents fall into classes (dl, tf per term, 0 for absent) of equal score.
+        # The classes of each length are walked best first through the lattice of tf choices
+        # (a child lowers one term's tf, so it never scores above its parent) and a class's
+        # documents are found with set intersections of the impact groups (C speed). The
+        # walk stops once the next class cannot beat the k-th best score found: exact top-k.
+        classes: list[tuple[float, int, set[str]]] = []  # min-heap of (score, tiebreak, docs)
+        tick = itertools.count()
+        for d, s in heapq.nlargest(k, acc.items(), key=lambda item: item[1]):
+            classes.append((s, next(tick), {d}))
+        heapq.heapify(classes)
+        count = len(classes)  # documents held by ``classes``
+        m = len(long_terms)
+        # Per frequent term: doc length -> [(contribution, members)], best contribution first.
+        by_len: list[dict[int, list[tuple[float, set[str]]]]] = []
         for term, wk in long_terms:
-            keys = sorted(
-                ((wk * n / (n + c1 + c2 * dl), (n, dl)) for n, dl in groups[term]),
-                reverse=True,
-            )
-            keys.reverse()  # pop() from the end yields the best impact
-            ordered.append(keys)
-            frontier.append(keys[-1][0] if keys else 0.0)
-        seen: set[str] = set()
-        while True:
-            bound = sum(frontier)
-            if len(heap) >= k and heap[0][0] >= bound:
+            table: dict[int, list[tuple[float, set[str]]]] = {}
+            for (n, dl), members in groups[term].items():
+                table.setdefault(dl, []).append((wk * n / (n + c1 + c2 * dl), members))
+            for row in table.values():
+                row.sort(key=lambda item: item[0], reverse=True)
+            by_len.append(table)
+        # Frontier of the lattice walk: (-score, tiebreak, dl, tf choice per term, last moved).
+        # Choice ``len(row)`` means "term absent"; children only move terms >= ``last``, so
+        # every class is generated once (from the parent that undoes its last move).
+        walk: list[tuple[float, int, int, tuple[int, ...], int]] = []
+        rows_at: dict[int, list[list[tuple[float, set[str]]]]] = {}
+        for dl in set().union(*by_len):
+            rows = [table.get(dl, []) for table in by_len]
+            rows_at[dl] = rows
+            top_score = sum(row[0][0] for row in rows if row)
+            walk.append((-top_score, next(tick), dl, (0,) * m, 0))
+        heapq.heapify(walk)
+        push, pop = heapq.heappush, heapq.heappop
+        while walk:
+            neg, _, dl, choice, last = pop(walk)
+            score = -neg
+            if score <= 0.0 or (count >= k and score <= classes[0][0]):
                 break
-            i = max(range(len(frontier)), key=frontier.__getitem__)
-            if frontier[i] <= 0.0:
+            rows = rows_at[dl]
+            for j in range(last, m):
+                c = choice[j]
+                if c < len(rows[j]):  # lower term j's tf one step (or drop it)
+                    below = rows[j][c + 1][0] if c + 1 < len(rows[j]) else 0.0
+                    child = (*choice[:j], c + 1, *choice[j + 1 :])
+                    push(walk, (neg + rows[j][c][0] - below, next(tick), dl, child, j))
+            present = [rows[j][c][1] for j, c in enumerate(choice) if c < len(rows[j])]
+            if not present:
+                continue
+            present.sort(key=len)
+            docs = present[0].intersection(*present[1:])
+            if not docs:
+                continue
+            for j, c in enumerate(choice):
+                if c == len(rows[j]) and rows[j]:  # term j absent, but it has docs of length dl
+                    docs = docs.difference(postings[long_terms[j][0]])
+            docs = docs.difference(acc)  # already scored exactly, rare terms included
+            if keep is not None:
+                docs = {d for d in docs if keep(d)}
+            if not docs:
+                continue
+            push(classes, (score, next(tick), docs))
+            count += len(docs)
+            while count - len(classes[0][2]) >= k:
+                count -= len(pop(classes)[2])
+        out: list[tuple[str, float]] = []
+        for score, _, part in sorted(classes, reverse=True):
+            out.extend((d, score) for d in sorted(part, reverse=True)[: k - len(out)])
+            if len(out) >= k:
                 break
-            impact, key = ordered[i].pop()
-            frontier[i] = ordered[i][-1][0] if ordered[i] else 0.0
-            term_i = long_terms[i][0]
-            for d in groups[term_i][key]:
-                if d in acc or d in seen:
-                    continue
-                seen.add(d)
-                if keep is not None and not keep(d):
-                    continue
-                score = impact
-                dl = doc_len[d]
-                for j, (term, wk) in enumerate(long_terms):
-                    if j != i:
-                        hit = postings[term].get(d)
-                        if hit is not None:
-                            score += wk * hit / (hit + c1 + c2 * dl)
-                if len(heap) < k:
-                    heapq.heappush(heap, (score, d))
-                elif score > heap[0][0]:
-                    heapq.heapreplace(heap, (score, d))
-        return [(d, s) for s, d in sorted(heap, reverse=True)]
+        return out

@@ -69,14 +69,14 @@ def parse_filter_value(raw: str) -> Any:
     """A textual filter value (query string, ``--filter``) as what it most likely means.
 
     JSON numbers, ``true``/``false`` and ``null`` become that value, so ``importance=0.7``
-    matches the number 0.7; anything else (including JSON strings, arrays, objects and
-    non-finite numbers) stays the raw string.
+    matches the number 0.7; a quoted JSON string is unquoted (``'"0.7"'`` matches the string
+    "0.7"); anything else (arrays, objects, non-finite numbers, plain text) stays the raw string.
     """
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError):
         return raw
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float) and math.isfinite(value):
         return value

@@ -50,6 +50,8 @@ async def _json_object(request: Request) -> dict[str, Any]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequestError(f"request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadRequestError("request body is not valid JSON: nested too deeply") from exc
     if not isinstance(data, dict):
         raise BadRequestError(f"memory data must be a JSON object, not {type(data).__name__}")
     return data
