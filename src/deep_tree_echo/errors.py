@@ -13,12 +13,23 @@ class EchoError(Exception):
     """Base class of all deep-tree-echo errors; carries a stable machine-readable ``code``."""
 
     code: str = "echo_error"
+    #: The HTTP status the service answers with when this error reaches it.
+    http_status: int = 500
 
-    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        http_status: int | None = None,
+        **details: Any,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        if http_status is not None:
+            self.http_status = http_status
         self.details: dict[str, Any] = details
 
     def to_dict(self) -> dict[str, Any]:
@@ -39,3 +50,4 @@ class InvalidInputError(EchoError, ValueError):
     """Input from a caller is malformed; nothing was stored or changed."""
 
     code = "invalid_input"
+    http_status = 400

@@ -15,6 +15,7 @@ class NotInitializedError(CoreError):
     """A component was used before ``await initialize()`` (or after ``cleanup()``)."""
 
     code = "not_initialized"
+    http_status = 503
 
 
 class InvalidMemoryError(InvalidInputError, CoreError):
@@ -27,12 +28,14 @@ class StoreError(CoreError):
     """The memory store failed to read or write; the caller's data was not acknowledged."""
 
     code = "store_error"
+    http_status = 503
 
 
 class EngineError(CoreError):
     """The cognitive engine could not produce a response (e.g. remote LLM down)."""
 
     code = "engine_unavailable"
+    http_status = 503
 
 
 class EventHandlerTimeout(CoreError):

@@ -1,12 +1,10 @@
 """Exceptions raised by the integration patterns (gateways, adapters, plugins, databases).
 
-Each carries an HTTP ``status_code`` so the API router can answer with
+Each carries an HTTP ``http_status`` so the API router can answer with
 ``{"error": {"code", "message"}}`` and the right status without a lookup table.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from deep_tree_echo.aar_core.errors import CoreError
 from deep_tree_echo.errors import EchoError, InvalidInputError
@@ -16,61 +14,49 @@ class IntegrationError(EchoError):
     """Base class of errors raised by :mod:`deep_tree_echo.integration`."""
 
     code = "integration_error"
-    status_code: int = 500
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str | None = None,
-        status_code: int | None = None,
-        **details: Any,
-    ) -> None:
-        super().__init__(message, code=code, **details)
-        if status_code is not None:
-            self.status_code = status_code
+    http_status = 500
 
 
 class InvalidRequestError(IntegrationError, InvalidInputError):
     """An external request is well-formed on the wire but not a valid request (HTTP 422)."""
 
     code = "invalid_request"
-    status_code = 422
+    http_status = 422
 
 
 class DecodeError(IntegrationError, InvalidInputError):
     """A request body could not be decoded in its declared content type (HTTP 400)."""
 
     code = "bad_request"
-    status_code = 400
+    http_status = 400
 
 
 class UnsupportedMediaTypeError(IntegrationError):
     """The request's Content-Type is not one the endpoint understands (HTTP 415)."""
 
     code = "unsupported_media_type"
-    status_code = 415
+    http_status = 415
 
 
 class NotAcceptableError(IntegrationError):
     """No response format satisfies the request's Accept header (HTTP 406)."""
 
     code = "not_acceptable"
-    status_code = 406
+    http_status = 406
 
 
 class AdapterError(IntegrationError, InvalidInputError):
     """An adapter could not convert data to or from the Echo format."""
 
     code = "adapter_error"
-    status_code = 422
+    http_status = 422
 
 
 class UnknownFormatError(IntegrationError, ValueError):
     """No adapter is registered for the requested format (a ``ValueError``, as in the seed)."""
 
     code = "unknown_format"
-    status_code = 400
+    http_status = 400
 
 
 class DatabaseError(IntegrationError, CoreError):
@@ -81,28 +67,28 @@ class DatabaseError(IntegrationError, CoreError):
     """
 
     code = "database_error"
-    status_code = 500
+    http_status = 500
 
 
 class QueryError(DatabaseError, InvalidInputError):
     """The database rejected the query (syntax error, unknown table, bad parameters...)."""
 
     code = "query_error"
-    status_code = 400
+    http_status = 400
 
 
 class WriteNotAllowedError(DatabaseError):
     """A write was attempted on a database configured read-only (``allow_writes`` false)."""
 
     code = "write_not_allowed"
-    status_code = 403
+    http_status = 403
 
 
 class DatabaseUnavailableError(DatabaseError):
     """The database is not configured, not reachable, or the query timed out."""
 
     code = "database_unavailable"
-    status_code = 503
+    http_status = 503
 
 
 class PluginLoadError(IntegrationError):

@@ -17,9 +17,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from deep_tree_echo.config import EchoSettings
-from deep_tree_echo.errors import EchoError, InvalidInputError
+from deep_tree_echo.errors import EchoError
 from deep_tree_echo.integration import _negotiation
-from deep_tree_echo.integration.errors import IntegrationError, InvalidRequestError
+from deep_tree_echo.integration.errors import InvalidRequestError
 
 if TYPE_CHECKING:
     from deep_tree_echo.aar_core.gateway import AARGateway
@@ -278,13 +278,9 @@ def result_status(result: Mapping[str, Any]) -> int:
 
 
 def _error_response(exc: EchoError) -> JSONResponse:
-    if isinstance(exc, IntegrationError):
-        status = exc.status_code
-    elif isinstance(exc, InvalidInputError):
-        status = 422
-    else:
-        status = 500
-    return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=status)
+    return JSONResponse(
+        {"error": {"code": exc.code, "message": exc.message}}, status_code=exc.http_status
+    )
 
 
 _SCHEMA_REQUEST = {

@@ -20,6 +20,7 @@ class CircuitOpenError(ResilienceError):
     """
 
     code = "circuit_open"
+    http_status = 503
 
     def __init__(self, name: str, retry_after: float, *, state: str = "open") -> None:
         super().__init__(
@@ -37,6 +38,7 @@ class RateLimitExceeded(ResilienceError):
     """A rate limiter had no permit for ``key``; one is available in ``retry_after`` seconds."""
 
     code = "rate_limit_exceeded"
+    http_status = 429
 
     def __init__(self, retry_after: float, key: str = "default", *, name: str = "") -> None:
         super().__init__(
@@ -54,6 +56,7 @@ class APIError(ResilienceError):
     """An outbound API call failed (transport error or error status)."""
 
     code = "api_error"
+    http_status = 502  # the upstream failed, not our caller
 
 
 class APIConnectionError(APIError):

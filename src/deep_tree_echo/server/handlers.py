@@ -1,7 +1,7 @@
 """Exception handlers: every error leaves the server as ``{"error": {"code", "message"}}``.
 
-Mapping: :class:`ServerError` → its ``status_code``; ``InvalidInputError`` → 400; store, engine
-and "not initialised" errors → 503; open circuits → 503 and rate limits → 429 (both with
+Mapping: an :class:`EchoError` → the ``http_status`` its class declares (invalid input 400,
+store/engine/"not initialised" 503, open circuits 503 and rate limits 429, both with
 ``Retry-After``); request validation → 422 naming the field; ``HTTPException`` → its status;
 anything else → 500, logged with its traceback.
 """
@@ -18,16 +18,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from deep_tree_echo.errors import EchoError, InvalidInputError
+from deep_tree_echo.errors import EchoError
 from deep_tree_echo.server._responses import error_body
-from deep_tree_echo.server.errors import ServerError
 
 logger = logging.getLogger("deep_tree_echo.server")
 
-# by error code, so the handlers need not import packages that may not be installed yet
-_UNAVAILABLE_CODES = frozenset(
-    {"not_initialized", "store_error", "engine_unavailable", "circuit_open", "replication_error"}
-)
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -45,19 +40,8 @@ _HTTP_CODES = {
 
 
 def status_for(exc: EchoError) -> int:
-    """The HTTP status an :class:`EchoError` maps to."""
-    if isinstance(exc, ServerError):
-        return exc.status_code
-    declared = getattr(exc, "status_code", None)  # e.g. integration errors carry their own
-    if isinstance(declared, int) and 400 <= declared <= 599:
-        return declared
-    if isinstance(exc, InvalidInputError):
-        return 400
-    if exc.code == "rate_limit_exceeded":
-        return 429
-    if exc.code in _UNAVAILABLE_CODES:
-        return 503
-    return 500
+    """The HTTP status an :class:`EchoError` maps to: the ``http_status`` its class declares."""
+    return exc.http_status if 400 <= exc.http_status <= 599 else 500
 
 
 def _retry_after_header(exc: EchoError) -> dict[str, str]:

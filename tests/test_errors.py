@@ -1,0 +1,40 @@
+"""Every error class declares the HTTP status the service answers with."""
+
+from __future__ import annotations
+
+import pytest
+
+from deep_tree_echo.aar_core.errors import (
+    EngineError,
+    InvalidMemoryError,
+    NotInitializedError,
+    StoreError,
+)
+from deep_tree_echo.errors import EchoError, InvalidInputError
+from deep_tree_echo.integration.errors import UnsupportedMediaTypeError, WriteNotAllowedError
+from deep_tree_echo.resilience.errors import APIServerError, CircuitOpenError, RateLimitExceeded
+from deep_tree_echo.server.errors import PayloadTooLargeError
+from deep_tree_echo.server.handlers import status_for
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (InvalidInputError("bad"), 400),
+        (InvalidMemoryError("bad id"), 400),
+        (NotInitializedError("later"), 503),
+        (StoreError("disk"), 503),
+        (EngineError("llm down"), 503),
+        (CircuitOpenError("llm", 3.0), 503),
+        (RateLimitExceeded(retry_after=2.0, key="k"), 429),
+        (APIServerError(500, "oops"), 502),
+        (UnsupportedMediaTypeError("text/csv"), 415),
+        (WriteNotAllowedError("read-only"), 403),
+        (PayloadTooLargeError("big"), 413),
+        (EchoError("anything"), 500),
+        (EchoError("teapot", http_status=418), 418),
+    ],
+)
+def test_status_for_uses_the_declared_status(error: EchoError, status: int) -> None:
+    assert status_for(error) == status
+    assert error.to_dict()["code"] == error.code
