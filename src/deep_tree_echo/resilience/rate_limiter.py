@@ -190,21 +190,8 @@ class RateLimiter:
 
     async def acquire(self, key: str = "default") -> bool:
         """Take a permit for ``key`` if one is available now; never waits."""
-        if self.backend is None:  # inlined try_acquire: this is the hot path
-            now = self._clock()
-            tat = self._tats.get(key)
-            if tat is None:
-                if len(self._tats) >= self.max_keys:
-                    self._evict(now)
-                tat = now
-            elif tat < now:
-                tat = now
-            tat += self._interval
-            if tat - now > self._limit:
-                self.rejections += 1
-                return False
-            self._tats[key] = tat
-            return True
+        if self.backend is None:
+            return self.try_acquire(key)
         res = await self._backend_reserve(key, 0.0)
         if res is None:
             return self.try_acquire(key)
