@@ -38,6 +38,7 @@ class EchoSettings(BaseSettings):
     rate_limit_window: float = Field(60.0, gt=0)
     ws_queue_size: int = Field(256, gt=0)
     ws_ping_interval: float = Field(20.0, gt=0)
+    ws_max_subscriptions: int = Field(100, gt=0, description="session ids one socket may follow")
     log_level: str = "info"
     metrics_public: bool = Field(False, description="serve /metrics without an API key")
     alert_webhook_url: str | None = Field(
@@ -51,6 +52,12 @@ class EchoSettings(BaseSettings):
     max_sessions: int = Field(10_000, gt=0)
     handler_timeout: float = Field(5.0, gt=0)
     memories_per_answer: int = Field(5, gt=0)
+    tombstone_ttl: float = Field(
+        7 * 24 * 3600.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="seconds tombstones and expired memories are kept before they are purged",
+    )
 
     # engine
     engine: Literal["embedded", "openai"] = "embedded"

@@ -283,3 +283,49 @@ async def test_monitored_integration_call_records_on_default_monitor() -> None:
         await monitored_integration_call(name, fail)
     m = monitor.metrics.pop(name)
     assert (m.successful_requests, m.failed_requests) == (1, 1)
+
+
+def test_distinct_names_beyond_max_integrations_fold_into_other(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    mon = make_monitor(clock, max_integrations=3, response_time_threshold=1.0)
+    with caplog.at_level(logging.WARNING, logger="deep_tree_echo.observability"):
+        for name in ("a", "b", "c"):
+            mon.record_request(name, True, 0.1)
+        assert list(mon.metrics) == ["a", "b", "c"]
+        for i in range(500):
+            mon.record_request(f"tenant-{i}", i % 2 == 0, 0.2)
+        mon.record_request("a", True, 0.1)  # known names keep their own entry
+    assert list(mon.metrics) == ["a", "b", "c", "__other__"]
+    other = mon.metrics["__other__"]
+    assert other.total_requests == 500
+    assert other.failed_requests == 250
+    assert mon.metrics["a"].total_requests == 2
+    warnings = [r for r in caplog.records if "max_integrations" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "tenant-0" in warnings[0].getMessage()
+    # alerts for folded names are raised (once) under the shared entry
+    for i in range(20):
+        mon.record_request(f"slow-{i}", True, 5.0)
+    assert ("__other__", "high_response_time") in mon.firing()
+    assert mon.alerts and {a["integration"] for a in mon.alerts} == {"__other__"}
+    assert states(mon, "high_response_time") == ["firing"]
+
+    mon.reset()
+    with caplog.at_level(logging.WARNING, logger="deep_tree_echo.observability"):
+        for name in ("x", "y", "z", "w"):
+            mon.record_request(name, True, 0.1)
+    assert list(mon.metrics) == ["x", "y", "z", "__other__"]
+    warnings = [r for r in caplog.records if "max_integrations" in r.getMessage()]
+    assert len(warnings) == 2  # warned again after a reset
+
+
+def test_max_integrations_default_and_validation() -> None:
+    assert IntegrationMonitor().max_integrations == 1000
+    with pytest.raises(InvalidInputError, match="max_integrations"):
+        IntegrationMonitor(max_integrations=0)
+    mon = IntegrationMonitor(max_integrations=1)
+    for i in range(10_000):
+        mon.record_request(f"n{i}", True, 0.01)
+    assert len(mon.metrics) == 2

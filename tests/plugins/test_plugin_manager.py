@@ -176,3 +176,73 @@ def test_example_pyproject_registers_the_entry_point() -> None:
     project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]
     assert project["entry-points"][ENTRY_POINT_GROUP] == {
         "echo_example": "echo_plugin_example:ReversePlugin"}
+
+
+INSTALLED_CHECK = '''
+import asyncio, json, sys
+
+import httpx
+
+import echo_plugin_example
+from deep_tree_echo.server.app import create_app
+
+async def main() -> None:
+    app = create_app()  # settings from DTE_* variables, as ``deep-tree-echo serve`` does
+    async with app.router.lifespan_context(app):
+        plugins = app.state.plugins
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            r = await client.post("/v1/process", json={"message_type": "reverse", "data": "abc"})
+        print(json.dumps({
+            "module": echo_plugin_example.__file__,
+            "loaded": sorted(plugins.loaded),
+            "failed": sorted(plugins.failed),
+            "status": r.status_code,
+            "body": r.json(),
+        }))
+
+asyncio.run(main())
+'''
+
+
+@pytest.mark.slow
+def test_the_example_package_installed_by_pip_is_served(tmp_path: Path) -> None:
+    """pip builds and installs the example (no hand-made dist-info); the service loads it."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    source = tmp_path / "src"  # build from a copy: setuptools writes build/ next to the source
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    site = tmp_path / "site"
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+         "--no-index", "--no-input", "--no-cache-dir", "--disable-pip-version-check",
+         "--target", str(site), str(source)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    [dist_info] = site.glob("echo_plugin_example-*.dist-info")
+    assert "echo_example = echo_plugin_example:ReversePlugin" in (
+        dist_info / "entry_points.txt"
+    ).read_text()
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DTE_")}
+    env.update(
+        PYTHONPATH=str(site),
+        DTE_PLUGINS="echo_example",
+        DTE_TEST_MODE="1",
+        DTE_PLUGIN_CONFIG=json.dumps({"echo_example": {"suffix": "!"}}),
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", INSTALLED_CHECK], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert Path(report["module"]).is_relative_to(site)  # the installed copy, not the source tree
+    assert report["loaded"] == ["echo_example"] and report["failed"] == []
+    assert report["status"] == 200, report["body"]
+    assert report["body"]["data"]["text"] == "cba!"

@@ -166,3 +166,92 @@ async def test_websocket_auth_rejects_with_1008(suffix: str) -> None:
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1008
     assert app.state.ws_manager.stats["connected_total"] == 0
+
+
+def sub(kind: str, session_id: str) -> str:
+    return json.dumps({"type": kind, "session_id": session_id})
+
+
+async def test_subscriptions_per_client_are_capped_and_unsubscribe_frees_a_slot() -> None:
+    app = create_app(make_settings(ws_max_subscriptions=3))
+    manager: ConnectionManager = app.state.ws_manager
+    assert manager.max_subscriptions == 3
+    async with (
+        live_server(app) as host,
+        connect(f"ws://{host}/v1/ws") as ws,
+        connect(f"ws://{host}/v1/ws") as other,
+    ):
+        for s in ("a", "b", "c"):
+            await ws.send(sub("subscribe", s))
+            assert await recv_json(ws) == {"type": "subscribed", "session_id": s}
+        await ws.send(sub("subscribe", "d"))
+        error = await recv_json(ws)
+        assert error["type"] == "error"
+        assert error["error"]["code"] == "too_many_subscriptions"
+        assert "3" in error["error"]["message"]
+        # a user message for a new session is refused the same way, and not processed
+        await ws.send(json.dumps({"type": "user_message", "session_id": "e", "message": "hi"}))
+        assert (await recv_json(ws))["error"]["code"] == "too_many_subscriptions"
+        # re-subscribing to a followed session is fine at the cap
+        await ws.send(sub("subscribe", "a"))
+        assert await recv_json(ws) == {"type": "subscribed", "session_id": "a"}
+        # the cap is per client: another socket still subscribes
+        await other.send(sub("subscribe", "d"))
+        assert await recv_json(other) == {"type": "subscribed", "session_id": "d"}
+
+        assert await manager.broadcast({"type": "note"}, session_id="d") == 1  # only `other`
+        assert (await recv_json(other))["type"] == "note"
+        await ws.send(sub("unsubscribe", "b"))
+        assert await recv_json(ws) == {"type": "unsubscribed", "session_id": "b"}
+        await ws.send(sub("subscribe", "d"))
+        assert await recv_json(ws) == {"type": "subscribed", "session_id": "d"}
+        assert await manager.broadcast({"type": "note", "n": 2}, session_id="d") == 2
+        assert (await recv_json(ws)) == {"type": "note", "n": 2}
+        assert await manager.broadcast({"type": "note"}, session_id="b") == 0
+        [server_side] = [c for c in manager.clients() if c.sessions == {"a", "c", "d"}]
+        assert len(server_side.sessions) == 3
+
+
+async def test_initial_session_ids_beyond_the_cap_are_refused() -> None:
+    app = create_app(make_settings(ws_max_subscriptions=2))
+    manager: ConnectionManager = app.state.ws_manager
+    async with (
+        live_server(app) as host,
+        connect(f"ws://{host}/v1/ws?session_id=x&session_id=x&session_id=y&session_id=z") as ws,
+    ):
+        error = await recv_json(ws)
+        assert error["error"]["code"] == "too_many_subscriptions"
+        assert "'z'" in error["error"]["message"]
+        [client] = manager.clients()
+        assert client.sessions == {"x", "y"}
+        assert manager.clients("z") == []
+
+
+async def test_disconnected_clients_leave_no_sessions_in_the_index() -> None:
+    app = create_app(make_settings(ws_max_subscriptions=50))
+    manager: ConnectionManager = app.state.ws_manager
+    async with live_server(app) as host:
+        sockets = [await connect(f"ws://{host}/v1/ws?session_id=shared") for _ in range(3)]
+        for n, ws in enumerate(sockets):
+            for i in range(40):
+                await ws.send(sub("subscribe", f"s{n}-{i}"))
+            for _ in range(40):
+                assert (await recv_json(ws))["type"] == "subscribed"
+        assert manager.subscribed_sessions == 1 + 3 * 40
+        server_side = manager.clients()
+        assert len(server_side) == 3
+        for ws in sockets:
+            await ws.close()
+        for client in server_side:  # the server has finished tearing each one down
+            async with asyncio.timeout(10):
+                await client.finished.wait()
+        assert manager.active_connections == 0
+        assert manager.subscribed_sessions == 0
+        assert manager.clients("shared") == []
+
+
+def test_ws_max_subscriptions_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert make_settings().ws_max_subscriptions == 100
+    monkeypatch.setenv("DTE_WS_MAX_SUBSCRIPTIONS", "7")
+    app = create_app(make_settings())
+    assert app.state.ws_manager.max_subscriptions == 7

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -34,6 +34,8 @@ logger = logging.getLogger("deep_tree_echo.gateway")
 MAX_TEXT_CHARS = 100_000
 MAX_SESSION_ID = 128
 MAX_EVENT_INPUTS = 64
+#: Seconds between two purges of old tombstones and expired memories.
+PURGE_INTERVAL = 3600.0
 
 EngineObserver = Callable[[str, float, bool], None]
 
@@ -122,6 +124,7 @@ class AARGateway:
         memory: MemoryManager | None = None,
         event_bus: EventBus | None = None,
         engine: CognitiveEngine | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = EchoSettings.coerce(config)
         self.node_id = self.settings.node_id or self._stable_node_id()
@@ -140,6 +143,8 @@ class AARGateway:
         self._closed = False
         self._init_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._sleep = sleep  # the purge task's timer; tests inject a fake one
+        self._purge_task: asyncio.Task[None] | None = None
         # Inputs arriving as events are processed in the background, at most this many at once.
         self._event_inputs = asyncio.Semaphore(MAX_EVENT_INPUTS)
 
@@ -175,6 +180,9 @@ class AARGateway:
             await self.memory.initialize()
             await self.engine.start()
             self.event_bus.register("user.input", self._on_user_input_event)
+            self._purge_task = asyncio.get_running_loop().create_task(
+                self._purge_periodically(), name=f"memory-purge-{self.node_id}"
+            )
             self.initialized = True
             logger.info("gateway %s ready (store=%s, engine=%s)", self.node_id,
                         self.settings.store_kind, self.engine.name)
@@ -187,12 +195,22 @@ class AARGateway:
             self.initialized = False
             self._closed = True
             self.event_bus.unregister("user.input", self._on_user_input_event)
-            tasks = list(self._tasks)
+            purge, self._purge_task = self._purge_task, None
+            tasks = list(self._tasks) if purge is None else [purge, *self._tasks]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.engine.stop()
             await self.memory.close()
+
+    async def _purge_periodically(self) -> None:
+        """Every :data:`PURGE_INTERVAL` seconds, purge memories older than ``tombstone_ttl``."""
+        while True:
+            await self._sleep(PURGE_INTERVAL)
+            try:
+                await self.memory.purge(self.settings.tombstone_ttl)
+            except Exception:  # a failing store must not end the task; try again next time
+                logger.exception("purging old memories failed")
 
     async def __aenter__(self) -> AARGateway:
         await self.initialize()

@@ -27,6 +27,7 @@ from deep_tree_echo.observability.alerts import Alert, AlertSink
 __all__ = [
     "ALERT_EVENT",
     "DEFAULT_BUCKETS",
+    "OVERFLOW_INTEGRATION",
     "IntegrationMetrics",
     "IntegrationMonitor",
     "monitor",
@@ -36,6 +37,8 @@ __all__ = [
 logger = logging.getLogger("deep_tree_echo.observability")
 
 ALERT_EVENT = "integration.alert"
+OVERFLOW_INTEGRATION = "__other__"
+"""The entry new integration names are counted under once ``max_integrations`` are tracked."""
 DEFAULT_WINDOW = 1024
 DEFAULT_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
@@ -220,6 +223,9 @@ class IntegrationMonitor:
     ``integration.alert`` and to every sink, in a background task: ``record_request`` never
     waits for delivery, and :meth:`drain` awaits it. ``buckets`` are the latency histogram's
     upper bounds in seconds (default :data:`DEFAULT_BUCKETS`).
+
+    At most ``max_integrations`` names get their own metrics; further names (e.g. one per
+    tenant or URL by mistake) are all counted under ``"__other__"``, with one warning logged.
     """
 
     def __init__(
@@ -236,6 +242,7 @@ class IntegrationMonitor:
         max_alerts: int = 1000,
         wall_clock: Callable[[], float] = time.time,
         buckets: Sequence[float] = DEFAULT_BUCKETS,
+        max_integrations: int = 1000,
     ) -> None:
         if window <= min_requests:
             raise InvalidInputError(
@@ -244,6 +251,10 @@ class IntegrationMonitor:
             )
         if max_alerts < 1:
             raise InvalidInputError("max_alerts must be at least 1")
+        if max_integrations < 1:
+            raise InvalidInputError("max_integrations must be at least 1")
+        self.max_integrations = max_integrations
+        self._overflow_warned = False
         self.window = window
         self.buckets = tuple(buckets)
         IntegrationMetrics(window=1, buckets=self.buckets)  # validate the bounds up front
@@ -266,9 +277,7 @@ class IntegrationMonitor:
         """Count one call of ``integration_name``; O(1) amortised, never blocks."""
         metrics = self.metrics.get(integration_name)
         if metrics is None:
-            metrics = self.metrics[integration_name] = IntegrationMetrics(
-                window=self.window, buckets=self.buckets
-            )
+            integration_name, metrics = self._new_metrics(integration_name)
         metrics.record(success, response_time)
         n = len(metrics.response_times)
         failing = (
@@ -286,6 +295,24 @@ class IntegrationMonitor:
                 integration_name, metrics, "high_response_time", slow,
                 metrics.window_mean_response_time, self.response_time_threshold,
             )  # fmt: skip
+
+    def _new_metrics(self, name: str) -> tuple[str, IntegrationMetrics]:
+        """Metrics for a name not seen yet: its own, or the shared overflow entry past the cap."""
+        tracked = self.metrics
+        if len(tracked) - (OVERFLOW_INTEGRATION in tracked) >= self.max_integrations:
+            if not self._overflow_warned:
+                self._overflow_warned = True
+                logger.warning(
+                    "integration monitor tracks %d integrations (max_integrations); %r and any "
+                    "further new names are counted under %r",
+                    self.max_integrations, name, OVERFLOW_INTEGRATION,
+                )  # fmt: skip
+            name = OVERFLOW_INTEGRATION
+            metrics = tracked.get(name)
+            if metrics is not None:
+                return name, metrics
+        metrics = tracked[name] = IntegrationMetrics(window=self.window, buckets=self.buckets)
+        return name, metrics
 
     def _transition(
         self,
@@ -366,6 +393,7 @@ class IntegrationMonitor:
         """Forget all metrics and alerts (pending deliveries still complete)."""
         self.metrics.clear()
         self.alerts.clear()
+        self._overflow_warned = False
 
     # -- calling ------------------------------------------------------------------------------
 

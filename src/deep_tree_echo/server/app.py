@@ -131,7 +131,11 @@ def create_app(
         settings = gateway.settings if gateway is not None else EchoSettings.coerce(None)
     owns_gateway = gateway is None
     gw = gateway if gateway is not None else AARGateway(settings)
-    manager = ConnectionManager(settings.ws_queue_size, ping_interval=settings.ws_ping_interval)
+    manager = ConnectionManager(
+        settings.ws_queue_size,
+        ping_interval=settings.ws_ping_interval,
+        max_subscriptions=settings.ws_max_subscriptions,
+    )
     limiter = _rate_limiter(settings)
 
     @asynccontextmanager

@@ -51,7 +51,8 @@ class ConnectionManager:
 
     ``broadcast(msg)`` goes to every client; ``broadcast(msg, session_id=s)`` only to clients
     subscribed to ``s``. ``ping_interval`` makes each idle writer send ``{"type": "ping"}`` (an
-    application-level keep-alive, on top of the server's WebSocket ping frames).
+    application-level keep-alive, on top of the server's WebSocket ping frames). A client follows
+    at most ``max_subscriptions`` sessions, so one socket cannot grow the session index unbounded.
     """
 
     def __init__(
@@ -60,9 +61,13 @@ class ConnectionManager:
         *,
         ping_interval: float | None = None,
         close_timeout: float = 10.0,
+        max_subscriptions: int = 100,
     ) -> None:
         if queue_size <= 0:
             raise ValueError("queue_size must be positive")
+        if max_subscriptions <= 0:
+            raise ValueError("max_subscriptions must be positive")
+        self.max_subscriptions = max_subscriptions
         self.queue_size = queue_size
         self.ping_interval = ping_interval
         self.close_timeout = close_timeout
@@ -84,6 +89,11 @@ class ConnectionManager:
     def active_connections(self) -> int:
         return len(self._clients)
 
+    @property
+    def subscribed_sessions(self) -> int:
+        """Number of session ids with at least one subscriber (the size of the index)."""
+        return len(self._by_session)
+
     def clients(self, session_id: str | None = None) -> list[WebSocketClient]:
         """Connected clients, all or those subscribed to ``session_id``."""
         if session_id is None:
@@ -95,7 +105,10 @@ class ConnectionManager:
     async def connect(
         self, websocket: WebSocket, *, session_ids: Iterable[str] = (), accept: bool = True
     ) -> WebSocketClient:
-        """Accept ``websocket`` (unless already accepted), register it and start its writer."""
+        """Accept ``websocket`` (unless already accepted), register it and start its writer.
+
+        Of ``session_ids``, only the first ``max_subscriptions`` distinct ones are subscribed.
+        """
         if accept and websocket.client_state == WebSocketState.CONNECTING:
             await websocket.accept()
         client = WebSocketClient(websocket, self.queue_size)
@@ -155,11 +168,20 @@ class ConnectionManager:
 
     # -- subscriptions -------------------------------------------------------------------------
 
-    def subscribe(self, client: WebSocketClient, session_id: str) -> None:
+    def subscribe(self, client: WebSocketClient, session_id: str) -> bool:
+        """Deliver ``session_id``'s messages to ``client``.
+
+        False (and nothing changes) when the client already follows ``max_subscriptions``
+        other sessions or is disconnecting; re-subscribing to a followed session is True.
+        """
         if client.closed.is_set():
-            return
-        client.sessions.add(session_id)
+            return False
+        if session_id not in client.sessions:
+            if len(client.sessions) >= self.max_subscriptions:
+                return False
+            client.sessions.add(session_id)
         self._by_session.setdefault(session_id, set()).add(client.id)
+        return True
 
     def unsubscribe(self, client: WebSocketClient, session_id: str) -> None:
         client.sessions.discard(session_id)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
-from deep_tree_echo.aar_core.memory.record import MemoryRecord
+from deep_tree_echo.aar_core.memory.record import MemoryRecord, Version
 from deep_tree_echo.aar_core.memory.store import MemoryStore
 
 
@@ -59,3 +59,13 @@ class InMemoryStore(MemoryStore):
 
     async def count(self) -> int:
         return len(self._records)
+
+    async def purge(self, expected: Mapping[str, Version]) -> list[str]:
+        records = self._records
+        removed = [
+            rid for rid, version in expected.items()
+            if (rec := records.get(rid)) is not None and rec.version == version
+        ]  # fmt: skip
+        for rid in removed:  # no await between the check and the removal: atomic
+            del records[rid]
+        return removed

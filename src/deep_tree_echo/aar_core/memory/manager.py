@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 #: Event emitted on the bus after every acknowledged change.
 MEMORY_UPDATE_EVENT = "memory.update"
 MAX_ID_LENGTH = 256
+#: Ids handed to ``store.purge`` per call, so one purge never holds the writer for long.
+PURGE_BATCH = 1000
 
 Action = Literal["created", "updated", "deleted"]
 _MISSING = object()
@@ -129,7 +131,10 @@ class MemoryManager:
         self._opened = False
         self._closed = False
         self._stats: dict[str, int] = dict.fromkeys(
-            ("stores", "updates", "deletes", "retrieves", "searches", "errors", "remote_applied"),
+            (
+                "stores", "updates", "deletes", "retrieves", "searches", "errors",
+                "remote_applied", "purged",
+            ),
             0,
         )
 
@@ -370,6 +375,52 @@ class MemoryManager:
             if not incoming.deleted or was_live:
                 await self._emit(record.id, action, data, incoming.version)
         return applied
+
+    async def purge(self, older_than: float) -> int:
+        """Physically remove tombstones and expired records older than ``older_than`` seconds.
+
+        A tombstone goes once its ``updated_at`` is more than ``older_than`` seconds ago, an
+        expired record once its ``expires_at`` is; live records are never touched. Tombstones
+        must outlive replication lag (a purged id forgets its delete, so a stale replica could
+        bring an older version back), hence ``settings.tombstone_ttl``. Removes from the store
+        first, then from the mirror and the index; returns how many records were removed.
+        """
+        if isinstance(older_than, bool) or not older_than >= 0 or math.isinf(older_than):
+            raise ValueError(f"older_than must be a finite number of seconds >= 0: {older_than!r}")
+        await self._ensure_open()
+        now = self.wall_clock()
+        self._purge_expired(now)
+        cutoff = now - older_than
+        doomed: dict[str, Version] = {}
+        for rid, rec in list(self._records.items()):
+            if rec.deleted:
+                if rec.updated_at < cutoff:
+                    doomed[rid] = rec.version
+            elif rec.expires_at is not None and rec.expires_at < cutoff:
+                doomed[rid] = rec.version
+        removed = 0
+        items = list(doomed.items())
+        for start in range(0, len(items), PURGE_BATCH):
+            try:
+                gone = await self.store.purge(dict(items[start : start + PURGE_BATCH]))
+            except StoreError:
+                self._stats["errors"] += 1
+                raise
+            except Exception as exc:
+                self._stats["errors"] += 1
+                raise StoreError(f"{self.store.kind} store purge failed: {exc}") from exc
+            for rid in gone:
+                record = self._records.get(rid)
+                # A write may have landed in the mirror while the store was purging.
+                if record is not None and record.version == doomed[rid]:
+                    del self._records[rid]
+                    self._index.remove(rid)
+                    self._importance.pop(rid, None)
+            removed += len(gone)
+        self._stats["purged"] += removed
+        if removed:
+            logger.info("purged %d tombstoned or expired memories", removed)
+        return removed
 
     # -- reads -----------------------------------------------------------------------------
 

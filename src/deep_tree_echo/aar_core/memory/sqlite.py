@@ -20,7 +20,7 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -62,6 +62,8 @@ ON CONFLICT(id) DO UPDATE SET
     deleted = excluded.deleted, extra = excluded.extra
 WHERE excluded.version > memories.version
 """
+
+_PURGE: Final = "DELETE FROM memories WHERE id = ? AND version = ?"
 
 _RECORD_ACCESS: Final = """
 UPDATE memories SET access_count = access_count + ?,
@@ -351,6 +353,30 @@ class SQLiteStore(MemoryStore):
             self._flush_queued = True
         if wake:
             self._queue.put(_FLUSH)
+
+    async def purge(self, expected: Mapping[str, Version]) -> list[str]:
+        params = [(rid, version.to_str()) for rid, version in expected.items()]
+        if not params:
+            return []
+
+        def delete(conn: sqlite3.Connection) -> list[str]:
+            # A savepoint keeps this purge all-or-nothing inside the shared batch transaction.
+            conn.execute("SAVEPOINT purge")
+            try:
+                removed = [rid for rid, v in params if conn.execute(_PURGE, (rid, v)).rowcount]
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK TO purge")
+                    conn.execute("RELEASE purge")
+                raise
+            conn.execute("RELEASE purge")
+            return removed
+
+        removed = await self._write(delete)
+        with self._access_lock:  # access counts for a removed row have nowhere to go
+            for rid in removed:
+                self._pending.pop(rid, None)
+        return removed
 
     async def scan(self) -> AsyncIterator[MemoryRecord]:
         after: str | None = None  # keyset pagination: each chunk is one short read

@@ -3,15 +3,17 @@
 Stores are deliberately dumb: they persist whole :class:`MemoryRecord` objects and apply
 a write only when its version is newer than what they hold (last-writer-wins on the HLC
 stamp). Indexing, ranking and clocks live in :class:`MemoryManager`, so a replica or a
-scale-out store only has to honour ``put_if_newer``.
+scale-out store only has to honour ``put_if_newer``. Physical removal happens only through
+:meth:`MemoryStore.purge`, which the manager calls for tombstones and expired records past
+their grace period.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
-from deep_tree_echo.aar_core.memory.record import MemoryRecord
+from deep_tree_echo.aar_core.memory.record import MemoryRecord, Version
 
 
 class MemoryStore(ABC):
@@ -49,3 +51,12 @@ class MemoryStore(ABC):
     @abstractmethod
     async def count(self) -> int:
         """Number of records, tombstones included."""
+
+    async def purge(self, expected: Mapping[str, Version]) -> list[str]:
+        """Physically remove each id whose stored version is exactly ``expected[id]``.
+
+        All-or-nothing: either every matching row goes or none does. The version guard means a
+        record rewritten since the caller chose it survives. Returns the ids removed. The
+        default removes nothing (a store that cannot delete just keeps its tombstones).
+        """
+        return []

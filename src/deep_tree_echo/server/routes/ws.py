@@ -4,7 +4,10 @@ Client → server: ``{"type": "user_message", "session_id", "message"}``,
 ``{"type": "subscribe", "session_id"}``, ``{"type": "unsubscribe", "session_id"}``,
 ``{"type": "ping"}``. Server → client: ``response`` (the direct answer to a user message),
 ``agent_message`` and ``memory_update`` events of the subscribed sessions, ``pong``, ``ping``
-(keep-alive), ``subscribed`` and ``error``. Sending a user message subscribes to its session.
+(keep-alive), ``subscribed``, ``unsubscribed`` and ``error``. Sending a user message
+subscribes to its session. A socket follows at most ``ws_max_subscriptions`` sessions; past that,
+``subscribe`` and user messages for new sessions get a ``too_many_subscriptions`` error until
+the client unsubscribes from some.
 """
 
 from __future__ import annotations
@@ -33,6 +36,14 @@ MAX_SESSION_ID = 128
 
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"code": code, "message": message}}
+
+
+def _too_many(manager: ConnectionManager, session_id: str) -> dict[str, Any]:
+    return _error(
+        "too_many_subscriptions",
+        f"cannot follow session {session_id!r}: a connection may subscribe to at most "
+        f"{manager.max_subscriptions} sessions; unsubscribe from one first",
+    )
 
 
 def _session_id(message: dict[str, Any], *, required: bool) -> str | None:
@@ -64,8 +75,10 @@ async def _handle(
         elif kind == "subscribe":
             session_id = _session_id(message, required=True)
             assert session_id is not None
-            manager.subscribe(client, session_id)
-            await manager.send(client, {"type": "subscribed", "session_id": session_id})
+            if manager.subscribe(client, session_id):
+                await manager.send(client, {"type": "subscribed", "session_id": session_id})
+            else:
+                await manager.send(client, _too_many(manager, session_id))
         elif kind == "unsubscribe":
             session_id = _session_id(message, required=True)
             assert session_id is not None
@@ -86,7 +99,9 @@ async def _user_message(
     message: dict[str, Any],
 ) -> None:
     session_id = _session_id(message, required=False) or f"ws-{uuid.uuid4().hex[:12]}"
-    manager.subscribe(client, session_id)  # so the agent_message event reaches the sender
+    if not manager.subscribe(client, session_id):  # so the agent_message reaches the sender
+        await manager.send(client, _too_many(manager, session_id))
+        return
     gateway = websocket.app.state.gateway
     if not gateway.initialized:
         await manager.send(client, _error("not_ready", "the gateway is not initialised yet"))
@@ -106,6 +121,10 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     manager: ConnectionManager = websocket.app.state.ws_manager
     initial = [s for s in websocket.query_params.getlist("session_id") if s]
     client = await manager.connect(websocket, session_ids=initial)
+    for session_id in dict.fromkeys(initial):
+        if session_id not in client.sessions:
+            await manager.send(client, _too_many(manager, session_id))
+            break
 
     async def read() -> None:
         while True:
