@@ -4,14 +4,17 @@ Run: ``.venv/bin/python bench/gateway.py`` (about a minute; loopback only).
 
 Two uvicorn servers run in separate child processes with identical uvicorn settings:
 
-* ``full``: ``deep_tree_echo.server.app.create_app`` — auth/rate-limit off, but the body-cap
-  and Prometheus middleware, exception handlers, content negotiation and the seed's
-  request/response transformation all in the path;
+* ``full``: ``deep_tree_echo.server.app.create_app`` as deployed: Prometheus timing, API-key
+  auth (one key, sent by the client as ``Authorization: Bearer``), the per-client rate limit
+  (on, with a limit far above what a run sends, so it counts but never rejects), the body cap,
+  exception handlers, content negotiation, the seed's request/response transformation and
+  WebSocket forwarding of the gateway's events all in the path (settings: :data:`SETTINGS`);
 * ``bare``: one Starlette route that parses the same JSON and awaits the same
   ``gateway.process_cognitive_input`` — the floor any HTTP layer could reach.
 
-Both use the in-memory store. The client is a small raw asyncio HTTP/1.1 keep-alive client
-(one connection per concurrent worker), shared by both runs, so its cost cancels in the ratio.
+Both use the in-memory store and the same settings; the bare server ignores auth and limits.
+The client is a small raw asyncio HTTP/1.1 keep-alive client (one connection per concurrent
+worker), shared by both runs, so its cost cancels in the ratio.
 Each level runs a fixed time slice after a warm-up, capped at a request count (bounded loops).
 """
 
@@ -40,12 +43,22 @@ ROOT = Path(__file__).resolve().parent.parent
 # -- servers (child processes) ---------------------------------------------------------------
 
 
+API_KEY = "bench-key"
+#: What both servers run with (printed by every run). 10M requests per 60 s for the one client
+#: address: the limiter runs on every request but a run (< MAX_REQUESTS) can never reach it.
+SETTINGS: dict[str, Any] = {
+    "memory_store": "memory",
+    "api_keys": [API_KEY],
+    "rate_limit_requests": 10_000_000,
+    "rate_limit_window": 60.0,
+    "log_level": "warning",
+}
+
+
 def _settings() -> Any:
     from deep_tree_echo.config import EchoSettings
 
-    return EchoSettings.coerce(
-        {"memory_store": "memory", "rate_limit_requests": 0, "log_level": "warning"}
-    )
+    return EchoSettings.coerce(SETTINGS)
 
 
 def _bare_app() -> Any:
@@ -151,7 +164,8 @@ def _request_bytes(port: int, worker: int, i: int) -> bytes:
     ).encode()
     head = (
         f"POST /v1/process HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        f"Authorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
     return head + body
 
@@ -212,6 +226,8 @@ async def main() -> None:
             f"POST /v1/process, embedded engine, in-memory store; {MEASURE_S:.0f}s per run "
             f"after {WARMUP_S}s warm-up; python {sys.version.split()[0]}"
         )
+        shown = {k: ("***" if k == "api_keys" else v) for k, v in SETTINGS.items()}
+        print(f"settings: {shown}")
         print(
             f"{'conc':>4} | {'bare req/s':>10} {'p50 ms':>7} {'p99 ms':>7} | "
             f"{'full req/s':>10} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>5}"

@@ -257,6 +257,26 @@ async def test_metrics_label_process_by_its_route(client: httpx.AsyncClient) -> 
     assert 'route="unmatched"' not in text
 
 
+async def test_metrics_count_every_process_call(client: httpx.AsyncClient) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for i in range(3):
+        r = await client.post("/v1/process", json={"data": f"hello {i}"})
+        assert r.status_code == 200
+    text = (await client.get("/metrics")).text
+    samples = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    process = frozenset({"method": "POST", "route": "/v1/process"}.items())
+    assert samples[("dte_http_requests_total", process | {("status", "200")})] == 3
+    assert samples[("dte_http_request_duration_seconds_count", process)] == 3
+    engine_calls = [v for (name, _), v in samples.items()
+                    if name == "dte_engine_latency_seconds_count"]
+    assert engine_calls == [3]
+
+
 async def test_gateway_passed_in_is_not_cleaned_up() -> None:
     from deep_tree_echo.aar_core.gateway import AARGateway
 

@@ -159,6 +159,8 @@ def decode_request(fmt: Format, body: bytes) -> dict[str, Any]:
             raise DecodeError(f"invalid JSON body: {exc}") from exc
         except RecursionError as exc:
             raise DecodeError("invalid JSON body: nested too deeply") from exc
+        if type(value) is dict:  # a JSON object's keys are strings already: no copy needed
+            return value
         return _require_object(value, "JSON")
     if fmt == "msgpack":
         try:
@@ -201,9 +203,14 @@ def _struct_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+#: One compact encoder for all JSON responses: ``json.dumps`` with non-default options builds
+#: a new ``JSONEncoder`` per call.
+_JSON_ENCODER: Final = json.JSONEncoder(default=str, separators=(",", ":"))
+
+
 def encode_response(fmt: Format, response: Mapping[str, Any]) -> bytes:
     if fmt == "json":
-        return json.dumps(response, default=str, separators=(",", ":")).encode()
+        return _JSON_ENCODER.encode(response).encode()
     if fmt == "msgpack":
         packed: bytes = msgpack.packb(_struct_safe(response), use_bin_type=True)
         return packed

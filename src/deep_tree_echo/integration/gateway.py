@@ -230,9 +230,16 @@ class APIIntegrationGateway(IntegrationGateway):
 
     async def _process_endpoint(self, request: Request) -> Response:
         """Negotiate formats, decode, process, encode; errors as ``{"error": {...}}``."""
+        content_type = accept = None
+        for key, value in request.scope["headers"]:  # one pass, no Headers object
+            if key == b"content-type":
+                if content_type is None:
+                    content_type = value.decode("latin-1")
+            elif key == b"accept" and accept is None:
+                accept = value.decode("latin-1")
         try:
-            in_format = _negotiation.request_format(request.headers.get("content-type"))
-            out_format = _negotiation.response_format(request.headers.get("accept"), in_format)
+            in_format = _negotiation.request_format(content_type)
+            out_format = _negotiation.response_format(accept, in_format)
             external = _negotiation.decode_request(in_format, await request.body())
             result = await self.process_external_request(external)
         except EchoError as exc:

@@ -8,6 +8,7 @@ Middleware, outermost first: Prometheus timing, API-key auth, per-client rate li
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -15,7 +16,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
-from prometheus_client import CollectorRegistry
+from fastapi.telemetry import TelemetryConfig
+from prometheus_client import CollectorRegistry, Histogram
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
@@ -70,6 +72,22 @@ class _RawRequestRoute(Route):
         return match, child_scope
 
 
+def _fastapi_telemetry() -> TelemetryConfig | None:
+    """FastAPI's OpenTelemetry bridge, on (its defaults) only when an OTel SDK is installed.
+
+    The bridge asks the global OTel providers on every request whether they are configured
+    (environment lookups: ~8 us, about a tenth of the HTTP layer's cost per request); without
+    ``opentelemetry-sdk`` they can only be the API's no-op proxies, so the answer is always no.
+    """
+    try:
+        sdk = importlib.util.find_spec("opentelemetry.sdk")
+    except ModuleNotFoundError:  # no ``opentelemetry`` package at all
+        sdk = None
+    if sdk is not None:
+        return None
+    return {"tracing": False, "metrics": False, "logs": False}
+
+
 def _raw_request_routes(router: APIRouter) -> list[Route]:
     """Plain Starlette routes for endpoints whose only parameter is the raw ``Request``.
 
@@ -111,9 +129,13 @@ def _setup_metrics(
     metrics.add_source("event_bus", gateway.event_bus)
     metrics.add_source("memory", gateway.memory)
     engine_latency = metrics.engine_latency
+    children: dict[str, Histogram] = {}  # engine -> its series: no labels() lookup per call
 
     def observe(engine: str, seconds: float, ok: bool) -> None:
-        engine_latency.labels(engine=engine).observe(seconds)
+        child = children.get(engine)
+        if child is None:
+            child = children[engine] = engine_latency.labels(engine)
+        child.observe(seconds)
 
     gateway.engine_observers.append(observe)
     return (lambda: render_latest(registry)), metrics
@@ -162,6 +184,7 @@ def create_app(
         version=__version__,
         summary="Integration gateway of the Deep Tree Echo cognitive core",
         lifespan=lifespan,
+        telemetry=_fastapi_telemetry(),
     )
     app.state.settings = settings
     app.state.gateway = gw

@@ -113,6 +113,7 @@ class APIKeyAuthMiddleware:
     ) -> None:
         self.app = app
         self._keys = [k.encode() for k in api_keys if k]
+        self._ids = {key: key_id(key.decode()) for key in self._keys}  # hashed once, not per call
         self.public_paths = frozenset(public_paths)
 
     def _match(self, presented: str | None) -> str | None:
@@ -123,7 +124,7 @@ class APIKeyAuthMiddleware:
         for key in self._keys:  # no early exit: time does not depend on which key matched
             if hmac.compare_digest(given, key):
                 found = key
-        return None if found is None else key_id(found.decode())
+        return None if found is None else self._ids[found]
 
     @staticmethod
     def _presented(scope: Scope) -> str | None:
