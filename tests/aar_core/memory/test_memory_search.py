@@ -116,6 +116,34 @@ def test_index_matches_linear_scan_after_adds_updates_removes(
     assert all(d in keep for d, _ in top)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_top_k_of_three_or_more_frequent_terms_matches_linear_scan(seed: int) -> None:
+    # Several frequent terms with varied tf and lengths (many empty tf combinations), some
+    # documents lacking some of them: the lattice-and-split walk of ``top`` must stay exact.
+    rng = random.Random(seed)
+    common = ["alpha", "beta", "gamma", "delta"]
+    docs: dict[str, list[str]] = {}
+    for i in range(600):
+        toks = rng.choices(FILLER_WORDS, k=rng.randint(2, 20))
+        for word, share in zip(common, (0.9, 0.7, 0.5, 0.3), strict=True):
+            if rng.random() < share:
+                toks += [word] * rng.choice((1, 1, 1, 2, 3, 5))
+        rng.shuffle(toks)
+        docs[f"d{i}"] = toks
+    index = BM25Index(long_postings=16)
+    for doc_id, toks in docs.items():
+        index.add(doc_id, toks)
+    keep = {d for d in docs if rng.random() < 0.5}
+    for query in (common[:3], common, [*common[1:], "river"], ["gamma", "alpha", "alpha", "beta"]):
+        expected = naive_bm25(docs, query)
+        for k in (1, 7, 50, 200, 700):
+            assert_top_k(index, query, k, expected)
+            top = index.top(query, k, keep.__contains__)
+            want = sorted((s for d, s in expected.items() if d in keep), reverse=True)[:k]
+            assert [s for _, s in top] == pytest.approx(want)
+            assert all(d in keep for d, _ in top)
+
+
 def assert_top_k(index: BM25Index, query: list[str], k: int, expected: dict[str, float]) -> None:
     """``index.top`` returns exactly the scores of the full ranking's top-k, best first."""
     top = index.top(query, k)
