@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from deep_tree_echo._http import retry_after_header
 from deep_tree_echo.aar_core.errors import (
     EngineError,
     InvalidMemoryError,
@@ -38,3 +39,9 @@ from deep_tree_echo.server.handlers import status_for
 def test_status_for_uses_the_declared_status(error: EchoError, status: int) -> None:
     assert status_for(error) == status
     assert error.to_dict()["code"] == error.code
+
+
+def test_retry_after_header_is_whole_seconds_rounded_up() -> None:
+    assert retry_after_header(RateLimitExceeded(retry_after=0.2, key="k")) == {"Retry-After": "1"}
+    assert retry_after_header(CircuitOpenError("llm", 2.5)) == {"Retry-After": "3"}
+    assert retry_after_header(EchoError("no hint")) == {}

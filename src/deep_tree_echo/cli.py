@@ -26,11 +26,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from deep_tree_echo import __version__
-from deep_tree_echo.aar_core.gateway import AARGateway
 from deep_tree_echo.aar_core.memory.manager import parse_filter_value, validate_memory_id
-from deep_tree_echo.config import EchoSettings
+from deep_tree_echo.config import EchoSettings, read_toml_table
 from deep_tree_echo.errors import ConfigurationError, EchoError
-from deep_tree_echo.integration.gateway import APIIntegrationGateway
 
 DEFAULT_DATA_DIR = Path(".echo")
 T = TypeVar("T")
@@ -41,27 +39,12 @@ err = Console(stderr=True, soft_wrap=True)
 # -- settings -----------------------------------------------------------------------------------
 
 
-def _config_file_values(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    import tomllib
-
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigurationError(f"cannot read config file {path}: {exc}") from exc
-    table = raw.get("echo", raw)
-    if not isinstance(table, dict):
-        raise ConfigurationError(f"config file {path}: [echo] must be a table")
-    return table
-
-
 def build_settings(config: Path | None = None, **flags: Any) -> EchoSettings:
     """Settings with precedence CLI flags > ``DTE_*`` environment > config file > defaults.
 
     Flags that are None are "not given". ``data_dir`` defaults to ``.echo``.
     """
-    file_values = _config_file_values(config)
+    file_values = read_toml_table(config) if config is not None else {}
     try:
         from_env = EchoSettings.coerce(None)  # reads DTE_* variables
     except ValueError as exc:
@@ -121,6 +104,9 @@ class LocalBackend:
     """An :class:`AARGateway` in this process, on ``settings.data_dir``."""
 
     def __init__(self, settings: EchoSettings) -> None:
+        # imported here, not at start: --help and --url commands never need the core or FastAPI
+        from deep_tree_echo.aar_core.gateway import AARGateway
+        from deep_tree_echo.integration.gateway import APIIntegrationGateway
         from deep_tree_echo.server.datadir_lock import DataDirLock
 
         self.gateway = AARGateway(settings)
@@ -175,11 +161,8 @@ class LocalBackend:
         return [r.to_dict() for r in results]
 
     async def export(self) -> AsyncIterator[dict[str, Any]]:
-        memory = self.gateway.memory
-        for memory_id in sorted(await memory.get_all_memories()):
-            record = await memory.get_record(memory_id)
-            if record is not None:
-                yield record.to_dict()
+        async for record in self.gateway.memory.records():
+            yield record.to_dict()
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -286,7 +269,6 @@ class ImportLine:
 
 @dataclass(slots=True)
 class ImportReport:
-    total_lines: int = 0
     valid: int = 0
     created: int = 0
     updated: int = 0
@@ -334,7 +316,6 @@ def validate_import_file(path: Path, report: ImportReport) -> None:
     """First pass: count valid lines and record every bad one with its line number."""
     try:
         for line_no, text in _iter_lines(path):
-            report.total_lines += 1
             try:
                 parse_import_line(line_no, text)
             except ValueError as exc:

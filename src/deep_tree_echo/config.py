@@ -23,6 +23,21 @@ def _split_csv(value: Any) -> Any:
     return value
 
 
+def read_toml_table(path: str | Path) -> dict[str, Any]:
+    """The settings table of a TOML file: its ``[echo]`` table, else its top level.
+
+    :class:`ConfigurationError` when the file cannot be read or parsed, or ``echo`` is not a table.
+    """
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"cannot read config file {path}: {exc}") from exc
+    table = raw.get("echo", raw)
+    if not isinstance(table, dict):
+        raise ConfigurationError(f"config file {path}: [echo] must be a table")
+    return table
+
+
 class EchoSettings(BaseSettings):
     """Every knob of deep-tree-echo; environment variables use the ``DTE_`` prefix."""
 
@@ -89,11 +104,7 @@ class EchoSettings(BaseSettings):
     @classmethod
     def from_toml(cls, path: str | Path, **overrides: Any) -> EchoSettings:
         """Settings from a TOML file (top-level keys or an ``[echo]`` table), then overrides."""
-        try:
-            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigurationError(f"cannot read config file {path}: {exc}") from exc
-        table = raw.get("echo", raw)
+        table = read_toml_table(path)
         return cls.coerce({**table, **{k: v for k, v in overrides.items() if v is not None}})
 
     @classmethod

@@ -13,10 +13,22 @@ from fastapi import FastAPI
 from google.protobuf.json_format import MessageToDict
 
 from deep_tree_echo.aar_core.agents import Agent, AgentContext, AgentResult
-from deep_tree_echo.aar_core.errors import CoreError, EngineError, StoreError
+from deep_tree_echo.aar_core.errors import (
+    CoreError,
+    EngineError,
+    InvalidMemoryError,
+    NotInitializedError,
+    StoreError,
+)
 from deep_tree_echo.aar_core.gateway import AARGateway
-from deep_tree_echo.errors import InvalidInputError
-from deep_tree_echo.integration.errors import InvalidRequestError
+from deep_tree_echo.errors import EchoError, InvalidInputError
+from deep_tree_echo.integration.database import DatabaseGateway
+from deep_tree_echo.integration.errors import (
+    DatabaseUnavailableError,
+    InvalidRequestError,
+    QueryError,
+    WriteNotAllowedError,
+)
 from deep_tree_echo.integration.gateway import (
     APIIntegrationGateway,
     IntegrationGateway,
@@ -344,7 +356,7 @@ class FailingAgent(Agent):
             raise RuntimeError("kaput")
         if ctx.text == "contract":
             return "not an AgentResult"  # type: ignore[return-value]
-        raise CoreError("I do not do that", code="declined")
+        raise CoreError("I do not do that", code="declined", http_status=422)
 
 
 @pytest.mark.parametrize(
@@ -389,25 +401,81 @@ async def test_library_api_returns_core_failures_without_raising(
     assert result["success"] is False and result["error"]["code"] == "store_error"
 
 
+class RaisingAgent(Agent):
+    """Raises the error it was given, so any EchoError can reach the external response."""
+
+    name: ClassVar[str] = "raising"
+    handles: ClassVar[frozenset[str]] = frozenset({"raise"})
+
+    def __init__(self, error: EchoError) -> None:
+        self.error = error
+
+    async def handle(self, ctx: AgentContext) -> AgentResult:
+        raise self.error
+
+
 @pytest.mark.parametrize(
-    ("code", "status"),
+    ("error", "status"),
     [
-        ("invalid_type", 400),
-        ("invalid_session_id", 400),
-        ("missing_content", 400),
-        ("empty_content", 400),
-        ("content_too_large", 400),
-        ("invalid_memory", 400),
-        ("engine_unavailable", 503),
-        ("store_error", 503),
-        ("not_initialized", 503),
-        ("internal_error", 500),
-        ("agent_error", 500),
-        ("no_agent", 422),
-        (None, 500),
+        (InvalidInputError("bad", code="invalid_type"), 400),
+        (InvalidMemoryError("bad id"), 400),
+        (EngineError("down"), 503),
+        (StoreError("disk"), 503),
+        (NotInitializedError("later"), 503),
+        (CoreError("kaput", code="internal_error"), 500),
+        (QueryError("no such table"), 400),
+        (WriteNotAllowedError("read-only"), 403),
+        (DatabaseUnavailableError("gone"), 503),
+        (CoreError("not mine", code="declined", http_status=422), 422),
     ],
 )
-def test_result_status_maps_error_codes(code: str | None, status: int) -> None:
-    error = {"code": code, "message": "m"} if code is not None else None
-    assert result_status({"success": False, "data": {}, "error": error}) == status
+async def test_result_status_is_the_status_the_error_declares(
+    aar: AARGateway, api: APIIntegrationGateway, error: EchoError, status: int
+) -> None:
+    aar.register_agent(RaisingAgent(error))
+    result = await api.process_external_request({"message_type": "raise", "data": "x"})
+    assert result["error"] == {"code": error.code, "message": error.message, "http_status": status}
+    assert result_status(result) == status
+
+
+def test_result_status_without_a_declared_status_is_500() -> None:
     assert result_status({"success": True, "data": {}}) == 200
+    assert result_status({"success": False, "data": {}, "error": None}) == 500
+    assert result_status({"success": False, "error": {"code": "x", "message": "m"}}) == 500
+    assert result_status({"success": False, "error": {"code": "x", "http_status": 99}}) == 500
+
+
+async def test_http_no_agent_for_the_type_is_422(
+    aar: AARGateway, client: httpx.AsyncClient
+) -> None:
+    assert aar.agents.unregister("echo")
+    r = await client.post("/v1/process", json={"message_type": "unheard-of", "data": "x"})
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "no_agent"
+
+
+async def test_http_database_errors_keep_their_status(
+    aar: AARGateway, client: httpx.AsyncClient
+) -> None:
+    database = DatabaseGateway({"url": "sqlite://"}, aar_gateway=aar)  # read-only by default
+    await database.initialize()
+    try:
+        r = await client.post(
+            "/v1/process",
+            json={"message_type": "sql_query", "data": {"query": "SELECT * FROM nope"}},
+        )
+        assert r.status_code == 400, r.content
+        assert r.json()["error"]["code"] == "query_error"
+        r = await client.post(
+            "/v1/process",
+            json={"message_type": "sql_query", "data": {"query": "CREATE TABLE t (x int)"}},
+        )
+        assert r.status_code == 403, r.content
+        assert r.json()["error"]["code"] == "write_not_allowed"
+        r = await client.post(
+            "/v1/process", json={"message_type": "nosql_query", "data": {"query": "GET k"}}
+        )
+        assert r.status_code == 503, r.content
+        assert r.json()["error"]["code"] == "database_unavailable"
+    finally:
+        await database.shutdown()

@@ -133,6 +133,23 @@ async def test_bad_messages_get_error_replies_and_the_socket_survives() -> None:
         assert (await recv_json(ws))["type"] == "pong"
 
 
+async def test_invalid_session_id_query_values_are_refused() -> None:
+    app = create_app(make_settings())
+    manager: ConnectionManager = app.state.ws_manager
+    long_id = "x" * 129
+    async with (
+        live_server(app) as host,
+        connect(f"ws://{host}/v1/ws?session_id=ok&session_id={long_id}") as ws,
+    ):
+        error = await recv_json(ws)
+        assert error["type"] == "error"
+        assert error["error"]["code"] == "bad_message"
+        assert "128" in error["error"]["message"]
+        [client] = manager.clients()
+        assert client.sessions == {"ok"}
+        assert manager.clients(long_id) == []
+
+
 async def test_server_sends_application_pings_when_idle() -> None:
     app = create_app(make_settings(ws_ping_interval=0.05))
     async with (

@@ -89,7 +89,7 @@ class AgentRegistry:
         agent = self._by_type.get(input_type) or self._by_name.get(self.default)
         if agent is None:
             raise CoreError("no agent can handle this input and no default agent is registered",
-                            code="no_agent")
+                            code="no_agent", http_status=422)
         return agent
 
     def names(self) -> list[str]:

@@ -25,14 +25,13 @@ from deep_tree_echo.aar_core.engines.base import EngineAnswer, EngineQuery
 from deep_tree_echo.aar_core.errors import CoreError, NotInitializedError
 from deep_tree_echo.aar_core.events import EventBus
 from deep_tree_echo.aar_core.memory import InMemoryStore, MemoryManager, MemoryStore, SQLiteStore
-from deep_tree_echo.aar_core.sessions import SessionRegistry, Turn
+from deep_tree_echo.aar_core.sessions import SessionRegistry, Turn, validate_session_id
 from deep_tree_echo.config import EchoSettings
 from deep_tree_echo.errors import EchoError, InvalidInputError
 
 logger = logging.getLogger("deep_tree_echo.gateway")
 
 MAX_TEXT_CHARS = 100_000
-MAX_SESSION_ID = 128
 MAX_EVENT_INPUTS = 64
 #: Seconds between two purges of old tombstones and expired memories.
 PURGE_INTERVAL = 3600.0
@@ -103,14 +102,7 @@ def parse_input(request: Any) -> _Input:
     context = dict(context)
     session_id = context.get("session_id", request.get("session_id"))
     if session_id is not None:
-        if not isinstance(session_id, str) or not session_id.strip():
-            raise InvalidInputError("'session_id' must be a non-empty string",
-                                    code="invalid_session_id")
-        if len(session_id) > MAX_SESSION_ID or not session_id.isprintable():
-            raise InvalidInputError(
-                f"'session_id' must be printable and at most {MAX_SESSION_ID} characters",
-                code="invalid_session_id",
-            )
+        session_id = validate_session_id(session_id)
     return _Input(input_type.strip(), content, text, context, session_id)
 
 
@@ -310,7 +302,7 @@ class AARGateway:
     def _error(exc: EchoError, start: float, session_id: str | None) -> dict[str, Any]:
         return {
             "status": "error",
-            "error": {"code": exc.code, "message": exc.message},
+            "error": {"code": exc.code, "message": exc.message, "http_status": exc.http_status},
             "cognitive_response": {},
             "processing_time": time.perf_counter() - start,
             "confidence": 0.0,
@@ -350,6 +342,3 @@ class AARGateway:
         """Await the inputs that arrived as events and are still being processed."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    def is_ready(self) -> bool:
-        return self.initialized

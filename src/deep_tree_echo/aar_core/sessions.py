@@ -9,8 +9,31 @@ from __future__ import annotations
 import time
 import uuid
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from deep_tree_echo.errors import InvalidInputError
+
+#: Longest accepted session id (characters).
+MAX_SESSION_ID = 128
+
+
+def validate_session_id(value: object) -> str:
+    """Return ``value`` if it is a usable session id: a printable, non-blank string of at most
+    :data:`MAX_SESSION_ID` characters; else raise :class:`InvalidInputError`
+    (``invalid_session_id``)."""
+    if (
+        not isinstance(value, str)
+        or not value.strip()
+        or len(value) > MAX_SESSION_ID
+        or not value.isprintable()
+    ):
+        raise InvalidInputError(
+            f"'session_id' must be a printable, non-empty string of at most {MAX_SESSION_ID} "
+            "characters",
+            code="invalid_session_id",
+        )
+    return value
 
 
 @dataclass(slots=True)
@@ -42,11 +65,9 @@ class Session:
     id: str
     created_at: float
     history: deque[Turn]
-    last_active: float = field(default=0.0)
 
     def add_turn(self, turn: Turn) -> None:
         self.history.append(turn)
-        self.last_active = turn.at
 
 
 class SessionRegistry:
@@ -67,7 +88,7 @@ class SessionRegistry:
         session = self._sessions.get(sid)
         if session is None:
             now = time.time()
-            session = Session(sid, now, deque(maxlen=self.history), now)
+            session = Session(sid, now, deque(maxlen=self.history))
             self._sessions[sid] = session
             while len(self._sessions) > self.max_sessions:
                 self._sessions.popitem(last=False)

@@ -7,8 +7,9 @@ integration test framework. Seed code ports by changing ``aphrodite.`` to ``deep
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from deep_tree_echo._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from deep_tree_echo.integration.adapters import (
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
         IntegrationError,
         InvalidRequestError,
         NotAcceptableError,
-        PluginLoadError,
         QueryError,
         UnknownFormatError,
         UnsupportedMediaTypeError,
@@ -89,7 +89,6 @@ _EXPORTS: dict[str, str] = {
     "IntegrationError": "deep_tree_echo.integration.errors",
     "InvalidRequestError": "deep_tree_echo.integration.errors",
     "NotAcceptableError": "deep_tree_echo.integration.errors",
-    "PluginLoadError": "deep_tree_echo.integration.errors",
     "QueryError": "deep_tree_echo.integration.errors",
     "UnknownFormatError": "deep_tree_echo.integration.errors",
     "UnsupportedMediaTypeError": "deep_tree_echo.integration.errors",
@@ -116,18 +115,7 @@ _EXPORTS: dict[str, str] = {
     "IntegrationTestFramework": "deep_tree_echo.testing.framework",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [
@@ -158,7 +146,6 @@ __all__ = [
     "NoSQLAdapter",
     "NoSQLQueryAgent",
     "NotAcceptableError",
-    "PluginLoadError",
     "ProtocolBufferAdapter",
     "QueryError",
     "RateLimitExceeded",

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Final, Literal
 
 import msgpack
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
+from deep_tree_echo._json import COMPACT_ENCODER
 from deep_tree_echo.integration.errors import (
     DecodeError,
     InvalidRequestError,
@@ -52,14 +53,22 @@ def _media_type(value: str) -> str:
     return value.split(";", 1)[0].strip().lower()
 
 
-def request_format(content_type: str | None) -> Format:
-    """The format of a request body from its ``Content-Type``; JSON when absent."""
+def request_format(
+    content_type: str | None, allowed: Collection[Format] = _PREFERENCE
+) -> Format:
+    """The format of a request body from its ``Content-Type``; JSON when absent.
+
+    ``*/*+json`` media types are JSON. :class:`UnsupportedMediaTypeError` for anything that is
+    not one of the ``allowed`` formats.
+    """
     if content_type is None or not content_type.strip():
-        return "json"
-    media = _media_type(content_type)
-    fmt = _ALIASES.get(media)
-    if fmt is None:
-        supported = ", ".join(MEDIA_TYPES.values())
+        fmt: Format | None = "json"
+        media = JSON
+    else:
+        media = _media_type(content_type)
+        fmt = _ALIASES.get(media) or ("json" if media.endswith("+json") else None)
+    if fmt is None or fmt not in allowed:
+        supported = ", ".join(MEDIA_TYPES[f] for f in _PREFERENCE if f in allowed)
         raise UnsupportedMediaTypeError(
             f"unsupported Content-Type {media!r}; use one of {supported}", content_type=media
         )
@@ -150,15 +159,20 @@ def protobuf_to_request(message: EchoRequest) -> dict[str, Any]:
     return request
 
 
+def decode_json(body: bytes, *, what: str = "invalid JSON body") -> Any:
+    """Parse a JSON body; :class:`DecodeError` is ``"{what}: {reason}"``."""
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DecodeError(f"{what}: {exc}") from exc
+    except RecursionError as exc:
+        raise DecodeError(f"{what}: nested too deeply") from exc
+
+
 def decode_request(fmt: Format, body: bytes) -> dict[str, Any]:
     """Decode a request body; :class:`DecodeError` carries the decoder's reason."""
     if fmt == "json":
-        try:
-            value = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DecodeError(f"invalid JSON body: {exc}") from exc
-        except RecursionError as exc:
-            raise DecodeError("invalid JSON body: nested too deeply") from exc
+        value = decode_json(body)
         if type(value) is dict:  # a JSON object's keys are strings already: no copy needed
             return value
         return _require_object(value, "JSON")
@@ -203,14 +217,9 @@ def _struct_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-#: One compact encoder for all JSON responses: ``json.dumps`` with non-default options builds
-#: a new ``JSONEncoder`` per call.
-_JSON_ENCODER: Final = json.JSONEncoder(default=str, separators=(",", ":"))
-
-
 def encode_response(fmt: Format, response: Mapping[str, Any]) -> bytes:
     if fmt == "json":
-        return _JSON_ENCODER.encode(response).encode()
+        return COMPACT_ENCODER.encode(response).encode()
     if fmt == "msgpack":
         packed: bytes = msgpack.packb(_struct_safe(response), use_bin_type=True)
         return packed

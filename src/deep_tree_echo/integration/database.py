@@ -21,7 +21,7 @@ import datetime as dt
 import shlex
 import sqlite3
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -120,8 +120,6 @@ def _jsonable(value: Any) -> Any:
 
 
 # -- Redis command vocabulary ----------------------------------------------------------------
-
-RedisHandler = Callable[["aioredis.Redis", dict[str, Any]], Any]
 
 #: Read commands: name → positional argument names (``*name`` takes the rest).
 REDIS_READ_COMMANDS: dict[str, tuple[str, ...]] = {

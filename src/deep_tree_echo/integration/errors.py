@@ -91,12 +91,6 @@ class DatabaseUnavailableError(DatabaseError):
     http_status = 503
 
 
-class PluginLoadError(IntegrationError):
-    """A plugin could not be loaded or initialised (recorded by the plugin manager)."""
-
-    code = "plugin_load_error"
-
-
 __all__ = [
     "AdapterError",
     "DatabaseError",
@@ -105,7 +99,6 @@ __all__ = [
     "IntegrationError",
     "InvalidRequestError",
     "NotAcceptableError",
-    "PluginLoadError",
     "QueryError",
     "UnknownFormatError",
     "UnsupportedMediaTypeError",

@@ -86,12 +86,16 @@ class EventDrivenIntegration:
         if manager is None:
             await self.emit_to_external("memory.update", event_data)
             return
-        message = {"type": "memory_update", **event_data}
+        message = self._memory_update_message(event_data)
         session_id = _session_id(event_data)
         if session_id is None:
             await manager.broadcast(message)
         else:
             await manager.broadcast(message, session_id=session_id)
+
+    def _memory_update_message(self, event_data: dict[str, Any]) -> dict[str, Any]:
+        """The client message for a ``memory.update`` event: the whole event data."""
+        return {"type": "memory_update", **event_data}
 
     async def emit_to_echo(self, event_type: str, data: dict[str, Any]) -> int:
         """Emit event to the Echo system; returns how many Echo handlers completed."""
@@ -143,16 +147,14 @@ class WebSocketIntegration(EventDrivenIntegration):
             session_id=_session_id(event_data),
         )
 
-    async def forward_memory_update(self, event_data: dict[str, Any]) -> None:
-        await self.websocket_manager.broadcast(
-            {
-                "type": "memory_update",
-                "memory_id": event_data.get("memory_id"),
-                "action": event_data.get("action"),
-                "version": event_data.get("version"),
-            },
-            session_id=_session_id(event_data),
-        )
+    def _memory_update_message(self, event_data: dict[str, Any]) -> dict[str, Any]:
+        # only these fields: the session is the routing key, not part of what clients get
+        return {
+            "type": "memory_update",
+            "memory_id": event_data.get("memory_id"),
+            "action": event_data.get("action"),
+            "version": event_data.get("version"),
+        }
 
     async def process_user_message(self, message_data: dict[str, Any]) -> None:
         content = message_data.get("message")

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from deep_tree_echo._http import error_body, retry_after_header
+from deep_tree_echo.aar_core.sessions import validate_session_id
 from deep_tree_echo.config import EchoSettings
-from deep_tree_echo.errors import EchoError
+from deep_tree_echo.errors import EchoError, InvalidInputError
 from deep_tree_echo.integration import _negotiation
 from deep_tree_echo.integration.errors import InvalidRequestError
 
@@ -25,8 +27,6 @@ if TYPE_CHECKING:
     from deep_tree_echo.aar_core.gateway import AARGateway
 
 __all__ = ["APIIntegrationGateway", "IntegrationGateway", "validate_external_request"]
-
-_MAX_SESSION_ID = 128
 
 
 class IntegrationGateway(ABC):
@@ -128,16 +128,11 @@ def validate_external_request(request: Any) -> dict[str, Any]:
             f"'data' must be a string or an object, not {type(data).__name__}", field="data"
         )
     session_id = request.get("session_id")
-    if session_id is not None and (
-        not isinstance(session_id, str)
-        or not session_id.strip()
-        or len(session_id) > _MAX_SESSION_ID
-        or not session_id.isprintable()
-    ):
-        raise InvalidRequestError(
-            f"'session_id' must be a printable string of 1-{_MAX_SESSION_ID} characters",
-            field="session_id",
-        )
+    if session_id is not None:
+        try:
+            validate_session_id(session_id)
+        except InvalidInputError as exc:
+            raise InvalidRequestError(exc.message, field="session_id") from None
     timestamp = request.get("timestamp")
     if timestamp is not None and (
         isinstance(timestamp, bool) or not isinstance(timestamp, str | int | float)
@@ -251,42 +246,25 @@ class APIIntegrationGateway(IntegrationGateway):
         )
 
 
-#: Core error codes (``error.code`` of a failed response) that are the client's fault.
-_CLIENT_ERROR_CODES: frozenset[str] = frozenset(
-    {"missing_content", "empty_content", "content_too_large", "invalid_memory"}
-)
-#: Core error codes that mean the service cannot answer right now.
-_UNAVAILABLE_CODES: frozenset[str] = frozenset(
-    {"engine_unavailable", "store_error", "not_initialized"}
-)
-_INTERNAL_CODES: frozenset[str] = frozenset({"internal_error", "agent_error"})
-
-
 def result_status(result: Mapping[str, Any]) -> int:
-    """The HTTP status of an external response: 200 on success, else from ``error.code``.
+    """The HTTP status of an external response: 200 on success, else ``error.http_status``.
 
-    400 for ``invalid_*`` and the content/memory-id checks, 503 when the engine or store is
-    unavailable, 500 for internal and agent-contract failures, 422 for any other failure an
-    agent reports (it understood the request and declined it).
+    The core puts the status the failing :class:`EchoError` declares into its error
+    (400 invalid input, 503 store/engine unavailable, 422 an agent declined...); 500 when
+    the error says nothing.
     """
     if result.get("success"):
         return 200
     error = result.get("error")
-    code = error.get("code") if isinstance(error, Mapping) else None
-    if not isinstance(code, str):
-        return 500
-    if code.startswith("invalid_") or code in _CLIENT_ERROR_CODES:
-        return 400
-    if code in _UNAVAILABLE_CODES:
-        return 503
-    if code in _INTERNAL_CODES:
-        return 500
-    return 422
+    status = error.get("http_status") if isinstance(error, Mapping) else None
+    return status if isinstance(status, int) and 400 <= status <= 599 else 500
 
 
 def _error_response(exc: EchoError) -> JSONResponse:
     return JSONResponse(
-        {"error": {"code": exc.code, "message": exc.message}}, status_code=exc.http_status
+        error_body(exc.code, exc.message),
+        status_code=exc.http_status,
+        headers=retry_after_header(exc),
     )
 
 
@@ -322,15 +300,16 @@ _OPENAPI_PROCESS: dict[str, Any] = {
         "400": {
             "description": "Undecodable body, or the core rejected the input "
             "(external response with success false and error.code invalid_*, "
-            "missing_content, empty_content, content_too_large or invalid_memory)"
+            "missing_content, empty_content, content_too_large, invalid_memory, query_error)"
         },
+        "403": {"description": "write_not_allowed (external response shape)"},
         "406": {"description": "No acceptable response format"},
         "415": {"description": "Unsupported Content-Type"},
         "422": {"description": "Invalid request, or an agent declined it (error.code)"},
-        "500": {"description": "internal_error or agent_error (external response shape)"},
+        "500": {"description": "internal_error, agent_error or an undeclared failure"},
         "503": {
-            "description": "engine_unavailable, store_error or not_initialized "
-            "(external response shape)"
+            "description": "engine_unavailable, store_error, not_initialized or "
+            "database_unavailable (external response shape)"
         },
     },
 }

@@ -76,8 +76,7 @@ class MemorySynchronization:
         """Every record (tombstones too) by id, with the manager holding it."""
         by_id: dict[str, list[tuple[MemoryManager, MemoryRecord]]] = {}
         for manager in self.managers:
-            await manager.initialize()
-            async for record in manager.store.scan():
+            async for record in manager.records(include_deleted=True):
                 by_id.setdefault(record.id, []).append((manager, record))
         return by_id
 

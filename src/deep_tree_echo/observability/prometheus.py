@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as _generate_latest
@@ -27,6 +27,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from deep_tree_echo.errors import InvalidInputError
 from deep_tree_echo.observability.integration_monitor import IntegrationMonitor
 from deep_tree_echo.observability.integration_monitor import monitor as default_monitor
+
+if TYPE_CHECKING:
+    from deep_tree_echo.aar_core.events import EventBus
+    from deep_tree_echo.aar_core.memory import MemoryManager
 
 __all__ = [
     "SOURCE_KINDS",
@@ -164,7 +168,7 @@ class EchoCollector(Collector):
             yield from self._resilience_families()
 
     @staticmethod
-    def _bus_families(buses: list[Any]) -> Iterator[Metric]:
+    def _bus_families(buses: list[EventBus]) -> Iterator[Metric]:
         families = {
             key: CounterMetricFamily(name, doc, labels=["bus"])
             for key, name, doc in (
@@ -175,26 +179,23 @@ class EchoCollector(Collector):
             )
         }
         for bus in buses:
-            stats = getattr(bus, "stats", None) or {}
-            name = str(getattr(bus, "name", "echo"))
+            stats = bus.stats
+            name = bus.name
             for key, family in families.items():
                 family.add_metric([name], float(stats.get(key, 0)))
         yield from families.values()
 
     @staticmethod
-    def _memory_family(memories: list[Any]) -> Metric:
+    def _memory_family(memories: list[MemoryManager]) -> Metric:
         totals: dict[str, float] = {}
         for memory in memories:
-            stats = getattr(memory, "stats", None)
-            if callable(stats):
-                stats = stats()
-            for op, count in dict(stats or {}).items():
-                totals[str(op)] = totals.get(str(op), 0.0) + float(count)
+            for op, count in memory.stats.items():
+                totals[op] = totals.get(op, 0.0) + float(count)
         family = CounterMetricFamily(
             "dte_memory_operations", "Memory manager operations, by operation", labels=["op"]
         )
-        for op, count in sorted(totals.items()):
-            family.add_metric([op], count)
+        for op, total in sorted(totals.items()):
+            family.add_metric([op], total)
         return family
 
     @staticmethod
@@ -253,10 +254,8 @@ class EchoCollector(Collector):
         severity = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
         worst: dict[str, CircuitState] = {}
         for breaker in iter_breakers():
-            state = _peek_state(breaker)
-            if not isinstance(state, CircuitState):
-                continue
-            name = str(getattr(breaker, "name", "unnamed"))
+            state = breaker.peek_state()  # not ``state``: reading must not move OPEN to HALF_OPEN
+            name = breaker.name
             if name not in worst or severity[state] > severity[worst[name]]:
                 worst[name] = state
         breakers = GaugeMetricFamily(
@@ -270,10 +269,7 @@ class EchoCollector(Collector):
         # limiters sharing a name are one series: rejections are summed
         totals: dict[str, float] = {}
         for limiter in iter_limiters():
-            rejections = getattr(limiter, "rejections", None)
-            if isinstance(rejections, int | float):
-                name = str(getattr(limiter, "name", "unnamed"))
-                totals[name] = totals.get(name, 0.0) + float(rejections)
+            totals[limiter.name] = totals.get(limiter.name, 0.0) + float(limiter.rejections)
         limiters = CounterMetricFamily(
             "dte_rate_limiter_rejections",
             "Requests rejected by rate limiters, summed over limiters of the same name",
@@ -288,12 +284,6 @@ class EchoCollector(Collector):
 def _le(bound: float) -> str:
     """A bucket bound as Prometheus writes it (``0.005``, ``1.0``, ``+Inf``)."""
     return "+Inf" if math.isinf(bound) else repr(float(bound))
-
-
-def _peek_state(breaker: Any) -> Any:
-    """The breaker's state without side effects (``state`` may move OPEN to HALF_OPEN)."""
-    peek = getattr(breaker, "peek_state", None)
-    return peek() if callable(peek) else None
 
 
 class EchoMetrics:

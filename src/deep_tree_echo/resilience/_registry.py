@@ -8,25 +8,29 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
-_breakers: weakref.WeakSet[Any] = weakref.WeakSet()
-_limiters: weakref.WeakSet[Any] = weakref.WeakSet()
+if TYPE_CHECKING:  # the components import this module
+    from deep_tree_echo.resilience.circuit_breaker import CircuitBreaker
+    from deep_tree_echo.resilience.rate_limiter import RateLimiter
+
+_breakers: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
+_limiters: weakref.WeakSet[RateLimiter] = weakref.WeakSet()
 
 
-def register_breaker(breaker: Any) -> None:
-    """Remember ``breaker`` (needs ``name`` and ``state``) until it is garbage-collected."""
+def register_breaker(breaker: CircuitBreaker) -> None:
+    """Remember ``breaker`` until it is garbage-collected."""
     _breakers.add(breaker)
 
 
-def register_limiter(limiter: Any) -> None:
-    """Remember ``limiter`` (needs ``name`` and ``rejections``) until it is garbage-collected."""
+def register_limiter(limiter: RateLimiter) -> None:
+    """Remember ``limiter`` until it is garbage-collected."""
     _limiters.add(limiter)
 
 
-def iter_breakers() -> Iterator[Any]:
+def iter_breakers() -> Iterator[CircuitBreaker]:
     return iter(list(_breakers))
 
 
-def iter_limiters() -> Iterator[Any]:
+def iter_limiters() -> Iterator[RateLimiter]:
     return iter(list(_limiters))

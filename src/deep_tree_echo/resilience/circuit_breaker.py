@@ -29,13 +29,16 @@ import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from enum import Enum
-from typing import Any, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
 from deep_tree_echo.errors import ConfigurationError
+from deep_tree_echo.resilience._backend_health import _BackendHealth
 from deep_tree_echo.resilience._registry import register_breaker
 from deep_tree_echo.resilience._window import OutcomeWindow
 from deep_tree_echo.resilience.errors import CircuitOpenError
-from deep_tree_echo.resilience.redis_backends import REDIS_UNAVAILABLE, RedisCircuitState
+
+if TYPE_CHECKING:  # imported lazily: loading redis costs ~0.1 s, and only shared state needs it
+    from deep_tree_echo.resilience.redis_backends import RedisCircuitState
 
 logger = logging.getLogger(__name__)
 
@@ -141,8 +144,9 @@ class CircuitBreaker:
         self._ctx: contextvars.ContextVar[tuple[Permit, float, Any] | None] = (
             contextvars.ContextVar(f"circuit_breaker_{id(self)}", default=None)
         )
-        self._shared_down_until = 0.0
-        self._shared_warned = False
+        self._shared_health = _BackendHealth(
+            logger, f"circuit {self.name}: shared state", SHARED_RETRY_INTERVAL
+        )
         register_breaker(self)
 
     # ------------------------------------------------------------------ introspection
@@ -363,49 +367,42 @@ class CircuitBreaker:
 
     # ------------------------------------------------------------------ shared (Redis) state
 
-    def _use_shared(self) -> bool:
-        return self.shared_state is not None and self._clock() >= self._shared_down_until
-
     def _shared_failed(self, exc: BaseException) -> None:
-        self._shared_down_until = self._clock() + SHARED_RETRY_INTERVAL
-        if not self._shared_warned:
-            self._shared_warned = True
-            logger.warning("circuit %s: shared state unreachable (%r); using local state",
-                           self.name, exc)
+        self._shared_health.failed(exc, self._clock())
 
     def _shared_ok(self, state: str) -> None:
-        if self._shared_warned:
-            self._shared_warned = False
-            logger.info("circuit %s: shared state reachable again", self.name)
+        self._shared_health.ok()
         new = _BY_VALUE[state]
         if new is not self._state:
             self._transition(new)
 
     async def _record_shared(self, permit: Permit, failed: bool) -> None:
-        assert self.shared_state is not None
+        shared = self.shared_state
+        assert shared is not None
         if permit.done:
             return
         permit.done = True
         try:
-            state, _ = await self.shared_state.record(
+            state, _ = await shared.record(
                 self.name, permit.generation, failed=failed, trial=permit.trial,
                 failure_threshold=self.failure_threshold,
                 failure_rate_threshold=self.failure_rate_threshold,
                 window_size=self.sliding_window_size, minimum_calls=self.minimum_calls,
                 half_open_max_calls=self.half_open_max_calls,
             )
-        except REDIS_UNAVAILABLE as exc:
+        except shared.unavailable_errors as exc:
             self._shared_failed(exc)
         else:
             self._shared_ok(state)
 
     async def _release_shared(self, permit: Permit) -> None:
-        assert self.shared_state is not None
+        shared = self.shared_state
+        assert shared is not None
         try:
-            await self.shared_state.release(
+            await shared.release(
                 self.name, permit.generation, half_open_max_calls=self.half_open_max_calls
             )
-        except REDIS_UNAVAILABLE as exc:
+        except shared.unavailable_errors as exc:
             self._shared_failed(exc)
 
     async def _release_shielded(self, permit: Permit) -> None:
@@ -421,25 +418,27 @@ class CircuitBreaker:
             await asyncio.shield(task)
 
     async def _force_shared(self, state: str) -> None:
-        assert self.shared_state is not None
+        shared = self.shared_state
+        assert shared is not None
         try:
-            await self.shared_state.transition(
+            await shared.transition(
                 self.name, state, half_open_max_calls=self.half_open_max_calls
             )
-        except REDIS_UNAVAILABLE as exc:
+        except shared.unavailable_errors as exc:
             self._shared_failed(exc)
 
     # ------------------------------------------------------------------ raising async API
 
     async def acquire(self) -> Permit:
         """A permit for one call (shared state when configured), else :class:`CircuitOpenError`."""
-        if self.shared_state is not None and self._use_shared():
+        shared = self.shared_state
+        if shared is not None and self._shared_health.available(self._clock()):
             try:
-                decision = await self.shared_state.acquire(
+                decision = await shared.acquire(
                     self.name, recovery_timeout=self.recovery_timeout,
                     half_open_max_calls=self.half_open_max_calls,
                 )
-            except REDIS_UNAVAILABLE as exc:
+            except shared.unavailable_errors as exc:
                 self._shared_failed(exc)
             else:
                 self._shared_ok(decision.state)

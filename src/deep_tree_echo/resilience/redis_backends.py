@@ -182,6 +182,9 @@ class RedisCircuitState:
     sliding window as a string of ``0``/``1``). Pass a ``redis.asyncio.Redis`` or a URL.
     """
 
+    #: Errors meaning Redis is unreachable: the breaker falls back to its local state.
+    unavailable_errors: tuple[type[BaseException], ...] = REDIS_UNAVAILABLE
+
     def __init__(self, client_or_url: aioredis.Redis | str, *, prefix: str = "dte:cb:") -> None:
         self.client, self._owned = _make_client(client_or_url)
         self.prefix = prefix
@@ -297,6 +300,9 @@ class Reservation:
 
 class RedisRateLimitBackend:
     """GCRA state in Redis (one float per key, expiring when idle) shared by every limiter."""
+
+    #: Errors meaning Redis is unreachable: the limiter falls back to its local state.
+    unavailable_errors: tuple[type[BaseException], ...] = REDIS_UNAVAILABLE
 
     def __init__(self, client_or_url: aioredis.Redis | str, *, prefix: str = "dte:rl:") -> None:
         self.client, self._owned = _make_client(client_or_url)

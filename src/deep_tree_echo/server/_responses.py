@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from typing import Any
 
 from starlette.types import Send
 
+from deep_tree_echo._http import error_body
+from deep_tree_echo._json import COMPACT_ENCODER
+
 JSON = "application/json"
-
-
-def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The JSON error document; ``details`` is included only when non-empty."""
-    error: dict[str, Any] = {"code": code, "message": message}
-    if details:
-        error["details"] = details
-    return {"error": error}
 
 
 async def send_error(
@@ -27,7 +20,7 @@ async def send_error(
     headers: Iterable[tuple[str, str]] = (),
 ) -> None:
     """Answer a plain-ASGI HTTP request with the JSON error body (for middleware)."""
-    body = json.dumps(error_body(code, message), separators=(",", ":")).encode()
+    body = COMPACT_ENCODER.encode(error_body(code, message)).encode()
     raw_headers = [
         (b"content-type", JSON.encode()),
         (b"content-length", str(len(body)).encode()),

@@ -19,20 +19,6 @@ class NotReadyError(ServerError):
     http_status = 503
 
 
-class BadRequestError(ServerError):
-    """The request body could not be parsed (e.g. malformed JSON)."""
-
-    code = "bad_request"
-    http_status = 400
-
-
-class UnsupportedMediaTypeError(ServerError):
-    """The request body has a content type this route does not accept."""
-
-    code = "unsupported_media_type"
-    http_status = 415
-
-
 class PayloadTooLargeError(ServerError):
     """The request body is larger than ``settings.max_body_bytes``."""
 

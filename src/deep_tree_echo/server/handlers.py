@@ -9,7 +9,6 @@ anything else → 500, logged with its traceback.
 from __future__ import annotations
 
 import logging
-import math
 from http import HTTPStatus
 from typing import Any
 
@@ -18,8 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from deep_tree_echo._http import error_body, retry_after_header
 from deep_tree_echo.errors import EchoError
-from deep_tree_echo.server._responses import error_body
 
 logger = logging.getLogger("deep_tree_echo.server")
 
@@ -44,13 +43,6 @@ def status_for(exc: EchoError) -> int:
     return exc.http_status if 400 <= exc.http_status <= 599 else 500
 
 
-def _retry_after_header(exc: EchoError) -> dict[str, str]:
-    retry_after = getattr(exc, "retry_after", None)
-    if isinstance(retry_after, int | float):
-        return {"Retry-After": str(max(1, math.ceil(retry_after)))}
-    return {}
-
-
 async def echo_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, EchoError)
     status = status_for(exc)
@@ -61,7 +53,7 @@ async def echo_error_handler(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         error_body(exc.code, message, _json_safe(details)),
         status_code=status,
-        headers=_retry_after_header(exc),
+        headers=retry_after_header(exc),
     )
 
 

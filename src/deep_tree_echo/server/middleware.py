@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import math
 from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
@@ -17,7 +16,9 @@ from urllib.parse import parse_qsl
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from deep_tree_echo._http import retry_after_seconds
 from deep_tree_echo.server._responses import send_error
+from deep_tree_echo.server.errors import PayloadTooLargeError
 
 logger = logging.getLogger("deep_tree_echo.server")
 
@@ -29,7 +30,7 @@ class _BodyTooLarge(HTTPException):
     """Raised from ``receive`` when the streamed body passes the cap (FastAPI re-raises it)."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body exceeds {limit} bytes")
+        super().__init__(PayloadTooLargeError.http_status, f"request body exceeds {limit} bytes")
         self.limit = limit
 
 
@@ -57,7 +58,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.max_bytes
-        message = f"request body exceeds {limit} bytes"
+        too_large = PayloadTooLargeError(f"request body exceeds {limit} bytes")
         length = _header(scope, b"content-length")
         if length is not None:
             try:
@@ -66,7 +67,7 @@ class BodyLimitMiddleware:
                 await send_error(send, 400, "bad_request", "invalid Content-Length header")
                 return
             if declared > limit:
-                await send_error(send, 413, "payload_too_large", message, [("Connection", "close")])
+                await _send_too_large(send, too_large)
                 return
 
         received = 0
@@ -92,7 +93,11 @@ class BodyLimitMiddleware:
         except _BodyTooLarge:
             if started:
                 raise
-            await send_error(send, 413, "payload_too_large", message, [("Connection", "close")])
+            await _send_too_large(send, too_large)
+
+
+async def _send_too_large(send: Send, exc: PayloadTooLargeError) -> None:
+    await send_error(send, exc.http_status, exc.code, exc.message, [("Connection", "close")])
 
 
 def key_id(key: str) -> str:
@@ -207,7 +212,7 @@ class RateLimitMiddleware:
         if await self.limiter.acquire(key):
             await self.app(scope, receive, send)
             return
-        retry_after = max(1, math.ceil(self.limiter.retry_after(key)))
+        retry_after = retry_after_seconds(self.limiter.retry_after(key))
         if scope["type"] == "http":
             await send_error(
                 send,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -18,11 +17,12 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
+from deep_tree_echo._json import COMPACT_ENCODER
+
 logger = logging.getLogger("deep_tree_echo.server.ws")
 
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
 
 _ids = itertools.count(1)
@@ -37,7 +37,7 @@ class WebSocketClient:
         self.id = next(_ids)
         self.websocket = websocket
         self.sessions: set[str] = set()
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(queue_size)
+        self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)  # encoded JSON text
         self.writer: asyncio.Task[None] | None = None
         self.closed = asyncio.Event()  # set as soon as the client is being disconnected
         self.finished = asyncio.Event()  # set once the close frame went out (or gave up)
@@ -196,15 +196,15 @@ class ConnectionManager:
     async def broadcast(self, message: dict[str, Any], *, session_id: str | None = None) -> int:
         """Queue ``message`` for every client (or the subscribers of ``session_id``).
 
-        Never waits for a socket. Returns how many clients it was queued for; clients whose
-        queue is full are dropped with close code 1013.
+        Never waits for a socket; the message is encoded once for all clients. Returns how many
+        clients it was queued for; clients whose queue is full are dropped with close code 1013.
         """
         self.stats["broadcasts"] += 1
-        delivered = 0
-        for client in self.clients(session_id):
-            if self.send_nowait(client, message):
-                delivered += 1
-        return delivered
+        clients = self.clients(session_id)
+        if not clients:
+            return 0
+        text = COMPACT_ENCODER.encode(message)
+        return sum(self._enqueue(client, text) for client in clients)
 
     async def send(self, client: WebSocketClient, message: dict[str, Any]) -> bool:
         """Queue ``message`` for one client (same rules as :meth:`broadcast`)."""
@@ -213,8 +213,13 @@ class ConnectionManager:
     def send_nowait(self, client: WebSocketClient, message: dict[str, Any]) -> bool:
         if client.closed.is_set():
             return False
+        return self._enqueue(client, COMPACT_ENCODER.encode(message))
+
+    def _enqueue(self, client: WebSocketClient, text: str) -> bool:
+        if client.closed.is_set():
+            return False
         try:
-            client.queue.put_nowait(message)
+            client.queue.put_nowait(text)
         except asyncio.QueueFull:
             self._drop_slow(client)
             return False
@@ -237,13 +242,13 @@ class ConnectionManager:
         try:
             while True:
                 if self.ping_interval is None:
-                    message = await client.queue.get()
+                    text = await client.queue.get()
                 else:
                     try:
-                        message = await asyncio.wait_for(client.queue.get(), self.ping_interval)
+                        text = await asyncio.wait_for(client.queue.get(), self.ping_interval)
                     except TimeoutError:
-                        message = {"type": "ping", "ts": time.time()}
-                await ws.send_text(json.dumps(message, default=str))
+                        text = COMPACT_ENCODER.encode({"type": "ping", "ts": time.time()})
+                await ws.send_text(text)
                 self.stats["messages_sent"] += 1
         except asyncio.CancelledError:
             raise

@@ -6,8 +6,9 @@ environment where deep-tree-echo is installed) costs nothing until a fixture is 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from deep_tree_echo._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from deep_tree_echo.testing._asgi import LifespanManager
@@ -54,15 +55,4 @@ __all__ = [
     "free_port",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -73,6 +73,27 @@ async def test_upsert_reports_created_and_keeps_created_at_and_access_count() ->
     assert m.stats["stores"] == 1 and m.stats["updates"] == 2
 
 
+async def test_records_are_sorted_copies_live_unless_include_deleted() -> None:
+    clock = FakeClock()
+    m = MemoryManager(wall_clock=clock)
+    await m.store_memory("c", {"content": "c"})
+    await m.store_memory("a", {"content": "a", "tags": ["x"]})
+    await m.store_memory("b", {"content": "b"}, ttl=10)
+    await m.store_memory("d", {"content": "d"})
+    await m.delete_memory("d")
+    clock.advance(11)  # "b" has expired
+    live = [r async for r in m.records()]
+    assert [r.id for r in live] == ["a", "c"]
+    assert live[0].data == {"content": "a", "tags": ["x"]}
+    live[0].data["tags"].append("mutated")
+    assert (await m.get_record("a")) is not None
+    assert (await m.retrieve_memory("a")) == {"content": "a", "tags": ["x"]}
+    everything = {r.id: r async for r in m.records(include_deleted=True)}
+    assert list(everything) == ["a", "b", "c", "d"]
+    assert everything["d"].deleted and everything["b"].expires_at is not None
+    await m.close()
+
+
 async def test_retrieve_bumps_access_but_get_record_does_not() -> None:
     clock = FakeClock()
     m = MemoryManager(wall_clock=clock)

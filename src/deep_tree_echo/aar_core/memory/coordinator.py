@@ -9,12 +9,13 @@ memories whose top choices involved that node.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
-
 from deep_tree_echo.aar_core.errors import ReplicationError
+
+if TYPE_CHECKING:  # httpx is imported on first use: it costs ~0.1 s at start-up
+    import httpx
 
 
 def _weight(node: str, memory_id: str) -> int:
@@ -68,6 +69,8 @@ class DistributedMemoryCoordinator:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
+            import httpx
+
             self._client = httpx.AsyncClient(timeout=self.timeout)
         return self._client
 
@@ -79,6 +82,8 @@ class DistributedMemoryCoordinator:
         return f"{node.rstrip('/')}/v1/memories/{quote(memory_id, safe='')}"
 
     async def _request(self, method: str, node: str, memory_id: str, **kw: Any) -> httpx.Response:
+        import httpx
+
         try:
             return await self._http().request(
                 method,

@@ -16,8 +16,8 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Literal, TypeVar
 
 from deep_tree_echo.aar_core.errors import InvalidMemoryError, NotInitializedError, StoreError
 from deep_tree_echo.aar_core.memory._bm25 import BM25Index, document_text, tokenize
@@ -42,6 +42,7 @@ PURGE_BATCH = 1000
 
 Action = Literal["created", "updated", "deleted"]
 _MISSING = object()
+T = TypeVar("T")
 
 
 def _json_copy(data: dict[str, Any]) -> dict[str, Any]:
@@ -248,15 +249,19 @@ class MemoryManager:
         record = self._records.get(memory_id)
         return record if record is not None and record.is_live(now) else None
 
-    async def _put(self, record: MemoryRecord) -> bool:
+    async def _store_call(self, what: str, call: Awaitable[T]) -> T:
+        """Await a store call; count a failure and raise it as :class:`StoreError`."""
         try:
-            return await self.store.put_if_newer(record)
+            return await call
         except StoreError:
             self._stats["errors"] += 1
             raise
         except Exception as exc:
             self._stats["errors"] += 1
-            raise StoreError(f"{self.store.kind} store write failed: {exc}") from exc
+            raise StoreError(f"{self.store.kind} store {what} failed: {exc}") from exc
+
+    async def _put(self, record: MemoryRecord) -> bool:
+        return await self._store_call("write", self.store.put_if_newer(record))
 
     async def _emit(self, memory_id: str, action: Action, data: dict[str, Any], v: Version) -> None:
         if self.event_bus is None:
@@ -401,14 +406,8 @@ class MemoryManager:
         removed = 0
         items = list(doomed.items())
         for start in range(0, len(items), PURGE_BATCH):
-            try:
-                gone = await self.store.purge(dict(items[start : start + PURGE_BATCH]))
-            except StoreError:
-                self._stats["errors"] += 1
-                raise
-            except Exception as exc:
-                self._stats["errors"] += 1
-                raise StoreError(f"{self.store.kind} store purge failed: {exc}") from exc
+            batch = dict(items[start : start + PURGE_BATCH])
+            gone = await self._store_call("purge", self.store.purge(batch))
             for rid in gone:
                 record = self._records.get(rid)
                 # A write may have landed in the mirror while the store was purging.
@@ -457,6 +456,16 @@ class MemoryManager:
         await self._ensure_open()
         now = self.wall_clock()
         return {rid: _json_copy(rec.data) for rid, rec in self._records.items() if rec.is_live(now)}
+
+    async def records(self, *, include_deleted: bool = False) -> AsyncIterator[MemoryRecord]:
+        """Copies of the records, sorted by id: the live ones, or with ``include_deleted``
+        every record the manager holds (tombstones and expired ones too)."""
+        await self._ensure_open()
+        for memory_id in sorted(self._records):
+            record = self._records.get(memory_id)  # the mirror may change while we yield
+            if record is None or not (include_deleted or record.is_live(self.wall_clock())):
+                continue
+            yield dataclasses.replace(record, data=_json_copy(record.data))
 
     async def count(self) -> int:
         """Number of live memories."""

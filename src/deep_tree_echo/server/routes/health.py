@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from deep_tree_echo import __version__
-from deep_tree_echo.server._responses import error_body
+from deep_tree_echo._http import error_body
 
 router = APIRouter(tags=["health"])
 

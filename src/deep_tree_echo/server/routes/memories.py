@@ -9,19 +9,21 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from deep_tree_echo.aar_core.memory.manager import parse_filter_value
-from deep_tree_echo.server.errors import BadRequestError, UnsupportedMediaTypeError
+from deep_tree_echo.aar_core.memory.manager import MAX_ID_LENGTH, parse_filter_value
+from deep_tree_echo.integration import _negotiation
+from deep_tree_echo.integration.errors import DecodeError
 from deep_tree_echo.server.routes._deps import Gateway
 
 router = APIRouter(prefix="/v1", tags=["memories"])
 
 _RESERVED_QUERY = frozenset({"query", "limit", "token"})
+_JSON_ONLY: tuple[_negotiation.Format, ...] = ("json",)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "malformed id or body"},
     404: {"description": "no such memory"},
     503: {"description": "gateway not ready or store unavailable"},
 }
-MemoryId = Annotated[str, Path(min_length=1, max_length=512, description="memory id")]
+MemoryId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="memory id")]
 
 _DATA_SCHEMA = {
     "requestBody": {
@@ -41,19 +43,10 @@ _DATA_SCHEMA = {
 
 async def _json_object(request: Request) -> dict[str, Any]:
     """The request body as a JSON object: 415 for other media types, 400 when malformed."""
-    content_type = request.headers.get("content-type", "application/json")
-    media = content_type.split(";", 1)[0].strip().lower()
-    if media != "application/json" and not media.endswith("+json"):
-        raise UnsupportedMediaTypeError(f"expected application/json, got {media!r}")
-    raw = await request.body()
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequestError(f"request body is not valid JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise BadRequestError("request body is not valid JSON: nested too deeply") from exc
+    _negotiation.request_format(request.headers.get("content-type"), allowed=_JSON_ONLY)
+    data = _negotiation.decode_json(await request.body(), what="request body is not valid JSON")
     if not isinstance(data, dict):
-        raise BadRequestError(f"memory data must be a JSON object, not {type(data).__name__}")
+        raise DecodeError(f"memory data must be a JSON object, not {type(data).__name__}")
     return data
 
 
@@ -130,12 +123,10 @@ async def search_memories(
     responses={200: {"content": {"application/x-ndjson": {}}}},
 )
 async def export_memories(gateway: Gateway) -> StreamingResponse:
-    ids = sorted((await gateway.memory.get_all_memories()).keys())
+    records = gateway.memory.records()
 
     async def lines() -> AsyncIterator[bytes]:
-        for memory_id in ids:
-            record = await gateway.memory.get_record(memory_id)
-            if record is not None:
-                yield (json.dumps(record.to_dict(), ensure_ascii=False) + "\n").encode()
+        async for record in records:
+            yield (json.dumps(record.to_dict(), ensure_ascii=False) + "\n").encode()
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")

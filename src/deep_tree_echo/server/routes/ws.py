@@ -21,6 +21,9 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from deep_tree_echo._http import error_body
+from deep_tree_echo.aar_core.sessions import validate_session_id
+from deep_tree_echo.errors import InvalidInputError
 from deep_tree_echo.server.websocket import (
     CLOSE_GOING_AWAY,
     CLOSE_NORMAL,
@@ -31,11 +34,9 @@ from deep_tree_echo.server.websocket import (
 router = APIRouter()
 logger = logging.getLogger("deep_tree_echo.server.ws")
 
-MAX_SESSION_ID = 128
-
 
 def _error(code: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "error": {"code": code, "message": message}}
+    return {"type": "error", **error_body(code, message)}
 
 
 def _too_many(manager: ConnectionManager, session_id: str) -> dict[str, Any]:
@@ -50,9 +51,7 @@ def _session_id(message: dict[str, Any], *, required: bool) -> str | None:
     value = message.get("session_id")
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not value or len(value) > MAX_SESSION_ID:
-        raise ValueError(f"'session_id' must be a non-empty string of at most {MAX_SESSION_ID}")
-    return value
+    return validate_session_id(value)
 
 
 async def _handle(
@@ -88,7 +87,7 @@ async def _handle(
             await _user_message(manager, client, websocket, message)
         else:
             await manager.send(client, _error("unknown_type", f"unknown message type {kind!r}"))
-    except ValueError as exc:
+    except ValueError as exc:  # InvalidInputError from validate_session_id too
         await manager.send(client, _error("bad_message", str(exc)))
 
 
@@ -119,8 +118,17 @@ async def _user_message(
 @router.websocket("/v1/ws")
 async def websocket_endpoint(websocket: WebSocket) -> None:
     manager: ConnectionManager = websocket.app.state.ws_manager
-    initial = [s for s in websocket.query_params.getlist("session_id") if s]
+    initial: list[str] = []
+    invalid: InvalidInputError | None = None
+    for value in websocket.query_params.getlist("session_id"):
+        if value:
+            try:
+                initial.append(validate_session_id(value))
+            except InvalidInputError as error:
+                invalid = error
     client = await manager.connect(websocket, session_ids=initial)
+    if invalid is not None:  # not followed; one reply however many were bad
+        await manager.send(client, _error("bad_message", f"?session_id ignored: {invalid.message}"))
     for session_id in dict.fromkeys(initial):
         if session_id not in client.sessions:
             await manager.send(client, _too_many(manager, session_id))
