@@ -180,6 +180,34 @@ async def test_initialize_and_cleanup_are_idempotent(tmp_path: Path) -> None:
     assert any(m["content"] == "persist me" for m in memories.values())
 
 
+async def test_redis_store_is_shared_between_gateways(redis_url: str) -> None:
+    async with AARGateway({"memory_store": "redis", "redis_url": redis_url}) as first:
+        assert first.settings.store_kind == "redis"
+        assert first.memory.store.kind == "redis"
+        await first.process_cognitive_input(ask("the weather was cold today"))
+        await first.process_cognitive_input(ask("the vault code is 7741"))
+        result = await first.process_cognitive_input(ask("what is the vault code?"))
+        assert result["status"] == "success"
+        assert "7741" in result["cognitive_response"]["text"]
+        async with AARGateway({"memory_store": "redis", "redis_url": redis_url}) as second:
+            assert second.node_id != first.node_id
+            memories = await second.memory.get_all_memories()
+            assert any(m["content"] == "the vault code is 7741" for m in memories.values())
+            answer = await second.process_cognitive_input(ask("what is the vault code?", "s2"))
+            assert answer["status"] == "success"
+            assert "7741" in answer["cognitive_response"]["text"]
+
+
+def test_redis_store_needs_a_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DTE_REDIS_URL", raising=False)
+    with pytest.raises(ConfigurationError, match="redis_url"):
+        AARGateway({"memory_store": "redis"})
+    monkeypatch.setenv("DTE_MEMORY_STORE", "redis")
+    monkeypatch.setenv("DTE_REDIS_URL", "redis://127.0.0.1:1/0")
+    settings = EchoSettings()
+    assert (settings.store_kind, settings.redis_url) == ("redis", "redis://127.0.0.1:1/0")
+
+
 async def test_sessions_keep_bounded_history(gateway: AARGateway) -> None:
     small = AARGateway({"test_mode": True, "session_history": 3})
     async with small:

@@ -27,7 +27,7 @@ from deep_tree_echo.aar_core.events import EventBus
 from deep_tree_echo.aar_core.memory import InMemoryStore, MemoryManager, MemoryStore, SQLiteStore
 from deep_tree_echo.aar_core.sessions import SessionRegistry, Turn, validate_session_id
 from deep_tree_echo.config import EchoSettings
-from deep_tree_echo.errors import EchoError, InvalidInputError
+from deep_tree_echo.errors import ConfigurationError, EchoError, InvalidInputError
 
 logger = logging.getLogger("deep_tree_echo.gateway")
 
@@ -159,6 +159,14 @@ class AARGateway:
                 raise CoreError("the sqlite memory store needs data_dir", code="no_data_dir")
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
             return SQLiteStore(self.settings.data_dir / "memories.db")
+        if self.settings.store_kind == "redis":
+            if not self.settings.redis_url:
+                raise ConfigurationError(
+                    "the redis memory store needs redis_url (DTE_REDIS_URL)", code="no_redis_url"
+                )
+            from deep_tree_echo.aar_core.memory.redis_store import RedisStore  # imports redis
+
+            return RedisStore(self.settings.redis_url)
         return InMemoryStore()
 
     # lifecycle -----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from deep_tree_echo.aar_core.memory import (
     MemoryManager,
     MemoryRecord,
     MemoryStore,
+    RedisStore,
     SQLiteStore,
     Version,
 )
@@ -35,11 +36,31 @@ def rec(memory_id: str, wall: int, *, deleted: bool = False) -> MemoryRecord:
     )
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MemoryStore]:
-    s: MemoryStore = (
-        InMemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "m.db")
-    )
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> type[MemoryStore] | Path | str:
+    """What ``_new_store`` builds a store from: a class, an SQLite path or a real Redis URL.
+
+    Sync, so the async ``redis_url`` fixture (flushed per test) is requested only for Redis.
+    """
+    if request.param == "memory":
+        return InMemoryStore
+    if request.param == "sqlite":
+        return tmp_path / "m.db"
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
+def _new_store(kind: type[MemoryStore] | Path | str) -> MemoryStore:
+    if isinstance(kind, Path):
+        return SQLiteStore(kind)
+    if isinstance(kind, str):
+        return RedisStore(kind)
+    return kind()
+
+
+@pytest.fixture
+async def store(make_store: type[MemoryStore] | Path | str) -> AsyncIterator[MemoryStore]:
+    s = _new_store(make_store)
     await s.open()
     yield s
     await s.close()
@@ -114,17 +135,8 @@ async def test_default_store_purge_removes_nothing() -> None:
 # -- the manager -----------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> type[MemoryStore] | Path:
-    return InMemoryStore if request.param == "memory" else tmp_path / "m.db"
-
-
-def _new_store(kind: type[MemoryStore] | Path) -> MemoryStore:
-    return SQLiteStore(kind) if isinstance(kind, Path) else kind()
-
-
 async def test_manager_purges_old_tombstones_and_expired_records_only(
-    make_store: type[MemoryStore] | Path,
+    make_store: type[MemoryStore] | Path | str,
 ) -> None:
     clock = FakeClock()
     m = MemoryManager(_new_store(make_store), node_id="n", wall_clock=clock)
@@ -163,9 +175,9 @@ async def test_manager_purges_old_tombstones_and_expired_records_only(
     assert created and not record.deleted
     assert await m.retrieve_memory("old-del") == {"content": "reborn tea"}
     assert "old-del" in {hit.id for hit in await m.search("reborn")}
-    if isinstance(make_store, Path):
+    if not isinstance(make_store, type):  # SQLite and Redis keep the data: reload it
         await m.close()
-        m = MemoryManager(SQLiteStore(make_store), node_id="n", wall_clock=clock)
+        m = MemoryManager(_new_store(make_store), node_id="n", wall_clock=clock)
         assert set(await m.get_all_memories()) == {"live", "live-ttl", "old-del"}
         assert await m.store.count() == 3
     await m.close()

@@ -1,4 +1,4 @@
-"""The MemoryStore contract, run against every store (in-memory and real SQLite files)."""
+"""The MemoryStore contract, run against every store (in-memory, real SQLite files, real Redis)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from deep_tree_echo.aar_core.memory import (
     InMemoryStore,
     MemoryRecord,
     MemoryStore,
+    RedisStore,
     SQLiteStore,
     Version,
 )
@@ -41,13 +42,28 @@ def rec(
     )
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MemoryStore]:
-    s: MemoryStore = (
-        InMemoryStore()
-        if request.param == "memory"
-        else SQLiteStore(tmp_path / "m.db", scan_chunk=7)
-    )
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def backend(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    """The store kind, with the flushed real redis-server's URL for ``redis``.
+
+    A sync fixture, so the async ``redis_url`` fixture is requested only for Redis (an async
+    fixture cannot request it through ``getfixturevalue`` while its own loop runs).
+    """
+    kind: str = request.param
+    return kind, request.getfixturevalue("redis_url") if kind == "redis" else None
+
+
+@pytest.fixture
+async def store(backend: tuple[str, str | None], tmp_path: Path) -> AsyncIterator[MemoryStore]:
+    kind, url = backend
+    s: MemoryStore
+    if kind == "memory":
+        s = InMemoryStore()
+    elif kind == "sqlite":
+        s = SQLiteStore(tmp_path / "m.db", scan_chunk=7)
+    else:  # small chunks make scan page through the index
+        assert url is not None
+        s = RedisStore(url, scan_chunk=7)
     await s.open()
     yield s
     await s.close()

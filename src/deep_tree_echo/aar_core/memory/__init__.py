@@ -1,8 +1,11 @@
 """Echo memory: versioned memory records, durable stores, ranked search and replication.
 
 ``MemoryManager`` is the entry point; ``DistributedMemoryCoordinator`` places and copies
-memories across nodes.
+memories across nodes. ``RedisStore`` is loaded on first access, so importing this package
+never imports ``redis``.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from deep_tree_echo.aar_core.memory._inmemory import InMemoryStore
 from deep_tree_echo.aar_core.memory.coordinator import DistributedMemoryCoordinator
@@ -13,6 +16,9 @@ from deep_tree_echo.aar_core.memory.record import MemoryRecord, Version
 from deep_tree_echo.aar_core.memory.sqlite import SQLiteStore
 from deep_tree_echo.aar_core.memory.store import MemoryStore
 
+if TYPE_CHECKING:
+    from deep_tree_echo.aar_core.memory.redis_store import RedisStore
+
 __all__ = [
     "MEMORY_UPDATE_EVENT",
     "DistributedMemoryCoordinator",
@@ -22,7 +28,17 @@ __all__ = [
     "MemoryRecord",
     "MemoryStore",
     "RankWeights",
+    "RedisStore",
     "SQLiteStore",
     "SearchResult",
     "Version",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy exports: ``RedisStore`` (and ``redis``) load only when asked for."""
+    if name == "RedisStore":
+        from deep_tree_echo.aar_core.memory.redis_store import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
