@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/deep-tree-echo serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
-## test-deps: make sure the real servers the suite starts (redis-server, PostgreSQL) exist
+## test-deps: make sure the real servers the suite starts (redis-server, PostgreSQL, nats-server) exist
 test-deps:
 	@bash scripts/ensure-test-servers.sh
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make sure the servers the test suite starts are installed: redis-server and PostgreSQL.
+# Make sure the servers the test suite starts are installed: redis-server, PostgreSQL, nats-server.
 # Installs them with apt-get when missing and we are root; otherwise fails loudly.
 set -euo pipefail
 
@@ -10,6 +10,7 @@ have_pg() {
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+{ command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ]; } || missing+=(nats-server)
 have_pg || missing+=(postgresql)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 

@@ -1,4 +1,4 @@
-"""Real servers for the test suite: redis-server and PostgreSQL on loopback, started per session.
+"""Real servers for the test suite: redis-server, PostgreSQL and nats-server on loopback.
 
 A missing binary fails the run with the command to install it; nothing here skips.
 """
@@ -13,7 +13,9 @@ from contextlib import contextmanager
 
 from deep_tree_echo.testing._process import free_port, require_binary, start_process
 
-_APT_HINT = "install it with `make test-deps` (apt-get install -y redis-server postgresql)"
+_APT_HINT = (
+    "install it with `make test-deps` (apt-get install -y redis-server postgresql nats-server)"
+)
 
 
 @contextmanager
@@ -70,6 +72,34 @@ def postgres_server() -> Iterator[str]:
     )
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        proc.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def nats_server(
+    *, port: int | None = None, token: str | None = None, max_payload: int | None = None
+) -> Iterator[str]:
+    """Yield ``nats://127.0.0.1:PORT`` for a throwaway nats-server (no JetStream, no cluster).
+
+    ``token`` turns on token auth; ``max_payload`` raises the server's message size limit
+    (default 1 MiB), written to a config file since there is no flag for it.
+    """
+    binary = require_binary("nats-server", _APT_HINT)
+    port = port or free_port()
+    workdir = tempfile.mkdtemp(prefix="dte-nats-")
+    cmd = [binary, "-p", str(port), "-a", "127.0.0.1"]
+    if token is not None:
+        cmd += ["--auth", token]
+    if max_payload is not None:
+        config = os.path.join(workdir, "nats.conf")
+        with open(config, "w", encoding="utf-8") as f:
+            f.write(f"max_payload: {max_payload}\n")
+        cmd += ["-c", config]
+    proc = start_process(cmd, ready=r"Server is ready")
+    try:
+        yield f"nats://127.0.0.1:{port}"
     finally:
         proc.stop()
         shutil.rmtree(workdir, ignore_errors=True)

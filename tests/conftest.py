@@ -1,4 +1,4 @@
-"""Suite-wide fixtures: real redis-server and PostgreSQL, started once per test session."""
+"""Suite-wide fixtures: real redis-server, PostgreSQL and nats-server, started once per session."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _services import postgres_server, redis_server
+from _services import nats_server, postgres_server, redis_server
 
 
 @pytest.fixture(scope="session")
@@ -35,4 +35,11 @@ async def redis_url(redis_server_url: str) -> AsyncIterator[str]:
 def postgres_url() -> Iterator[str]:
     """URL of a real PostgreSQL server on loopback for this test session."""
     with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    """URL of a real nats-server on loopback for this test session (no auth)."""
+    with nats_server() as url:
         yield url

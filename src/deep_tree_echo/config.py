@@ -60,6 +60,12 @@ class EchoSettings(BaseSettings):
         None, description="POST integration alerts as JSON here (they always go to the bus)"
     )
 
+    # events across nodes (NATS); off unless nats_url is set
+    nats_url: str | None = Field(
+        None, description="nats:// URL(s), comma-separated, of the bus shared between nodes"
+    )
+    nats_token: str | None = Field(None, description="NATS auth token of this node")
+
     # core
     node_id: str | None = None
     memory_store: Literal["memory", "sqlite", "redis"] | None = None

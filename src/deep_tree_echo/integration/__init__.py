@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         WebSocketManager,
     )
     from deep_tree_echo.integration.gateway import APIIntegrationGateway, IntegrationGateway
+    from deep_tree_echo.integration.nats_bridge import NatsEventBridge
     from deep_tree_echo.integration.plugins import IntegrationPlugin
     from deep_tree_echo.integration.synchronization import MemorySynchronization, SyncReport
     from deep_tree_echo.observability import (
@@ -96,6 +97,7 @@ _EXPORTS: dict[str, str] = {
     "EventDrivenIntegration": "deep_tree_echo.integration.event_driven",
     "WebSocketIntegration": "deep_tree_echo.integration.event_driven",
     "WebSocketManager": "deep_tree_echo.integration.event_driven",
+    "NatsEventBridge": "deep_tree_echo.integration.nats_bridge",
     "APIIntegrationGateway": "deep_tree_echo.integration.gateway",
     "IntegrationGateway": "deep_tree_echo.integration.gateway",
     "IntegrationPlugin": "deep_tree_echo.integration.plugins",
@@ -143,6 +145,7 @@ __all__ = [
     "JSONAdapter",
     "MemorySynchronization",
     "MessagePackAdapter",
+    "NatsEventBridge",
     "NoSQLAdapter",
     "NoSQLQueryAgent",
     "NotAcceptableError",

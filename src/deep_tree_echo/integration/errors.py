@@ -91,6 +91,20 @@ class DatabaseUnavailableError(DatabaseError):
     http_status = 503
 
 
+class TransportError(IntegrationError):
+    """A message transport between nodes (NATS) is unreachable, refused us or failed (HTTP 503)."""
+
+    code = "transport_error"
+    http_status = 503
+
+
+class TransportAuthError(TransportError):
+    """The transport rejected our credentials (wrong or missing token, user or password)."""
+
+    code = "transport_auth_failed"
+    http_status = 503
+
+
 __all__ = [
     "AdapterError",
     "DatabaseError",
@@ -100,6 +114,8 @@ __all__ = [
     "InvalidRequestError",
     "NotAcceptableError",
     "QueryError",
+    "TransportAuthError",
+    "TransportError",
     "UnknownFormatError",
     "UnsupportedMediaTypeError",
     "WriteNotAllowedError",

@@ -35,7 +35,7 @@ from deep_tree_echo.observability import (
 from deep_tree_echo.observability import monitor as default_monitor
 from deep_tree_echo.plugins.manager import PluginManager
 from deep_tree_echo.resilience import RateLimiter
-from deep_tree_echo.server._metrics import ServerCollector
+from deep_tree_echo.server._metrics import NatsBridgeCollector, ServerCollector
 from deep_tree_echo.server.handlers import install_exception_handlers
 from deep_tree_echo.server.middleware import (
     APIKeyAuthMiddleware,
@@ -141,6 +141,24 @@ def _setup_metrics(
     return (lambda: render_latest(registry)), metrics
 
 
+async def _start_nats_bridge(
+    app: FastAPI, stack: AsyncExitStack, gw: AARGateway, settings: EchoSettings
+) -> None:
+    """Share the gateway's bus events with other nodes over NATS (``DTE_NATS_URL``)."""
+    from deep_tree_echo.integration.nats_bridge import NatsEventBridge
+
+    assert settings.nats_url is not None
+    bridge = NatsEventBridge(gw.event_bus, settings.nats_url, node_id=gw.node_id,
+                             token=settings.nats_token)
+    await bridge.start()  # fails startup loudly: a node configured for NATS must reach it
+    stack.push_async_callback(bridge.stop)
+    registry: CollectorRegistry = app.state.metrics.registry
+    collector = NatsBridgeCollector(bridge)
+    registry.register(collector)
+    stack.callback(registry.unregister, collector)
+    app.state.nats_bridge = bridge
+
+
 def create_app(
     settings: EchoSettings | None = None, *, gateway: AARGateway | None = None
 ) -> FastAPI:
@@ -173,6 +191,8 @@ def create_app(
             stack.push_async_callback(manager.close_all)
             # gateway agent.message / memory.update -> WebSocket clients of the session
             stack.callback(WebSocketIntegration(manager, event_bus=gw.event_bus).close)
+            if settings.nats_url:
+                await _start_nats_bridge(app, stack, gw, settings)
             plugins = PluginManager(gw, settings)
             await plugins.start()
             stack.push_async_callback(plugins.stop)
@@ -191,6 +211,7 @@ def create_app(
     app.state.ws_manager = manager
     app.state.rate_limiter = limiter
     app.state.plugins = None
+    app.state.nats_bridge = None
     install_exception_handlers(app)
 
     app.include_router(health.router)
