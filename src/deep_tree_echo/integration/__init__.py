@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     )
     from deep_tree_echo.integration.distributed_memory import (
         DistributedMemoryIntegration,
+        ReadOutcome,
         ReplicationOutcome,
     )
     from deep_tree_echo.integration.errors import (
@@ -82,6 +83,7 @@ _EXPORTS: dict[str, str] = {
     "SQLAdapter": "deep_tree_echo.integration.database",
     "SQLQueryAgent": "deep_tree_echo.integration.database",
     "DistributedMemoryIntegration": "deep_tree_echo.integration.distributed_memory",
+    "ReadOutcome": "deep_tree_echo.integration.distributed_memory",
     "ReplicationOutcome": "deep_tree_echo.integration.distributed_memory",
     "AdapterError": "deep_tree_echo.integration.errors",
     "DatabaseError": "deep_tree_echo.integration.errors",
@@ -153,6 +155,7 @@ __all__ = [
     "QueryError",
     "RateLimitExceeded",
     "RateLimiter",
+    "ReadOutcome",
     "ReplicationOutcome",
     "ResilientAPIIntegration",
     "SQLAdapter",

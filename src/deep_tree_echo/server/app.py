@@ -1,7 +1,8 @@
 """The FastAPI application: ``create_app(settings, gateway=...)``.
 
 Routes: ``POST /v1/process`` (the integration gateway's router), ``/v1/memories``,
-``WS /v1/ws``, ``/healthz``, ``/readyz``, ``/metrics`` and the OpenAPI docs at ``/docs``.
+``/v1/replica/records`` (node-to-node replication), ``WS /v1/ws``, ``/healthz``, ``/readyz``,
+``/metrics`` and the OpenAPI docs at ``/docs``.
 Middleware, outermost first: Prometheus timing, API-key auth, per-client rate limit on
 ``/v1/*``, and the request-body cap.
 """
@@ -42,7 +43,7 @@ from deep_tree_echo.server.middleware import (
     BodyLimitMiddleware,
     RateLimitMiddleware,
 )
-from deep_tree_echo.server.routes import health, memories, ws
+from deep_tree_echo.server.routes import health, memories, replication, ws
 from deep_tree_echo.server.websocket import ConnectionManager
 
 logger = logging.getLogger("deep_tree_echo.server")
@@ -220,6 +221,7 @@ def create_app(
     app.router.routes[0:0] = _raw_request_routes(api.router)  # POST /v1/process, served
     app.include_router(api.router)  # ... and documented
     app.include_router(memories.router)
+    app.include_router(replication.router)
     app.include_router(ws.router)
 
     # add_middleware wraps: the last one added is the outermost

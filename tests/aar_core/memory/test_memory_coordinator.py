@@ -16,7 +16,12 @@ import uvicorn
 from fastapi import FastAPI, Response
 
 from deep_tree_echo.aar_core.errors import ReplicationError
-from deep_tree_echo.aar_core.memory import DistributedMemoryCoordinator, MemoryManager
+from deep_tree_echo.aar_core.memory import (
+    DistributedMemoryCoordinator,
+    MemoryManager,
+    MemoryRecord,
+    Version,
+)
 
 NODES = [f"http://10.0.0.{i}:8000" for i in range(1, 6)]
 
@@ -215,3 +220,66 @@ async def test_seed_distributed_memory_pattern_over_real_http() -> None:
             await intruder.replicate_to_node(urls[1], "x", {"content": "nope"})
         assert info.value.details["status"] == 401
         assert await managers[1].retrieve_memory("x") is None
+
+
+# -- the record (version-preserving) protocol ----------------------------------------------
+
+
+def _record(memory_id: str = "m 1") -> MemoryRecord:
+    return MemoryRecord(id=memory_id, data={"content": "hi"},
+                        version=Version(1_700_000_000_000, 2, "node-a"),
+                        created_at=1.0, updated_at=2.0)
+
+
+async def test_replicate_and_fetch_record_speak_the_replica_api() -> None:
+    seen: list[httpx.Request] = []
+    held: dict[str, Any] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        memory_id = request.url.path.rsplit("/", 1)[1]
+        if request.method == "PUT":
+            body = json.loads(request.content)
+            applied = memory_id not in held
+            held.setdefault(memory_id, body)
+            return httpx.Response(200, json={"applied": applied, "version": body["version"]})
+        if memory_id in held:
+            return httpx.Response(200, json=held[memory_id])
+        return httpx.Response(404, json={"error": {"code": "not_found"}})
+
+    record = _record()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        coord = DistributedMemoryCoordinator(NODES, api_key="s3cret", client=client)
+        assert await coord.replicate_record(NODES[0], record) is True
+        assert await coord.replicate_record(NODES[0], record) is False  # already held
+        put = seen[0]
+        assert put.url.raw_path == b"/v1/replica/records/m%201"
+        assert put.headers["authorization"] == "Bearer s3cret"
+        assert json.loads(put.content) == record.to_dict()
+        assert await coord.fetch_record(NODES[0], "m 1") == record
+        assert await coord.fetch_record(NODES[0], "absent") is None
+
+
+@pytest.mark.parametrize(
+    ("call", "response"),
+    [
+        ("put", httpx.Response(401, json={})),
+        ("get", httpx.Response(503, json={})),
+        ("get", httpx.Response(200, text="<html>")),
+        ("put", httpx.Response(200, json={"applied": "yes"})),
+        ("get", httpx.Response(200, json={**_record().to_dict(), "version": "soon"})),
+        ("get", httpx.Response(200, json=_record("someone else").to_dict())),
+    ],
+)
+async def test_record_protocol_failures_raise_replication_error(
+    call: str, response: httpx.Response
+) -> None:
+    transport = httpx.MockTransport(lambda request: response)
+    async with httpx.AsyncClient(transport=transport) as client:
+        coord = DistributedMemoryCoordinator(NODES, client=client)
+        with pytest.raises(ReplicationError) as info:
+            if call == "put":
+                await coord.replicate_record(NODES[1], _record())
+            else:
+                await coord.fetch_record(NODES[1], "m 1")
+        assert info.value.details["node"] == NODES[1]

@@ -4,6 +4,11 @@ Placement is rendezvous (highest-random-weight) hashing: every node gets a score
 ``blake2b(node, memory_id)`` and the preference list is the nodes by descending score. It is
 stable (the same on every node, no coordination) and adding or removing a node only moves the
 memories whose top choices involved that node.
+
+Two protocols: ``replicate_to_node``/``retrieve_from_node`` copy only the data through the
+public ``/v1/memories`` API (each replica stamps its own version); ``replicate_record``/
+``fetch_record`` speak ``/v1/replica/records``, which carries whole records with their version,
+so replicas agree on versions and last-writer-wins, read repair and tombstones work.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from deep_tree_echo.aar_core.errors import ReplicationError
+from deep_tree_echo.aar_core.errors import InvalidMemoryError, ReplicationError
+from deep_tree_echo.aar_core.memory.record import MemoryRecord, parse_record
 
 if TYPE_CHECKING:  # httpx is imported on first use: it costs ~0.1 s at start-up
     import httpx
@@ -81,13 +87,19 @@ class DistributedMemoryCoordinator:
     def _url(node: str, memory_id: str) -> str:
         return f"{node.rstrip('/')}/v1/memories/{quote(memory_id, safe='')}"
 
-    async def _request(self, method: str, node: str, memory_id: str, **kw: Any) -> httpx.Response:
+    @staticmethod
+    def _record_url(node: str, memory_id: str) -> str:
+        return f"{node.rstrip('/')}/v1/replica/records/{quote(memory_id, safe='')}"
+
+    async def _request(
+        self, method: str, node: str, memory_id: str, *, url: str | None = None, **kw: Any
+    ) -> httpx.Response:
         import httpx
 
         try:
             return await self._http().request(
                 method,
-                self._url(node, memory_id),
+                url or self._url(node, memory_id),
                 headers=self._headers(),
                 timeout=self.timeout,
                 **kw,
@@ -96,6 +108,68 @@ class DistributedMemoryCoordinator:
             raise ReplicationError(
                 f"{method} {memory_id!r} on {node} failed: {exc!r}", node=node, memory_id=memory_id
             ) from exc
+
+    @staticmethod
+    def _json(response: httpx.Response, what: str, node: str, memory_id: str) -> Any:
+        if not response.is_success:
+            raise ReplicationError(
+                f"{what} {memory_id!r} on {node} answered {response.status_code}",
+                node=node,
+                memory_id=memory_id,
+                status=response.status_code,
+            )
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ReplicationError(
+                f"{what} {memory_id!r} on {node} returned a body that is not JSON",
+                node=node,
+                memory_id=memory_id,
+            ) from exc
+
+    async def replicate_record(self, node: str, record: MemoryRecord) -> bool:
+        """PUT the whole record (its version included) on ``node``'s replica API.
+
+        Returns True when ``node`` applied it, False when it already held this or a newer
+        version (either way it now holds at least this version). Raises
+        :class:`ReplicationError` on a transport error, a non-2xx answer or a malformed one.
+        """
+        memory_id = record.id
+        url = self._record_url(node, memory_id)
+        response = await self._request("PUT", node, memory_id, url=url, json=record.to_dict())
+        body = self._json(response, "PUT record", node, memory_id)
+        if not isinstance(body, dict) or not isinstance(body.get("applied"), bool):
+            raise ReplicationError(
+                f"PUT record {memory_id!r} on {node} returned no 'applied' flag",
+                node=node,
+                memory_id=memory_id,
+            )
+        applied: bool = body["applied"]
+        return applied
+
+    async def fetch_record(self, node: str, memory_id: str) -> MemoryRecord | None:
+        """The record ``node`` holds for ``memory_id``, tombstones included; None when the node
+        never saw the id. Raises :class:`ReplicationError` on failures and malformed records."""
+        url = self._record_url(node, memory_id)
+        response = await self._request("GET", node, memory_id, url=url)
+        if response.status_code == 404:
+            return None
+        body = self._json(response, "GET record", node, memory_id)
+        try:
+            record = parse_record(body)
+        except InvalidMemoryError as exc:
+            raise ReplicationError(
+                f"GET record {memory_id!r} on {node} returned a malformed record: {exc.message}",
+                node=node,
+                memory_id=memory_id,
+            ) from exc
+        if record.id != memory_id:
+            raise ReplicationError(
+                f"GET record {memory_id!r} on {node} returned the record of {record.id!r}",
+                node=node,
+                memory_id=memory_id,
+            )
+        return record
 
     async def replicate_to_node(
         self, node: str, memory_id: str, memory_data: dict[str, Any]

@@ -445,10 +445,20 @@ class MemoryManager:
             logger.warning("recording access to %r failed", memory_id, exc_info=True)
         return _json_copy(record.data)
 
-    async def get_record(self, memory_id: str) -> MemoryRecord | None:
-        """The live record with its metadata (no access bump), or None."""
+    async def get_record(
+        self, memory_id: str, *, include_deleted: bool = False
+    ) -> MemoryRecord | None:
+        """The live record with its metadata (no access bump), or None.
+
+        With ``include_deleted``, whatever record the manager holds for the id, tombstones and
+        expired records too (what replication compares versions against); None only for an id
+        it never saw (or purged).
+        """
         await self._ensure_open()
-        record = self._live(memory_id, self.wall_clock())
+        if include_deleted:
+            record = self._records.get(memory_id)
+        else:
+            record = self._live(memory_id, self.wall_clock())
         return None if record is None else dataclasses.replace(record, data=_json_copy(record.data))
 
     async def get_all_memories(self) -> dict[str, dict[str, Any]]:

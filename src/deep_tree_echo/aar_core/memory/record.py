@@ -8,8 +8,16 @@ replication, hinted handoff and read repair will need later.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from deep_tree_echo.aar_core.errors import InvalidMemoryError
+
+#: ``Version.to_str`` text as accepted from other nodes: wall ms (at most 16 digits), logical
+#: counter (at most 5 digits, as the HLC issues them), then a node id without control characters.
+_VERSION_TEXT = re.compile(r"([0-9]{1,16})-([0-9]{1,5})-([^\x00-\x1f\x7f]{1,256})")
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -83,3 +91,66 @@ class MemoryRecord:
             expires_at=d.get("expires_at"),
             deleted=bool(d.get("deleted", False)),
         )
+
+
+def _bad(name: str, what: str) -> InvalidMemoryError:
+    return InvalidMemoryError(f"record field {name!r} {what}", field=name)
+
+
+def _number(body: dict[str, Any], name: str, *, optional: bool) -> float | None:
+    value = body.get(name)
+    if value is None:
+        if optional:
+            return None
+        raise _bad(name, "is required (a number of UNIX seconds)")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _bad(name, f"must be a finite number, got {value!r}")
+    return float(value)
+
+
+def parse_version(text: object, name: str = "version") -> Version:
+    """A version from its ``Version.to_str`` text; :class:`InvalidMemoryError` naming the field."""
+    if not isinstance(text, str):
+        raise _bad(name, "must be a version string such as '0001732700000000-00000-node-a'")
+    match = _VERSION_TEXT.fullmatch(text)
+    if match is None:
+        raise _bad(name, f"is not a version string 'WALLMS-LOGICAL-NODE': {text[:80]!r}")
+    return Version(int(match[1]), int(match[2]), match[3])
+
+
+def parse_record(body: object) -> MemoryRecord:
+    """A record received from another node (``MemoryRecord.to_dict()`` JSON), checked strictly.
+
+    Unlike :meth:`MemoryRecord.from_dict` (trusted input) every field is type-checked, so a
+    malformed replica write is refused with an :class:`InvalidMemoryError` whose ``field``
+    detail names the offending field, instead of storing a half-valid record.
+    """
+    if not isinstance(body, dict):
+        raise InvalidMemoryError(f"a record must be a JSON object, not {type(body).__name__}")
+    memory_id = body.get("id")
+    if not isinstance(memory_id, str) or not memory_id:
+        raise _bad("id", "must be a non-empty string")
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise _bad("data", "must be a JSON object")
+    version = parse_version(body.get("version"))
+    created_at = _number(body, "created_at", optional=False)
+    updated_at = _number(body, "updated_at", optional=False)
+    assert created_at is not None and updated_at is not None
+    access_count = body.get("access_count", 0)
+    if isinstance(access_count, bool) or not isinstance(access_count, int) or access_count < 0:
+        raise _bad("access_count", f"must be an integer >= 0, got {access_count!r}")
+    deleted = body.get("deleted", False)
+    if not isinstance(deleted, bool):
+        raise _bad("deleted", f"must be true or false, got {deleted!r}")
+    return MemoryRecord(
+        id=memory_id,
+        data=data,
+        version=version,
+        created_at=created_at,
+        updated_at=updated_at,
+        access_count=access_count,
+        last_access=_number(body, "last_access", optional=True),
+        expires_at=_number(body, "expires_at", optional=True),
+        deleted=deleted,
+    )

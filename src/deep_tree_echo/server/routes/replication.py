@@ -1,0 +1,85 @@
+"""``/v1/replica/records``: the internal, version-preserving replication API between nodes.
+
+Peers exchange whole :class:`MemoryRecord`\\ s (``to_dict()`` JSON) with their version, so every
+replica of a memory holds the same version and applies writes last-writer-wins
+(``MemoryManager.apply_remote``). Reads include tombstones, which is what read repair compares.
+The routes live under ``/v1``: API-key auth, the rate limit and the body cap apply to them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+
+from deep_tree_echo.aar_core.memory.record import parse_record
+from deep_tree_echo.integration import _negotiation
+from deep_tree_echo.integration.errors import DecodeError
+from deep_tree_echo.server.routes._deps import Gateway
+from deep_tree_echo.server.routes.memories import MemoryId
+
+router = APIRouter(prefix="/v1/replica", tags=["replication"])
+
+_JSON_ONLY: tuple[_negotiation.Format, ...] = ("json",)
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "malformed record (the error names the field) or id mismatch"},
+    503: {"description": "gateway not ready or store unavailable"},
+}
+_RECORD_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["id", "data", "version", "created_at", "updated_at"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "data": {"type": "object"},
+                        "version": {"type": "string",
+                                    "example": "0001732700000000-00000-node-a"},
+                        "created_at": {"type": "number"},
+                        "updated_at": {"type": "number"},
+                        "access_count": {"type": "integer", "minimum": 0},
+                        "last_access": {"type": ["number", "null"]},
+                        "expires_at": {"type": ["number", "null"]},
+                        "deleted": {"type": "boolean"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.put(
+    "/records/{memory_id}",
+    summary="Apply a record replicated from another node (last writer wins on its version)",
+    responses={415: {"description": "not JSON"}, **_ERRORS},
+    openapi_extra=_RECORD_SCHEMA,
+)
+async def put_record(memory_id: MemoryId, request: Request, gateway: Gateway) -> dict[str, Any]:
+    """``{"applied": bool, "version": <the version this node holds afterwards>}``."""
+    _negotiation.request_format(request.headers.get("content-type"), allowed=_JSON_ONLY)
+    body = _negotiation.decode_json(await request.body(), what="request body is not valid JSON")
+    record = parse_record(body)
+    if record.id != memory_id:
+        raise DecodeError(
+            f"record id {record.id!r} does not match the path id {memory_id!r}", field="id"
+        )
+    applied = await gateway.memory.apply_remote(record)
+    stored = await gateway.memory.get_record(memory_id, include_deleted=True)
+    version = stored.version if stored is not None else record.version
+    return {"applied": applied, "version": version.to_str()}
+
+
+@router.get(
+    "/records/{memory_id}",
+    summary="The record this node holds, tombstones and expired records included",
+    responses={404: {"description": "this node never saw the id"}, **_ERRORS},
+)
+async def get_record(memory_id: MemoryId, gateway: Gateway) -> dict[str, Any]:
+    record = await gateway.memory.get_record(memory_id, include_deleted=True)
+    if record is None:
+        raise HTTPException(404, f"no record of {memory_id!r} on this node")
+    return record.to_dict()
