@@ -196,7 +196,11 @@ class NatsEventBridge:
         nc = await self._connect(nats)
         try:
             self._sub = await nc.subscribe(f"{self.subject_prefix}.>", cb=self._on_message)
-            await nc.flush(timeout=max(1, int(self.connect_timeout)))  # SUB is live on the server
+            # Make sure the SUB is live on the server before we report started. nats-py queues
+            # a flush's PING *ahead* of pending commands, so the first PONG can come back before
+            # the server has read our SUB; a second round trip is ordered after it on the wire.
+            for _ in range(2):
+                await nc.flush(timeout=max(1, int(self.connect_timeout)))
         except Exception as exc:
             await nc.close()
             raise TransportError(f"cannot subscribe on NATS: {exc!r}") from exc
