@@ -29,12 +29,10 @@ from deep_tree_echo.integration.errors import (
     QueryError,
     WriteNotAllowedError,
 )
-from deep_tree_echo.integration.gateway import (
-    APIIntegrationGateway,
-    IntegrationGateway,
-    result_status,
-)
+from deep_tree_echo.integration.gateway import APIIntegrationGateway, IntegrationGateway
 from deep_tree_echo.proto import EchoRequest, EchoResponse
+from deep_tree_echo.server.handlers import status_for
+from deep_tree_echo.server.routes.process import answer_external
 
 PROTOBUF = "application/x-protobuf"
 MSGPACK = "application/msgpack"
@@ -429,20 +427,21 @@ class RaisingAgent(Agent):
         (CoreError("not mine", code="declined", http_status=422), 422),
     ],
 )
-async def test_result_status_is_the_status_the_error_declares(
+async def test_the_status_is_the_status_the_error_declares(
     aar: AARGateway, api: APIIntegrationGateway, error: EchoError, status: int
 ) -> None:
     aar.register_agent(RaisingAgent(error))
     result = await api.process_external_request({"message_type": "raise", "data": "x"})
     assert result["error"] == {"code": error.code, "message": error.message, "http_status": status}
-    assert result_status(result) == status
+    response, http_status = await answer_external(aar, {"message_type": "raise", "data": "x"})
+    assert http_status == status
+    assert response["error"] == result["error"]
 
 
-def test_result_status_without_a_declared_status_is_500() -> None:
-    assert result_status({"success": True, "data": {}}) == 200
-    assert result_status({"success": False, "data": {}, "error": None}) == 500
-    assert result_status({"success": False, "error": {"code": "x", "message": "m"}}) == 500
-    assert result_status({"success": False, "error": {"code": "x", "http_status": 99}}) == 500
+def test_an_error_without_a_usable_status_is_500() -> None:
+    assert status_for(EchoError("m")) == 500
+    assert status_for(EchoError("m", http_status=99)) == 500
+    assert status_for(EchoError("m", http_status=429)) == 429
 
 
 async def test_http_no_agent_for_the_type_is_422(

@@ -8,26 +8,37 @@ into the response's ``cognitive_response`` (so a database agent can return ``row
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from deep_tree_echo.aar_core.errors import CoreError
 
 if TYPE_CHECKING:
-    from deep_tree_echo.aar_core.gateway import AARGateway
+    from deep_tree_echo.aar_core.engines.base import EngineAnswer, EngineQuery
+    from deep_tree_echo.aar_core.memory import MemoryManager
     from deep_tree_echo.aar_core.sessions import Session
+    from deep_tree_echo.config import EchoSettings
+
+#: Ask the cognitive engine (timed for the metrics by the gateway).
+EngineCall = Callable[["EngineQuery"], Awaitable["EngineAnswer"]]
 
 
 @dataclass(slots=True)
 class AgentContext:
-    """What an agent gets: the input, its session (arena) and the gateway's services."""
+    """What an agent gets: the input, its session (arena) and the services it may use.
 
-    gateway: AARGateway
+    Services, not their owner: the memory, the settings and a call to the engine.
+    """
+
     session: Session
     type: str
     content: Any
     text: str
     context: dict[str, Any]
+    memory: MemoryManager
+    settings: EchoSettings
+    call_engine: EngineCall
 
     @property
     def session_id(self) -> str:

@@ -30,10 +30,9 @@ class EchoAgent(Agent):
     name = "echo"
 
     async def handle(self, ctx: AgentContext) -> AgentResult:
-        gateway = ctx.gateway
         question = is_question(ctx.text)
-        limit = gateway.settings.memories_per_answer
-        results = await gateway.memory.search(ctx.text, limit=limit * 2)
+        limit = ctx.settings.memories_per_answer
+        results = await ctx.memory.search(ctx.text, limit=limit * 2)
         memories: list[dict[str, Any]] = []
         for r in results:
             if r.data.get("is_question"):
@@ -45,7 +44,7 @@ class EchoAgent(Agent):
             if len(memories) >= limit:
                 break
         history = [(t.text, t.response) for t in ctx.session.history]
-        answer = await gateway.call_engine(
+        answer = await ctx.call_engine(
             EngineQuery(ctx.text, question, memories, history, ctx.session_id)
         )
         memory_id = f"mem-{uuid.uuid4().hex}"
@@ -66,6 +65,6 @@ class EchoAgent(Agent):
         }
         if not isinstance(ctx.content, str):
             data["structured"] = ctx.content
-        await gateway.memory.store_memory(memory_id, data)
+        await ctx.memory.store_memory(memory_id, data)
         used = [{"id": m["id"], "score": m["score"]} for m in memories]
         return AgentResult(answer.text, answer.confidence, dict(answer.details), used, memory_id)

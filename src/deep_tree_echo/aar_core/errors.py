@@ -18,6 +18,12 @@ class NotInitializedError(CoreError):
     http_status = 503
 
 
+class InvalidSessionIdError(InvalidInputError, CoreError):
+    """A session id is not a printable, non-blank string of at most 128 characters."""
+
+    code = "invalid_session_id"
+
+
 class InvalidMemoryError(InvalidInputError, CoreError):
     """A memory id or memory data dict is malformed (bad id, not JSON-safe, too large)."""
 

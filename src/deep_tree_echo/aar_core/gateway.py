@@ -1,109 +1,50 @@
 """The AAR gateway: the one front door of the Echo cognitive core.
 
-``process_cognitive_input`` validates a request, finds its session (arena) and the agent
-for its type, lets the agent answer (retrieval + engine + memory write) and returns a
-JSON-safe response. It never raises for bad input: the response says what was wrong.
+``answer(CognitiveInput) -> CognitiveResult`` finds the input's session (arena) and the agent
+for its type, lets the agent answer (retrieval + engine + memory write) and raises an
+:class:`EchoError` when it cannot. ``process_cognitive_input`` is the seed's dict API over it:
+it never raises for bad input, the response says what was wrong.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
 from deep_tree_echo.aar_core.agents import Agent, AgentContext, AgentRegistry, AgentResult
+from deep_tree_echo.aar_core.cognitive import (
+    MAX_TEXT_CHARS,
+    CognitiveInput,
+    CognitiveResult,
+    build_input,
+    failure_dict,
+    input_from_request,
+    now_iso,
+)
 from deep_tree_echo.aar_core.echo_agent import EchoAgent
 from deep_tree_echo.aar_core.engines import CognitiveEngine, engine_from_settings
 from deep_tree_echo.aar_core.engines.base import EngineAnswer, EngineQuery
 from deep_tree_echo.aar_core.errors import CoreError, NotInitializedError
 from deep_tree_echo.aar_core.events import EventBus
 from deep_tree_echo.aar_core.memory import InMemoryStore, MemoryManager, MemoryStore, SQLiteStore
-from deep_tree_echo.aar_core.sessions import SessionRegistry, Turn, validate_session_id
+from deep_tree_echo.aar_core.sessions import Session, SessionRegistry, Turn
 from deep_tree_echo.config import EchoSettings
 from deep_tree_echo.errors import ConfigurationError, EchoError, InvalidInputError
 
+__all__ = ["MAX_TEXT_CHARS", "AARGateway", "CognitiveInput", "CognitiveResult"]
+
 logger = logging.getLogger("deep_tree_echo.gateway")
 
-MAX_TEXT_CHARS = 100_000
 MAX_EVENT_INPUTS = 64
 #: Seconds between two purges of old tombstones and expired memories.
 PURGE_INTERVAL = 3600.0
 
 EngineObserver = Callable[[str, float, bool], None]
-
-
-@dataclass(slots=True)
-class _Input:
-    type: str
-    content: Any
-    text: str
-    context: dict[str, Any]
-    session_id: str | None
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Mapping):
-        for key in ("message", "text", "query", "content"):
-            value = content.get(key)
-            if isinstance(value, str) and value.strip():
-                return value
-    return json.dumps(content, sort_keys=True, default=str)
-
-
-def parse_input(request: Any) -> _Input:
-    """Validate a cognitive input; raise :class:`InvalidInputError` naming the problem."""
-    if not isinstance(request, Mapping):
-        raise InvalidInputError(
-            f"request must be an object, not {type(request).__name__}", code="invalid_request"
-        )
-    input_type = request.get("type", "text")
-    if input_type is None:
-        input_type = "text"
-    if not isinstance(input_type, str) or not input_type.strip():
-        raise InvalidInputError("'type' must be a non-empty string", code="invalid_type")
-    if "content" not in request or request["content"] is None:
-        raise InvalidInputError("'content' is required", code="missing_content")
-    content = request["content"]
-    if not isinstance(content, str | Mapping | list):
-        raise InvalidInputError(
-            f"'content' must be a string or an object, not {type(content).__name__}",
-            code="invalid_content",
-        )
-    if isinstance(content, Mapping):
-        content = dict(content)
-    text = _text_of(content)
-    if not text.strip():
-        raise InvalidInputError("'content' must not be empty", code="empty_content")
-    if len(text) > MAX_TEXT_CHARS:
-        raise InvalidInputError(
-            f"'content' is {len(text)} characters; the limit is {MAX_TEXT_CHARS}",
-            code="content_too_large",
-        )
-    context = request.get("context")
-    if context is None:
-        context = request.get("metadata")
-    if context is None:
-        context = {}
-    if not isinstance(context, Mapping):
-        raise InvalidInputError("'context' must be an object", code="invalid_context")
-    context = dict(context)
-    session_id = context.get("session_id", request.get("session_id"))
-    if session_id is not None:
-        session_id = validate_session_id(session_id)
-    return _Input(input_type.strip(), content, text, context, session_id)
 
 
 class AARGateway:
@@ -246,77 +187,82 @@ class AARGateway:
                     logger.exception("engine observer failed")
 
     # processing ----------------------------------------------------------------------------
-    async def process_cognitive_input(self, request: Any) -> dict[str, Any]:
-        """Answer one cognitive input; see the module docstring for the shapes."""
-        start = time.perf_counter()
-        try:
-            parsed = parse_input(request)
-        except InvalidInputError as exc:
-            return self._error(exc, start, None)  # never echo back what was rejected
+    async def _ready(self) -> None:
         if not self.initialized:
             if self._closed:
-                return self._error(
-                    NotInitializedError("the gateway has been cleaned up"), start, None
-                )
+                raise NotInitializedError("the gateway has been cleaned up")
             await self.initialize()
-        session = self.sessions.get_or_create(parsed.session_id)
+
+    async def answer(self, inp: CognitiveInput) -> CognitiveResult:
+        """Answer one input; raise an :class:`EchoError` saying why not."""
+        start = time.perf_counter()
+        await self._ready()
+        return await self._answer_in(self.sessions.get_or_create(inp.session_id), inp, start)
+
+    async def respond(self, inp: CognitiveInput) -> dict[str, Any]:
+        """:meth:`answer` as the seed's response dict: never raises an :class:`EchoError`."""
+        start = time.perf_counter()
+        session: Session | None = None
+        try:
+            await self._ready()
+            session = self.sessions.get_or_create(inp.session_id)
+            return (await self._answer_in(session, inp, start)).to_dict()
+        except EchoError as exc:
+            session_id = session.id if session is not None else None
+            return failure_dict(exc, time.perf_counter() - start, session_id)
+
+    async def process_cognitive_input(self, request: Any) -> dict[str, Any]:
+        """The seed's dict API: ``{"type", "content", "context"}`` in, a response dict out."""
+        start = time.perf_counter()
+        try:
+            inp = input_from_request(request)
+        except InvalidInputError as exc:
+            # never echo back what was rejected
+            return failure_dict(exc, time.perf_counter() - start, None)
+        return await self.respond(inp)
+
+    async def _answer_in(
+        self, session: Session, inp: CognitiveInput, start: float
+    ) -> CognitiveResult:
         await self.event_bus.emit(
             "user.input",
-            {"origin": "gateway", "session_id": session.id, "type": parsed.type,
-             "content": parsed.text, "source": parsed.context.get("external_source")},
+            {"origin": "gateway", "session_id": session.id, "type": inp.type,
+             "content": inp.text, "source": inp.context.get("external_source")},
         )
         try:
-            agent = self.agents.for_type(parsed.type)
-            ctx = AgentContext(self, session, parsed.type, parsed.content, parsed.text,
-                               parsed.context)
+            agent = self.agents.for_type(inp.type)
+            ctx = AgentContext(session, inp.type, inp.content, inp.text, inp.context,
+                               self.memory, self.settings, self.call_engine)
             result = await agent.handle(ctx)
             if not isinstance(result, AgentResult):
                 raise CoreError(f"agent {agent.name!r} returned {type(result).__name__}",
                                 code="agent_error")
         except EchoError as exc:
             logger.info("input for session %s failed: %s", session.id, exc.message)
-            return self._error(exc, start, session.id)
+            raise
         except Exception as exc:
             logger.exception("agent failed on session %s", session.id)
-            return self._error(CoreError(f"internal error: {exc}", code="internal_error"),
-                               start, session.id)
-        session.add_turn(Turn(parsed.type, parsed.text, result.text, agent.name,
+            raise CoreError(f"internal error: {exc}", code="internal_error") from exc
+        session.add_turn(Turn(inp.type, inp.text, result.text, agent.name,
                               result.memory_id, time.time()))
         await self.event_bus.emit(
             "agent.message",
             {"session_id": session.id, "agent_id": agent.name, "message": result.text,
              "memory_id": result.memory_id, "confidence": result.confidence},
         )
-        response: dict[str, Any] = {
-            "text": result.text,
-            "agent": agent.name,
-            "type": parsed.type,
-            "engine": self.engine.name,
-            "memories_used": result.memories_used,
-            "memory_id": result.memory_id,
-        }
-        for key, value in result.data.items():
-            response.setdefault(key, value)
-        return {
-            "status": "success",
-            "cognitive_response": response,
-            "processing_time": time.perf_counter() - start,
-            "confidence": max(0.0, min(1.0, float(result.confidence))),
-            "timestamp": _now_iso(),
-            "session_id": session.id,
-        }
-
-    @staticmethod
-    def _error(exc: EchoError, start: float, session_id: str | None) -> dict[str, Any]:
-        return {
-            "status": "error",
-            "error": {"code": exc.code, "message": exc.message, "http_status": exc.http_status},
-            "cognitive_response": {},
-            "processing_time": time.perf_counter() - start,
-            "confidence": 0.0,
-            "timestamp": _now_iso(),
-            "session_id": session_id,
-        }
+        return CognitiveResult(
+            text=result.text,
+            agent=agent.name,
+            type=inp.type,
+            engine=self.engine.name,
+            confidence=max(0.0, min(1.0, float(result.confidence))),
+            session_id=session.id,
+            processing_time=time.perf_counter() - start,
+            timestamp=now_iso(),
+            memories_used=result.memories_used,
+            memory_id=result.memory_id,
+            data=result.data,
+        )
 
     async def _on_user_input_event(self, data: dict[str, Any]) -> None:
         """Process ``user.input`` events that came from outside (e.g. WebSocketIntegration)."""
@@ -325,12 +271,16 @@ class AARGateway:
         session_id = data.get("session_id")
         if session_id is None and data.get("user_id") is not None:
             session_id = f"user-{data['user_id']}"
-        request = {
-            "type": data.get("type") or "text",
-            "content": data.get("content"),
-            "context": {"session_id": session_id,
-                        "external_source": data.get("source", "event")},
-        }
+        try:
+            inp = build_input(
+                data.get("content"),
+                type=data.get("type") or "text",
+                context={"session_id": session_id,
+                         "external_source": data.get("source", "event")},
+            )
+        except InvalidInputError as exc:
+            logger.info("ignoring a user.input event: %s", exc.message)
+            return
         if self._event_inputs.locked():
             logger.warning("dropping user.input event: %d already in progress", MAX_EVENT_INPUTS)
             return
@@ -338,7 +288,9 @@ class AARGateway:
 
         async def run() -> None:
             try:
-                await self.process_cognitive_input(request)
+                await self.answer(inp)
+            except EchoError as exc:
+                logger.info("a user.input event failed: %s", exc.message)
             finally:
                 self._event_inputs.release()
 

@@ -12,7 +12,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
-from deep_tree_echo.errors import InvalidInputError
+from deep_tree_echo.aar_core.errors import InvalidSessionIdError
 
 #: Longest accepted session id (characters).
 MAX_SESSION_ID = 128
@@ -21,17 +21,16 @@ MAX_SESSION_ID = 128
 def validate_session_id(value: object) -> str:
     """Return ``value`` if it is a usable session id: a printable, non-blank string of at most
     :data:`MAX_SESSION_ID` characters; else raise :class:`InvalidInputError`
-    (``invalid_session_id``)."""
+    (:class:`InvalidSessionIdError`)."""
     if (
         not isinstance(value, str)
         or not value.strip()
         or len(value) > MAX_SESSION_ID
         or not value.isprintable()
     ):
-        raise InvalidInputError(
+        raise InvalidSessionIdError(
             f"'session_id' must be a printable, non-empty string of at most {MAX_SESSION_ID} "
-            "characters",
-            code="invalid_session_id",
+            "characters"
         )
     return value
 

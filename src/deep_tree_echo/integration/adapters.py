@@ -1,9 +1,11 @@
 """The adapter pattern: convert external data formats to Echo inputs and Echo responses back.
 
-``to_echo_format`` builds a cognitive input (``{"type", "content", "metadata"}``) for
-:meth:`AARGateway.process_cognitive_input`; ``from_echo_format`` turns its response into the
-external format. JSON, Protocol Buffers (via :mod:`google.protobuf.json_format`) and
-MessagePack ship here; subclass :class:`DataAdapter` for others.
+``to_echo_format`` builds a cognitive input with the one builder
+(:func:`~deep_tree_echo.aar_core.cognitive.build_input`) and returns the seed's dict shape
+(``{"type", "content", "metadata"}``) for :meth:`AARGateway.process_cognitive_input`;
+``from_echo_format`` turns its response into the external format. JSON, Protocol Buffers
+(via :mod:`google.protobuf.json_format`) and MessagePack ship here;
+subclass :class:`DataAdapter` for others.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import msgpack
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from google.protobuf.message import Message
 
+from deep_tree_echo.aar_core.cognitive import build_input
 from deep_tree_echo.integration.errors import AdapterError
 
 __all__ = [
@@ -44,11 +47,9 @@ class JSONAdapter(DataAdapter):
     """JSON objects in, ``{"result", "status", "timestamp"}`` out."""
 
     def to_echo_format(self, json_data: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "type": "json_input",
-            "content": json_data,
-            "metadata": {"format": "json", "schema_version": "1.0"},
-        }
+        return build_input(
+            json_data, type="json_input", context={"format": "json", "schema_version": "1.0"}
+        ).as_request(context_key="metadata")
 
     def from_echo_format(self, echo_data: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -92,11 +93,11 @@ class ProtocolBufferAdapter(DataAdapter, Generic[M]):
             always_print_fields_with_no_presence=self.always_print_fields_with_no_presence,
             preserving_proto_field_name=self.preserving_proto_field_name,
         )
-        return {
-            "type": "protobuf_input",
-            "content": message_dict,
-            "metadata": {"format": "protobuf", "message_type": proto_message.DESCRIPTOR.name},
-        }
+        return build_input(
+            message_dict,
+            type="protobuf_input",
+            context={"format": "protobuf", "message_type": proto_message.DESCRIPTOR.name},
+        ).as_request(context_key="metadata")
 
     def from_echo_format(self, echo_data: dict[str, Any]) -> M:
         # Convert back to protobuf
@@ -128,11 +129,9 @@ class MessagePackAdapter(DataAdapter):
             content = packed
         if not isinstance(content, Mapping):
             raise AdapterError(f"MessagePack data must be a map, not {type(content).__name__}")
-        return {
-            "type": "msgpack_input",
-            "content": dict(content),
-            "metadata": {"format": "msgpack"},
-        }
+        return build_input(
+            content, type="msgpack_input", context={"format": "msgpack"}
+        ).as_request(context_key="metadata")
 
     def from_echo_format(self, echo_data: dict[str, Any]) -> bytes:
         packed: bytes = msgpack.packb(

@@ -1,9 +1,9 @@
-"""The gateway pattern: one entry point through which an external system talks to Echo.
+"""The gateway pattern (the seed's classes): one entry point for an external system.
 
 :class:`IntegrationGateway` owns (or shares) an :class:`AARGateway`; subclasses implement
 ``initialize`` and ``process_external_request``. :class:`APIIntegrationGateway` is the REST
-flavour: it maps the external request/response shapes to and from the Echo format and serves
-them as ``POST /v1/process`` on a FastAPI router, in JSON, Protocol Buffers or MessagePack.
+flavour, a thin shim over the served code: its router is ``POST /v1/process`` from
+:mod:`deep_tree_echo.server.routes.process`, bound to this gateway's Echo core.
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
 
-from deep_tree_echo._http import error_body, retry_after_header
-from deep_tree_echo.aar_core.sessions import validate_session_id
 from deep_tree_echo.config import EchoSettings
-from deep_tree_echo.errors import EchoError, InvalidInputError
-from deep_tree_echo.integration import _negotiation
 from deep_tree_echo.integration.errors import InvalidRequestError
+from deep_tree_echo.server.routes.process import (
+    PROCESS_PATH,
+    add_process_route,
+    answer_external,
+    validate_external_request,
+)
 
 if TYPE_CHECKING:
     from deep_tree_echo.aar_core.gateway import AARGateway
@@ -105,47 +106,11 @@ class IntegrationGateway(ABC):
         self.initialized = False
 
 
-def validate_external_request(request: Any) -> dict[str, Any]:
-    """Check the external request shape; raise :class:`InvalidRequestError` naming the field.
-
-    ``data`` (required) is a non-empty string or an object/list; ``message_type`` and
-    ``source`` are strings; ``session_id`` a non-empty string; ``timestamp`` a string or number.
-    """
-    if not isinstance(request, Mapping):
-        raise InvalidRequestError(f"request must be an object, not {type(request).__name__}")
-    for key in ("message_type", "source"):
-        value = request.get(key)
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise InvalidRequestError(f"'{key}' must be a non-empty string", field=key)
-    data = request.get("data")
-    if data is None:
-        raise InvalidRequestError("'data' is required", field="data")
-    if isinstance(data, str):
-        if not data.strip():
-            raise InvalidRequestError("'data' must not be empty", field="data")
-    elif not isinstance(data, Mapping | list):
-        raise InvalidRequestError(
-            f"'data' must be a string or an object, not {type(data).__name__}", field="data"
-        )
-    session_id = request.get("session_id")
-    if session_id is not None:
-        try:
-            validate_session_id(session_id)
-        except InvalidInputError as exc:
-            raise InvalidRequestError(exc.message, field="session_id") from None
-    timestamp = request.get("timestamp")
-    if timestamp is not None and (
-        isinstance(timestamp, bool) or not isinstance(timestamp, str | int | float)
-    ):
-        raise InvalidRequestError("'timestamp' must be a string or a number", field="timestamp")
-    return dict(request)
-
-
 class APIIntegrationGateway(IntegrationGateway):
     """Gateway for REST API integrations: ``POST /v1/process`` on :attr:`router`."""
 
     #: Path of the processing endpoint on :attr:`router`.
-    process_path = "/v1/process"
+    process_path = PROCESS_PATH
 
     def __init__(
         self,
@@ -173,27 +138,18 @@ class APIIntegrationGateway(IntegrationGateway):
         if self._endpoints_mounted:
             return
         self._endpoints_mounted = True
-        self._router.add_api_route(
-            self.process_path,
-            self._process_endpoint,
-            methods=["POST"],
-            name="integration_process",
-            summary="Process an external request through the Echo core",
-            response_class=Response,
-            openapi_extra=_OPENAPI_PROCESS,
-        )
+        add_process_route(self._router, self._aar_gateway_of)
+
+    def _aar_gateway_of(self, request: Request) -> AARGateway:
+        return self.aar_gateway
 
     async def process_external_request(self, request: dict[str, Any]) -> dict[str, Any]:
-        # Check the external shape first so a bad request is a clear error, not a KeyError
-        request = validate_external_request(request)
-        # Transform external request to Echo format
-        echo_request = self.transform_to_echo_format(request)
+        """The external response for ``request``; :class:`InvalidRequestError` if malformed.
 
-        # Process through Echo system
-        result = await self.aar_gateway.process_cognitive_input(echo_request)
-
-        # Transform Echo response to external format
-        return self.transform_from_echo_format(result)
+        Core failures come back in the response (``success`` false, ``error``), not raised.
+        """
+        response, _status = await answer_external(self.aar_gateway, request)
+        return response
 
     def transform_to_echo_format(self, request: dict[str, Any]) -> dict[str, Any]:
         """Transform external request format to Echo internal format."""
@@ -222,94 +178,3 @@ class APIIntegrationGateway(IntegrationGateway):
         if not response["success"] and echo_response.get("error") is not None:
             response["error"] = echo_response["error"]
         return response
-
-    async def _process_endpoint(self, request: Request) -> Response:
-        """Negotiate formats, decode, process, encode; errors as ``{"error": {...}}``."""
-        content_type = accept = None
-        for key, value in request.scope["headers"]:  # one pass, no Headers object
-            if key == b"content-type":
-                if content_type is None:
-                    content_type = value.decode("latin-1")
-            elif key == b"accept" and accept is None:
-                accept = value.decode("latin-1")
-        try:
-            in_format = _negotiation.request_format(content_type)
-            out_format = _negotiation.response_format(accept, in_format)
-            external = _negotiation.decode_request(in_format, await request.body())
-            result = await self.process_external_request(external)
-        except EchoError as exc:
-            return _error_response(exc)
-        return Response(
-            _negotiation.encode_response(out_format, result),
-            status_code=result_status(result),
-            media_type=_negotiation.MEDIA_TYPES[out_format],
-        )
-
-
-def result_status(result: Mapping[str, Any]) -> int:
-    """The HTTP status of an external response: 200 on success, else ``error.http_status``.
-
-    The core puts the status the failing :class:`EchoError` declares into its error
-    (400 invalid input, 503 store/engine unavailable, 422 an agent declined...); 500 when
-    the error says nothing.
-    """
-    if result.get("success"):
-        return 200
-    error = result.get("error")
-    status = error.get("http_status") if isinstance(error, Mapping) else None
-    return status if isinstance(status, int) and 400 <= status <= 599 else 500
-
-
-def _error_response(exc: EchoError) -> JSONResponse:
-    return JSONResponse(
-        error_body(exc.code, exc.message),
-        status_code=exc.http_status,
-        headers=retry_after_header(exc),
-    )
-
-
-_SCHEMA_REQUEST = {
-    "type": "object",
-    "required": ["data"],
-    "properties": {
-        "message_type": {"type": "string", "default": "text"},
-        "data": {"oneOf": [{"type": "string"}, {"type": "object"}]},
-        "source": {"type": "string", "default": "api"},
-        "timestamp": {"type": "string"},
-        "session_id": {"type": "string"},
-    },
-}
-_OPENAPI_PROCESS: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": _SCHEMA_REQUEST},
-            "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
-            "application/msgpack": {"schema": {"type": "string", "format": "binary"}},
-        },
-    },
-    "responses": {
-        "200": {
-            "description": "The external response: success, data, metadata.",
-            "content": {
-                "application/json": {},
-                "application/x-protobuf": {},
-                "application/msgpack": {},
-            },
-        },
-        "400": {
-            "description": "Undecodable body, or the core rejected the input "
-            "(external response with success false and error.code invalid_*, "
-            "missing_content, empty_content, content_too_large, invalid_memory, query_error)"
-        },
-        "403": {"description": "write_not_allowed (external response shape)"},
-        "406": {"description": "No acceptable response format"},
-        "415": {"description": "Unsupported Content-Type"},
-        "422": {"description": "Invalid request, or an agent declined it (error.code)"},
-        "500": {"description": "internal_error, agent_error or an undeclared failure"},
-        "503": {
-            "description": "engine_unavailable, store_error, not_initialized or "
-            "database_unavailable (external response shape)"
-        },
-    },
-}

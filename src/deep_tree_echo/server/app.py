@@ -1,6 +1,6 @@
 """The FastAPI application: ``create_app(settings, gateway=...)``.
 
-Routes: ``POST /v1/process`` (the integration gateway's router), ``/v1/memories``,
+Routes: ``POST /v1/process`` (``server/routes/process.py``), ``/v1/memories``,
 ``/v1/replica/records`` (node-to-node replication), ``WS /v1/ws``, ``/healthz``, ``/readyz``,
 ``/metrics`` and the OpenAPI docs at ``/docs``.
 Middleware, outermost first: Prometheus timing, API-key auth, per-client rate limit on
@@ -10,23 +10,18 @@ Middleware, outermost first: Prometheus timing, API-key auth, per-client rate li
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
-from fastapi.routing import APIRoute
+from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry, Histogram
-from starlette.routing import Match, Route
-from starlette.types import Scope
 
 from deep_tree_echo import __version__
 from deep_tree_echo.aar_core.gateway import AARGateway
 from deep_tree_echo.config import EchoSettings
 from deep_tree_echo.integration.event_driven import WebSocketIntegration
-from deep_tree_echo.integration.gateway import APIIntegrationGateway
 from deep_tree_echo.observability import (
     EchoMetrics,
     PrometheusMiddleware,
@@ -43,7 +38,7 @@ from deep_tree_echo.server.middleware import (
     BodyLimitMiddleware,
     RateLimitMiddleware,
 )
-from deep_tree_echo.server.routes import health, memories, replication, ws
+from deep_tree_echo.server.routes import health, memories, process, replication, ws
 from deep_tree_echo.server.websocket import ConnectionManager
 
 logger = logging.getLogger("deep_tree_echo.server")
@@ -57,20 +52,6 @@ def _rate_limiter(settings: EchoSettings) -> RateLimiter | None:
     if settings.rate_limit_requests <= 0:
         return None
     return RateLimiter(settings.rate_limit_requests, settings.rate_limit_window, name="http")
-
-
-class _RawRequestRoute(Route):
-    """A Starlette ``Route`` that records itself as ``scope["route"]`` when it matches.
-
-    FastAPI's ``APIRoute`` does this and the Prometheus middleware labels requests by
-    ``scope["route"].path``; without it the raw routes would be counted as "unmatched".
-    """
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child_scope = super().matches(scope)
-        if match != Match.NONE:
-            child_scope["route"] = self
-        return match, child_scope
 
 
 def _fastapi_telemetry() -> TelemetryConfig | None:
@@ -87,37 +68,6 @@ def _fastapi_telemetry() -> TelemetryConfig | None:
     if sdk is not None:
         return None
     return {"tracing": False, "metrics": False, "logs": False}
-
-
-def _raw_request_routes(router: APIRouter) -> list[Route]:
-    """Plain Starlette routes for endpoints whose only parameter is the raw ``Request``.
-
-    Such endpoints (``POST /v1/process`` negotiates and decodes its own body) gain nothing
-    from FastAPI's per-request dependency solving, which costs ~20% of their throughput.
-    Mounted ahead of the router, they serve the requests; the router's APIRoute stays for
-    the OpenAPI schema. Errors still pass through the app's exception handlers.
-    """
-    fast: list[Route] = []
-    for route in router.routes:
-        if not isinstance(route, APIRoute) or not route.dependant.request_param_name:
-            continue
-        d = route.dependant
-        if d.path_params or d.query_params or d.header_params or d.cookie_params:
-            continue
-        if d.body_params or d.dependencies or route.dependencies:
-            continue
-        if len(inspect.signature(route.endpoint).parameters) != 1:
-            continue
-        fast.append(
-            _RawRequestRoute(
-                route.path,
-                route.endpoint,
-                methods=sorted(route.methods or ()),
-                name=f"{route.name}_raw",
-                include_in_schema=False,
-            )
-        )
-    return fast
 
 
 def _setup_metrics(
@@ -216,10 +166,7 @@ def create_app(
     install_exception_handlers(app)
 
     app.include_router(health.router)
-    api = APIIntegrationGateway(settings, aar_gateway=gw)
-    api.setup_api_endpoints()
-    app.router.routes[0:0] = _raw_request_routes(api.router)  # POST /v1/process, served
-    app.include_router(api.router)  # ... and documented
+    app.include_router(process.router)  # POST /v1/process: served and documented
     app.include_router(memories.router)
     app.include_router(replication.router)
     app.include_router(ws.router)

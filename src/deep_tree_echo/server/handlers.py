@@ -1,5 +1,7 @@
 """Exception handlers: every error leaves the server as ``{"error": {"code", "message"}}``.
 
+The one place errors become HTTP: :func:`status_for` and :func:`error_response` (also used by
+``POST /v1/process``, whose router may be mounted on an app without these handlers).
 Mapping: an :class:`EchoError` → the ``http_status`` its class declares (invalid input 400,
 store/engine/"not initialised" 503, open circuits 503 and rate limits 429, both with
 ``Retry-After``); request validation → 422 naming the field; ``HTTPException`` → its status;
@@ -43,11 +45,14 @@ def status_for(exc: EchoError) -> int:
     return exc.http_status if 400 <= exc.http_status <= 599 else 500
 
 
-async def echo_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, EchoError)
+def error_response(exc: EchoError, where: str = "request") -> JSONResponse:
+    """The JSON error answer for ``exc``: its status, ``Retry-After`` when it says when.
+
+    Details go out only for client errors; a 500's message is hidden (and logged).
+    """
     status = status_for(exc)
     if status >= 500:
-        logger.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
+        logger.error("%s failed: %s", where, exc, exc_info=exc)
     details = exc.details if status < 500 else None
     message = exc.message if status < 500 or status == 503 else "internal server error"
     return JSONResponse(
@@ -55,6 +60,11 @@ async def echo_error_handler(request: Request, exc: Exception) -> JSONResponse:
         status_code=status,
         headers=retry_after_header(exc),
     )
+
+
+async def echo_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, EchoError)
+    return error_response(exc, f"{request.method} {request.url.path}")
 
 
 def _json_safe(details: dict[str, Any] | None) -> dict[str, Any] | None:

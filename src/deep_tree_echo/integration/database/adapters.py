@@ -1,48 +1,28 @@
 """Adapters between a caller's query and the cognitive input a database agent answers.
 
-``to_echo_format`` builds the ``sql_query``/``nosql_query`` input; ``from_echo_format`` turns the
-``cognitive_response`` back into rows (or the Redis result), or raises a typed
-:class:`DatabaseError`.
+``cognitive_input`` builds the ``sql_query``/``nosql_query`` input; ``from_result`` turns the
+agent's answer back into rows (or the Redis result). The seed's ``to_echo_format`` /
+``from_echo_format`` pair is the same through the dict API.
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from deep_tree_echo.aar_core.cognitive import CognitiveInput, CognitiveResult, build_input
 from deep_tree_echo.integration.adapters import DataAdapter
 from deep_tree_echo.integration.database._agent_input import NOSQL_QUERY, SQL_QUERY
 from deep_tree_echo.integration.errors import (
     DatabaseError,
     DatabaseUnavailableError,
     QueryError,
-    WriteNotAllowedError,
 )
 
-__all__ = ["NoSQLAdapter", "SQLAdapter"]
+__all__ = ["NoSQLAdapter", "QueryAdapter", "SQLAdapter"]
 
-_ERRORS: dict[str, type[DatabaseError]] = {
-    QueryError.code: QueryError,
-    WriteNotAllowedError.code: WriteNotAllowedError,
-    DatabaseUnavailableError.code: DatabaseUnavailableError,
-}
-
-
-def _raise_for_error(echo_data: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``cognitive_response`` of a successful answer, else the typed error it carries."""
-    if echo_data.get("status") == "success":
-        response = echo_data.get("cognitive_response")
-        return dict(response) if isinstance(response, Mapping) else {}
-    error = echo_data.get("error")
-    code = str(error.get("code", "")) if isinstance(error, Mapping) else ""
-    message = str(error.get("message", "")) if isinstance(error, Mapping) else ""
-    error_class = _ERRORS.get(code)
-    if error_class is not None:
-        raise error_class(message or code)
-    raise DatabaseError(message or "the query failed", code=code or DatabaseError.code)
-
-
-def _query_input(query_data: Any, query_type: str, fmt: str) -> dict[str, Any]:
+def _query_input(query_data: Any, query_type: str, fmt: str) -> CognitiveInput:
     if isinstance(query_data, Mapping):
         query, params = query_data.get("query"), query_data.get("params")
     else:
@@ -52,24 +32,61 @@ def _query_input(query_data: Any, query_type: str, fmt: str) -> dict[str, Any]:
     content: dict[str, Any] = {"query": query}
     if params is not None:
         content["params"] = params
-    return {
-        "type": query_type,
-        "content": content,
-        "metadata": {"format": fmt, "external_source": "database"},
-    }
+    return build_input(
+        content, type=query_type, context={"format": fmt, "external_source": "database"}
+    )
 
 
-class SQLAdapter(DataAdapter):
+class QueryAdapter(DataAdapter):
+    """A query in, as a typed :class:`CognitiveInput`; the agent's answer out.
+
+    The plugin and :class:`DatabaseGateway` use the typed pair (:meth:`cognitive_input`,
+    :meth:`from_result`), so a failed query raises the agent's own error. The seed's dict pair
+    (``to_echo_format``/``from_echo_format``) is kept for code written against the seed.
+    """
+
+    #: The input type the query travels as, and the ``format`` it names.
+    query_type: str = SQL_QUERY
+    format: str = "sql"
+
+    def cognitive_input(self, query_data: Any) -> CognitiveInput:
+        """The input of ``query_data``: ``{"query", "params"}`` or the bare query."""
+        return _query_input(query_data, self.query_type, self.format)
+
+    def to_echo_format(self, query_data: Any) -> dict[str, Any]:
+        return self.cognitive_input(query_data).as_request(context_key="metadata")
+
+    def from_result(self, result: CognitiveResult) -> dict[str, Any]:
+        """The caller's answer from the agent's result."""
+        return self.from_response(result.cognitive_response())
+
+    def from_echo_format(self, echo_data: dict[str, Any]) -> dict[str, Any]:
+        response = echo_data.get("cognitive_response")
+        if echo_data.get("status") != "success":
+            error = echo_data.get("error")
+            error = error if isinstance(error, Mapping) else {}
+            raise DatabaseError(
+                str(error.get("message") or "the query failed"),
+                code=str(error.get("code") or DatabaseError.code),
+                http_status=int(error.get("http_status") or DatabaseError.http_status),
+            )
+        return self.from_response(response if isinstance(response, Mapping) else {})
+
+    @abstractmethod
+    def from_response(self, response: Mapping[str, Any]) -> dict[str, Any]:
+        """The caller's answer from a ``cognitive_response``."""
+
+
+class SQLAdapter(QueryAdapter):
     """SQL queries in; rows out, as dicts by column (``row_format="dict"``) or as lists."""
+
+    query_type = SQL_QUERY
+    format = "sql"
 
     def __init__(self, *, row_format: Literal["dict", "list"] = "dict") -> None:
         self.row_format = row_format
 
-    def to_echo_format(self, query_data: Any) -> dict[str, Any]:
-        return _query_input(query_data, SQL_QUERY, "sql")
-
-    def from_echo_format(self, echo_data: dict[str, Any]) -> dict[str, Any]:
-        response = _raise_for_error(echo_data)
+    def from_response(self, response: Mapping[str, Any]) -> dict[str, Any]:
         if "rows" not in response or "columns" not in response:
             raise DatabaseUnavailableError(
                 "no database agent answered the query; is a DatabaseGateway initialized on "
@@ -87,14 +104,13 @@ class SQLAdapter(DataAdapter):
         }
 
 
-class NoSQLAdapter(DataAdapter):
+class NoSQLAdapter(QueryAdapter):
     """Redis commands in (string or object); ``{"command", "result"}`` out."""
 
-    def to_echo_format(self, query_data: Any) -> dict[str, Any]:
-        return _query_input(query_data, NOSQL_QUERY, "nosql")
+    query_type = NOSQL_QUERY
+    format = "nosql"
 
-    def from_echo_format(self, echo_data: dict[str, Any]) -> dict[str, Any]:
-        response = _raise_for_error(echo_data)
+    def from_response(self, response: Mapping[str, Any]) -> dict[str, Any]:
         if "command" not in response:
             raise DatabaseUnavailableError(
                 "no NoSQL agent answered the query; is a DatabaseGateway initialized on "

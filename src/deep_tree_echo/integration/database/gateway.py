@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any
 from deep_tree_echo.aar_core.agents import Agent
 from deep_tree_echo.config import EchoSettings
 from deep_tree_echo.errors import ConfigurationError
-from deep_tree_echo.integration.adapters import DataAdapter
 from deep_tree_echo.integration.database import nosql, sql
 from deep_tree_echo.integration.database._urls import REDIS_SCHEMES, async_sql_url, url_scheme
-from deep_tree_echo.integration.database.adapters import NoSQLAdapter, SQLAdapter
+from deep_tree_echo.integration.database.adapters import NoSQLAdapter, QueryAdapter, SQLAdapter
 from deep_tree_echo.integration.errors import (
     DatabaseUnavailableError,
     QueryError,
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DatabaseGateway"]
 
-_DEFAULT_ADAPTERS: dict[str, DataAdapter] = {"sql": SQLAdapter(), "nosql": NoSQLAdapter()}
+_DEFAULT_ADAPTERS: dict[str, QueryAdapter] = {"sql": SQLAdapter(), "nosql": NoSQLAdapter()}
 
 
 class DatabaseGateway(IntegrationGateway):
@@ -90,7 +89,11 @@ class DatabaseGateway(IntegrationGateway):
         )
         if self.nosql_url is not None:
             self.redis = nosql.redis_client(self.nosql_url)
-        for agent in (sql.SQLQueryAgent(self), nosql.NoSQLQueryAgent(self)):
+        agents: tuple[Agent, ...] = (
+            sql.SQLQueryAgent(self.execute_sql),  # a bound runner each, not this gateway
+            nosql.NoSQLQueryAgent(self.execute_nosql),
+        )
+        for agent in agents:
             self.aar_gateway.register_agent(agent)
             self._agents.append(agent)
         self.active_connections["sql"] = self.engine
@@ -121,12 +124,9 @@ class DatabaseGateway(IntegrationGateway):
         adapter = _DEFAULT_ADAPTERS.get(format_type)
         if adapter is None:
             raise UnknownFormatError(f"No adapter found for format: {format_type}")
-        echo_query = adapter.to_echo_format(
-            {"query": request.get("query"), "params": request.get("params")}
-        )
-        result = await self.aar_gateway.process_cognitive_input(echo_query)
-        out: dict[str, Any] = adapter.from_echo_format(result)
-        return out
+        inp = adapter.cognitive_input({"query": request.get("query"),
+                                       "params": request.get("params")})
+        return adapter.from_result(await self.aar_gateway.answer(inp))
 
     async def execute_sql(
         self, query: str, params: Mapping[str, Any] | None = None

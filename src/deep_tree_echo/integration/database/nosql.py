@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import shlex
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ClassVar
 
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
@@ -24,9 +24,6 @@ from deep_tree_echo.integration.errors import (
     WriteNotAllowedError,
 )
 
-if TYPE_CHECKING:
-    from deep_tree_echo.integration.database.gateway import DatabaseGateway
-
 __all__ = [
     "NOSQL_QUERY",
     "REDIS_READ_COMMANDS",
@@ -36,6 +33,9 @@ __all__ = [
     "parse_redis_query",
     "redis_client",
 ]
+
+#: The bound query runner an agent gets (``DatabaseGateway.execute_nosql``), not the gateway.
+NoSQLRunner = Callable[[Any], Awaitable[dict[str, Any]]]
 
 #: Read commands: name → positional argument names (``*name`` takes the rest).
 REDIS_READ_COMMANDS: dict[str, tuple[str, ...]] = {
@@ -238,10 +238,10 @@ class NoSQLQueryAgent(Agent):
     name: ClassVar[str] = "nosql_database"
     handles: ClassVar[frozenset[str]] = frozenset({NOSQL_QUERY})
 
-    def __init__(self, database: DatabaseGateway) -> None:
-        self.database = database
+    def __init__(self, run: NoSQLRunner) -> None:
+        self.run = run
 
     async def handle(self, ctx: AgentContext) -> AgentResult:
         query, _ = query_content(ctx)
-        data = await self.database.execute_nosql(query)
+        data = await self.run(query)
         return AgentResult(text=f"{data['command']} ok", confidence=1.0, data=data)

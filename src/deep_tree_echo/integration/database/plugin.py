@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from deep_tree_echo.integration.database.adapters import NoSQLAdapter, SQLAdapter
+from deep_tree_echo.integration.database.adapters import NoSQLAdapter, QueryAdapter, SQLAdapter
 from deep_tree_echo.integration.database.gateway import DatabaseGateway
 from deep_tree_echo.integration.errors import DatabaseUnavailableError, UnknownFormatError
 from deep_tree_echo.integration.plugins import IntegrationPlugin
@@ -45,11 +45,11 @@ class DatabaseIntegrationPlugin(IntegrationPlugin):
         if self.aar_gateway is None:
             raise DatabaseUnavailableError("the plugin is not initialized")
 
-        # Transform query to Echo format
+        if isinstance(adapter, QueryAdapter):  # typed: a failed query raises the agent's error
+            inp = adapter.cognitive_input({"query": query, "params": params})
+            return adapter.from_result(await self.aar_gateway.answer(inp))
+
+        # another registered adapter: the seed's dict API
         echo_query = adapter.to_echo_format({"query": query, "params": params})
-
-        # Process through Echo system
         result = await self.aar_gateway.process_cognitive_input(echo_query)
-
-        # Transform result back
         return adapter.from_echo_format(result)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ClassVar
 
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -27,10 +27,10 @@ from deep_tree_echo.integration.errors import (
     WriteNotAllowedError,
 )
 
-if TYPE_CHECKING:
-    from deep_tree_echo.integration.database.gateway import DatabaseGateway
-
 __all__ = ["SQL_QUERY", "SQLQueryAgent", "check_read_only_support", "create_engine", "execute_sql"]
+
+#: The bound query runner an agent gets (``DatabaseGateway.execute_sql``), not the gateway.
+SQLRunner = Callable[[str, Mapping[str, Any] | None], Awaitable[dict[str, Any]]]
 
 #: The dialects whose read-only mode this module enforces.
 READ_ONLY_DIALECTS = ("sqlite", "postgresql")
@@ -164,11 +164,11 @@ class SQLQueryAgent(Agent):
     name: ClassVar[str] = "sql_database"
     handles: ClassVar[frozenset[str]] = frozenset({SQL_QUERY})
 
-    def __init__(self, database: DatabaseGateway) -> None:
-        self.database = database
+    def __init__(self, run: SQLRunner) -> None:
+        self.run = run
 
     async def handle(self, ctx: AgentContext) -> AgentResult:
         query, params = query_content(ctx)
-        data = await self.database.execute_sql(query, params)
+        data = await self.run(query, params)
         noun = "row" if data["rowcount"] == 1 else "rows"
         return AgentResult(text=f"{data['rowcount']} {noun}", confidence=1.0, data=data)

@@ -10,8 +10,8 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from deep_tree_echo.aar_core.memory.manager import MAX_ID_LENGTH, parse_filter_value
-from deep_tree_echo.integration import _negotiation
 from deep_tree_echo.integration.errors import DecodeError
+from deep_tree_echo.server import _negotiation
 from deep_tree_echo.server.routes._deps import Gateway
 
 router = APIRouter(prefix="/v1", tags=["memories"])

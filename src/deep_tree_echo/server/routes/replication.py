@@ -13,8 +13,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 
 from deep_tree_echo.aar_core.memory.record import parse_record
-from deep_tree_echo.integration import _negotiation
 from deep_tree_echo.integration.errors import DecodeError
+from deep_tree_echo.server import _negotiation
 from deep_tree_echo.server.routes._deps import Gateway
 from deep_tree_echo.server.routes.memories import MemoryId
 

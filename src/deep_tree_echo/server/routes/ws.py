@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from deep_tree_echo._http import error_body
+from deep_tree_echo.aar_core.cognitive import build_input, failure_dict
 from deep_tree_echo.aar_core.sessions import validate_session_id
 from deep_tree_echo.errors import InvalidInputError
 from deep_tree_echo.server.websocket import (
@@ -105,13 +106,16 @@ async def _user_message(
     if not gateway.initialized:
         await manager.send(client, _error("not_ready", "the gateway is not initialised yet"))
         return
-    result = await gateway.process_cognitive_input(
-        {
-            "type": message.get("input_type") or "text",
-            "content": message.get("message"),
-            "context": {"session_id": session_id, "external_source": "websocket"},
-        }
-    )
+    try:
+        inp = build_input(
+            message.get("message"),
+            type=message.get("input_type") or "text",
+            context={"session_id": session_id, "external_source": "websocket"},
+        )
+    except InvalidInputError as exc:
+        result = failure_dict(exc, 0.0, None)  # the seed's error response, as for any input
+    else:
+        result = await gateway.respond(inp)
     await manager.send(client, {"type": "response", "request_id": message.get("id"), **result})
 
 
