@@ -16,6 +16,7 @@ import httpx
 import pytest
 import respx
 
+from deep_tree_echo.config import EchoSettings
 from deep_tree_echo.resilience import (
     APIClientError,
     APIConnectionError,
@@ -299,16 +300,38 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("Sun, 31 Dec 2023 00:00:00 GMT", now=now) == 0.0
 
 
-async def test_calls_are_recorded_on_the_observability_monitor(
-    server: ScriptedServer, fake: FakeTime
-) -> None:
-    from deep_tree_echo.observability.integration_monitor import monitor
-
+async def test_calls_are_reported_to_on_result(server: ScriptedServer, fake: FakeTime) -> None:
+    seen: list[tuple[str, bool]] = []
     server.script("/m", (500, {}, None))
-    async with make_api(server.url, fake, name="monitored-api", max_retries=0) as api:
+    api = ResilientAPIIntegration(
+        {"base_url": server.url, "name": "reported-api", "max_retries": 0},
+        on_result=lambda name, ok, seconds: seen.append((name, ok)),
+        sleep=fake.sleep, clock=fake.clock,
+    )
+    async with api:
         await api.make_api_call("/m2", None)
         with pytest.raises(APIServerError):
             await api.make_api_call("/m", None)
+    assert seen == [("reported-api", True), ("reported-api", False)]
+
+
+async def test_the_service_wires_its_monitor_as_the_default_on_result(
+    server: ScriptedServer, fake: FakeTime
+) -> None:
+    from deep_tree_echo.observability.integration_monitor import monitor
+    from deep_tree_echo.resilience.api import set_default_on_result
+    from deep_tree_echo.server.app import create_app
+
+    previous = set_default_on_result(None)
+    try:
+        create_app(EchoSettings(test_mode=True))
+        server.script("/m", (500, {}, None))
+        async with make_api(server.url, fake, name="monitored-api", max_retries=0) as api:
+            await api.make_api_call("/m2", None)
+            with pytest.raises(APIServerError):
+                await api.make_api_call("/m", None)
+    finally:
+        set_default_on_result(previous)
     metrics = monitor.metrics["monitored-api"]
     assert metrics.total_requests == 2
     assert metrics.failed_requests == 1

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, Literal, ParamSpec, TypeVar, cast, overload
 
+from deep_tree_echo._events import EventSink
 from deep_tree_echo.errors import InvalidInputError
 from deep_tree_echo.observability.alerts import Alert, AlertSink
 
@@ -236,7 +237,7 @@ class IntegrationMonitor:
         min_requests: int = 10,
         response_time_threshold: float = 5.0,
         cooldown: float = 60.0,
-        event_bus: Any = None,
+        event_bus: EventSink | None = None,
         sinks: Sequence[AlertSink] = (),
         clock: Callable[[], float] = time.monotonic,
         max_alerts: int = 1000,
@@ -362,8 +363,9 @@ class IntegrationMonitor:
 
     async def _deliver_to(self, target: Any, alert: Alert) -> None:
         try:
-            if target is self.event_bus:
-                result = target.emit(ALERT_EVENT, dict(alert))
+            bus = self.event_bus
+            if bus is not None and target is bus:
+                result: object = bus.emit(ALERT_EVENT, dict(alert))
             else:
                 result = target.send(alert)
             if inspect.isawaitable(result):

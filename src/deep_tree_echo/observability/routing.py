@@ -8,8 +8,8 @@ each other's wiring.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
+from deep_tree_echo._events import EventSink
 from deep_tree_echo.observability.alerts import Alert, AlertSink, WebhookAlertSink
 from deep_tree_echo.observability.integration_monitor import ALERT_EVENT, IntegrationMonitor
 
@@ -19,7 +19,7 @@ __all__ = ["EventBusAlertSink", "attach_monitor"]
 class EventBusAlertSink:
     """Emits each alert on ``event_bus`` as ``integration.alert`` (a copy of the alert dict)."""
 
-    def __init__(self, event_bus: Any) -> None:
+    def __init__(self, event_bus: EventSink) -> None:
         self.event_bus = event_bus
 
     async def send(self, alert: Alert) -> None:
@@ -30,7 +30,7 @@ class EventBusAlertSink:
 
 
 def attach_monitor(
-    monitor: IntegrationMonitor, event_bus: Any, webhook_url: str | None = None
+    monitor: IntegrationMonitor, event_bus: EventSink | None, webhook_url: str | None = None
 ) -> Callable[[], Awaitable[None]]:
     """Send ``monitor``'s alerts to ``event_bus`` (and POST them to ``webhook_url`` if set).
 

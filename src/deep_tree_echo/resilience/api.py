@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from deep_tree_echo._events import EventSink
 from deep_tree_echo.resilience.circuit_breaker import CircuitBreaker
 from deep_tree_echo.resilience.errors import (
     APIClientError,
@@ -67,7 +68,19 @@ _MAYBE_SENT = (
     httpx.WriteError,
     httpx.RemoteProtocolError,
 )
-_UNSET = object()
+
+#: Told about every call: ``(integration name, succeeded, seconds)``.
+ResultHook = Callable[[str, bool, float], object]
+
+_default_on_result: ResultHook | None = None
+
+
+def set_default_on_result(hook: ResultHook | None) -> ResultHook | None:
+    """Set the hook of clients made without ``on_result`` (the service wires its monitor's
+    ``record_request`` here); returns the previous one."""
+    global _default_on_result
+    previous, _default_on_result = _default_on_result, hook
+    return previous
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -102,7 +115,9 @@ class ResilientAPIIntegration:
     """One remote API behind a rate limiter, a circuit breaker and retries (see module doc).
 
     ``config`` keys and defaults are in :data:`DEFAULTS` plus ``name`` (defaults to
-    ``base_url`` or ``"api"``). ``client`` injects an ``httpx.AsyncClient`` (not closed by us);
+    ``base_url`` or ``"api"``). ``on_result(name, ok, seconds)`` hears of every call (default:
+    the hook set by :func:`set_default_on_result`, e.g. the service's monitor).
+    ``client`` injects an ``httpx.AsyncClient`` (not closed by us);
     ``sleep``/``clock``/``rng`` are injectable so tests need not wait for backoff.
     """
 
@@ -111,7 +126,8 @@ class ResilientAPIIntegration:
         config: dict[str, Any],
         *,
         client: httpx.AsyncClient | None = None,
-        event_bus: Any = None,
+        event_bus: EventSink | None = None,
+        on_result: ResultHook | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
@@ -151,7 +167,7 @@ class ResilientAPIIntegration:
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()
-        self._monitor: Any = _UNSET
+        self._on_result = on_result
 
     def url_for(self, endpoint: str) -> str:
         """Absolute URL of ``endpoint`` (absolute endpoints pass unchanged)."""
@@ -230,13 +246,14 @@ class ResilientAPIIntegration:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _record(self, success: bool, response_time: float) -> None:
-        """Report the call to the observability monitor (never fails the call)."""
-        if self._monitor is _UNSET:
-            self._monitor = _find_monitor()
+        """Report the call to ``on_result`` (never fails the call)."""
+        hook = self._on_result or _default_on_result
+        if hook is None:
+            return
         try:
-            self._monitor(self.name, success, response_time)
+            hook(self.name, success, response_time)
         except Exception:
-            logger.exception("%s: recording to the monitor failed", self.name)
+            logger.exception("%s: on_result failed", self.name)
 
     async def aclose(self) -> None:
         """Close the HTTP client if we created it, and finish breaker notifications."""
@@ -266,18 +283,12 @@ def _transport_error(
     return APIConnectionError(f"{method} {url}: {exc!r}", endpoint=endpoint)
 
 
-def _find_monitor() -> Callable[[str, bool, float], Any]:
-    """The default monitor's ``record_request`` (imported late: observability imports us)."""
-    from deep_tree_echo.observability.integration_monitor import monitor
-
-    return monitor.record_request
-
-
-
 __all__ = [
     "DEFAULTS",
     "APIError",
     "APIStatusError",
     "ResilientAPIIntegration",
+    "ResultHook",
     "parse_retry_after",
+    "set_default_on_result",
 ]

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
+from deep_tree_echo._events import EventSink
 from deep_tree_echo.errors import ConfigurationError
 from deep_tree_echo.resilience._backend_health import _BackendHealth
 from deep_tree_echo.resilience._registry import register_breaker
@@ -105,7 +106,7 @@ class CircuitBreaker:
         ignore_exceptions: tuple[type[BaseException], ...] = (),
         clock: Callable[[], float] = time.monotonic,
         listeners: Sequence[Listener] = (),
-        event_bus: Any = None,
+        event_bus: EventSink | None = None,
         shared_state: RedisCircuitState | None = None,
     ) -> None:
         if failure_threshold < 1:
@@ -327,10 +328,10 @@ class CircuitBreaker:
         if self.event_bus is not None:
             payload = {"name": self.name, "old": old.value, "new": new.value,
                        "timestamp": time.time()}
-            self._spawn(self._emit(payload))
+            self._spawn(self._emit(self.event_bus, payload))
 
-    async def _emit(self, payload: dict[str, Any]) -> None:
-        result = self.event_bus.emit("circuit.state_changed", payload)
+    async def _emit(self, bus: EventSink, payload: dict[str, Any]) -> None:
+        result = bus.emit("circuit.state_changed", payload)
         if _isawaitable(result):
             await result
 

@@ -31,6 +31,7 @@ from deep_tree_echo.observability import (
 from deep_tree_echo.observability import monitor as default_monitor
 from deep_tree_echo.plugins.manager import PluginManager
 from deep_tree_echo.resilience import RateLimiter
+from deep_tree_echo.resilience.api import set_default_on_result
 from deep_tree_echo.server._metrics import NatsBridgeCollector, ServerCollector
 from deep_tree_echo.server.handlers import install_exception_handlers
 from deep_tree_echo.server.middleware import (
@@ -128,6 +129,8 @@ def create_app(
         max_subscriptions=settings.ws_max_subscriptions,
     )
     limiter = _rate_limiter(settings)
+    # resilient API clients (the OpenAI engine's...) report their calls to the monitor
+    set_default_on_result(default_monitor.record_request)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

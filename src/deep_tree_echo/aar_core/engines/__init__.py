@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from deep_tree_echo._events import EventSink
 from deep_tree_echo.aar_core.engines.base import CognitiveEngine, EngineAnswer, EngineQuery
 from deep_tree_echo.aar_core.engines.embedded import EmbeddedEngine
 from deep_tree_echo.aar_core.engines.openai import OpenAIEngine
 from deep_tree_echo.config import EchoSettings
 
 
-def engine_from_settings(settings: EchoSettings, event_bus: Any = None) -> CognitiveEngine:
+def engine_from_settings(
+    settings: EchoSettings, event_bus: EventSink | None = None
+) -> CognitiveEngine:
     """The engine named by ``settings.engine``; ``event_bus`` gets its breaker's events."""
     if settings.engine == "openai":
         return OpenAIEngine(

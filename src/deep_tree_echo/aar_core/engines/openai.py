@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from deep_tree_echo._events import EventSink
 from deep_tree_echo.aar_core.engines.base import CognitiveEngine, EngineAnswer, EngineQuery
 from deep_tree_echo.aar_core.errors import EngineError
 from deep_tree_echo.errors import EchoError
@@ -39,7 +40,7 @@ class OpenAIEngine(CognitiveEngine):
         max_retries: int = 2,
         max_tokens: int = 512,
         failure_threshold: int = 5,
-        event_bus: Any = None,
+        event_bus: EventSink | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model

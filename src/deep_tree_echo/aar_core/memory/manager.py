@@ -19,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
+from deep_tree_echo._events import EventSink
 from deep_tree_echo.aar_core.errors import InvalidMemoryError, NotInitializedError, StoreError
 from deep_tree_echo.aar_core.memory._bm25 import BM25Index, document_text, tokenize
 from deep_tree_echo.aar_core.memory._inmemory import InMemoryStore
@@ -108,7 +109,7 @@ class MemoryManager:
         *,
         node_id: str | None = None,
         clock: HybridLogicalClock | None = None,
-        event_bus: Any = None,
+        event_bus: EventSink | None = None,
         weights: RankWeights | None = None,
         max_data_bytes: int = 256 * 1024,
         wall_clock: Callable[[], float] = time.time,
