@@ -20,7 +20,6 @@ and ``async with`` are built on it. No lock is held while the protected call run
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
 import inspect
@@ -28,13 +27,14 @@ import logging
 import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from enum import Enum
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
 from deep_tree_echo._events import EventSink
 from deep_tree_echo.errors import ConfigurationError
 from deep_tree_echo.resilience._backend_health import _BackendHealth
+from deep_tree_echo.resilience._circuit_state import CircuitState, Permit
 from deep_tree_echo.resilience._registry import register_breaker
+from deep_tree_echo.resilience._shared_circuit import SharedCircuitMixin
 from deep_tree_echo.resilience._window import OutcomeWindow
 from deep_tree_echo.resilience.errors import CircuitOpenError
 
@@ -53,42 +53,14 @@ _isawaitable = inspect.isawaitable
 SHARED_RETRY_INTERVAL = 5.0
 
 
-class CircuitState(Enum):
-    """Where a circuit breaker is in its cycle."""
-
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
-
-
 _CLOSED = CircuitState.CLOSED
 _OPEN = CircuitState.OPEN
 _HALF_OPEN = CircuitState.HALF_OPEN
-_BY_VALUE = {s.value: s for s in CircuitState}
 
 Listener = Callable[["CircuitBreaker", CircuitState, CircuitState], Any]
 
 
-class Permit:
-    """Admission of one call; hand it back through exactly one of on_success/on_failure/release.
-
-    ``generation`` is the breaker generation it was issued in; ``trial`` marks a half-open trial;
-    ``shared`` marks a permit issued by the Redis-shared state.
-    """
-
-    __slots__ = ("done", "generation", "shared", "trial")
-
-    def __init__(self, generation: int, trial: bool = False, shared: bool = False) -> None:
-        self.generation = generation
-        self.trial = trial
-        self.shared = shared
-        self.done = False
-
-    def __repr__(self) -> str:
-        return f"Permit(generation={self.generation}, trial={self.trial}, shared={self.shared})"
-
-
-class CircuitBreaker:
+class CircuitBreaker(SharedCircuitMixin):
     """Protects calls to one dependency; see the module docstring for the state machine."""
 
     def __init__(
@@ -366,86 +338,14 @@ class CircuitBreaker:
         if self.shared_state is not None:
             await self.shared_state.aclose()
 
-    # ------------------------------------------------------------------ shared (Redis) state
-
-    def _shared_failed(self, exc: BaseException) -> None:
-        self._shared_health.failed(exc, self._clock())
-
-    def _shared_ok(self, state: str) -> None:
-        self._shared_health.ok()
-        new = _BY_VALUE[state]
-        if new is not self._state:
-            self._transition(new)
-
-    async def _record_shared(self, permit: Permit, failed: bool) -> None:
-        shared = self.shared_state
-        assert shared is not None
-        if permit.done:
-            return
-        permit.done = True
-        try:
-            state, _ = await shared.record(
-                self.name, permit.generation, failed=failed, trial=permit.trial,
-                failure_threshold=self.failure_threshold,
-                failure_rate_threshold=self.failure_rate_threshold,
-                window_size=self.sliding_window_size, minimum_calls=self.minimum_calls,
-                half_open_max_calls=self.half_open_max_calls,
-            )
-        except shared.unavailable_errors as exc:
-            self._shared_failed(exc)
-        else:
-            self._shared_ok(state)
-
-    async def _release_shared(self, permit: Permit) -> None:
-        shared = self.shared_state
-        assert shared is not None
-        try:
-            await shared.release(
-                self.name, permit.generation, half_open_max_calls=self.half_open_max_calls
-            )
-        except shared.unavailable_errors as exc:
-            self._shared_failed(exc)
-
-    async def _release_shielded(self, permit: Permit) -> None:
-        """Release after cancellation; a shared trial permit is returned before re-raising."""
-        if not (permit.shared and permit.trial) or permit.done:
-            self.release(permit)
-            return
-        permit.done = True
-        task = asyncio.ensure_future(self._release_shared(permit))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(task)
-
-    async def _force_shared(self, state: str) -> None:
-        shared = self.shared_state
-        assert shared is not None
-        try:
-            await shared.transition(
-                self.name, state, half_open_max_calls=self.half_open_max_calls
-            )
-        except shared.unavailable_errors as exc:
-            self._shared_failed(exc)
-
     # ------------------------------------------------------------------ raising async API
 
     async def acquire(self) -> Permit:
         """A permit for one call (shared state when configured), else :class:`CircuitOpenError`."""
-        shared = self.shared_state
-        if shared is not None and self._shared_health.available(self._clock()):
-            try:
-                decision = await shared.acquire(
-                    self.name, recovery_timeout=self.recovery_timeout,
-                    half_open_max_calls=self.half_open_max_calls,
-                )
-            except shared.unavailable_errors as exc:
-                self._shared_failed(exc)
-            else:
-                self._shared_ok(decision.state)
-                if decision.allowed:
-                    return Permit(decision.generation, decision.trial, shared=True)
-                raise CircuitOpenError(self.name, decision.retry_after, state=decision.state)
+        if self.shared_state is not None:
+            shared_permit = await self._acquire_shared()
+            if shared_permit is not None:
+                return shared_permit
         permit = self.try_acquire()
         if permit is None:
             raise CircuitOpenError(self.name, self.retry_after(), state=self._state.value)
@@ -461,13 +361,7 @@ class CircuitBreaker:
             else:
                 self.on_failure(permit, exc, duration)
             return
-        if exc is not None and not self.is_recorded(exc):
-            if permit.trial and not permit.done:
-                permit.done = True
-                await self._release_shared(permit)
-            return
-        slow = self.slow_call_duration is not None and duration >= self.slow_call_duration
-        await self._record_shared(permit, exc is not None or slow)
+        await self._complete_shared(permit, exc, duration)
 
     async def call(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``func(*args, **kwargs)`` (sync or async) through the breaker."""

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+
+from deep_tree_echo._redis import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +26,7 @@ _STATE_CODES = ("closed", "open", "half_open")
 def _make_client(client_or_url: aioredis.Redis | str) -> tuple[aioredis.Redis, bool]:
     """Return ``(client, owned)``; a URL gets a client with short timeouts and no retries."""
     if isinstance(client_or_url, str):
-        client = aioredis.from_url(
-            client_or_url,
-            socket_connect_timeout=1.0,
-            socket_timeout=1.0,
-            retry=Retry(NoBackoff(), 0),
-        )
-        return client, True
+        return redis_client(client_or_url, fail_fast=True), True
     return client_or_url, False
 
 

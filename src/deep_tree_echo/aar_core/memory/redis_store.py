@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
+from deep_tree_echo._redis import redis_client
 from deep_tree_echo.aar_core.errors import StoreError
 from deep_tree_echo.aar_core.memory.record import MemoryRecord, Version
 from deep_tree_echo.aar_core.memory.store import MemoryStore
@@ -200,10 +201,8 @@ class RedisStore(MemoryStore):
             if self._opened:
                 return
             if self._client is None:
-                import redis.asyncio as aioredis
-
                 assert self._url is not None
-                self._client = aioredis.from_url(self._url)
+                self._client = redis_client(self._url)
             client = self._client
             with self._errors("connect"):
                 await client.ping()

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 
+from deep_tree_echo._redis import redis_client as make_redis_client
 from deep_tree_echo.aar_core.agents import Agent, AgentContext, AgentResult
 from deep_tree_echo.integration.database._agent_input import NOSQL_QUERY, query_content
 from deep_tree_echo.integration.database._values import jsonable
@@ -136,7 +137,7 @@ def _keys_arg(args: Mapping[str, Any], command: str) -> list[str]:
 
 def redis_client(url: str) -> aioredis.Redis:
     """A client for ``url`` that decodes replies as UTF-8 text."""
-    return aioredis.from_url(url, decode_responses=True)
+    return make_redis_client(url, text=True)
 
 
 async def execute_nosql(
