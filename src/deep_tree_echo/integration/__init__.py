@@ -99,7 +99,7 @@ _EXPORTS: dict[str, str] = {
     "EventDrivenIntegration": "deep_tree_echo.integration.event_driven",
     "WebSocketIntegration": "deep_tree_echo.integration.event_driven",
     "WebSocketManager": "deep_tree_echo.integration.event_driven",
-    "NatsEventBridge": "deep_tree_echo.integration.nats_bridge",
+    "NatsEventBridge": "deep_tree_echo.server.nats_bridge",
     "APIIntegrationGateway": "deep_tree_echo.integration.gateway",
     "IntegrationGateway": "deep_tree_echo.integration.gateway",
     "IntegrationPlugin": "deep_tree_echo.integration.plugins",

@@ -2,7 +2,8 @@
 
 Events *from* Echo arrive on an :class:`EventBus` (usually the gateway's, ``gateway.event_bus``);
 events *from* outside go to handlers kept here. :class:`WebSocketIntegration` wires both
-directions to a WebSocket connection manager.
+directions to a WebSocket connection manager, with the message shapes the service sends
+(:mod:`deep_tree_echo.server.session_events`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from deep_tree_echo.aar_core.events import EventBus, EventHandler
+from deep_tree_echo.server.session_events import (
+    agent_message,
+    event_session_id,
+    memory_update_message,
+)
 
 __all__ = ["EventDrivenIntegration", "ExternalHandler", "WebSocketIntegration", "WebSocketManager"]
 
@@ -139,22 +145,12 @@ class WebSocketIntegration(EventDrivenIntegration):
 
     async def forward_agent_message(self, event_data: dict[str, Any]) -> None:
         await self.websocket_manager.broadcast(
-            {
-                "type": "agent_message",
-                "agent_id": event_data.get("agent_id"),
-                "message": event_data.get("message"),
-            },
-            session_id=_session_id(event_data),
+            agent_message(event_data), session_id=_session_id(event_data)
         )
 
     def _memory_update_message(self, event_data: dict[str, Any]) -> dict[str, Any]:
         # only these fields: the session is the routing key, not part of what clients get
-        return {
-            "type": "memory_update",
-            "memory_id": event_data.get("memory_id"),
-            "action": event_data.get("action"),
-            "version": event_data.get("version"),
-        }
+        return memory_update_message(event_data)
 
     async def process_user_message(self, message_data: dict[str, Any]) -> None:
         content = message_data.get("message")
@@ -170,6 +166,4 @@ class WebSocketIntegration(EventDrivenIntegration):
         )
 
 
-def _session_id(event_data: dict[str, Any]) -> str | None:
-    session_id = event_data.get("session_id")
-    return session_id if isinstance(session_id, str) and session_id else None
+_session_id = event_session_id

@@ -11,7 +11,7 @@ from prometheus_client.registry import Collector
 from deep_tree_echo.server.websocket import ConnectionManager
 
 if TYPE_CHECKING:
-    from deep_tree_echo.integration.nats_bridge import NatsEventBridge
+    from deep_tree_echo.server.nats_bridge import NatsEventBridge
 
 
 class ServerCollector(Collector):

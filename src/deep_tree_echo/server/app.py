@@ -21,7 +21,6 @@ from prometheus_client import CollectorRegistry, Histogram
 from deep_tree_echo import __version__
 from deep_tree_echo.aar_core.gateway import AARGateway
 from deep_tree_echo.config import EchoSettings
-from deep_tree_echo.integration.event_driven import WebSocketIntegration
 from deep_tree_echo.observability import (
     EchoMetrics,
     PrometheusMiddleware,
@@ -40,6 +39,7 @@ from deep_tree_echo.server.middleware import (
     RateLimitMiddleware,
 )
 from deep_tree_echo.server.routes import health, memories, process, replication, ws
+from deep_tree_echo.server.session_events import forward_session_events
 from deep_tree_echo.server.websocket import ConnectionManager
 
 logger = logging.getLogger("deep_tree_echo.server")
@@ -97,7 +97,7 @@ async def _start_nats_bridge(
     app: FastAPI, stack: AsyncExitStack, gw: AARGateway, settings: EchoSettings
 ) -> None:
     """Share the gateway's bus events with other nodes over NATS (``DTE_NATS_URL``)."""
-    from deep_tree_echo.integration.nats_bridge import NatsEventBridge
+    from deep_tree_echo.server.nats_bridge import NatsEventBridge
 
     assert settings.nats_url is not None
     bridge = NatsEventBridge(gw.event_bus, settings.nats_url, node_id=gw.node_id,
@@ -144,7 +144,7 @@ def create_app(
             stack.push_async_callback(detach_alerts)
             stack.push_async_callback(manager.close_all)
             # gateway agent.message / memory.update -> WebSocket clients of the session
-            stack.callback(WebSocketIntegration(manager, event_bus=gw.event_bus).close)
+            stack.callback(forward_session_events(manager, gw.event_bus))
             if settings.nats_url:
                 await _start_nats_bridge(app, stack, gw, settings)
             plugins = PluginManager(gw, settings)
