@@ -45,3 +45,27 @@ def test_retry_after_header_is_whole_seconds_rounded_up() -> None:
     assert retry_after_header(RateLimitExceeded(retry_after=0.2, key="k")) == {"Retry-After": "1"}
     assert retry_after_header(CircuitOpenError("llm", 2.5)) == {"Retry-After": "3"}
     assert retry_after_header(EchoError("no hint")) == {}
+
+
+def _subclasses(cls: type[EchoError]) -> set[type[EchoError]]:
+    found: set[type[EchoError]] = set()
+    for sub in cls.__subclasses__():
+        found |= {sub, *_subclasses(sub)}
+    return found
+
+
+def test_the_error_tree_in_the_docstring_names_every_error_class() -> None:
+    import importlib
+    import pkgutil
+
+    import deep_tree_echo
+    import deep_tree_echo.errors
+
+    for module in pkgutil.walk_packages(deep_tree_echo.__path__, "deep_tree_echo."):
+        if module.name.endswith(".errors"):
+            importlib.import_module(module.name)
+    doc = deep_tree_echo.errors.__doc__ or ""
+    ours = {c for c in _subclasses(EchoError) if c.__module__.startswith("deep_tree_echo.")}
+    assert len(ours) > 40
+    missing = sorted(c.__name__ for c in ours if c.__name__ not in doc)
+    assert missing == [], f"add these to the tree in deep_tree_echo/errors.py: {missing}"

@@ -2,6 +2,58 @@
 
 Each subpackage keeps its own exceptions in one ``errors`` module; all of them derive
 from :class:`EchoError`, so ``except EchoError`` catches anything the library means to raise.
+Each class declares a ``code`` and the ``http_status`` the service answers with
+(``server/handlers.py`` is the one place that maps them to HTTP). The hierarchy (module, status;
+a class with two parents is shown under both)::
+
+    EchoError                               errors                 500
+    + ConfigurationError                    errors                 500
+    + InvalidInputError                     errors                 400  (also ValueError)
+    |   + InvalidSessionIdError             aar_core.errors        400
+    |   + InvalidMemoryError                aar_core.errors        400
+    |   + DecodeError                       integration.errors     400
+    |   + InvalidRequestError               integration.errors     422
+    |   + AdapterError                      integration.errors     422
+    |   + QueryError                        integration.errors     400
+    + CoreError                             aar_core.errors        500
+    |   + NotInitializedError                                      503
+    |   + StoreError                                               503
+    |   + EngineError                                              503
+    |   + EventHandlerTimeout                                      500
+    |   + ReplicationError                                         500
+    |   + InvalidSessionIdError, InvalidMemoryError                400
+    |   + DatabaseError                     integration.errors     500
+    |       + QueryError                                           400
+    |       + WriteNotAllowedError                                 403
+    |       + DatabaseUnavailableError                             503
+    + IntegrationError                      integration.errors     500
+    |   + DatabaseError (above)
+    |   + DecodeError, InvalidRequestError, AdapterError (above)
+    |   + UnsupportedMediaTypeError                                415
+    |   + NotAcceptableError                                       406
+    |   + UnknownFormatError                                       400  (also ValueError)
+    |   + TransportError                                           503
+    |       + TransportAuthError                                   503
+    + ResilienceError                       resilience.errors      500
+    |   + CircuitOpenError                                         503  (Retry-After)
+    |   + RateLimitExceeded                                        429  (Retry-After)
+    |   + APIError                                                 502
+    |       + APIConnectionError                                   502
+    |       |   + APITimeoutError                                  502
+    |       + APIStatusError                                       502
+    |           + APIClientError                                   502
+    |           + APIServerError                                   502
+    + ServerError                           server.errors          500
+    |   + NotReadyError                                            503
+    |   + PayloadTooLargeError                                     413
+    |   + DataDirLockedError                                       409
+    + IntegrationTestError                  testing.errors         500
+    |   + LifespanError, MockExhaustedError, MockVerificationError, UnexpectedCallError
+    + ServerStartError                      testing.errors         500
+    + CLIError                              cli.errors             500
+        + NotFound                                                 500
+
+``tests/test_errors.py`` keeps this tree in step with the classes.
 """
 
 from __future__ import annotations

@@ -18,13 +18,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from deep_tree_echo.errors import EchoError
-
-
-class ServerStartError(EchoError):
-    """A server process exited or did not print its ready line in time."""
-
-    code = "server_start_failed"
+from deep_tree_echo.testing.errors import ServerStartError
 
 
 def free_port(host: str = "127.0.0.1") -> int:

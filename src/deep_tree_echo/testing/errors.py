@@ -7,7 +7,12 @@ failed assertions rather than crashes.
 from __future__ import annotations
 
 from deep_tree_echo.errors import EchoError
-from deep_tree_echo.testing._process import ServerStartError
+
+
+class ServerStartError(EchoError):
+    """A server process exited or did not print its ready line in time."""
+
+    code = "server_start_failed"
 
 
 class IntegrationTestError(EchoError):
