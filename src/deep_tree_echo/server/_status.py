@@ -231,8 +231,10 @@ class StatusHistory:
 
         async def loop() -> None:
             while True:
-                self.sample()
                 await asyncio.sleep(interval)
+                self.sample()
+
+        self.sample()  # a first point at once, so the chart has a start
 
         task = asyncio.get_running_loop().create_task(loop(), name="status-history")
         try:
