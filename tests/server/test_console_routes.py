@@ -120,22 +120,25 @@ async def test_feed_is_on_the_bus_only_while_someone_listens() -> None:
 
 async def test_events_stream_over_http_with_the_key_in_a_header() -> None:
     app = create_app(make_settings(api_keys=[KEY]))
-    async with app.router.lifespan_context(app), live_server(app) as host:
-        async with httpx.AsyncClient(base_url=f"http://{host}", headers=AUTH) as client:
-            async with client.stream("GET", "/v1/events") as response:
-                assert response.status_code == 200
-                assert response.headers["content-type"].startswith("text/event-stream")
-                lines = response.aiter_lines()
-                assert await anext(lines) == ": connected"
-                put = await client.put("/v1/memories/ev1", json={"content": "hello"})
-                assert put.status_code == 201
-                seen: list[dict[str, Any]] = []
-                async with asyncio.timeout(10):
-                    async for line in lines:
-                        if line.startswith("data: "):
-                            seen.append(json.loads(line[6:]))
-                            if seen[-1]["type"] == "memory.update":
-                                break
+    seen: list[dict[str, Any]] = []
+    async with (
+        app.router.lifespan_context(app),
+        live_server(app) as host,
+        httpx.AsyncClient(base_url=f"http://{host}", headers=AUTH) as client,
+        client.stream("GET", "/v1/events") as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = response.aiter_lines()
+        assert await anext(lines) == ": connected"
+        put = await client.put("/v1/memories/ev1", json={"content": "hello"})
+        assert put.status_code == 201
+        async with asyncio.timeout(10):
+            async for line in lines:
+                if line.startswith("data: "):
+                    seen.append(json.loads(line[6:]))
+                    if seen[-1]["type"] == "memory.update":
+                        break
     assert seen[-1]["data"]["memory_id"] == "ev1"
     assert seen[-1]["data"]["action"] == "created"
 
