@@ -2,7 +2,9 @@
 
 It puts the process into a known state for the Health view: one circuit breaker in each
 state (closed, open, half-open: an open breaker with a zero recovery timeout reads as
-half-open, no clock involved) and an integration whose failures fire an alert.
+half-open, no clock involved) and an integration whose failures fire an alert. An input
+whose text is ``trip the probe`` trips one more breaker and fires one more alert, so the
+Events view can be shown a breaker transition and an alert as they happen.
 """
 
 PLUGIN_SOURCE = '''
@@ -32,4 +34,12 @@ class ConsoleProbe(BasePlugin):
         ]
         for i in range(20):
             monitor.record_request("probe-api", i % 4 != 0, 0.002 * (i + 1))
+        self.aar_gateway.event_bus.register("user.input", self._on_input)
+
+    async def _on_input(self, data):
+        if data.get("content") != "trip the probe":
+            return
+        self.breakers.append(_tripped("probe-tripped", 3600.0, self.aar_gateway.event_bus))
+        for _ in range(12):
+            monitor.record_request("probe-alerting", False, 0.001)
 '''

@@ -193,8 +193,15 @@ def test_memory_search_opens_a_hostile_memory_as_text(
     shot(console, "memory-results")
 
 
-def test_events_view_shows_an_event_as_it_arrives(console: WebDriver, http: httpx.Client) -> None:
-    go(console, "events")
+def test_events_view_shows_events_breaker_transitions_and_alerts_as_they_arrive(
+    console: WebDriver, http: httpx.Client
+) -> None:
+    go(console, "memory")
+    find(console, "#nav-memory").send_keys(Keys.TAB)  # keyboard: the next link, then Enter
+    assert console.switch_to.active_element == find(console, "#nav-events")
+    console.switch_to.active_element.send_keys(Keys.ENTER)
+    wait_for(console, lambda d: find(d, "#events-view").is_displayed(), "the events view")
+    assert console.switch_to.active_element == find(console, "#events-title")
     wait_for(console, visible_text("#events-status", "live"), "the event stream")
     r = http.put("/v1/memories/event-probe", json={"content": "an event arrives"})
     assert r.status_code in (200, 201)
@@ -202,6 +209,12 @@ def test_events_view_shows_an_event_as_it_arrives(console: WebDriver, http: http
     wait_for(console, lambda d: any("event-probe" in e.text
                                     for e in d.find_elements(By.CSS_SELECTOR, item)),
              "the memory.update event")
+    r = http.post("/v1/process", json={"data": "trip the probe", "session_id": "probe"})
+    assert r.status_code == 200
+    wait_for(console, visible_text("#events-log li.breaker", "probe-tripped: closed → open"),
+             "the breaker transition")
+    wait_for(console, visible_text("#events-log li.alert", "probe-alerting high_failure_rate"),
+             "the alert")
     find(console, "#events-type-memory-update").click()  # filter the type out
     assert not any(e.is_displayed() for e in console.find_elements(By.CSS_SELECTOR, item))
     find(console, "#events-type-memory-update").click()
