@@ -106,8 +106,17 @@ def visible_text(css: str, text: str) -> Callable[[WebDriver], bool]:
     return check
 
 
-def shot(driver: WebDriver, name: str) -> None:
-    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+def shot(driver: WebDriver, name: str, *, full: bool = False) -> None:
+    """Save a screenshot; ``full`` grows the window to the page's height first."""
+    size = driver.get_window_size()
+    if full:
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(size["width"], height + 200)
+    try:
+        driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+    finally:
+        if full:
+            driver.set_window_size(size["width"], size["height"])
 
 
 def assert_no_alert(driver: WebDriver) -> None:
@@ -232,7 +241,7 @@ def test_health_shows_breakers_in_every_state_and_the_monitor(console: WebDriver
     wait_for(console, visible_text("#health-alerts", "probe-api"), "the open alert")
     assert find(console, "#health-chart svg polyline.p99")
     assert find(console, "#health-store").text.count("sqlite") == 1
-    shot(console, "health")
+    shot(console, "health", full=True)
 
 
 def test_phone_width_and_no_policy_violations(console: WebDriver) -> None:

@@ -37,33 +37,29 @@ function svg(tag, attrs = {}) {
 function chart(history) {
   const target = clear($('health-chart'));
   const w = 600;
-  const h = 160;
-  const pad = 28;
-  const root = svg('svg', { viewBox: `0 0 ${w} ${h}`, role: 'img',
+  const h = 140;
+  const root = svg('svg', { viewBox: `0 0 ${w} ${h}`, preserveAspectRatio: 'none', role: 'img',
     'aria-label': 'p50, p95 and p99 latency over the last minutes' });
-  root.append(svg('line', { class: 'axis', x1: pad, y1: h - pad, x2: w - 4, y2: h - pad }));
+  root.append(svg('line', { class: 'axis', x1: 0, y1: h - 1, x2: w, y2: h - 1 }));
   const max = Math.max(0.001, ...history.map((p) => p.p99));
-  const label = svg('text', { x: 2, y: 12 });
-  label.textContent = fmtMs(max);
-  root.append(label);
   const n = history.length;
   for (const q of ['p50', 'p95', 'p99']) {
     const points = history.map((p, i) => {
-      const x = n > 1 ? pad + (i * (w - pad - 4)) / (n - 1) : pad;
-      const y = h - pad - (p[q] / max) * (h - pad - 14);
+      const x = n > 1 ? (i * w) / (n - 1) : 0;
+      const y = h - 2 - (p[q] / max) * (h - 10);
       return `${x.toFixed(1)},${y.toFixed(1)}`;
     });
+    if (n === 1) points.push(`${w},${points[0].split(',')[1]}`);
     if (points.length) root.append(svg('polyline', { class: q, points: points.join(' ') }));
-    const legend = svg('text', { x: pad + 60 * ['p50', 'p95', 'p99'].indexOf(q), y: h - 8,
-      class: q });
-    legend.textContent = q;
-    root.append(legend);
   }
-  target.append(root);
+  target.append(root, el('p', { class: 'legend' },
+    el('span', { class: 'p50', text: 'p50' }), ' ', el('span', { class: 'p95', text: 'p95' }),
+    ' ', el('span', { class: 'p99', text: 'p99' }), ` · top of the chart: ${fmtMs(max)}`));
   $('health-chart-caption').textContent = n
-    ? `Latency (worst p50/p95/p99) from ${fmtTime(history[0].timestamp)} to `
-      + `${fmtTime(history[n - 1].timestamp)}; ${history.reduce((s, p) => s + p.requests, 0)} `
-      + `requests, ${history.reduce((s, p) => s + p.errors, 0)} errors`
+    ? `Latency (worst p50/p95/p99 over the integrations) from ${fmtTime(history[0].timestamp)} `
+      + `to ${fmtTime(history[n - 1].timestamp)}: `
+      + `${history.reduce((s, p) => s + p.requests, 0)} requests, `
+      + `${history.reduce((s, p) => s + p.errors, 0)} errors`
     : 'No samples yet';
 }
 
