@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 from html.parser import HTMLParser
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from _server_helpers import live_server, make_settings, running_app
 
 from deep_tree_echo.aar_core.events import EventBus
 from deep_tree_echo.server._event_feed import FEED_TYPES, EventFeed
 from deep_tree_echo.server.app import create_app
 from deep_tree_echo.server.routes.console import ASSETS, CONTENT_SECURITY_POLICY
+from deep_tree_echo.testing.live_server import EchoServer
 
 KEY = "console-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -142,3 +146,32 @@ async def test_events_stream_over_http_with_the_key_in_a_header() -> None:
     assert seen[-1]["data"]["memory_id"] == "ev1"
     assert seen[-1]["data"]["action"] == "created"
 
+
+
+async def test_closing_the_feed_ends_its_streams() -> None:
+    bus = EventBus()
+    feed = EventFeed(bus)
+    stream = feed.stream()
+    assert await anext(stream) == ": connected\n\n"
+    feed.close()
+    with pytest.raises(StopAsyncIteration):
+        await anext(stream)
+    assert all(bus.handlers(t) == [] for t in FEED_TYPES)
+    assert [frame async for frame in feed.stream()] == []  # no new streams once closed
+
+
+def test_serve_ends_open_event_streams_when_it_stops(tmp_path: Path) -> None:
+    """uvicorn waits for open responses at shutdown; an event stream must not hold it up."""
+    server = EchoServer(tmp_path / "data", env={"DTE_RATE_LIMIT_REQUESTS": "0"})
+    with (
+        server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+        client.stream("GET", "/v1/events") as response,
+    ):
+        lines = response.iter_lines()
+        assert next(lines) == ": connected"
+        server.process.send_signal(signal.SIGTERM)
+        rest = [line for line in lines if line]  # ends when the server closes the stream
+        assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises it
+    assert rest == []
+    assert "graceful shutdown exceeded" not in server.output()

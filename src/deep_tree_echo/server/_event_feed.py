@@ -3,7 +3,8 @@
 Bus handlers get only an event's data, not its type, so the feed registers one small sync
 handler per known type, and only while at least one client listens: with no console open
 the bus's hot path is unchanged. Each client has a bounded queue; a slow client loses events
-(counted and reported in-stream as ``feed.dropped``), never slows the bus.
+(counted and reported in-stream as ``feed.dropped``), never slows the bus. :meth:`EventFeed.close`
+ends every stream, so a server shutting down need not wait for open consoles.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class _Listener:
 
     def __init__(self, types: frozenset[str], size: int) -> None:
         self.types = types
-        self.queue: asyncio.Queue[str] = asyncio.Queue(size)
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue(size)  # None: the feed closed
         self.dropped = 0
 
 
@@ -46,6 +47,8 @@ class EventFeed:
         self.queue_size = queue_size
         self._listeners: set[_Listener] = set()
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
+        self.closed = False
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def listeners(self) -> int:
@@ -78,8 +81,11 @@ class EventFeed:
         self, types: Iterable[str] = (), *, keepalive: float = KEEPALIVE_SECONDS
     ) -> AsyncIterator[str]:
         """SSE frames of the events of ``types`` (all when empty) from now on, forever."""
+        if self.closed:
+            return
         listener = _Listener(frozenset(types), self.queue_size)
         if not self._listeners:
+            self.loop = asyncio.get_running_loop()
             self._attach()
         self._listeners.add(listener)
         try:
@@ -90,6 +96,8 @@ class EventFeed:
                 except TimeoutError:
                     yield ": keepalive\n\n"
                     continue
+                if line is None:
+                    return
                 if listener.dropped:
                     dropped, listener.dropped = listener.dropped, 0
                     yield _frame({"type": "feed.dropped", "timestamp": time.time(),
@@ -99,6 +107,23 @@ class EventFeed:
             self._listeners.discard(listener)
             if not self._listeners:
                 self._detach()
+
+
+    def close(self) -> None:
+        """End every stream now and refuse new ones (the server is shutting down)."""
+        self.closed = True
+        for listener in list(self._listeners):
+            if listener.queue.full():
+                listener.queue.get_nowait()
+            listener.queue.put_nowait(None)
+
+
+def close_event_streams(app: Any) -> None:
+    """Close ``app``'s event feed, if it has one (safe from a signal handler: schedules it)."""
+    feed: EventFeed | None = getattr(getattr(app, "state", None), "event_feed", None)
+    loop = getattr(feed, "loop", None)
+    if feed is not None and loop is not None:
+        loop.call_soon_threadsafe(feed.close)
 
 
 def _frame(event: dict[str, Any]) -> str:
