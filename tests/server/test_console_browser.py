@@ -7,6 +7,7 @@ Screenshots of each view go to ``test-artifacts/console/`` (git-ignored).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -56,7 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EchoServer]:
     _install_probe(plugin_dir)
     path = os.pathsep.join(p for p in (str(plugin_dir), os.environ.get("PYTHONPATH")) if p)
     env = {"DTE_API_KEYS": KEY, "DTE_PLUGINS": "console-probe", "PYTHONPATH": path,
-           "DTE_RATE_LIMIT_REQUESTS": "0"}
+           "DTE_RATE_LIMIT_REQUESTS": "100000"}
     with EchoServer(root / "data", env=env) as echo:
         yield echo
 
@@ -202,6 +203,43 @@ def test_memory_search_opens_a_hostile_memory_as_text(
     shot(console, "memory-results")
 
 
+def test_memory_edit_import_and_delete(
+    console: WebDriver, http: httpx.Client, tmp_path: Path
+) -> None:
+    go(console, "memory")
+    records = [{"id": f"imported-{i}", "data": {"content": f"imported fact {i}", "kind": "imp"}}
+               for i in range(3)]
+    dump = tmp_path / "memories.jsonl"
+    dump.write_text("".join(json.dumps(r) + "\n" for r in records))
+    find(console, "#memory-import").send_keys(str(dump))
+    wait_for(console, visible_text("#memory-status", "imported 3, failed 0"), "the import")
+    assert http.get("/v1/memories/imported-1").json()["data"]["content"] == "imported fact 1"
+
+    find(console, "#memory-query").clear()
+    find(console, "#memory-filters").clear()
+    find(console, "#memory-filters").send_keys("kind=imp")
+    find(console, "#memory-search-submit").click()
+    row = '#memory-results tr[data-memory-id="imported-0"]'
+    wait_for(console, lambda d: d.find_elements(By.CSS_SELECTOR, row), "the imported memory")
+    find(console, f"{row} button.open-memory").click()
+    wait_for(console, visible_text("#memory-dialog-content", "imported fact 0"), "the dialog")
+    find(console, "#memory-edit").click()
+    editor = wait_for(console, lambda d: find(d, "#memory-edit-data"), "the editor")
+    editor.clear()
+    editor.send_keys('{"content": "edited fact", "kind": "imp", "importance": 0.9}')
+    find(console, "#memory-save").click()
+    wait_for(console, visible_text("#memory-dialog-content", "edited fact"), "the saved memory")
+    assert http.get("/v1/memories/imported-0").json()["data"]["importance"] == 0.9
+
+    find(console, "#memory-delete").click()
+    confirm = wait_for(console, lambda d: d.switch_to.alert, "the delete confirmation")
+    assert "imported-0" in confirm.text
+    confirm.accept()
+    wait_for(console, lambda d: not find(d, "#memory-dialog").is_displayed(), "dialog closed")
+    assert http.get("/v1/memories/imported-0").status_code == 404
+    wait_for(console, lambda d: not d.find_elements(By.CSS_SELECTOR, row), "the row gone")
+
+
 def test_events_view_shows_events_breaker_transitions_and_alerts_as_they_arrive(
     console: WebDriver, http: httpx.Client
 ) -> None:
@@ -239,6 +277,8 @@ def test_health_shows_breakers_in_every_state_and_the_monitor(console: WebDriver
     wait_for(console, visible_text('#health-integrations tr[data-name="probe-api"]', "25.0 %"),
              "the probe integration's error rate")
     wait_for(console, visible_text("#health-alerts", "probe-api"), "the open alert")
+    wait_for(console, visible_text('#health-limiters tr[data-name="http"]', "100000 / 60 s"),
+             "the service's own rate limiter")
     assert find(console, "#health-chart svg polyline.p99")
     assert find(console, "#health-store").text.count("sqlite") == 1
     shot(console, "health", full=True)
@@ -255,6 +295,10 @@ def test_phone_width_and_no_policy_violations(console: WebDriver) -> None:
         shot(console, "chat-phone")
     finally:
         console.set_window_size(1280, 800)
+    urls = console.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)")
+    assert any("/v1/status" in u for u in urls)
+    assert not [u for u in urls if KEY in u], "the key never goes in an HTTP URL"
     logs = console.get_log("browser")
     violations = [e["message"] for e in logs if "Content Security Policy" in e["message"]]
     assert violations == []

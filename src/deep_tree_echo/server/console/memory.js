@@ -111,8 +111,8 @@ async function importFile(file) {
     }
     status(`importing… ${ok} done`);
   }
-  status(`imported ${ok}, failed ${failed}`);
   await refresh();
+  status(`imported ${ok}, failed ${failed}`);
 }
 
 export function setupMemory() {
