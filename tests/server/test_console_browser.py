@@ -82,8 +82,9 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
                  f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never try to download anything
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SE_OFFLINE", "true")  # Selenium Manager must never try to download anything
+        driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
     driver.set_window_size(1280, 800)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:

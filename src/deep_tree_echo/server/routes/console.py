@@ -8,10 +8,11 @@ inline scripts or styles, nothing from other origins.
 
 from __future__ import annotations
 
+import re
 from importlib.resources import files
 from typing import Final
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 router = APIRouter(include_in_schema=False)
@@ -21,7 +22,6 @@ CONTENT_SECURITY_POLICY: Final = (
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 SECURITY_HEADERS: Final = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
@@ -34,6 +34,17 @@ _TYPES: Final = {
     ".svg": "image/svg+xml",
 }
 _ROOT = files("deep_tree_echo.server") / "console"
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def content_security_policy(host: str | None) -> str:
+    """The policy, with this host's WebSocket URLs spelled out for browsers whose ``'self'``
+    does not cover ``ws:``/``wss:`` (CSP level 3 says it should)."""
+    if host is None or not _HOST.fullmatch(host):
+        return CONTENT_SECURITY_POLICY
+    return CONTENT_SECURITY_POLICY.replace(
+        "connect-src 'self'", f"connect-src 'self' ws://{host} wss://{host}"
+    )
 
 
 def _assets() -> dict[str, str]:
@@ -58,12 +69,16 @@ def console_paths() -> tuple[str, ...]:
     return ("/", "/console", *(f"/console/{name}" for name in ASSETS))
 
 
-def _serve(name: str) -> Response:
+def _serve(name: str, request: Request) -> Response:
     media_type = ASSETS.get(name)
     if media_type is None:
         raise HTTPException(404, "no such console file")
     body = (_ROOT / name).read_bytes()
-    return Response(body, media_type=media_type, headers=SECURITY_HEADERS)
+    csp = content_security_policy(request.headers.get("host"))
+    return Response(
+        body, media_type=media_type,
+        headers={**SECURITY_HEADERS, "Content-Security-Policy": csp},
+    )
 
 
 @router.get("/")
@@ -72,10 +87,10 @@ async def root() -> RedirectResponse:
 
 
 @router.get("/console")
-async def console() -> Response:
-    return _serve("index.html")
+async def console(request: Request) -> Response:
+    return _serve("index.html", request)
 
 
 @router.get("/console/{name:path}")
-async def console_asset(name: str) -> Response:
-    return _serve(name)
+async def console_asset(name: str, request: Request) -> Response:
+    return _serve(name, request)
