@@ -23,7 +23,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from deep_tree_echo.plugins import ENTRY_POINT_GROUP
 from deep_tree_echo.testing.live_server import EchoServer
@@ -208,17 +208,34 @@ def test_memory_edit_import_and_delete(
     console: WebDriver, http: httpx.Client, tmp_path: Path
 ) -> None:
     go(console, "memory")
-    records = [{"id": f"imported-{i}", "data": {"content": f"imported fact {i}", "kind": "imp"}}
-               for i in range(3)]
+    records = [{"id": f"imported-{i}",
+                "data": {"content": f"imported fact {i}", "kind": "imp" if i else "imp-edit"}}
+               for i in range(12)]
     dump = tmp_path / "memories.jsonl"
     dump.write_text("".join(json.dumps(r) + "\n" for r in records))
     find(console, "#memory-import").send_keys(str(dump))
-    wait_for(console, visible_text("#memory-status", "imported 3, failed 0"), "the import")
+    wait_for(console, visible_text("#memory-status", "imported 12, failed 0"), "the import")
     assert http.get("/v1/memories/imported-1").json()["data"]["content"] == "imported fact 1"
 
+    rows = "#memory-results tbody tr[data-memory-id]"
     find(console, "#memory-query").clear()
     find(console, "#memory-filters").clear()
-    find(console, "#memory-filters").send_keys("kind=imp")
+    find(console, "#memory-filters").send_keys("kind=imp")  # 11 memories: pages of 10 and 1
+    Select(find(console, "#memory-page-size")).select_by_visible_text("10")
+    find(console, "#memory-search-submit").click()
+    wait_for(console, visible_text("#memory-status", "more than 10 results"), "page 1")
+    first_page = {e.get_attribute("data-memory-id")
+                  for e in console.find_elements(By.CSS_SELECTOR, rows)}
+    assert len(first_page) == 10
+    find(console, "#memory-next").click()
+    wait_for(console, visible_text("#memory-page", "page 2"), "page 2")
+    wait_for(console, lambda d: len(d.find_elements(By.CSS_SELECTOR, rows)) == 1, "one row")
+    [last] = console.find_elements(By.CSS_SELECTOR, rows)
+    assert last.get_attribute("data-memory-id") not in first_page
+    assert not find(console, "#memory-next").is_enabled()
+
+    find(console, "#memory-filters").clear()
+    find(console, "#memory-filters").send_keys("kind=imp-edit")
     find(console, "#memory-search-submit").click()
     row = '#memory-results tr[data-memory-id="imported-0"]'
     wait_for(console, lambda d: d.find_elements(By.CSS_SELECTOR, row), "the imported memory")

@@ -56,8 +56,9 @@ export async function search(newPage = 0) {
   $('memory-page').textContent = `page ${page + 1}`;
   $('memory-prev').disabled = page === 0;
   $('memory-next').disabled = result.results.length <= (page + 1) * size;
-  status(`${result.count > (page + 1) * size ? 'more than ' + (page + 1) * size
-    : result.count} results`);
+  const more = result.count > (page + 1) * size;
+  const total = more ? `more than ${(page + 1) * size}` : String(result.count);
+  status(`${total} ${result.count === 1 ? 'result' : 'results'}`);
 }
 
 function refresh() {
