@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure the servers the test suite starts are installed: redis-server, PostgreSQL, nats-server.
+# Make sure the servers the test suite starts are installed: redis-server, PostgreSQL, nats-server,
+# and the headless browser of the console tests (Debian's chromium + chromium-driver).
 # Installs them with apt-get when missing and we are root; otherwise fails loudly.
 set -euo pipefail
 
@@ -13,6 +14,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 { command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ]; } || missing+=(nats-server)
 have_pg || missing+=(postgresql)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -47,7 +47,9 @@ async def test_vault_code_is_answered_from_memory(gateway: AARGateway) -> None:
     assert result["status"] == "success"
     assert "7741" in result["cognitive_response"]["text"]
     used = result["cognitive_response"]["memories_used"]
-    assert used and all(set(m) == {"id", "score"} for m in used)
+    assert used and all(
+        set(m) == {"id", "score", "relevance", "recency", "importance"} for m in used
+    )
     assert result["confidence"] > 0.5
 
 

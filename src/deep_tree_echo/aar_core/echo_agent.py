@@ -39,7 +39,8 @@ class EchoAgent(Agent):
                 continue  # earlier questions are not evidence
             memories.append(
                 {"id": r.id, "content": memory_content(r.data), "score": round(r.score, 6),
-                 "relevance": round(r.relevance, 6)}
+                 "relevance": round(r.relevance, 6), "recency": round(r.recency, 6),
+                 "importance": round(r.importance, 6)}
             )
             if len(memories) >= limit:
                 break
@@ -66,5 +67,8 @@ class EchoAgent(Agent):
         if not isinstance(ctx.content, str):
             data["structured"] = ctx.content
         await ctx.memory.store_memory(memory_id, data)
-        used = [{"id": m["id"], "score": m["score"]} for m in memories]
+        used = [  # the score and its breakdown, as ranked for this answer
+            {k: m[k] for k in ("id", "score", "relevance", "recency", "importance")}
+            for m in memories
+        ]
         return AgentResult(answer.text, answer.confidence, dict(answer.details), used, memory_id)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from types import FrameType
+from typing import Annotated, Any
 
 import typer
 
@@ -12,6 +13,22 @@ from deep_tree_echo.cli._options import ConfigOpt, DataDirOpt
 from deep_tree_echo.cli._output import err, fail
 from deep_tree_echo.cli._settings import build_settings
 from deep_tree_echo.errors import ConfigurationError
+
+
+def _server_class() -> type[Any]:
+    import uvicorn
+
+    from deep_tree_echo.server._event_feed import close_event_streams
+
+    class Server(uvicorn.Server):
+        """Ends the console's event streams as shutdown begins: uvicorn waits for open
+        responses, and an event stream never finishes by itself."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            close_event_streams(self.config.app)
+            super().handle_exit(sig, frame)
+
+    return Server
 
 
 def serve(
@@ -53,7 +70,7 @@ def serve(
             + f", engine={settings.engine}, auth={'on' if settings.api_keys else 'off'}",
             highlight=False,
         )
-        server = uvicorn.Server(
+        server = _server_class()(
             uvicorn.Config(
                 create_app(settings),
                 host=settings.host,

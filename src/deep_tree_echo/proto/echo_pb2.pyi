@@ -54,12 +54,18 @@ class EchoResponse(_message.Message):
     def __init__(self, success: _Optional[bool] = ..., data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[ResponseMetadata, _Mapping]] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., processed_at_ms: _Optional[int] = ...) -> None: ...
 
 class MemoryRef(_message.Message):
-    __slots__ = ("id", "score")
+    __slots__ = ("id", "score", "relevance", "recency", "importance")
     ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
+    RELEVANCE_FIELD_NUMBER: _ClassVar[int]
+    RECENCY_FIELD_NUMBER: _ClassVar[int]
+    IMPORTANCE_FIELD_NUMBER: _ClassVar[int]
     id: str
     score: float
-    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+    relevance: float
+    recency: float
+    importance: float
+    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., relevance: _Optional[float] = ..., recency: _Optional[float] = ..., importance: _Optional[float] = ...) -> None: ...
 
 class CognitiveResponse(_message.Message):
     __slots__ = ("text", "agent", "type", "engine", "memories_used", "memory_id")

@@ -146,6 +146,11 @@ class CircuitBreaker(SharedCircuitMixin):
         return self._window.failures if self._window is not None else self._consecutive
 
     @property
+    def failure_rate(self) -> float | None:
+        """Failures over calls in the sliding window (rate mode); None in count mode."""
+        return self._window.failure_rate() if self._window is not None else None
+
+    @property
     def generation(self) -> int:
         """Incremented on every state transition."""
         return self._generation

@@ -1,8 +1,9 @@
 """The FastAPI application: ``create_app(settings, gateway=...)``.
 
 Routes: ``POST /v1/process`` (``server/routes/process.py``), ``/v1/memories``,
-``/v1/replica/records`` (node-to-node replication), ``WS /v1/ws``, ``/healthz``, ``/readyz``,
-``/metrics`` and the OpenAPI docs at ``/docs``.
+``/v1/replica/records`` (node-to-node replication), ``WS /v1/ws``, ``/v1/status``,
+``/v1/events``, ``/healthz``, ``/readyz``, ``/metrics``, the web console at ``/console`` and the
+OpenAPI docs at ``/docs``.
 Middleware, outermost first: Prometheus timing, API-key auth, per-client rate limit on
 ``/v1/*``, and the request-body cap.
 """
@@ -32,13 +33,23 @@ from deep_tree_echo.plugins.manager import PluginManager
 from deep_tree_echo.resilience import RateLimiter
 from deep_tree_echo.resilience.api import set_default_on_result
 from deep_tree_echo.server._metrics import NatsBridgeCollector, ServerCollector
+from deep_tree_echo.server._status import StatusHistory
 from deep_tree_echo.server.handlers import install_exception_handlers
 from deep_tree_echo.server.middleware import (
     APIKeyAuthMiddleware,
     BodyLimitMiddleware,
     RateLimitMiddleware,
 )
-from deep_tree_echo.server.routes import health, memories, process, replication, ws
+from deep_tree_echo.server.routes import (
+    console,
+    events,
+    health,
+    memories,
+    process,
+    replication,
+    status,
+    ws,
+)
 from deep_tree_echo.server.session_events import forward_session_events
 from deep_tree_echo.server.websocket import ConnectionManager
 
@@ -151,6 +162,8 @@ def create_app(
             await plugins.start()
             stack.push_async_callback(plugins.stop)
             app.state.plugins = plugins
+            history = StatusHistory(default_monitor)  # the console's chart
+            app.state.status_history = await stack.enter_async_context(history.running())
             yield
 
     app = FastAPI(
@@ -166,6 +179,7 @@ def create_app(
     app.state.rate_limiter = limiter
     app.state.plugins = None
     app.state.nats_bridge = None
+    app.state.status_history = None
     install_exception_handlers(app)
 
     app.include_router(health.router)
@@ -173,13 +187,18 @@ def create_app(
     app.include_router(memories.router)
     app.include_router(replication.router)
     app.include_router(ws.router)
+    app.include_router(status.router)
+    app.include_router(events.router)
+    app.include_router(console.router)
 
     # add_middleware wraps: the last one added is the outermost
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if limiter is not None:
         app.add_middleware(RateLimitMiddleware, limiter=limiter)
     if settings.api_keys:
-        public = (*PUBLIC_PATHS, "/metrics") if settings.metrics_public else PUBLIC_PATHS
+        public = (*PUBLIC_PATHS, *console.console_paths())  # the console page holds no data
+        if settings.metrics_public:
+            public = (*public, "/metrics")
         app.add_middleware(APIKeyAuthMiddleware, api_keys=settings.api_keys, public_paths=public)
     render, metrics = _setup_metrics(gw, manager)
     app.state.render_metrics = render
