@@ -177,7 +177,8 @@ class AARGateway:
                 return
             if self._closed:
                 raise NotInitializedError("a gateway cannot be initialised again after cleanup()")
-            await self.memory.initialize()
+            await self.memory.initialize()  # its own store's versions are trusted, unbounded
+            self.memory.clock.max_drift = self.settings.max_clock_drift  # peers' are not
             await self.engine.start()
             self.event_bus.register("user.input", self._on_user_input_event)
             self._purge_task = asyncio.get_running_loop().create_task(

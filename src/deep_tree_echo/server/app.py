@@ -43,6 +43,7 @@ from deep_tree_echo.server.middleware import (
     BodyLimitMiddleware,
     RateLimitMiddleware,
 )
+from deep_tree_echo.server.principals import KeyRing
 from deep_tree_echo.server.routes import health, memories, replication, ws
 from deep_tree_echo.server.websocket import ConnectionManager
 
@@ -57,6 +58,22 @@ def _rate_limiter(settings: EchoSettings) -> RateLimiter | None:
     if settings.rate_limit_requests <= 0:
         return None
     return RateLimiter(settings.rate_limit_requests, settings.rate_limit_window, name="http")
+
+
+def keyring_from(settings: EchoSettings) -> KeyRing:
+    """Every credential ``settings`` configures: client keys, the keys file, the cluster key."""
+    return KeyRing.from_settings(
+        settings.api_keys, keys_file=settings.api_keys_file, cluster_key=settings.cluster_key
+    )
+
+
+def _per_key_limiters(keyring: KeyRing) -> dict[str, RateLimiter]:
+    """A limiter for each key with its own rate limit (keys file)."""
+    return {
+        p.key_id: RateLimiter(p.rate_limit[0], p.rate_limit[1], name=f"http-key-{p.key_id}")
+        for p in keyring.principals()
+        if p.rate_limit is not None
+    }
 
 
 class _RawRequestRoute(Route):
@@ -178,6 +195,8 @@ def create_app(
         max_subscriptions=settings.ws_max_subscriptions,
     )
     limiter = _rate_limiter(settings)
+    keyring = keyring_from(settings)
+    per_key = _per_key_limiters(keyring)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -221,16 +240,17 @@ def create_app(
     app.router.routes[0:0] = _raw_request_routes(api.router)  # POST /v1/process, served
     app.include_router(api.router)  # ... and documented
     app.include_router(memories.router)
-    app.include_router(replication.router)
+    if keyring.cluster_configured:  # without a cluster key, peers have no routes at all
+        app.include_router(replication.router)
     app.include_router(ws.router)
 
     # add_middleware wraps: the last one added is the outermost
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    if limiter is not None:
-        app.add_middleware(RateLimitMiddleware, limiter=limiter)
-    if settings.api_keys:
-        public = (*PUBLIC_PATHS, "/metrics") if settings.metrics_public else PUBLIC_PATHS
-        app.add_middleware(APIKeyAuthMiddleware, api_keys=settings.api_keys, public_paths=public)
+    if limiter is not None or per_key:
+        app.add_middleware(RateLimitMiddleware, limiter=limiter, per_key=per_key)
+    public = (*PUBLIC_PATHS, "/metrics") if settings.metrics_public else PUBLIC_PATHS
+    app.add_middleware(APIKeyAuthMiddleware, keyring=keyring, public_paths=public,
+                       routes=lambda: app.router.routes)
     render, metrics = _setup_metrics(gw, manager)
     app.state.render_metrics = render
     app.state.metrics = metrics
