@@ -12,6 +12,11 @@ import re
 from deep_tree_echo.errors import InvalidInputError
 
 DEFAULT_TENANT = "default"
+#: ASGI scope key holding the tenant a request acts on (set by the auth middleware).
+TENANT_SCOPE_KEY = "dte.tenant"
+#: What an answer may draw on (``context.memory_scope``): the session's memories plus the
+#: tenant's shared ones (stored without a session; the default), or all of the tenant's.
+MEMORY_SCOPES = ("session", "tenant")
 #: Letters, digits, ``.``, ``_`` and ``-``; starting with a letter or digit; 1-64 characters.
 TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 MAX_TENANT_LENGTH = 64

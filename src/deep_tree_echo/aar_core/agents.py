@@ -12,15 +12,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from deep_tree_echo.aar_core.errors import CoreError
+from deep_tree_echo.tenants import DEFAULT_TENANT
 
 if TYPE_CHECKING:
     from deep_tree_echo.aar_core.gateway import AARGateway
+    from deep_tree_echo.aar_core.memory.tenancy import TenantMemory
     from deep_tree_echo.aar_core.sessions import Session
 
 
 @dataclass(slots=True)
 class AgentContext:
-    """What an agent gets: the input, its session (arena) and the gateway's services."""
+    """What an agent gets: the input, its session (arena) and the gateway's services.
+
+    ``memory`` is the tenant's memory (never another tenant's); ``memory_scope`` says what an
+    answer may draw on: ``"session"`` (this session's memories and the tenant's shared ones,
+    stored without a session) or ``"tenant"`` (every memory of the tenant).
+    """
 
     gateway: AARGateway
     session: Session
@@ -28,10 +35,16 @@ class AgentContext:
     content: Any
     text: str
     context: dict[str, Any]
+    tenant: str = DEFAULT_TENANT
+    memory_scope: str = "session"
 
     @property
     def session_id(self) -> str:
         return self.session.id
+
+    @property
+    def memory(self) -> TenantMemory:
+        return self.gateway.memory_for(self.tenant)
 
 
 @dataclass(slots=True)

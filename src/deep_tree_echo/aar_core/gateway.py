@@ -3,6 +3,8 @@
 ``process_cognitive_input`` validates a request, finds its session (arena) and the agent
 for its type, lets the agent answer (retrieval + engine + memory write) and returns a
 JSON-safe response. It never raises for bad input: the response says what was wrong.
+Every input acts for one tenant (``tenant=``, default ``default``): its session, its memories
+and its events belong to that tenant alone.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deep_tree_echo.aar_core.agents import Agent, AgentContext, AgentRegistry, AgentResult
 from deep_tree_echo.aar_core.echo_agent import EchoAgent
@@ -28,6 +30,10 @@ from deep_tree_echo.aar_core.memory import InMemoryStore, MemoryManager, MemoryS
 from deep_tree_echo.aar_core.sessions import SessionRegistry, Turn, validate_session_id
 from deep_tree_echo.config import EchoSettings
 from deep_tree_echo.errors import ConfigurationError, EchoError, InvalidInputError
+from deep_tree_echo.tenants import DEFAULT_TENANT, MEMORY_SCOPES, validate_tenant
+
+if TYPE_CHECKING:
+    from deep_tree_echo.aar_core.memory.tenancy import TenantMemory
 
 logger = logging.getLogger("deep_tree_echo.gateway")
 
@@ -46,6 +52,7 @@ class _Input:
     text: str
     context: dict[str, Any]
     session_id: str | None
+    memory_scope: str = "session"
 
 
 def _now_iso() -> str:
@@ -103,7 +110,13 @@ def parse_input(request: Any) -> _Input:
     session_id = context.get("session_id", request.get("session_id"))
     if session_id is not None:
         session_id = validate_session_id(session_id)
-    return _Input(input_type.strip(), content, text, context, session_id)
+    scope = context.get("memory_scope", "session")
+    if scope not in MEMORY_SCOPES:
+        raise InvalidInputError(
+            f"'memory_scope' must be one of {', '.join(MEMORY_SCOPES)}",
+            code="invalid_memory_scope",
+        )
+    return _Input(input_type.strip(), content, text, context, session_id, scope)
 
 
 class AARGateway:
@@ -225,6 +238,10 @@ class AARGateway:
     ) -> None:
         await self.cleanup()
 
+    def memory_for(self, tenant: str) -> TenantMemory:
+        """``tenant``'s memory: the manager's API bound to that tenant's namespace."""
+        return self.memory.for_tenant(tenant)
+
     def register_agent(self, agent: Agent, *, replace: bool = False) -> None:
         """Route the input types ``agent.handles`` to ``agent``."""
         self.agents.register(agent, replace=replace)
@@ -247,10 +264,16 @@ class AARGateway:
                     logger.exception("engine observer failed")
 
     # processing ----------------------------------------------------------------------------
-    async def process_cognitive_input(self, request: Any) -> dict[str, Any]:
-        """Answer one cognitive input; see the module docstring for the shapes."""
+    async def process_cognitive_input(
+        self, request: Any, *, tenant: str = DEFAULT_TENANT
+    ) -> dict[str, Any]:
+        """Answer one cognitive input for ``tenant``; see the module docstring for the shapes.
+
+        The tenant comes from the caller's credentials, never from the request itself.
+        """
         start = time.perf_counter()
         try:
+            tenant = validate_tenant(tenant)
             parsed = parse_input(request)
         except InvalidInputError as exc:
             return self._error(exc, start, None)  # never echo back what was rejected
@@ -260,16 +283,17 @@ class AARGateway:
                     NotInitializedError("the gateway has been cleaned up"), start, None
                 )
             await self.initialize()
-        session = self.sessions.get_or_create(parsed.session_id)
+        session = self.sessions.get_or_create(parsed.session_id, tenant=tenant)
         await self.event_bus.emit(
             "user.input",
             {"origin": "gateway", "session_id": session.id, "type": parsed.type,
-             "content": parsed.text, "source": parsed.context.get("external_source")},
+             "content": parsed.text, "source": parsed.context.get("external_source"),
+             "tenant": tenant},
         )
         try:
             agent = self.agents.for_type(parsed.type)
             ctx = AgentContext(self, session, parsed.type, parsed.content, parsed.text,
-                               parsed.context)
+                               parsed.context, tenant, parsed.memory_scope)
             result = await agent.handle(ctx)
             if not isinstance(result, AgentResult):
                 raise CoreError(f"agent {agent.name!r} returned {type(result).__name__}",
@@ -286,7 +310,8 @@ class AARGateway:
         await self.event_bus.emit(
             "agent.message",
             {"session_id": session.id, "agent_id": agent.name, "message": result.text,
-             "memory_id": result.memory_id, "confidence": result.confidence},
+             "memory_id": result.memory_id, "confidence": result.confidence,
+             "tenant": tenant},
         )
         response: dict[str, Any] = {
             "text": result.text,
@@ -332,6 +357,9 @@ class AARGateway:
             "context": {"session_id": session_id,
                         "external_source": data.get("source", "event")},
         }
+        tenant = data.get("tenant")
+        if not isinstance(tenant, str) or not tenant:
+            tenant = DEFAULT_TENANT
         if self._event_inputs.locked():
             logger.warning("dropping user.input event: %d already in progress", MAX_EVENT_INPUTS)
             return
@@ -339,7 +367,7 @@ class AARGateway:
 
         async def run() -> None:
             try:
-                await self.process_cognitive_input(request)
+                await self.process_cognitive_input(request, tenant=tenant)
             finally:
                 self._event_inputs.release()
 

@@ -8,12 +8,14 @@ directions to a WebSocket connection manager.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from deep_tree_echo.aar_core.events import EventBus, EventHandler
+from deep_tree_echo.tenants import DEFAULT_TENANT
 
 __all__ = ["EventDrivenIntegration", "ExternalHandler", "WebSocketIntegration", "WebSocketManager"]
 
@@ -79,19 +81,16 @@ class EventDrivenIntegration:
         """Default ``memory.update`` forwarder, so subclasses may register it without defining it.
 
         With a ``websocket_manager`` attribute, broadcasts ``{"type": "memory_update", **data}``
-        (to the event's ``session_id`` subscribers when it names one, so updates never leak to
-        other sessions); otherwise hands the data to the ``memory.update`` external handlers.
+        to the clients of the event's tenant (``default`` when it names none) and, when it names
+        a ``session_id``, only to that session's subscribers, so updates never leak to other
+        sessions or tenants; otherwise hands the data to the ``memory.update`` external handlers.
         """
         manager = getattr(self, "websocket_manager", None)
         if manager is None:
             await self.emit_to_external("memory.update", event_data)
             return
         message = self._memory_update_message(event_data)
-        session_id = _session_id(event_data)
-        if session_id is None:
-            await manager.broadcast(message)
-        else:
-            await manager.broadcast(message, session_id=session_id)
+        await broadcast_in_tenant(manager, message, event_data)
 
     def _memory_update_message(self, event_data: dict[str, Any]) -> dict[str, Any]:
         """The client message for a ``memory.update`` event: the whole event data."""
@@ -138,13 +137,14 @@ class WebSocketIntegration(EventDrivenIntegration):
         self.register_external_handler("user.message", self.process_user_message)
 
     async def forward_agent_message(self, event_data: dict[str, Any]) -> None:
-        await self.websocket_manager.broadcast(
+        await broadcast_in_tenant(
+            self.websocket_manager,
             {
                 "type": "agent_message",
                 "agent_id": event_data.get("agent_id"),
                 "message": event_data.get("message"),
             },
-            session_id=_session_id(event_data),
+            event_data,
         )
 
     def _memory_update_message(self, event_data: dict[str, Any]) -> dict[str, Any]:
@@ -166,8 +166,43 @@ class WebSocketIntegration(EventDrivenIntegration):
                 "content": content,
                 "user_id": message_data.get("user_id"),
                 "session_id": message_data.get("session_id"),
+                "tenant": _tenant(message_data),
             },
         )
+
+
+async def broadcast_in_tenant(
+    manager: Any, message: dict[str, Any], event_data: dict[str, Any]
+) -> None:
+    """Send ``message`` to the clients of the event's tenant (and session, when it names one).
+
+    A manager whose ``broadcast`` takes no ``tenant`` (the seed's) knows one audience only: it
+    gets the ``default`` tenant's events and nothing of any other tenant's.
+    """
+    session_id, tenant = _session_id(event_data), _tenant(event_data)
+    if _takes_tenant(type(manager)):
+        await manager.broadcast(message, session_id=session_id, tenant=tenant)
+    elif tenant == DEFAULT_TENANT:
+        if session_id is None:
+            await manager.broadcast(message)
+        else:
+            await manager.broadcast(message, session_id=session_id)
+
+
+@functools.cache
+def _takes_tenant(manager_type: type) -> bool:
+    """Whether the managers of this class accept ``broadcast(..., tenant=...)``."""
+    try:
+        parameters = inspect.signature(manager_type.broadcast).parameters.values()
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return any(p.name == "tenant" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def _tenant(event_data: dict[str, Any]) -> str:
+    """The tenant an event belongs to; events that name none are the ``default`` tenant's."""
+    tenant = event_data.get("tenant")
+    return tenant if isinstance(tenant, str) and tenant else DEFAULT_TENANT
 
 
 def _session_id(event_data: dict[str, Any]) -> str | None:

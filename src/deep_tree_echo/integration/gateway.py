@@ -17,11 +17,16 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from deep_tree_echo._http import error_body, retry_after_header
-from deep_tree_echo.aar_core.sessions import validate_session_id
+from deep_tree_echo.aar_core.sessions import (
+    MAX_SESSION_ID,
+    SESSION_ID_PATTERN,
+    validate_session_id,
+)
 from deep_tree_echo.config import EchoSettings
 from deep_tree_echo.errors import EchoError, InvalidInputError
 from deep_tree_echo.integration import _negotiation
 from deep_tree_echo.integration.errors import InvalidRequestError
+from deep_tree_echo.tenants import DEFAULT_TENANT, MEMORY_SCOPES, TENANT_SCOPE_KEY
 
 if TYPE_CHECKING:
     from deep_tree_echo.aar_core.gateway import AARGateway
@@ -109,7 +114,8 @@ def validate_external_request(request: Any) -> dict[str, Any]:
     """Check the external request shape; raise :class:`InvalidRequestError` naming the field.
 
     ``data`` (required) is a non-empty string or an object/list; ``message_type`` and
-    ``source`` are strings; ``session_id`` a non-empty string; ``timestamp`` a string or number.
+    ``source`` are strings; ``session_id`` a non-empty string; ``timestamp`` a string or number;
+    ``context`` an object whose ``memory_scope`` is ``"session"`` or ``"tenant"``.
     """
     if not isinstance(request, Mapping):
         raise InvalidRequestError(f"request must be an object, not {type(request).__name__}")
@@ -133,6 +139,16 @@ def validate_external_request(request: Any) -> dict[str, Any]:
             validate_session_id(session_id)
         except InvalidInputError as exc:
             raise InvalidRequestError(exc.message, field="session_id") from None
+    context = request.get("context")
+    if context is not None:
+        if not isinstance(context, Mapping):
+            raise InvalidRequestError("'context' must be an object", field="context")
+        scope = context.get("memory_scope")
+        if scope is not None and scope not in MEMORY_SCOPES:
+            raise InvalidRequestError(
+                f"'context.memory_scope' must be one of {', '.join(MEMORY_SCOPES)}",
+                field="context.memory_scope",
+            )
     timestamp = request.get("timestamp")
     if timestamp is not None and (
         isinstance(timestamp, bool) or not isinstance(timestamp, str | int | float)
@@ -183,14 +199,16 @@ class APIIntegrationGateway(IntegrationGateway):
             openapi_extra=_OPENAPI_PROCESS,
         )
 
-    async def process_external_request(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def process_external_request(
+        self, request: dict[str, Any], *, tenant: str = DEFAULT_TENANT
+    ) -> dict[str, Any]:
         # Check the external shape first so a bad request is a clear error, not a KeyError
         request = validate_external_request(request)
         # Transform external request to Echo format
         echo_request = self.transform_to_echo_format(request)
 
-        # Process through Echo system
-        result = await self.aar_gateway.process_cognitive_input(echo_request)
+        # Process through Echo system, for the caller's tenant (from its key, not the body)
+        result = await self.aar_gateway.process_cognitive_input(echo_request, tenant=tenant)
 
         # Transform Echo response to external format
         return self.transform_from_echo_format(result)
@@ -199,6 +217,8 @@ class APIIntegrationGateway(IntegrationGateway):
         """Transform external request format to Echo internal format."""
         if not isinstance(request, Mapping):
             raise InvalidRequestError(f"request must be an object, not {type(request).__name__}")
+        context = request.get("context")
+        scope = context.get("memory_scope") if isinstance(context, Mapping) else None
         return {
             "type": request.get("message_type", "text"),
             "content": request.get("data", ""),
@@ -206,6 +226,7 @@ class APIIntegrationGateway(IntegrationGateway):
                 "external_source": request.get("source", "api"),
                 "timestamp": request.get("timestamp"),
                 "session_id": request.get("session_id"),
+                "memory_scope": scope or "session",
             },
         }
 
@@ -233,10 +254,13 @@ class APIIntegrationGateway(IntegrationGateway):
             elif key == b"accept" and accept is None:
                 accept = value.decode("latin-1")
         try:
+            if request.scope.get("query_string"):
+                raise InvalidRequestError("/v1/process takes no query parameters")
             in_format = _negotiation.request_format(content_type)
             out_format = _negotiation.response_format(accept, in_format)
             external = _negotiation.decode_request(in_format, await request.body())
-            result = await self.process_external_request(external)
+            tenant = request.scope.get(TENANT_SCOPE_KEY, DEFAULT_TENANT)
+            result = await self.process_external_request(external, tenant=tenant)
         except EchoError as exc:
             return _error_response(exc)
         return Response(
@@ -268,16 +292,28 @@ def _error_response(exc: EchoError) -> JSONResponse:
     )
 
 
+_NON_BLANK = {"type": ["string", "null"], "pattern": r"\S"}
 _SCHEMA_REQUEST = {
     "type": "object",
     "required": ["data"],
     "properties": {
-        "message_type": {"type": "string", "default": "text"},
-        "data": {"oneOf": [{"type": "string"}, {"type": "object"}]},
-        "source": {"type": "string", "default": "api"},
-        "timestamp": {"type": "string"},
-        "session_id": {"type": "string"},
+        "message_type": {**_NON_BLANK, "default": "text"},
+        "data": {"oneOf": [{"type": "string", "pattern": r"\S", "maxLength": 100_000},
+                           {"type": "object"}, {"type": "array"}]},
+        "source": {**_NON_BLANK, "default": "api"},
+        "timestamp": {"type": ["string", "number", "null"]},
+        "session_id": {"type": ["string", "null"], "maxLength": MAX_SESSION_ID,
+                       "pattern": SESSION_ID_PATTERN},
+        "context": {
+            "type": ["object", "null"],
+            "properties": {"memory_scope": {"enum": [*MEMORY_SCOPES, None], "default": "session",
+                                            "description": "session: this session's memories "
+                                            "and the tenant's shared ones; tenant: all of the "
+                                            "tenant's"}},
+        },
     },
+    "example": {"message_type": "text", "data": "what is the vault code?",
+                "session_id": "demo", "context": {"memory_scope": "session"}},
 }
 _OPENAPI_PROCESS: dict[str, Any] = {
     "requestBody": {

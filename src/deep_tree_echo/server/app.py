@@ -43,6 +43,7 @@ from deep_tree_echo.server.middleware import (
     BodyLimitMiddleware,
     RateLimitMiddleware,
 )
+from deep_tree_echo.server.openapi import install_openapi
 from deep_tree_echo.server.principals import KeyRing
 from deep_tree_echo.server.routes import health, memories, replication, ws
 from deep_tree_echo.server.websocket import ConnectionManager
@@ -50,6 +51,8 @@ from deep_tree_echo.server.websocket import ConnectionManager
 logger = logging.getLogger("deep_tree_echo.server")
 
 PUBLIC_PATHS = ("/healthz", "/readyz")
+#: The API description and its viewer: public, so /docs works and can then send a key.
+DOCS_PATHS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
 
 RenderMetrics = Callable[[], tuple[bytes, str]]
 
@@ -248,9 +251,11 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if limiter is not None or per_key:
         app.add_middleware(RateLimitMiddleware, limiter=limiter, per_key=per_key)
-    public = (*PUBLIC_PATHS, "/metrics") if settings.metrics_public else PUBLIC_PATHS
+    public = (*PUBLIC_PATHS, *DOCS_PATHS, *(("/metrics",) if settings.metrics_public else ()))
     app.add_middleware(APIKeyAuthMiddleware, keyring=keyring, public_paths=public,
-                       routes=lambda: app.router.routes)
+                       app_of_routes=app)
+    install_openapi(app, keyring, limited=limiter is not None or bool(per_key),
+                    metrics_public=settings.metrics_public)
     render, metrics = _setup_metrics(gw, manager)
     app.state.render_metrics = render
     app.state.metrics = metrics

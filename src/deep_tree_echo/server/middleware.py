@@ -7,19 +7,24 @@ buffered, and WebSocket handshakes pass through the same checks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deep_tree_echo._http import retry_after_seconds
 from deep_tree_echo.server._responses import send_error
+from deep_tree_echo.server._routes import app_route_table, routes_for_path
 from deep_tree_echo.server.errors import PayloadTooLargeError
 from deep_tree_echo.server.principals import KeyRing, Principal, key_id
-from deep_tree_echo.tenants import DEFAULT_TENANT, InvalidTenantError, validate_tenant
+from deep_tree_echo.tenants import (
+    DEFAULT_TENANT,
+    TENANT_SCOPE_KEY,
+    InvalidTenantError,
+    validate_tenant,
+)
 
 __all__ = [
     "AUTH_KEY", "PRINCIPAL_KEY", "TENANT_KEY", "APIKeyAuthMiddleware", "BodyLimitMiddleware",
@@ -32,7 +37,7 @@ PRINCIPAL_KEY = "dte.principal"
 """Scope key set by :class:`APIKeyAuthMiddleware`: a stable, non-secret id of the caller's key."""
 AUTH_KEY = "dte.auth"
 """Scope key set by :class:`APIKeyAuthMiddleware`: the caller's :class:`Principal`."""
-TENANT_KEY = "dte.tenant"
+TENANT_KEY = TENANT_SCOPE_KEY
 """Scope key: the tenant the request acts on (absent without auth middleware: ``default``)."""
 
 
@@ -138,14 +143,15 @@ class APIKeyAuthMiddleware:
         api_keys: Sequence[str] = (),
         public_paths: Collection[str] = (),
         keyring: KeyRing | None = None,
-        routes: Callable[[], Sequence[BaseRoute]] | None = None,
+        app_of_routes: Any = None,
         replica_prefix: str = "/v1/replica/",
     ) -> None:
         self.app = app
         self.keyring = keyring if keyring is not None else KeyRing.from_settings(api_keys)
         self.public_paths = frozenset(public_paths)
         self.replica_prefix = replica_prefix
-        self._routes = routes
+        self._routed_app = app_of_routes  # the app whose route table labels refusals
+        self._any_key = len(self.keyring) > 0
 
     @staticmethod
     def _presented(scope: Scope) -> str | None:
@@ -180,9 +186,14 @@ class APIKeyAuthMiddleware:
                 return 401, "unauthorized", "missing or invalid cluster key"
             if principal.role != "cluster":
                 return 403, "forbidden", "replica routes accept only the cluster key"
+            named = self._named_tenant(scope)  # a peer replicates every tenant's records
+            try:
+                tenant = DEFAULT_TENANT if named is None else validate_tenant(named)
+            except InvalidTenantError as exc:
+                return 400, exc.code, exc.message
             scope[PRINCIPAL_KEY] = principal.key_id
             scope[AUTH_KEY] = principal
-            scope[TENANT_KEY] = DEFAULT_TENANT
+            scope[TENANT_KEY] = tenant
             return None
         if principal is None:
             if self.keyring.clients_configured:
@@ -207,16 +218,19 @@ class APIKeyAuthMiddleware:
 
     def _label_route(self, scope: Scope) -> None:
         """Record the route a refused request was for, so metrics count it under it."""
-        if self._routes is None or "route" in scope:
+        if self._routed_app is None or "route" in scope:
             return
-        for route in self._routes():
-            match, child = route.matches(scope)
-            if match != Match.NONE:
-                scope["route"] = child.get("route", route)
-                return
+        matching = routes_for_path(app_route_table(self._routed_app), scope["path"],
+                                   websocket=scope["type"] == "websocket")
+        if matching:
+            scope["route"] = matching[0].route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in self.public_paths:
+        if (
+            scope["type"] not in ("http", "websocket")
+            or not self._any_key  # no credential configured: one tenant, nothing to check
+            or scope["path"] in self.public_paths
+        ):
             await self.app(scope, receive, send)
             return
         refusal = self._decide(scope)
