@@ -198,8 +198,10 @@ class RacingStore(InMemoryStore):
         self.inside = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def purge(self, expected: Mapping[str, Version]) -> list[str]:
-        removed = await super().purge(expected)
+    async def purge(
+        self, expected: Mapping[str, Version], *, tenant: str = "default"
+    ) -> list[str]:
+        removed = await super().purge(expected, tenant=tenant)
         self.inside.set()
         await self.release.wait()
         return removed
@@ -213,7 +215,7 @@ async def test_a_write_racing_a_purge_is_kept() -> None:
     await m.delete_memory("x")
     clock.advance(2 * DAY)
     purge = asyncio.create_task(m.purge(DAY))
-    await store.inside.wait()  # the tombstone is gone from the store, not yet from the mirror
+    await store.inside.wait()  # the tombstone is gone, the purge call not yet returned
     await m.store_memory("x", {"content": "second"})
     store.release.set()
     assert await purge == 1
@@ -268,7 +270,9 @@ class FailingPurgeStore(InMemoryStore):
         super().__init__()
         self.attempts = 0
 
-    async def purge(self, expected: Mapping[str, Version]) -> list[str]:
+    async def purge(
+        self, expected: Mapping[str, Version], *, tenant: str = "default"
+    ) -> list[str]:
         self.attempts += 1
         raise OSError("disk on fire")
 
