@@ -2,38 +2,26 @@
 
 A tenant is the unit of isolation of the service: each API key belongs to one, and what one
 tenant stores or says is invisible to every other. With auth off, everything belongs to
-:data:`DEFAULT_TENANT`.
+:data:`DEFAULT_TENANT`. The name rule is the memory stores' (``aar_core.memory.tenancy``);
+this module adds what the service layer needs around it.
 """
 
 from __future__ import annotations
 
-import re
+from deep_tree_echo.aar_core.errors import InvalidTenantError
+from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
+from deep_tree_echo.aar_core.memory.tenancy import validate_tenant
 
-from deep_tree_echo.errors import InvalidInputError
+__all__ = [
+    "DEFAULT_TENANT", "MAX_TENANT_LENGTH", "MEMORY_SCOPES", "TENANT_PATTERN",
+    "TENANT_SCOPE_KEY", "InvalidTenantError", "validate_tenant",
+]
 
-DEFAULT_TENANT = "default"
 #: ASGI scope key holding the tenant a request acts on (set by the auth middleware).
 TENANT_SCOPE_KEY = "dte.tenant"
 #: What an answer may draw on (``context.memory_scope``): the session's memories plus the
 #: tenant's shared ones (stored without a session; the default), or all of the tenant's.
 MEMORY_SCOPES = ("session", "tenant")
-#: Letters, digits, ``.``, ``_`` and ``-``; starting with a letter or digit; 1-64 characters.
-TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+#: The tenant name rule as an anchored JSON-schema pattern (for the OpenAPI document).
+TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 MAX_TENANT_LENGTH = 64
-_TENANT_RE = re.compile(TENANT_PATTERN)
-
-
-class InvalidTenantError(InvalidInputError):
-    """A tenant name does not match :data:`TENANT_PATTERN`."""
-
-    code = "invalid_tenant"
-
-
-def validate_tenant(value: object) -> str:
-    """Return ``value`` if it is a valid tenant name, else raise :class:`InvalidTenantError`."""
-    if not isinstance(value, str) or _TENANT_RE.fullmatch(value) is None:
-        raise InvalidTenantError(
-            f"tenant must match {TENANT_PATTERN} (letters, digits, '.', '_', '-'; at most "
-            f"{MAX_TENANT_LENGTH} characters), got {value!r}"[:300]
-        )
-    return value

@@ -45,7 +45,13 @@ async def client(
     if request.param == "sqlite":
         overrides |= {"test_mode": False, "data_dir": tmp_path / "data"}
     if request.param == "redis":
-        overrides["redis_url"] = request.getfixturevalue("redis_url")
+        import redis.asyncio as aioredis
+
+        url = request.getfixturevalue("redis_server_url")
+        flush = aioredis.from_url(url)
+        await flush.flushall()  # a clean store for this test
+        await flush.aclose()
+        overrides["redis_url"] = url
     keys_file = tmp_path / "keys.toml"
     append_key(keys_file, ADMIN, tenant="ops", role="admin")
     overrides["api_keys_file"] = keys_file
@@ -124,8 +130,8 @@ async def test_process_answers_only_from_the_tenant_and_the_session(
         assert "4711" not in (await ask(c, GLOBEX, "what is the door code?", "x"))["text"]
         r = await c.post("/v1/process", headers=auth(ACME), json={
             "data": "hi", "context": {"memory_scope": "everything"}})
-        assert r.status_code == 400
-        assert r.json()["error"]["details"]["field"] == "context.memory_scope"
+        assert r.status_code == 422  # an invalid external request, like any malformed field
+        assert "memory_scope" in r.json()["error"]["message"]
 
 
 async def recv(ws: ClientConnection) -> dict[str, Any]:

@@ -8,7 +8,6 @@ directions to a WebSocket connection manager.
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -189,14 +188,21 @@ async def broadcast_in_tenant(
             await manager.broadcast(message, session_id=session_id)
 
 
-@functools.cache
+_TAKES_TENANT: dict[type, bool] = {}
+
+
 def _takes_tenant(manager_type: type) -> bool:
-    """Whether the managers of this class accept ``broadcast(..., tenant=...)``."""
-    try:
-        parameters = inspect.signature(manager_type.broadcast).parameters.values()
-    except (AttributeError, TypeError, ValueError):
-        return False
-    return any(p.name == "tenant" or p.kind is p.VAR_KEYWORD for p in parameters)
+    """Whether the managers of this class accept ``broadcast(..., tenant=...)`` (cached)."""
+    known = _TAKES_TENANT.get(manager_type)
+    if known is None:
+        try:
+            method = getattr(manager_type, "broadcast")  # noqa: B009 - any class will do
+            parameters = inspect.signature(method).parameters.values()
+            known = any(p.name == "tenant" or p.kind is p.VAR_KEYWORD for p in parameters)
+        except (AttributeError, TypeError, ValueError):
+            known = False
+        _TAKES_TENANT[manager_type] = known
+    return known
 
 
 def _tenant(event_data: dict[str, Any]) -> str:

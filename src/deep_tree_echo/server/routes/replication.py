@@ -71,6 +71,9 @@ async def put_record(memory_id: MemoryId, request: Request, memory: Memory) -> d
     body = _negotiation.decode_json(await request.body(), what="request body is not valid JSON")
     if isinstance(body, dict):
         body.setdefault("id", memory_id)  # the path names the record
+        count = body.get("access_count")
+        if isinstance(count, float) and count.is_integer():  # JSON: 3.0 is the integer 3
+            body["access_count"] = int(count)
     record = parse_record(body)
     if record.id != memory_id:
         raise DecodeError(
