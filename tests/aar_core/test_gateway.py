@@ -193,7 +193,9 @@ async def test_redis_store_is_shared_between_gateways(redis_url: str) -> None:
             assert second.node_id != first.node_id
             memories = await second.memory.get_all_memories()
             assert any(m["content"] == "the vault code is 7741" for m in memories.values())
-            answer = await second.process_cognitive_input(ask("what is the vault code?", "s2"))
+            question = ask("what is the vault code?", "s2")  # another session: ask the tenant
+            question["context"]["memory_scope"] = "tenant"
+            answer = await second.process_cognitive_input(question)
             assert answer["status"] == "success"
             assert "7741" in answer["cognitive_response"]["text"]
 

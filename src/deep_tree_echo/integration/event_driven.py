@@ -159,15 +159,14 @@ class WebSocketIntegration(EventDrivenIntegration):
         content = message_data.get("message")
         if content is None:
             content = message_data.get("content")
-        await self.emit_to_echo(
-            "user.input",
-            {
-                "content": content,
-                "user_id": message_data.get("user_id"),
-                "session_id": message_data.get("session_id"),
-                "tenant": _tenant(message_data),
-            },
-        )
+        event = {
+            "content": content,
+            "user_id": message_data.get("user_id"),
+            "session_id": message_data.get("session_id"),
+        }
+        if message_data.get("tenant") is not None:  # absent: the default tenant's
+            event["tenant"] = _tenant(message_data)
+        await self.emit_to_echo("user.input", event)
 
 
 async def broadcast_in_tenant(

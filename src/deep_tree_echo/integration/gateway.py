@@ -217,18 +217,19 @@ class APIIntegrationGateway(IntegrationGateway):
         """Transform external request format to Echo internal format."""
         if not isinstance(request, Mapping):
             raise InvalidRequestError(f"request must be an object, not {type(request).__name__}")
-        context = request.get("context")
-        scope = context.get("memory_scope") if isinstance(context, Mapping) else None
-        return {
+        echo: dict[str, Any] = {
             "type": request.get("message_type", "text"),
             "content": request.get("data", ""),
             "context": {
                 "external_source": request.get("source", "api"),
                 "timestamp": request.get("timestamp"),
                 "session_id": request.get("session_id"),
-                "memory_scope": scope or "session",
             },
         }
+        context = request.get("context")
+        if isinstance(context, Mapping) and context.get("memory_scope") is not None:
+            echo["context"]["memory_scope"] = context["memory_scope"]
+        return echo
 
     def transform_from_echo_format(self, echo_response: dict[str, Any]) -> dict[str, Any]:
         """Transform Echo response to external format (plus ``error`` when it failed)."""
