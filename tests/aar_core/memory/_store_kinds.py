@@ -9,7 +9,7 @@ import pytest
 from deep_tree_echo.aar_core.memory import InMemoryStore, MemoryStore, RedisStore, SQLiteStore
 
 #: Store kinds several processes (here: several managers) can share.
-SHARED_KINDS = ["sqlite", "redis"]
+SHARED_KINDS = ["sqlite", "redis", "postgres"]
 ALL_KINDS = ["memory", *SHARED_KINDS]
 
 

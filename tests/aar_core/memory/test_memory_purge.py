@@ -16,6 +16,7 @@ from deep_tree_echo.aar_core.memory import (
     MemoryManager,
     MemoryRecord,
     MemoryStore,
+    PostgresStore,
     RedisStore,
     SQLiteStore,
     Version,
@@ -36,7 +37,7 @@ def rec(memory_id: str, wall: int, *, deleted: bool = False) -> MemoryRecord:
     )
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> type[MemoryStore] | Path | str:
     """What ``_new_store`` builds a store from: a class, an SQLite path or a real Redis URL.
 
@@ -46,13 +47,16 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> type[MemorySto
         return InMemoryStore
     if request.param == "sqlite":
         return tmp_path / "m.db"
-    url: str = request.getfixturevalue("redis_url")
+    server = "postgres_db" if request.param == "postgres" else "redis_url"
+    url: str = request.getfixturevalue(server)
     return url
 
 
 def _new_store(kind: type[MemoryStore] | Path | str) -> MemoryStore:
     if isinstance(kind, Path):
         return SQLiteStore(kind)
+    if isinstance(kind, str) and kind.startswith("postgresql"):
+        return PostgresStore(kind)
     if isinstance(kind, str):
         return RedisStore(kind)
     return kind()
