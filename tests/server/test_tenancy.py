@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,28 @@ def auth(key: str, **extra: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}", **extra}
 
 
-STORES = ["memory", "sqlite", "redis"]
+STORES = ["memory", "sqlite", "redis", "postgres"]
+
+
+@asynccontextmanager
+async def fresh_database(server_url: str) -> AsyncIterator[str]:
+    """A new, empty database on the real PostgreSQL server, dropped afterwards."""
+    import asyncpg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield server_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 @pytest.fixture(params=STORES)
@@ -55,8 +78,12 @@ async def client(
     keys_file = tmp_path / "keys.toml"
     append_key(keys_file, ADMIN, tenant="ops", role="admin")
     overrides["api_keys_file"] = keys_file
-    async with running_app(create_app(make_settings(**overrides))) as c:
-        yield c
+    async with AsyncExitStack() as stack:
+        if request.param == "postgres":
+            server = request.getfixturevalue("postgres_url")
+            overrides["database_url"] = await stack.enter_async_context(fresh_database(server))
+            overrides["database_pool_size"] = 2
+        yield await stack.enter_async_context(running_app(create_app(make_settings(**overrides))))
 
 
 async def test_two_tenants_use_the_same_ids_without_seeing_each_other(
