@@ -21,7 +21,7 @@ SRC = Path(deep_tree_echo.__file__).resolve().parent
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"", "_events", "_http", "_json", "_lazy", "_redis", "config", "errors", "proto"}),
     frozenset({"resilience"}),
-    frozenset({"aar_core"}),
+    frozenset({"aar_core", "tenants"}),
     frozenset({"observability"}),
     frozenset({"plugins"}),
     frozenset({"server"}),

@@ -47,7 +47,19 @@ class EchoSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     data_dir: Path | None = None
-    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="client keys, comma-separated `tenant:key` or `key`"
+    )
+    api_keys_file: Path | None = Field(
+        None, description="TOML file of hashed keys with tenant, role and rate limit"
+    )
+    cluster_key: str | None = Field(
+        None, description="credential of peer nodes on /v1/replica (absent: no replica routes)"
+    )
+    max_clock_drift: float | None = Field(
+        60.0, gt=0, allow_inf_nan=False,
+        description="seconds a peer's version may be ahead of the local clock (None: unbounded)",
+    )
     max_body_bytes: int = Field(1024 * 1024, gt=0)
     rate_limit_requests: int = Field(600, ge=0, description="per client per window; 0 disables")
     rate_limit_window: float = Field(60.0, gt=0)

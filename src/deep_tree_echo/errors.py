@@ -11,6 +11,8 @@ a class with two parents is shown under both)::
     + InvalidInputError                     errors                 400  (also ValueError)
     |   + InvalidSessionIdError             aar_core.errors        400
     |   + InvalidMemoryError                aar_core.errors        400
+    |   |   + InvalidTenantError                                   400
+    |   |   + ClockDriftError                                      400
     |   + DecodeError                       integration.errors     400
     |   + InvalidRequestError               integration.errors     422
     |   + AdapterError                      integration.errors     422

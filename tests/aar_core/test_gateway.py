@@ -195,7 +195,9 @@ async def test_redis_store_is_shared_between_gateways(redis_url: str) -> None:
             assert second.node_id != first.node_id
             memories = await second.memory.get_all_memories()
             assert any(m["content"] == "the vault code is 7741" for m in memories.values())
-            answer = await second.process_cognitive_input(ask("what is the vault code?", "s2"))
+            question = ask("what is the vault code?", "s2")  # another session: ask the tenant
+            question["context"]["memory_scope"] = "tenant"
+            answer = await second.process_cognitive_input(question)
             assert answer["status"] == "success"
             assert "7741" in answer["cognitive_response"]["text"]
 
@@ -215,7 +217,9 @@ async def test_postgres_store_is_shared_between_gateways(postgres_db: str) -> No
     async with AARGateway(config) as first, AARGateway(config) as second:
         assert first.memory.store.kind == "postgres"
         await first.process_cognitive_input(ask("the vault code is 7741"))
-        answer = await second.process_cognitive_input(ask("what is the vault code?", "s2"))
+        question = ask("what is the vault code?", "s2")  # another session: ask the tenant
+        question["context"]["memory_scope"] = "tenant"
+        answer = await second.process_cognitive_input(question)
         assert "7741" in answer["cognitive_response"]["text"]
         await second.memory.store_memory("fact", {"content": "the lab opens at nine"})
         assert [hit.id for hit in await first.memory.search("lab opens")] == ["fact"]

@@ -16,14 +16,16 @@ from deep_tree_echo.aar_core.memory import DistributedMemoryCoordinator, MemoryM
 from deep_tree_echo.integration import DistributedMemoryIntegration
 from deep_tree_echo.testing.live_server import EchoServer
 
-KEY = "cluster-secret"
+KEY = "client-secret"
+CLUSTER_KEY = "cluster-secret"
 
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[EchoServer]]:
     """Three nodes shared by this module's tests; the last test kills one of them."""
     tmp_path = tmp_path_factory.mktemp("cluster")
-    env = {**os.environ, "DTE_API_KEYS": KEY, "DTE_RATE_LIMIT_REQUESTS": "0"}
+    env = {**os.environ, "DTE_API_KEYS": KEY, "DTE_CLUSTER_KEY": CLUSTER_KEY,
+           "DTE_RATE_LIMIT_REQUESTS": "0"}
     servers = [EchoServer(tmp_path / f"node{i}", env=env) for i in range(3)]
     try:
         for server in servers:
@@ -52,7 +54,8 @@ async def test_nodes_refuse_unauthenticated_replication(nodes: list[EchoServer])
 async def test_replicas_survive_a_killed_node(nodes: list[EchoServer]) -> None:
     urls = [n.url for n in nodes]
     by_url = {n.url: n for n in nodes}
-    dist = DistributedMemoryIntegration(urls, replication_factor=2, api_key=KEY)
+    dist = DistributedMemoryIntegration(urls, replication_factor=2, api_key=KEY,
+                                        cluster_key=CLUSTER_KEY)
     try:
         assert await dist.store_distributed_memory("fact-1", {"content": "vault code 7741"})
         targets = dist.coordinator.select_nodes("fact-1", 2)
@@ -63,7 +66,8 @@ async def test_replicas_survive_a_killed_node(nodes: list[EchoServer]) -> None:
         # Crash the first replica; a fresh node (empty local store) still finds the memory.
         by_url[targets[0]].kill()
         reader = DistributedMemoryIntegration(urls, local_manager=MemoryManager(),
-                                              replication_factor=2, api_key=KEY)
+                                              replication_factor=2, api_key=KEY,
+                                              cluster_key=CLUSTER_KEY)
         try:
             assert await reader.retrieve_distributed_memory("fact-1") == {
                 "content": "vault code 7741"
@@ -74,7 +78,8 @@ async def test_replicas_survive_a_killed_node(nodes: list[EchoServer]) -> None:
 
         # A write whose replica set includes the dead node misses a full quorum.
         strict = DistributedMemoryIntegration(urls, replication_factor=2, write_quorum=3,
-                                              api_key=KEY)
+                                              api_key=KEY,
+                                              cluster_key=CLUSTER_KEY)
         try:
             memory_id = next(f"m{i}" for i in range(1000)
                              if targets[0] in strict.coordinator.select_nodes(f"m{i}", 2))

@@ -22,13 +22,16 @@ from deep_tree_echo.integration import DistributedMemoryIntegration
 from deep_tree_echo.testing.live_server import EchoServer
 
 KEY = "replica-secret"
-AUTH = {"Authorization": f"Bearer {KEY}"}
+CLUSTER_KEY = "cluster-" + "c" * 32
+AUTH = {"Authorization": f"Bearer {CLUSTER_KEY}"}
+CLIENT = {"Authorization": f"Bearer {KEY}"}
 
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     tmp_path = tmp_path_factory.mktemp("replication")
-    env = {**os.environ, "DTE_API_KEYS": KEY, "DTE_RATE_LIMIT_REQUESTS": "0"}
+    env = {**os.environ, "DTE_API_KEYS": KEY, "DTE_CLUSTER_KEY": CLUSTER_KEY,
+           "DTE_RATE_LIMIT_REQUESTS": "0"}
     servers = [EchoServer(tmp_path / f"node{i}", env=env) for i in range(3)]
     try:
         for server in servers:
@@ -47,7 +50,8 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 def integration(nodes: list[str], replication_factor: int = 2) -> DistributedMemoryIntegration:
     """A fresh integration: its local manager knows nothing yet."""
-    return DistributedMemoryIntegration(nodes, replication_factor=replication_factor, api_key=KEY)
+    return DistributedMemoryIntegration(nodes, replication_factor=replication_factor, api_key=KEY,
+                                        cluster_key=CLUSTER_KEY)
 
 
 async def replica(http: httpx.AsyncClient, node: str, memory_id: str) -> dict[str, Any] | None:
@@ -155,7 +159,7 @@ async def test_delete_propagates_a_tombstone(nodes: list[str], http: httpx.Async
             assert held is not None
             assert held["deleted"] is True
             assert held["version"] == tombstone.version.to_str()
-            public = await http.get(f"{node}/v1/memories/{memory_id}", headers=AUTH)
+            public = await http.get(f"{node}/v1/memories/{memory_id}", headers=CLIENT)
             assert public.status_code == 404
 
         assert await reader.retrieve_distributed_memory(memory_id) is None
@@ -204,13 +208,23 @@ async def test_unauthenticated_replica_writes_are_refused(
     assert r.status_code == 401
     r = await http.get(f"{nodes[0]}/v1/replica/records/intruder")
     assert r.status_code == 401
-    coordinator = DistributedMemoryCoordinator(nodes)  # no API key
+    # a client key is not a peer's credential
+    r = await http.put(f"{nodes[0]}/v1/replica/records/intruder", json=record.to_dict(),
+                       headers={"Authorization": f"Bearer {KEY}"})
+    assert r.status_code == 403
+    coordinator = DistributedMemoryCoordinator(nodes)  # no cluster key
+    # a client key where the cluster key belongs
+    client_only = DistributedMemoryCoordinator(nodes, cluster_key=KEY)
     try:
         with pytest.raises(ReplicationError) as info:
             await coordinator.replicate_record(nodes[0], record)
         assert info.value.details["status"] == 401
+        with pytest.raises(ReplicationError) as info:
+            await client_only.replicate_record(nodes[0], record)
+        assert info.value.details["status"] == 403
     finally:
         await coordinator.aclose()
+        await client_only.aclose()
     assert await replica(http, nodes[0], "intruder") is None
 
 

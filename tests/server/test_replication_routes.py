@@ -1,8 +1,14 @@
-"""``/v1/replica/records``: version-preserving record exchange between nodes (in-process app)."""
+"""``/v1/replica/records``: version-preserving record exchange between nodes (in-process app).
+
+Every request under ``/v1/replica`` carries the cluster key (a request hook adds it), the
+other routes go without credentials (auth off for clients).
+"""
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -12,7 +18,21 @@ from _server_helpers import AppClient
 from deep_tree_echo.aar_core.memory import MemoryRecord, Version
 
 KEY = "k-" + "r" * 30
+CLUSTER_KEY = "cluster-" + "c" * 30
+PEER = {"Authorization": f"Bearer {CLUSTER_KEY}"}
 URL = "/v1/replica/records"
+
+
+async def _as_peer(request: httpx.Request) -> None:
+    if request.url.path.startswith("/v1/replica/") and "authorization" not in request.headers:
+        request.headers["Authorization"] = PEER["Authorization"]
+
+
+@pytest.fixture
+async def client(app_client: AppClient) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(cluster_key=CLUSTER_KEY) as c:
+        c.event_hooks["request"].append(_as_peer)
+        yield c
 
 
 def record(memory_id: str, version: Version, **changes: Any) -> dict[str, Any]:
@@ -55,7 +75,7 @@ async def test_local_writes_after_a_replicated_version_are_newer(
     client: httpx.AsyncClient,
 ) -> None:
     """apply_remote folds the version into the node's clock: its next stamp is newer."""
-    future = Version(4_000_000_000_000, 7, "peer-fast")
+    future = Version(int((time.time() + 30) * 1000), 7, "peer-fast")  # within the drift bound
     assert (await client.put(f"{URL}/m2", json=record("m2", future))).json()["applied"]
     r = await client.put("/v1/memories/m2", json={"content": "local edit"})
     assert Version.parse(r.json()["version"]) > future
@@ -153,24 +173,69 @@ async def test_data_that_breaks_the_memory_rules_is_400(client: httpx.AsyncClien
     assert r.json()["error"]["code"] == "invalid_memory"
 
 
-async def test_replica_routes_need_the_api_key(app_client: AppClient) -> None:
-    async with app_client(api_keys=KEY) as c:
+async def test_replica_routes_accept_only_the_cluster_key(app_client: AppClient) -> None:
+    async with app_client(api_keys=f"{KEY},acme:admin-{KEY}", cluster_key=CLUSTER_KEY) as c:
         r = await c.put(f"{URL}/bad", json=GOOD)
         assert r.status_code == 401
         assert r.json()["error"]["code"] == "unauthorized"
         assert (await c.get(f"{URL}/bad")).status_code == 401
-        good = {"Authorization": f"Bearer {KEY}"}
-        assert (await c.get(f"{URL}/bad", headers=good)).status_code == 404  # nothing stored
-        assert (await c.put(f"{URL}/bad", json=GOOD, headers=good)).json()["applied"] is True
-        assert (await c.get(f"{URL}/bad", headers=good)).json() == GOOD
+        client_key = {"Authorization": f"Bearer {KEY}"}
+        r = await c.put(f"{URL}/bad", json=GOOD, headers=client_key)
+        assert r.status_code == 403
+        assert r.json()["error"]["code"] == "forbidden"
+        assert (await c.get(f"{URL}/bad", headers=client_key)).status_code == 403
+        for wrong in (f"Basic {CLUSTER_KEY}", f"Bearer {CLUSTER_KEY[:-1]}", "Bearer "):
+            r = await c.get(f"{URL}/bad", headers={"Authorization": wrong})
+            assert r.status_code == 401, wrong
+        assert (await c.get(f"{URL}/bad", headers=PEER)).status_code == 404  # nothing stored
+        assert (await c.put(f"{URL}/bad", json=GOOD, headers=PEER)).json()["applied"] is True
+        assert (await c.get(f"{URL}/bad", headers=PEER)).json() == GOOD
+        # ... and the cluster key is not a client key
+        assert (await c.get("/v1/memories/bad", headers=PEER)).status_code == 403
+        assert (await c.get("/v1/memories/bad", headers=client_key)).status_code == 200
+
+
+async def test_replica_routes_are_absent_without_a_cluster_key(app_client: AppClient) -> None:
+    async with app_client(api_keys=KEY) as c:
+        auth = {"Authorization": f"Bearer {KEY}"}
+        assert (await c.put(f"{URL}/bad", json=GOOD, headers=auth)).status_code == 404
+        assert (await c.get(f"{URL}/bad", headers=auth)).status_code == 404
+        paths = (await c.get("/openapi.json", headers=auth)).json()["paths"]
+        assert not any(p.startswith("/v1/replica") for p in paths)
+
+
+async def test_a_version_too_far_ahead_is_refused_and_leaves_the_clock(
+    app_client: AppClient,
+) -> None:
+    async with app_client(cluster_key=CLUSTER_KEY, max_clock_drift=60) as c:
+        gateway = c._transport.app.state.gateway  # type: ignore[attr-defined]
+        before = gateway.memory.clock.peek()
+        poison = {**record("future", Version(1_700_000_000_000, 0, "node-z")),
+                  "version": "9999999999999999-00000-node-z"}
+        r = await c.put(f"{URL}/future", json=poison, headers=PEER)
+        assert r.status_code == 400
+        error = r.json()["error"]
+        assert error["code"] == "clock_drift"
+        assert "ahead of this node's clock" in error["message"] and "60 s" in error["message"]
+        assert gateway.memory.clock.peek() == before
+        assert (await c.get(f"{URL}/future", headers=PEER)).status_code == 404
+        # 90 s ahead is refused with the default bound; 30 s ahead is fine
+        ahead = Version(int((time.time() + 90) * 1000), 0, "node-z")
+        r = await c.put(f"{URL}/soon", json=record("soon", ahead), headers=PEER)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "clock_drift"
+        near = Version(int((time.time() + 30) * 1000), 0, "node-z")
+        r = await c.put(f"{URL}/soon", json=record("soon", near), headers=PEER)
+        assert r.status_code == 200 and r.json()["applied"] is True
+        local = (await c.put("/v1/memories/after", json={"content": "x"})).json()["version"]
+        assert Version.parse(local).wall_ms < int((time.time() + 60) * 1000)
 
 
 async def test_replica_bodies_are_capped(app_client: AppClient) -> None:
-    async with app_client(max_body_bytes=1000) as c:
+    async with app_client(max_body_bytes=1000, cluster_key=CLUSTER_KEY) as c:
         big = {**GOOD, "data": {"content": "x" * 2000}}
-        r = await c.put(f"{URL}/bad", json=big)
+        r = await c.put(f"{URL}/bad", json=big, headers=PEER)
         assert r.status_code == 413
-        assert (await c.get(f"{URL}/bad")).status_code == 404
+        assert (await c.get(f"{URL}/bad", headers=PEER)).status_code == 404
 
 
 async def test_openapi_documents_the_replica_routes(client: httpx.AsyncClient) -> None:

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from deep_tree_echo.aar_core.errors import CoreError
+from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
 
 if TYPE_CHECKING:
     from deep_tree_echo.aar_core.engines.base import EngineAnswer, EngineQuery
-    from deep_tree_echo.aar_core.memory import MemoryManager
+    from deep_tree_echo.aar_core.memory.tenancy import TenantMemory
     from deep_tree_echo.aar_core.sessions import Session
     from deep_tree_echo.config import EchoSettings
 
@@ -28,7 +29,10 @@ EngineCall = Callable[["EngineQuery"], Awaitable["EngineAnswer"]]
 class AgentContext:
     """What an agent gets: the input, its session (arena) and the services it may use.
 
-    Services, not their owner: the memory, the settings and a call to the engine.
+    Services, not their owner: the tenant's memory (never another tenant's), the settings and
+    a call to the engine. ``memory_scope`` says what an answer may draw on: ``"session"`` (this
+    session's memories and the tenant's shared ones, stored without a session) or ``"tenant"``
+    (every memory of the tenant).
     """
 
     session: Session
@@ -36,9 +40,11 @@ class AgentContext:
     content: Any
     text: str
     context: dict[str, Any]
-    memory: MemoryManager
+    memory: TenantMemory
     settings: EchoSettings
     call_engine: EngineCall
+    tenant: str = DEFAULT_TENANT
+    memory_scope: str = "session"
 
     @property
     def session_id(self) -> str:

@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
+from deep_tree_echo.aar_core.memory.tenancy import validate_tenant
 from deep_tree_echo.aar_core.sessions import validate_session_id
 from deep_tree_echo.errors import EchoError, InvalidInputError
 
 __all__ = [
     "MAX_TEXT_CHARS",
+    "MEMORY_SCOPES",
     "CognitiveInput",
     "CognitiveResult",
     "build_input",
@@ -28,18 +31,24 @@ __all__ = [
 
 #: Longest accepted input text (characters).
 MAX_TEXT_CHARS = 100_000
+#: What an answer may draw on (``context.memory_scope``): the session's memories plus the
+#: tenant's shared ones (stored without a session; the default), or all of the tenant's.
+MEMORY_SCOPES = ("session", "tenant")
 
 
 @dataclass(frozen=True, slots=True)
 class CognitiveInput:
     """One validated input: its ``type``, ``content`` (text or structure), the ``text`` the
-    agents read, a JSON-safe ``context`` and the session (arena) it belongs to, if named."""
+    agents read, a JSON-safe ``context``, the session (arena) it belongs to, if named, the
+    tenant it acts for (from the caller's credentials) and the ``memory_scope`` of its answer."""
 
     type: str
     content: Any
     text: str
     context: dict[str, Any]
     session_id: str | None
+    tenant: str = DEFAULT_TENANT
+    memory_scope: str = "session"
 
     def as_request(self, *, context_key: str = "context") -> dict[str, Any]:
         """The seed's dict shape of this input (adapters name the context ``metadata``)."""
@@ -111,11 +120,14 @@ def build_input(
     type: Any = "text",
     context: Any = None,
     session_id: Any = None,
+    tenant: str = DEFAULT_TENANT,
 ) -> CognitiveInput:
     """Validate one input; raise :class:`InvalidInputError` naming the problem.
 
     ``session_id`` defaults to ``context["session_id"]``; it is checked here and nowhere else.
+    ``tenant`` comes from the caller's credentials, never from the input itself.
     """
+    tenant = validate_tenant(tenant)
     input_type = "text" if type is None else type
     if not isinstance(input_type, str) or not input_type.strip():
         raise InvalidInputError("'type' must be a non-empty string", code="invalid_type")
@@ -145,10 +157,18 @@ def build_input(
         session_id = context.get("session_id")
     if session_id is not None:
         session_id = validate_session_id(session_id)
-    return CognitiveInput(input_type.strip(), content, text, context, session_id)
+    scope = context.get("memory_scope", "session")
+    if scope not in MEMORY_SCOPES:
+        raise InvalidInputError(
+            f"'memory_scope' must be one of {', '.join(MEMORY_SCOPES)}",
+            code="invalid_memory_scope",
+        )
+    return CognitiveInput(
+        input_type.strip(), content, text, context, session_id, tenant, scope
+    )
 
 
-def input_from_request(request: Any) -> CognitiveInput:
+def input_from_request(request: Any, *, tenant: str = DEFAULT_TENANT) -> CognitiveInput:
     """Read the seed's request dict: ``{"type", "content", "context"}``.
 
     The seed's adapters call the context ``metadata``: both names are accepted. A top-level
@@ -172,6 +192,7 @@ def input_from_request(request: Any) -> CognitiveInput:
         type=request.get("type", "text"),
         context=context,
         session_id=session_id,
+        tenant=tenant,
     )
 
 

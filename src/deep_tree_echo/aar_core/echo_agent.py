@@ -3,6 +3,8 @@
 It retrieves the memories most relevant to the input, asks the engine for an answer, then
 stores the input as an episodic memory whose ``relations`` record the session (arena), the
 agent and the memories used — the agent-arena-relation triple on the record itself.
+Retrieval stays inside the caller's tenant and, by default, inside the session plus the
+tenant's shared memories (those stored without a session); ``memory_scope="tenant"`` widens it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,31 @@ from typing import Any
 from deep_tree_echo.aar_core.agents import Agent, AgentContext, AgentResult
 from deep_tree_echo.aar_core.engines._text import is_question
 from deep_tree_echo.aar_core.engines.base import EngineQuery
+from deep_tree_echo.aar_core.memory.ranking import SearchResult
+
+
+def _session_of(data: dict[str, Any]) -> Any:
+    session = data.get("session_id")
+    if session is None and isinstance(data.get("context"), dict):
+        session = data["context"].get("session_id")
+    return session
+
+
+async def recall(ctx: AgentContext, query: str, limit: int) -> list[SearchResult]:
+    """The memories an answer in ``ctx`` may use, best first (see the module docstring).
+
+    Session scope asks the store twice: the session's own memories (an exact filter on
+    ``session_id``), and the tenant's best matches from which those of any session are
+    dropped (the shared ones); the two lists are merged by score.
+    """
+    memory = ctx.memory
+    if ctx.memory_scope == "tenant":
+        return await memory.search(query, limit)
+    own = await memory.search(query, limit, session_id=ctx.session_id)
+    pool = await memory.search(query, max(limit * 10, 100))
+    shared = [r for r in pool if _session_of(r.data) is None]
+    merged = sorted([*own, *shared], key=lambda r: r.score, reverse=True)
+    return merged[:limit]
 
 
 def memory_content(data: dict[str, Any]) -> str:
@@ -32,7 +59,7 @@ class EchoAgent(Agent):
     async def handle(self, ctx: AgentContext) -> AgentResult:
         question = is_question(ctx.text)
         limit = ctx.settings.memories_per_answer
-        results = await ctx.memory.search(ctx.text, limit=limit * 2)
+        results = await recall(ctx, ctx.text, limit * 2)
         memories: list[dict[str, Any]] = []
         for r in results:
             if r.data.get("is_question"):

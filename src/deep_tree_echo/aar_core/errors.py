@@ -60,3 +60,10 @@ class ReplicationError(CoreError):
     """Copying a memory to (or reading it from) another node failed: transport error or non-2xx."""
 
     code = "replication_error"
+
+
+class ClockDriftError(InvalidMemoryError):
+    """A version from another node is further ahead of this node's clock than
+    ``max_clock_drift`` allows: accepting it would pin the clock in the future."""
+
+    code = "clock_drift"

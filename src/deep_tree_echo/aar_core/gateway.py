@@ -4,6 +4,8 @@
 for its type, lets the agent answer (retrieval + engine + memory write) and raises an
 :class:`EchoError` when it cannot. ``process_cognitive_input`` is the seed's dict API over it:
 it never raises for bad input, the response says what was wrong.
+Every input acts for one tenant (``CognitiveInput.tenant``, default ``default``): its session,
+its memories and its events belong to that tenant alone.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deep_tree_echo.aar_core.agents import Agent, AgentContext, AgentRegistry, AgentResult
 from deep_tree_echo.aar_core.cognitive import (
@@ -32,9 +34,13 @@ from deep_tree_echo.aar_core.engines.base import EngineAnswer, EngineQuery
 from deep_tree_echo.aar_core.errors import CoreError, NotInitializedError
 from deep_tree_echo.aar_core.events import EventBus
 from deep_tree_echo.aar_core.memory import InMemoryStore, MemoryManager, MemoryStore, SQLiteStore
+from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
 from deep_tree_echo.aar_core.sessions import Session, SessionRegistry, Turn
 from deep_tree_echo.config import EchoSettings
 from deep_tree_echo.errors import ConfigurationError, EchoError, InvalidInputError
+
+if TYPE_CHECKING:
+    from deep_tree_echo.aar_core.memory.tenancy import TenantMemory
 
 __all__ = ["MAX_TEXT_CHARS", "AARGateway", "CognitiveInput", "CognitiveResult"]
 
@@ -129,7 +135,8 @@ class AARGateway:
                 return
             if self._closed:
                 raise NotInitializedError("a gateway cannot be initialised again after cleanup()")
-            await self.memory.initialize()
+            await self.memory.initialize()  # its own store's versions are trusted, unbounded
+            self.memory.clock.max_drift = self.settings.max_clock_drift  # peers' are not
             await self.engine.start()
             self.event_bus.register("user.input", self._on_user_input_event)
             self._purge_task = asyncio.get_running_loop().create_task(
@@ -176,6 +183,10 @@ class AARGateway:
     ) -> None:
         await self.cleanup()
 
+    def memory_for(self, tenant: str) -> TenantMemory:
+        """``tenant``'s memory: the manager's API bound to that tenant's namespace."""
+        return self.memory.for_tenant(tenant)
+
     def register_agent(self, agent: Agent, *, replace: bool = False) -> None:
         """Route the input types ``agent.handles`` to ``agent``."""
         self.agents.register(agent, replace=replace)
@@ -208,7 +219,8 @@ class AARGateway:
         """Answer one input; raise an :class:`EchoError` saying why not."""
         start = time.perf_counter()
         await self._ready()
-        return await self._answer_in(self.sessions.get_or_create(inp.session_id), inp, start)
+        session = self.sessions.get_or_create(inp.session_id, tenant=inp.tenant)
+        return await self._answer_in(session, inp, start)
 
     async def respond(self, inp: CognitiveInput) -> dict[str, Any]:
         """:meth:`answer` as the seed's response dict: never raises an :class:`EchoError`."""
@@ -216,17 +228,22 @@ class AARGateway:
         session: Session | None = None
         try:
             await self._ready()
-            session = self.sessions.get_or_create(inp.session_id)
+            session = self.sessions.get_or_create(inp.session_id, tenant=inp.tenant)
             return (await self._answer_in(session, inp, start)).to_dict()
         except EchoError as exc:
             session_id = session.id if session is not None else None
             return failure_dict(exc, time.perf_counter() - start, session_id)
 
-    async def process_cognitive_input(self, request: Any) -> dict[str, Any]:
-        """The seed's dict API: ``{"type", "content", "context"}`` in, a response dict out."""
+    async def process_cognitive_input(
+        self, request: Any, *, tenant: str = DEFAULT_TENANT
+    ) -> dict[str, Any]:
+        """The seed's dict API: ``{"type", "content", "context"}`` in, a response dict out.
+
+        ``tenant`` comes from the caller's credentials, never from the request itself.
+        """
         start = time.perf_counter()
         try:
-            inp = input_from_request(request)
+            inp = input_from_request(request, tenant=tenant)
         except InvalidInputError as exc:
             # never echo back what was rejected
             return failure_dict(exc, time.perf_counter() - start, None)
@@ -235,15 +252,18 @@ class AARGateway:
     async def _answer_in(
         self, session: Session, inp: CognitiveInput, start: float
     ) -> CognitiveResult:
+        tenant = inp.tenant
         await self.event_bus.emit(
             "user.input",
             {"origin": "gateway", "session_id": session.id, "type": inp.type,
-             "content": inp.text, "source": inp.context.get("external_source")},
+             "content": inp.text, "source": inp.context.get("external_source"),
+             "tenant": tenant},
         )
         try:
             agent = self.agents.for_type(inp.type)
             ctx = AgentContext(session, inp.type, inp.content, inp.text, inp.context,
-                               self.memory, self.settings, self.call_engine)
+                               self.memory_for(tenant), self.settings, self.call_engine,
+                               tenant, inp.memory_scope)
             result = await agent.handle(ctx)
             if not isinstance(result, AgentResult):
                 raise CoreError(f"agent {agent.name!r} returned {type(result).__name__}",
@@ -259,7 +279,8 @@ class AARGateway:
         await self.event_bus.emit(
             "agent.message",
             {"session_id": session.id, "agent_id": agent.name, "message": result.text,
-             "memory_id": result.memory_id, "confidence": result.confidence},
+             "memory_id": result.memory_id, "confidence": result.confidence,
+             "tenant": tenant},
         )
         return CognitiveResult(
             text=result.text,
@@ -282,12 +303,16 @@ class AARGateway:
         session_id = data.get("session_id")
         if session_id is None and data.get("user_id") is not None:
             session_id = f"user-{data['user_id']}"
+        tenant = data.get("tenant")
+        if not isinstance(tenant, str) or not tenant:
+            tenant = DEFAULT_TENANT
         try:
             inp = build_input(
                 data.get("content"),
                 type=data.get("type") or "text",
                 context={"session_id": session_id,
                          "external_source": data.get("source", "event")},
+                tenant=tenant,
             )
         except InvalidInputError as exc:
             logger.info("ignoring a user.input event: %s", exc.message)

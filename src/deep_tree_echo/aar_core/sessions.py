@@ -1,11 +1,13 @@
 """Sessions: the arenas in which agents and a caller interact (the second "A" of AAR).
 
 Each session keeps a bounded history of turns; the registry keeps a bounded number of
-sessions, evicting the least recently used, so memory stays flat under any load.
+sessions, evicting the least recently used, so memory stays flat under any load. Sessions are
+kept by ``(tenant, session_id)``: two tenants may use the same session id, and never share it.
 """
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections import OrderedDict, deque
@@ -13,24 +15,32 @@ from dataclasses import dataclass
 from typing import Any
 
 from deep_tree_echo.aar_core.errors import InvalidSessionIdError
+from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
 
 #: Longest accepted session id (characters).
 MAX_SESSION_ID = 128
+#: What :func:`validate_session_id` accepts, as a JSON-schema/OpenAPI pattern (the function
+#: uses this very pattern, so the schema and the server agree): no control characters (C0,
+#: DEL, C1) or lone surrogates, and at least one character that is not whitespace.
+SESSION_ID_PATTERN = (
+    r"^[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*[^\s\x00-\x1f\x7f-\x9f\ud800-\udfff]"
+    r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*$"
+)
+_SESSION_ID_RE = re.compile(SESSION_ID_PATTERN)
 
 
 def validate_session_id(value: object) -> str:
-    """Return ``value`` if it is a usable session id: a printable, non-blank string of at most
-    :data:`MAX_SESSION_ID` characters; else raise :class:`InvalidInputError`
-    (:class:`InvalidSessionIdError`)."""
+    """Return ``value`` if it is a usable session id: a non-blank string without control
+    characters of at most :data:`MAX_SESSION_ID` characters (:data:`SESSION_ID_PATTERN`);
+    else raise :class:`InvalidSessionIdError` (``invalid_session_id``)."""
     if (
         not isinstance(value, str)
-        or not value.strip()
         or len(value) > MAX_SESSION_ID
-        or not value.isprintable()
+        or _SESSION_ID_RE.fullmatch(value) is None
     ):
         raise InvalidSessionIdError(
-            f"'session_id' must be a printable, non-empty string of at most {MAX_SESSION_ID} "
-            "characters"
+            f"'session_id' must be a non-blank string of at most {MAX_SESSION_ID} characters "
+            "without control characters"
         )
     return value
 
@@ -59,47 +69,52 @@ class Turn:
 
 @dataclass(slots=True)
 class Session:
-    """An arena: its id, when it began and its most recent turns."""
+    """An arena: its id, when it began, its most recent turns and the tenant it belongs to."""
 
     id: str
     created_at: float
     history: deque[Turn]
+    tenant: str = DEFAULT_TENANT
 
     def add_turn(self, turn: Turn) -> None:
         self.history.append(turn)
 
 
 class SessionRegistry:
-    """Sessions by id with LRU eviction beyond ``max_sessions``."""
+    """Sessions by ``(tenant, id)`` with LRU eviction beyond ``max_sessions``."""
 
     def __init__(self, *, max_sessions: int = 10_000, history: int = 50) -> None:
         self.max_sessions = max_sessions
         self.history = history
-        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._sessions: OrderedDict[tuple[str, str], Session] = OrderedDict()
 
     @staticmethod
     def new_id() -> str:
         return f"sess-{uuid.uuid4().hex[:16]}"
 
-    def get_or_create(self, session_id: str | None) -> Session:
-        """The session for ``session_id`` (a new id when None), marked most recently used."""
-        sid = session_id or self.new_id()
-        session = self._sessions.get(sid)
+    def get_or_create(
+        self, session_id: str | None, *, tenant: str = DEFAULT_TENANT
+    ) -> Session:
+        """``tenant``'s session ``session_id`` (a new id when None), marked most recently used."""
+        key = (tenant, session_id or self.new_id())
+        session = self._sessions.get(key)
         if session is None:
             now = time.time()
-            session = Session(sid, now, deque(maxlen=self.history))
-            self._sessions[sid] = session
+            session = Session(key[1], now, deque(maxlen=self.history), tenant)
+            self._sessions[key] = session
             while len(self._sessions) > self.max_sessions:
                 self._sessions.popitem(last=False)
         else:
-            self._sessions.move_to_end(sid)
+            self._sessions.move_to_end(key)
         return session
 
-    def get(self, session_id: str) -> Session | None:
-        return self._sessions.get(session_id)
+    def get(self, session_id: str, *, tenant: str = DEFAULT_TENANT) -> Session | None:
+        return self._sessions.get((tenant, session_id))
 
     def __len__(self) -> int:
         return len(self._sessions)
 
     def __contains__(self, session_id: object) -> bool:
-        return session_id in self._sessions
+        """``"sid"`` (of the default tenant) or ``("tenant", "sid")``."""
+        key = session_id if isinstance(session_id, tuple) else (DEFAULT_TENANT, session_id)
+        return key in self._sessions

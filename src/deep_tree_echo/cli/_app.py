@@ -7,6 +7,7 @@ import typer
 from deep_tree_echo import __version__
 from deep_tree_echo.cli._output import out
 from deep_tree_echo.cli.ask import ask
+from deep_tree_echo.cli.keys import keys_app
 from deep_tree_echo.cli.memory import memory_app
 from deep_tree_echo.cli.serve import serve
 
@@ -18,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(memory_app, name="memory")
+app.add_typer(keys_app, name="keys")
 app.command()(serve)
 app.command()(ask)
 

@@ -17,6 +17,7 @@ from deep_tree_echo.aar_core.memory.manager import parse_filter_value
 from deep_tree_echo.cli._settings import build_settings
 from deep_tree_echo.cli.errors import CLIError, NotFound
 from deep_tree_echo.config import EchoSettings
+from deep_tree_echo.tenants import DEFAULT_TENANT, validate_tenant
 
 T = TypeVar("T")
 
@@ -49,9 +50,9 @@ def _external_request(text: str, session_id: str | None) -> dict[str, Any]:
 
 
 class LocalBackend:
-    """An :class:`AARGateway` in this process, on ``settings.data_dir``."""
+    """An :class:`AARGateway` in this process, on ``settings.data_dir``, acting on ``tenant``."""
 
-    def __init__(self, settings: EchoSettings) -> None:
+    def __init__(self, settings: EchoSettings, tenant: str | None = None) -> None:
         # imported here, not at start: --help and --url commands never need the core or FastAPI
         from deep_tree_echo.aar_core.gateway import AARGateway
         from deep_tree_echo.integration.gateway import APIIntegrationGateway
@@ -59,6 +60,8 @@ class LocalBackend:
 
         self.gateway = AARGateway(settings)
         self.api = APIIntegrationGateway(settings, aar_gateway=self.gateway)
+        self.tenant = validate_tenant(tenant or DEFAULT_TENANT)
+        self.memory = self.gateway.memory_for(self.tenant)
         # shared: CLI commands may overlap; a running server (exclusive) makes open() fail
         self.lock = (
             DataDirLock(settings.data_dir, exclusive=False)
@@ -85,31 +88,33 @@ class LocalBackend:
                 self.lock.release()
 
     async def ask(self, text: str, session_id: str | None) -> dict[str, Any]:
-        return await self.api.process_external_request(_external_request(text, session_id))
+        return await self.api.process_external_request(
+            _external_request(text, session_id), tenant=self.tenant
+        )
 
     async def put(
         self, memory_id: str, data: dict[str, Any], ttl: float | None = None
     ) -> tuple[dict[str, Any], bool]:
-        record, created = await self.gateway.memory.upsert(memory_id, data, ttl=ttl)
+        record, created = await self.memory.upsert(memory_id, data, ttl=ttl)
         return record.to_dict(), created
 
     async def get(self, memory_id: str) -> dict[str, Any]:
-        record = await self.gateway.memory.get_record(memory_id)
+        record = await self.memory.get_record(memory_id)
         if record is None:
             raise NotFound(f"memory {memory_id!r} not found")
         return record.to_dict()
 
     async def delete(self, memory_id: str) -> None:
-        if not await self.gateway.memory.delete_memory(memory_id):
+        if not await self.memory.delete_memory(memory_id):
             raise NotFound(f"memory {memory_id!r} not found")
 
     async def search(self, query: str, limit: int, filters: dict[str, str]) -> list[dict[str, Any]]:
         parsed = {k: parse_filter_value(v) for k, v in filters.items()}
-        results = await self.gateway.memory.search(query, limit, **parsed)
+        results = await self.memory.search(query, limit, **parsed)
         return [r.to_dict() for r in results]
 
     async def export(self) -> AsyncIterator[dict[str, Any]]:
-        async for record in self.gateway.memory.records():
+        async for record in self.memory.records():
             yield record.to_dict()
 
 
@@ -128,8 +133,13 @@ def _raise_for(response: httpx.Response) -> None:
 class HttpBackend:
     """A running ``deep-tree-echo serve`` at ``url``."""
 
-    def __init__(self, url: str, api_key: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, api_key: str | None = None, timeout: float = 30.0,
+        tenant: str | None = None,
+    ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        if tenant:
+            headers["X-Echo-Tenant"] = validate_tenant(tenant)
         self.client = httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
 
     async def open(self) -> HttpBackend:
@@ -202,12 +212,13 @@ class HttpBackend:
 
 
 async def open_backend(
-    url: str | None, api_key: str | None, data_dir: Path | None, config: Path | None
+    url: str | None, api_key: str | None, data_dir: Path | None, config: Path | None,
+    *, tenant: str | None = None,
 ) -> Backend:
     """The HTTP backend for ``url``, else the local one on ``data_dir``, opened."""
     if url:
-        return await HttpBackend(url, api_key).open()
-    return await LocalBackend(build_settings(config, data_dir=data_dir)).open()
+        return await HttpBackend(url, api_key, tenant=tenant).open()
+    return await LocalBackend(build_settings(config, data_dir=data_dir), tenant).open()
 
 
 async def with_backend(
@@ -216,9 +227,11 @@ async def with_backend(
     data_dir: Path | None,
     config: Path | None,
     fn: Callable[[Backend], Awaitable[T]],
+    *,
+    tenant: str | None = None,
 ) -> T:
-    """``fn`` on an opened backend, closed afterwards."""
-    backend = await open_backend(url, api_key, data_dir, config)
+    """``fn`` on an opened backend (acting on ``tenant``), closed afterwards."""
+    backend = await open_backend(url, api_key, data_dir, config, tenant=tenant)
     try:
         return await fn(backend)
     finally:

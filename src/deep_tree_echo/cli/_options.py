@@ -22,3 +22,11 @@ ApiKeyOpt = Annotated[
     str | None,
     typer.Option("--api-key", envvar="DTE_API_KEY", help="API key for --url (Bearer)"),
 ]
+TenantOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant", envvar="DTE_TENANT",
+        help="the tenant to act on: in-process its namespace; with --url sent as X-Echo-Tenant "
+        "(admin keys) \\[default: the key's own, else default]",
+    ),
+]

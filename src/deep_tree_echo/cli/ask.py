@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from deep_tree_echo.cli._backends import Backend, with_backend
-from deep_tree_echo.cli._options import ApiKeyOpt, ConfigOpt, DataDirOpt, UrlOpt
+from deep_tree_echo.cli._options import ApiKeyOpt, ConfigOpt, DataDirOpt, TenantOpt, UrlOpt
 from deep_tree_echo.cli._output import fail, out, print_json, run
 
 
@@ -16,6 +16,7 @@ def ask(
     session: Annotated[str | None, typer.Option("--session", help="session id")] = None,
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
+    tenant: TenantOpt = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the whole response")] = False,
@@ -25,7 +26,7 @@ def ask(
     async def go(backend: Backend) -> dict[str, Any]:
         return await backend.ask(text, session)
 
-    result = run(with_backend(url, api_key, data_dir, config, go))
+    result = run(with_backend(url, api_key, data_dir, config, go, tenant=tenant))
     if as_json:
         print_json(result)
     elif not result.get("success"):

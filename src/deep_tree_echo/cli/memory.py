@@ -14,7 +14,7 @@ from rich.table import Table
 
 from deep_tree_echo.cli._backends import Backend, with_backend
 from deep_tree_echo.cli._memory_import import ImportReport, import_file, validate_import_file
-from deep_tree_echo.cli._options import ApiKeyOpt, ConfigOpt, DataDirOpt, UrlOpt
+from deep_tree_echo.cli._options import ApiKeyOpt, ConfigOpt, DataDirOpt, TenantOpt, UrlOpt
 from deep_tree_echo.cli._output import err, fail, out, print_json, run
 from deep_tree_echo.cli.errors import CLIError
 
@@ -31,6 +31,7 @@ def memory_put(
     ttl: Annotated[float | None, typer.Option(help="seconds until it expires", min=0.001)] = None,
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
+    tenant: TenantOpt = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -48,7 +49,7 @@ def memory_put(
     async def go(backend: Backend) -> tuple[dict[str, Any], bool]:
         return await backend.put(memory_id, value, ttl)
 
-    record, created = run(with_backend(url, api_key, data_dir, config, go))
+    record, created = run(with_backend(url, api_key, data_dir, config, go, tenant=tenant))
     err.print("created" if created else "updated", highlight=False)
     print_json(record)
 
@@ -58,6 +59,7 @@ def memory_get(
     memory_id: Annotated[str, typer.Argument(metavar="ID")],
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
+    tenant: TenantOpt = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -66,7 +68,7 @@ def memory_get(
     async def go(backend: Backend) -> dict[str, Any]:
         return await backend.get(memory_id)
 
-    print_json(run(with_backend(url, api_key, data_dir, config, go)))
+    print_json(run(with_backend(url, api_key, data_dir, config, go, tenant=tenant)))
 
 
 @memory_app.command("delete")
@@ -74,6 +76,7 @@ def memory_delete(
     memory_id: Annotated[str, typer.Argument(metavar="ID")],
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
+    tenant: TenantOpt = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -82,7 +85,7 @@ def memory_delete(
     async def go(backend: Backend) -> None:
         await backend.delete(memory_id)
 
-    run(with_backend(url, api_key, data_dir, config, go))
+    run(with_backend(url, api_key, data_dir, config, go, tenant=tenant))
     err.print(f"deleted {memory_id}", highlight=False)
 
 
@@ -101,6 +104,7 @@ def memory_search(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
+    tenant: TenantOpt = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -115,7 +119,7 @@ def memory_search(
     async def go(backend: Backend) -> list[dict[str, Any]]:
         return await backend.search(query, limit, parsed)
 
-    results = run(with_backend(url, api_key, data_dir, config, go))
+    results = run(with_backend(url, api_key, data_dir, config, go, tenant=tenant))
     if as_json:
         print_json(results)
         return
@@ -142,6 +146,7 @@ def memory_export(
     ] = None,
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
+    tenant: TenantOpt = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -164,7 +169,7 @@ def memory_export(
             fh.flush()
         return count
 
-    count = run(with_backend(url, api_key, data_dir, config, go))
+    count = run(with_backend(url, api_key, data_dir, config, go, tenant=tenant))
     err.print(f"exported {count} memories" + (f" to {out_file}" if out_file else ""))
 
 
@@ -176,6 +181,7 @@ def memory_import(
     ] = False,
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
+    tenant: TenantOpt = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -210,7 +216,7 @@ def memory_import(
             task = progress.add_task("import", total=report.valid)
             await import_file(backend, file, report, advance=lambda n: progress.advance(task, n))
 
-    run(with_backend(url, api_key, data_dir, config, go))
+    run(with_backend(url, api_key, data_dir, config, go, tenant=tenant))
     for line_no, message in report.errors[invalid:]:
         err.print(f"{file}:{line_no}: {message}", highlight=False, markup=False)
     err.print(

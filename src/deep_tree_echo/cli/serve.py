@@ -67,7 +67,9 @@ def serve(
         err.print(
             f"deep-tree-echo {__version__}: store={settings.store_kind}"
             + (f" in {settings.data_dir}" if settings.store_kind == "sqlite" else "")
-            + f", engine={settings.engine}, auth={'on' if settings.api_keys else 'off'}",
+            + f", engine={settings.engine}"
+            + f", auth={'on' if settings.api_keys or settings.api_keys_file else 'off'}"
+            + (", cluster key set" if settings.cluster_key else ""),
             highlight=False,
         )
         server = _server_class()(

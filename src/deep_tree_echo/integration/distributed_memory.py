@@ -75,11 +75,12 @@ class DistributedMemoryIntegration:
         write_quorum: int | None = None,
         local_node_id: str | None = None,
         api_key: str | None = None,
+        cluster_key: str | None = None,
     ) -> None:
         if replication_factor < 1:
             raise ConfigurationError("replication_factor must be at least 1")
         self.coordinator = coordinator or DistributedMemoryCoordinator(
-            list(nodes), local_node_id=local_node_id, api_key=api_key
+            list(nodes), local_node_id=local_node_id, api_key=api_key, cluster_key=cluster_key
         )
         self.local_manager = local_manager or MemoryManager()
         self.replication_factor = replication_factor

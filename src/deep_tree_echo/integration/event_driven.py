@@ -17,7 +17,9 @@ from typing import Any, Protocol
 from deep_tree_echo.aar_core.events import EventBus, EventHandler
 from deep_tree_echo.server.session_events import (
     agent_message,
+    broadcast_in_tenant,
     event_session_id,
+    event_tenant,
     memory_update_message,
 )
 
@@ -85,19 +87,16 @@ class EventDrivenIntegration:
         """Default ``memory.update`` forwarder, so subclasses may register it without defining it.
 
         With a ``websocket_manager`` attribute, broadcasts ``{"type": "memory_update", **data}``
-        (to the event's ``session_id`` subscribers when it names one, so updates never leak to
-        other sessions); otherwise hands the data to the ``memory.update`` external handlers.
+        to the clients of the event's tenant (``default`` when it names none) and, when it names
+        a ``session_id``, only to that session's subscribers, so updates never leak to other
+        sessions or tenants; otherwise hands the data to the ``memory.update`` external handlers.
         """
         manager = getattr(self, "websocket_manager", None)
         if manager is None:
             await self.emit_to_external("memory.update", event_data)
             return
         message = self._memory_update_message(event_data)
-        session_id = _session_id(event_data)
-        if session_id is None:
-            await manager.broadcast(message)
-        else:
-            await manager.broadcast(message, session_id=session_id)
+        await broadcast_in_tenant(manager, message, event_data)
 
     def _memory_update_message(self, event_data: dict[str, Any]) -> dict[str, Any]:
         """The client message for a ``memory.update`` event: the whole event data."""
@@ -144,8 +143,8 @@ class WebSocketIntegration(EventDrivenIntegration):
         self.register_external_handler("user.message", self.process_user_message)
 
     async def forward_agent_message(self, event_data: dict[str, Any]) -> None:
-        await self.websocket_manager.broadcast(
-            agent_message(event_data), session_id=_session_id(event_data)
+        await broadcast_in_tenant(
+            self.websocket_manager, agent_message(event_data), event_data
         )
 
     def _memory_update_message(self, event_data: dict[str, Any]) -> dict[str, Any]:
@@ -156,14 +155,14 @@ class WebSocketIntegration(EventDrivenIntegration):
         content = message_data.get("message")
         if content is None:
             content = message_data.get("content")
-        await self.emit_to_echo(
-            "user.input",
-            {
-                "content": content,
-                "user_id": message_data.get("user_id"),
-                "session_id": message_data.get("session_id"),
-            },
-        )
+        event = {
+            "content": content,
+            "user_id": message_data.get("user_id"),
+            "session_id": message_data.get("session_id"),
+        }
+        if message_data.get("tenant") is not None:  # absent: the default tenant's
+            event["tenant"] = event_tenant(message_data)
+        await self.emit_to_echo("user.input", event)
 
 
 _session_id = event_session_id

@@ -23,6 +23,7 @@ from deep_tree_echo.server.routes.process import (
     answer_external,
     validate_external_request,
 )
+from deep_tree_echo.tenants import DEFAULT_TENANT
 
 if TYPE_CHECKING:
     from deep_tree_echo.aar_core.gateway import AARGateway
@@ -143,19 +144,22 @@ class APIIntegrationGateway(IntegrationGateway):
     def _aar_gateway_of(self, request: Request) -> AARGateway:
         return self.aar_gateway
 
-    async def process_external_request(self, request: dict[str, Any]) -> dict[str, Any]:
-        """The external response for ``request``; :class:`InvalidRequestError` if malformed.
+    async def process_external_request(
+        self, request: dict[str, Any], *, tenant: str = DEFAULT_TENANT
+    ) -> dict[str, Any]:
+        """The external response for ``request``, for the caller's ``tenant`` (from its key,
+        never from the body); :class:`InvalidRequestError` if malformed.
 
         Core failures come back in the response (``success`` false, ``error``), not raised.
         """
-        response, _status = await answer_external(self.aar_gateway, request)
+        response, _status = await answer_external(self.aar_gateway, request, tenant=tenant)
         return response
 
     def transform_to_echo_format(self, request: dict[str, Any]) -> dict[str, Any]:
         """Transform external request format to Echo internal format."""
         if not isinstance(request, Mapping):
             raise InvalidRequestError(f"request must be an object, not {type(request).__name__}")
-        return {
+        echo: dict[str, Any] = {
             "type": request.get("message_type", "text"),
             "content": request.get("data", ""),
             "context": {
@@ -164,6 +168,10 @@ class APIIntegrationGateway(IntegrationGateway):
                 "session_id": request.get("session_id"),
             },
         }
+        context = request.get("context")
+        if isinstance(context, Mapping) and context.get("memory_scope") is not None:
+            echo["context"]["memory_scope"] = context["memory_scope"]
+        return echo
 
     def transform_from_echo_format(self, echo_response: dict[str, Any]) -> dict[str, Any]:
         """Transform Echo response to external format (plus ``error`` when it failed)."""

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Final
 
 from deep_tree_echo.aar_core.events import HANDLER_ERROR, EventBus
+from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
 
 #: The event types the feed follows: the core's, the monitor's alerts, breaker transitions.
 FEED_TYPES: Final = (
@@ -31,10 +32,11 @@ QUEUE_SIZE = 256
 
 
 class _Listener:
-    __slots__ = ("dropped", "queue", "types")
+    __slots__ = ("dropped", "queue", "tenant", "types")
 
-    def __init__(self, types: frozenset[str], size: int) -> None:
+    def __init__(self, types: frozenset[str], size: int, tenant: str) -> None:
         self.types = types
+        self.tenant = tenant
         self.queue: asyncio.Queue[str | None] = asyncio.Queue(size)  # None: the feed closed
         self.dropped = 0
 
@@ -57,8 +59,13 @@ class EventFeed:
     def _handler(self, event_type: str) -> Callable[[dict[str, Any]], None]:
         def on_event(data: dict[str, Any]) -> None:
             line = _frame({"type": event_type, "timestamp": time.time(), "data": data})
+            # a tenant's events (they name it) reach that tenant's listeners only; service
+            # events (alerts, breaker transitions) name none and reach every listener
+            owner = data.get("tenant")
             for listener in list(self._listeners):
                 if listener.types and event_type not in listener.types:
+                    continue
+                if owner is not None and owner != listener.tenant:
                     continue
                 try:
                     listener.queue.put_nowait(line)
@@ -78,12 +85,17 @@ class EventFeed:
         self._handlers.clear()
 
     async def stream(
-        self, types: Iterable[str] = (), *, keepalive: float = KEEPALIVE_SECONDS
+        self,
+        types: Iterable[str] = (),
+        *,
+        tenant: str = DEFAULT_TENANT,
+        keepalive: float = KEEPALIVE_SECONDS,
     ) -> AsyncIterator[str]:
-        """SSE frames of the events of ``types`` (all when empty) from now on, forever."""
+        """SSE frames of the events of ``types`` (all when empty) that ``tenant`` may see
+        (its own and the service's), from now on, forever."""
         if self.closed:
             return
-        listener = _Listener(frozenset(types), self.queue_size)
+        listener = _Listener(frozenset(types), self.queue_size, tenant)
         if not self._listeners:
             self.loop = asyncio.get_running_loop()
             self._attach()

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from deep_tree_echo import __version__
+from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
 from deep_tree_echo.observability.integration_monitor import IntegrationMonitor
 from deep_tree_echo.resilience._registry import iter_breakers, iter_limiters
 
@@ -245,12 +246,15 @@ class StatusHistory:
                 await task
 
 
-async def gather_status(state: Any, monitor: IntegrationMonitor) -> StatusResponse:
-    """The whole status document from ``app.state`` and ``monitor``."""
+async def gather_status(
+    state: Any, monitor: IntegrationMonitor, tenant: str = DEFAULT_TENANT
+) -> StatusResponse:
+    """The whole status document from ``app.state`` and ``monitor``; the memory count is
+    ``tenant``'s (a tenant never learns about another's data)."""
     gateway = state.gateway
     memories: int | None = None
     if gateway.initialized:
-        memories = await gateway.memory.count()
+        memories = await gateway.memory_for(tenant).count()
     bridge = getattr(state, "nats_bridge", None)
     history: StatusHistory | None = getattr(state, "status_history", None)
     return StatusResponse(

@@ -40,6 +40,8 @@ from deep_tree_echo.server.middleware import (
     BodyLimitMiddleware,
     RateLimitMiddleware,
 )
+from deep_tree_echo.server.openapi import install_openapi
+from deep_tree_echo.server.principals import KeyRing
 from deep_tree_echo.server.routes import (
     console,
     events,
@@ -56,6 +58,8 @@ from deep_tree_echo.server.websocket import ConnectionManager
 logger = logging.getLogger("deep_tree_echo.server")
 
 PUBLIC_PATHS = ("/healthz", "/readyz")
+#: The API description and its viewer: public, so /docs works and can then send a key.
+DOCS_PATHS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
 
 RenderMetrics = Callable[[], tuple[bytes, str]]
 
@@ -64,6 +68,22 @@ def _rate_limiter(settings: EchoSettings) -> RateLimiter | None:
     if settings.rate_limit_requests <= 0:
         return None
     return RateLimiter(settings.rate_limit_requests, settings.rate_limit_window, name="http")
+
+
+def keyring_from(settings: EchoSettings) -> KeyRing:
+    """Every credential ``settings`` configures: client keys, the keys file, the cluster key."""
+    return KeyRing.from_settings(
+        settings.api_keys, keys_file=settings.api_keys_file, cluster_key=settings.cluster_key
+    )
+
+
+def _per_key_limiters(keyring: KeyRing) -> dict[str, RateLimiter]:
+    """A limiter for each key with its own rate limit (keys file)."""
+    return {
+        p.key_id: RateLimiter(p.rate_limit[0], p.rate_limit[1], name=f"http-key-{p.key_id}")
+        for p in keyring.principals()
+        if p.rate_limit is not None
+    }
 
 
 def _fastapi_telemetry() -> TelemetryConfig | None:
@@ -142,6 +162,8 @@ def create_app(
     limiter = _rate_limiter(settings)
     # resilient API clients (the OpenAI engine's...) report their calls to the monitor
     set_default_on_result(default_monitor.record_request)
+    keyring = keyring_from(settings)
+    per_key = _per_key_limiters(keyring)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -185,7 +207,8 @@ def create_app(
     app.include_router(health.router)
     app.include_router(process.router)  # POST /v1/process: served and documented
     app.include_router(memories.router)
-    app.include_router(replication.router)
+    if keyring.cluster_configured:  # without a cluster key, peers have no routes at all
+        app.include_router(replication.router)
     app.include_router(ws.router)
     app.include_router(status.router)
     app.include_router(events.router)
@@ -193,13 +216,15 @@ def create_app(
 
     # add_middleware wraps: the last one added is the outermost
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    if limiter is not None:
-        app.add_middleware(RateLimitMiddleware, limiter=limiter)
-    if settings.api_keys:
-        public = (*PUBLIC_PATHS, *console.console_paths())  # the console page holds no data
-        if settings.metrics_public:
-            public = (*public, "/metrics")
-        app.add_middleware(APIKeyAuthMiddleware, api_keys=settings.api_keys, public_paths=public)
+    if limiter is not None or per_key:
+        app.add_middleware(RateLimitMiddleware, limiter=limiter, per_key=per_key)
+    # the console page and the API docs hold no data: public
+    public = (*PUBLIC_PATHS, *DOCS_PATHS, *console.console_paths(),
+              *(("/metrics",) if settings.metrics_public else ()))
+    app.add_middleware(APIKeyAuthMiddleware, keyring=keyring, public_paths=public,
+                       app_of_routes=app)
+    install_openapi(app, keyring, limited=limiter is not None or bool(per_key),
+                    metrics_public=settings.metrics_public)
     render, metrics = _setup_metrics(gw, manager)
     app.state.render_metrics = render
     app.state.metrics = metrics

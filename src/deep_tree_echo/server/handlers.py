@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deep_tree_echo._http import error_body, retry_after_header
 from deep_tree_echo.errors import EchoError
+from deep_tree_echo.server._routes import app_route_table, routes_for_path
 
 logger = logging.getLogger("deep_tree_echo.server")
 
@@ -112,9 +113,18 @@ async def http_exception_handler(request: Request, exc: Exception) -> JSONRespon
             message = HTTPStatus(status).phrase
         except ValueError:
             message = "error"
-    return JSONResponse(
-        error_body(code, message), status_code=status, headers=dict(exc.headers or {})
-    )
+    headers = dict(exc.headers or {})
+    if status == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves on this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for entry in routes_for_path(app_route_table(request.app), request.url.path):
+        methods |= entry.methods
+    return ", ".join(sorted(methods - {"HEAD"}))  # HEAD is not served by the API routes
 
 
 async def unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request-body cap, API-key auth and per-client rate limiting.
+"""Pure ASGI middleware: request-body cap, API-key auth (tenant, role) and per-client rate limits.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so bodies stream through untouched, nothing is
 buffered, and WebSocket handshakes pass through the same checks.
@@ -6,10 +6,8 @@ buffered, and WebSocket handshakes pass through the same checks.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -18,12 +16,29 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deep_tree_echo._http import retry_after_seconds
 from deep_tree_echo.server._responses import send_error
+from deep_tree_echo.server._routes import app_route_table, routes_for_path
 from deep_tree_echo.server.errors import PayloadTooLargeError
+from deep_tree_echo.server.principals import KeyRing, Principal, key_id
+from deep_tree_echo.tenants import (
+    DEFAULT_TENANT,
+    TENANT_SCOPE_KEY,
+    InvalidTenantError,
+    validate_tenant,
+)
+
+__all__ = [
+    "AUTH_KEY", "PRINCIPAL_KEY", "TENANT_KEY", "APIKeyAuthMiddleware", "BodyLimitMiddleware",
+    "RateLimitMiddleware", "key_id",
+]
 
 logger = logging.getLogger("deep_tree_echo.server")
 
 PRINCIPAL_KEY = "dte.principal"
 """Scope key set by :class:`APIKeyAuthMiddleware`: a stable, non-secret id of the caller's key."""
+AUTH_KEY = "dte.auth"
+"""Scope key set by :class:`APIKeyAuthMiddleware`: the caller's :class:`Principal`."""
+TENANT_KEY = TENANT_SCOPE_KEY
+"""Scope key: the tenant the request acts on (absent without auth middleware: ``default``)."""
 
 
 class _BodyTooLarge(HTTPException):
@@ -100,36 +115,43 @@ async def _send_too_large(send: Send, exc: PayloadTooLargeError) -> None:
     await send_error(send, exc.http_status, exc.code, exc.message, [("Connection", "close")])
 
 
-def key_id(key: str) -> str:
-    """A short, non-reversible id for an API key (for rate-limit buckets and logs)."""
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
 class APIKeyAuthMiddleware:
-    """Require ``Authorization: Bearer <key>`` (or ``?token=`` on WebSockets) on every path
-    except ``public_paths``; keys are compared in constant time.
+    """Authenticate the caller and decide what it may reach; record who and which tenant.
 
-    HTTP failures get 401 JSON with ``WWW-Authenticate: Bearer``; WebSocket failures are
-    accepted and immediately closed with code 1008 (policy violation).
+    Credentials: ``Authorization: Bearer <key>`` (WebSockets also ``?token=``); any other
+    scheme counts as no credential. The rules, in order (public paths pass untouched):
+
+    - under ``replica_prefix`` (peer replication), when a cluster key exists: only the
+      cluster key; 401 without a credential (or a wrong one), 403 with a client key (without
+      a cluster key the app has no replica routes: 404 like any unknown path);
+    - elsewhere: a cluster key gets 403 (peers are not clients); a user or admin key passes;
+      no (or a wrong) key gets 401 when client keys are configured, else passes as the
+      ``default`` tenant (auth off);
+    - the tenant is the key's own; an ``admin`` may name another with ``X-Echo-Tenant``
+      (``?tenant=`` on WebSockets), a ``user`` naming another tenant gets 403.
+
+    Sets ``scope["dte.principal"]`` (the key's id), ``scope["dte.auth"]`` (the
+    :class:`Principal`) and ``scope["dte.tenant"]``. HTTP refusals are JSON with
+    ``WWW-Authenticate: Bearer`` on 401 and are labelled with their route for the metrics;
+    WebSocket refusals complete the handshake and close with 1008 (policy violation).
     """
 
     def __init__(
-        self, app: ASGIApp, *, api_keys: Sequence[str], public_paths: Collection[str] = ()
+        self,
+        app: ASGIApp,
+        *,
+        api_keys: Sequence[str] = (),
+        public_paths: Collection[str] = (),
+        keyring: KeyRing | None = None,
+        app_of_routes: Any = None,
+        replica_prefix: str = "/v1/replica/",
     ) -> None:
         self.app = app
-        self._keys = [k.encode() for k in api_keys if k]
-        self._ids = {key: key_id(key.decode()) for key in self._keys}  # hashed once, not per call
+        self.keyring = keyring if keyring is not None else KeyRing.from_settings(api_keys)
         self.public_paths = frozenset(public_paths)
-
-    def _match(self, presented: str | None) -> str | None:
-        if presented is None:
-            return None
-        given = presented.encode()
-        found: bytes | None = None
-        for key in self._keys:  # no early exit: time does not depend on which key matched
-            if hmac.compare_digest(given, key):
-                found = key
-        return None if found is None else self._ids[found]
+        self.replica_prefix = replica_prefix
+        self._routed_app = app_of_routes  # the app whose route table labels refusals
+        self._any_key = len(self.keyring) > 0
 
     @staticmethod
     def _presented(scope: Scope) -> str | None:
@@ -138,35 +160,95 @@ class APIKeyAuthMiddleware:
             scheme, _, token = auth.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
+            return None  # another scheme (Basic ...) is not a credential here
         if scope["type"] == "websocket":
-            query: str = bytes(scope.get("query_string", b"")).decode("latin-1")
-            for name, value in parse_qsl(query):
+            for name, value in _query(scope):
                 if name == "token" and value:
                     return value
         return None
 
+    @staticmethod
+    def _named_tenant(scope: Scope) -> str | None:
+        header = _header(scope, b"x-echo-tenant")
+        if header is not None:
+            return header.decode("latin-1")
+        if scope["type"] == "websocket":
+            for name, value in _query(scope):
+                if name == "tenant":
+                    return value
+        return None
+
+    def _decide(self, scope: Scope) -> tuple[int, str, str] | None:
+        """None to let the request through (scope annotated), else (status, code, message)."""
+        principal = self.keyring.match(self._presented(scope))
+        if self.keyring.cluster_configured and scope["path"].startswith(self.replica_prefix):
+            if principal is None:
+                return 401, "unauthorized", "missing or invalid cluster key"
+            if principal.role != "cluster":
+                return 403, "forbidden", "replica routes accept only the cluster key"
+            named = self._named_tenant(scope)  # a peer replicates every tenant's records
+            try:
+                tenant = DEFAULT_TENANT if named is None else validate_tenant(named)
+            except InvalidTenantError as exc:
+                return 400, exc.code, exc.message
+            scope[PRINCIPAL_KEY] = principal.key_id
+            scope[AUTH_KEY] = principal
+            scope[TENANT_KEY] = tenant
+            return None
+        if principal is None:
+            if self.keyring.clients_configured:
+                return 401, "unauthorized", "missing or invalid API key"
+            scope[TENANT_KEY] = DEFAULT_TENANT  # auth off: one tenant
+            return None
+        if principal.role == "cluster":
+            return 403, "forbidden", "the cluster key is for replica routes only"
+        tenant = principal.tenant
+        named = self._named_tenant(scope)
+        if named is not None and named != tenant:
+            if principal.role != "admin":
+                return 403, "forbidden", "this key may act on its own tenant only"
+            try:
+                tenant = validate_tenant(named)
+            except InvalidTenantError as exc:
+                return 400, exc.code, exc.message
+        scope[PRINCIPAL_KEY] = principal.key_id
+        scope[AUTH_KEY] = principal
+        scope[TENANT_KEY] = tenant
+        return None
+
+    def _label_route(self, scope: Scope) -> None:
+        """Record the route a refused request was for, so metrics count it under it."""
+        if self._routed_app is None or "route" in scope:
+            return
+        matching = routes_for_path(app_route_table(self._routed_app), scope["path"],
+                                   websocket=scope["type"] == "websocket")
+        if matching:
+            scope["route"] = matching[0].route
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or not self._keys:
+        if (
+            scope["type"] not in ("http", "websocket")
+            or not self._any_key  # no credential configured: one tenant, nothing to check
+            or scope["path"] in self.public_paths
+        ):
             await self.app(scope, receive, send)
             return
-        if scope["path"] in self.public_paths:
+        refusal = self._decide(scope)
+        if refusal is None:
             await self.app(scope, receive, send)
             return
-        principal = self._match(self._presented(scope))
-        if principal is not None:
-            scope[PRINCIPAL_KEY] = principal
-            await self.app(scope, receive, send)
-            return
+        status, code, message = refusal
         if scope["type"] == "http":
-            await send_error(
-                send,
-                401,
-                "unauthorized",
-                "missing or invalid API key",
-                [("WWW-Authenticate", "Bearer")],
-            )
+            self._label_route(scope)
+            headers = [("WWW-Authenticate", "Bearer")] if status == 401 else []
+            await send_error(send, status, code, message, headers)
         else:
-            await _reject_websocket(receive, send, 1008, "unauthorized")
+            await _reject_websocket(receive, send, 1008, code)
+
+
+def _query(scope: Scope) -> list[tuple[str, str]]:
+    query: str = bytes(scope.get("query_string", b"")).decode("latin-1")
+    return parse_qsl(query)
 
 
 async def _reject_websocket(receive: Receive, send: Send, code: int, reason: str) -> None:
@@ -190,10 +272,27 @@ class RateLimitMiddleware:
     """Per-client rate limit on paths under ``prefix``: by API key when authenticated, else by
     client address. Over the limit: 429 JSON with ``Retry-After`` (WebSockets: close 1013)."""
 
-    def __init__(self, app: ASGIApp, *, limiter: Limiter, prefix: str = "/v1/") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limiter: Limiter | None,
+        prefix: str = "/v1/",
+        per_key: Mapping[str, Limiter] | None = None,
+    ) -> None:
         self.app = app
         self.limiter = limiter
         self.prefix = prefix
+        #: Limiters of keys with their own rate limit (keys file), by key id.
+        self.per_key = dict(per_key or {})
+
+    def _limiter_for(self, scope: Scope) -> Limiter | None:
+        principal = scope.get(AUTH_KEY)
+        if isinstance(principal, Principal):
+            own = self.per_key.get(principal.key_id)
+            if own is not None:
+                return own
+        return self.limiter
 
     @staticmethod
     def client_key(scope: Scope) -> str:
@@ -208,11 +307,12 @@ class RateLimitMiddleware:
         if scope["type"] not in ("http", "websocket") or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
+        limiter = self._limiter_for(scope)
         key = self.client_key(scope)
-        if await self.limiter.acquire(key):
+        if limiter is None or await limiter.acquire(key):
             await self.app(scope, receive, send)
             return
-        retry_after = retry_after_seconds(self.limiter.retry_after(key))
+        retry_after = retry_after_seconds(limiter.retry_after(key))
         if scope["type"] == "http":
             await send_error(
                 send,

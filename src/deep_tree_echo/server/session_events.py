@@ -7,15 +7,19 @@ connection manager for the service.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from deep_tree_echo.aar_core.events import EventBus
+from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
 
 __all__ = [
     "SessionBroadcaster",
     "agent_message",
+    "broadcast_in_tenant",
     "event_session_id",
+    "event_tenant",
     "forward_session_events",
     "memory_update_message",
 ]
@@ -25,7 +29,11 @@ class SessionBroadcaster(Protocol):
     """What forwarding needs from a connection manager."""
 
     async def broadcast(
-        self, message: dict[str, Any], *, session_id: str | None = None
+        self,
+        message: dict[str, Any],
+        *,
+        session_id: str | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> Any: ...
 
 
@@ -54,19 +62,55 @@ def memory_update_message(event_data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def forward_session_events(manager: SessionBroadcaster, bus: EventBus) -> Callable[[], None]:
-    """Forward ``bus``'s agent messages and memory updates to ``manager``; returns the undo."""
+async def broadcast_in_tenant(
+    manager: Any, message: dict[str, Any], event_data: dict[str, Any]
+) -> None:
+    """Send ``message`` to the clients of the event's tenant (and session, when it names one).
 
-    async def on_agent_message(event_data: dict[str, Any]) -> None:
-        await manager.broadcast(agent_message(event_data), session_id=event_session_id(event_data))
-
-    async def on_memory_update(event_data: dict[str, Any]) -> None:
-        message = memory_update_message(event_data)
-        session_id = event_session_id(event_data)
+    A manager whose ``broadcast`` takes no ``tenant`` (the seed's) knows one audience only: it
+    gets the ``default`` tenant's events and nothing of any other tenant's.
+    """
+    session_id, tenant = event_session_id(event_data), event_tenant(event_data)
+    if _takes_tenant(type(manager)):
+        await manager.broadcast(message, session_id=session_id, tenant=tenant)
+    elif tenant == DEFAULT_TENANT:
         if session_id is None:
             await manager.broadcast(message)
         else:
             await manager.broadcast(message, session_id=session_id)
+
+
+_TAKES_TENANT: dict[type, bool] = {}
+
+
+def _takes_tenant(manager_type: type) -> bool:
+    """Whether the managers of this class accept ``broadcast(..., tenant=...)`` (cached)."""
+    known = _TAKES_TENANT.get(manager_type)
+    if known is None:
+        try:
+            method = getattr(manager_type, "broadcast")  # noqa: B009 - any class will do
+            parameters = inspect.signature(method).parameters.values()
+            known = any(p.name == "tenant" or p.kind is p.VAR_KEYWORD for p in parameters)
+        except (AttributeError, TypeError, ValueError):
+            known = False
+        _TAKES_TENANT[manager_type] = known
+    return known
+
+
+def event_tenant(event_data: dict[str, Any]) -> str:
+    """The tenant an event belongs to; events that name none are the ``default`` tenant's."""
+    tenant = event_data.get("tenant")
+    return tenant if isinstance(tenant, str) and tenant else DEFAULT_TENANT
+
+
+def forward_session_events(manager: SessionBroadcaster, bus: EventBus) -> Callable[[], None]:
+    """Forward ``bus``'s agent messages and memory updates to ``manager``; returns the undo."""
+
+    async def on_agent_message(event_data: dict[str, Any]) -> None:
+        await broadcast_in_tenant(manager, agent_message(event_data), event_data)
+
+    async def on_memory_update(event_data: dict[str, Any]) -> None:
+        await broadcast_in_tenant(manager, memory_update_message(event_data), event_data)
 
     bus.register("agent.message", on_agent_message)
     bus.register("memory.update", on_memory_update)

@@ -3,6 +3,10 @@
 Every client gets a bounded queue drained by its own writer task, so :meth:`broadcast` never
 awaits a socket: it only enqueues. A client whose queue is full is too slow to keep up; it is
 dropped (closed with 1013, "try again later") instead of stalling everyone else.
+
+Every client belongs to one tenant (its API key's); subscriptions are kept by
+``(tenant, session_id)``, so two tenants using the same session id never see each other's
+events, and a broadcast without a session reaches only the clients of its tenant.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketState
 
 from deep_tree_echo._json import COMPACT_ENCODER
+from deep_tree_echo.tenants import DEFAULT_TENANT
 
 logger = logging.getLogger("deep_tree_echo.server.ws")
 
@@ -31,11 +36,16 @@ _ids = itertools.count(1)
 class WebSocketClient:
     """One connected socket: its subscriptions, its send queue and its writer task."""
 
-    __slots__ = ("closed", "finished", "id", "queue", "sessions", "websocket", "writer")
+    __slots__ = (
+        "closed", "finished", "id", "queue", "sessions", "tenant", "websocket", "writer",
+    )
 
-    def __init__(self, websocket: WebSocket, queue_size: int) -> None:
+    def __init__(
+        self, websocket: WebSocket, queue_size: int, tenant: str = DEFAULT_TENANT
+    ) -> None:
         self.id = next(_ids)
         self.websocket = websocket
+        self.tenant = tenant
         self.sessions: set[str] = set()
         self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)  # encoded JSON text
         self.writer: asyncio.Task[None] | None = None
@@ -43,15 +53,16 @@ class WebSocketClient:
         self.finished = asyncio.Event()  # set once the close frame went out (or gave up)
 
     def __repr__(self) -> str:
-        return f"<WebSocketClient #{self.id} sessions={sorted(self.sessions)}>"
+        return f"<WebSocketClient #{self.id} tenant={self.tenant} sessions={sorted(self.sessions)}>"
 
 
 class ConnectionManager:
     """Tracks connected clients and delivers messages to them without blocking the caller.
 
-    ``broadcast(msg)`` goes to every client; ``broadcast(msg, session_id=s)`` only to clients
-    subscribed to ``s``. ``ping_interval`` makes each idle writer send ``{"type": "ping"}`` (an
-    application-level keep-alive, on top of the server's WebSocket ping frames). A client follows
+    ``broadcast(msg, tenant=t)`` goes to every client of tenant ``t``; with ``session_id=s``
+    only to the clients of ``t`` subscribed to ``s`` (``tenant`` defaults to ``default``).
+    ``ping_interval`` makes each idle writer send ``{"type": "ping"}`` (an application-level
+    keep-alive, on top of the server's WebSocket ping frames). A client follows
     at most ``max_subscriptions`` sessions, so one socket cannot grow the session index unbounded.
     """
 
@@ -72,7 +83,7 @@ class ConnectionManager:
         self.ping_interval = ping_interval
         self.close_timeout = close_timeout
         self._clients: dict[int, WebSocketClient] = {}
-        self._by_session: dict[str, set[int]] = {}
+        self._by_session: dict[tuple[str, str], set[int]] = {}  # (tenant, session) -> clients
         self.stats: dict[str, int] = {
             "connected_total": 0,
             "disconnected_total": 0,
@@ -94,24 +105,38 @@ class ConnectionManager:
         """Number of session ids with at least one subscriber (the size of the index)."""
         return len(self._by_session)
 
-    def clients(self, session_id: str | None = None) -> list[WebSocketClient]:
-        """Connected clients, all or those subscribed to ``session_id``."""
+    def clients(
+        self, session_id: str | None = None, *, tenant: str | None = DEFAULT_TENANT
+    ) -> list[WebSocketClient]:
+        """Connected clients of ``tenant`` (every tenant with None), all of them or those
+        subscribed to ``session_id``."""
         if session_id is None:
-            return list(self._clients.values())
-        return [
-            self._clients[i] for i in self._by_session.get(session_id, ()) if i in self._clients
-        ]
+            return [c for c in self._clients.values() if tenant is None or c.tenant == tenant]
+        members: set[int] = set()
+        if tenant is None:
+            for (_, sid), ids in self._by_session.items():
+                if sid == session_id:
+                    members |= ids
+        else:
+            members = self._by_session.get((tenant, session_id), set())
+        return [self._clients[i] for i in members if i in self._clients]
 
     async def connect(
-        self, websocket: WebSocket, *, session_ids: Iterable[str] = (), accept: bool = True
+        self,
+        websocket: WebSocket,
+        *,
+        session_ids: Iterable[str] = (),
+        accept: bool = True,
+        tenant: str = DEFAULT_TENANT,
     ) -> WebSocketClient:
-        """Accept ``websocket`` (unless already accepted), register it and start its writer.
+        """Accept ``websocket`` (unless already accepted), register it as a client of
+        ``tenant`` and start its writer.
 
         Of ``session_ids``, only the first ``max_subscriptions`` distinct ones are subscribed.
         """
         if accept and websocket.client_state == WebSocketState.CONNECTING:
             await websocket.accept()
-        client = WebSocketClient(websocket, self.queue_size)
+        client = WebSocketClient(websocket, self.queue_size, tenant)
         self._clients[client.id] = client
         for session_id in session_ids:
             self.subscribe(client, session_id)
@@ -160,11 +185,15 @@ class ConnectionManager:
     def _forget(self, client: WebSocketClient) -> None:
         self._clients.pop(client.id, None)
         for session_id in client.sessions:
-            members = self._by_session.get(session_id)
-            if members is not None:
-                members.discard(client.id)
-                if not members:
-                    del self._by_session[session_id]
+            self._unindex(client, session_id)
+
+    def _unindex(self, client: WebSocketClient, session_id: str) -> None:
+        key = (client.tenant, session_id)
+        members = self._by_session.get(key)
+        if members is not None:
+            members.discard(client.id)
+            if not members:
+                del self._by_session[key]
 
     # -- subscriptions -------------------------------------------------------------------------
 
@@ -180,27 +209,30 @@ class ConnectionManager:
             if len(client.sessions) >= self.max_subscriptions:
                 return False
             client.sessions.add(session_id)
-        self._by_session.setdefault(session_id, set()).add(client.id)
+        self._by_session.setdefault((client.tenant, session_id), set()).add(client.id)
         return True
 
     def unsubscribe(self, client: WebSocketClient, session_id: str) -> None:
         client.sessions.discard(session_id)
-        members = self._by_session.get(session_id)
-        if members is not None:
-            members.discard(client.id)
-            if not members:
-                del self._by_session[session_id]
+        self._unindex(client, session_id)
 
     # -- delivery ------------------------------------------------------------------------------
 
-    async def broadcast(self, message: dict[str, Any], *, session_id: str | None = None) -> int:
-        """Queue ``message`` for every client (or the subscribers of ``session_id``).
+    async def broadcast(
+        self,
+        message: dict[str, Any],
+        *,
+        session_id: str | None = None,
+        tenant: str = DEFAULT_TENANT,
+    ) -> int:
+        """Queue ``message`` for every client of ``tenant`` (or its subscribers of
+        ``session_id``).
 
         Never waits for a socket; the message is encoded once for all clients. Returns how many
         clients it was queued for; clients whose queue is full are dropped with close code 1013.
         """
         self.stats["broadcasts"] += 1
-        clients = self.clients(session_id)
+        clients = self.clients(session_id, tenant=tenant)
         if not clients:
             return 0
         text = COMPACT_ENCODER.encode(message)

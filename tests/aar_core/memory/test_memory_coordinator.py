@@ -249,15 +249,18 @@ async def test_replicate_and_fetch_record_speak_the_replica_api() -> None:
 
     record = _record()
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-        coord = DistributedMemoryCoordinator(NODES, api_key="s3cret", client=client)
+        coord = DistributedMemoryCoordinator(NODES, api_key="s3cret", cluster_key="peer-key",
+                                             client=client)
         assert await coord.replicate_record(NODES[0], record) is True
         assert await coord.replicate_record(NODES[0], record) is False  # already held
         put = seen[0]
         assert put.url.raw_path == b"/v1/replica/records/m%201"
-        assert put.headers["authorization"] == "Bearer s3cret"
+        # the replica API gets the cluster credential, never the client key
+        assert put.headers["authorization"] == "Bearer peer-key"
         assert json.loads(put.content) == record.to_dict()
         assert await coord.fetch_record(NODES[0], "m 1") == record
         assert await coord.fetch_record(NODES[0], "absent") is None
+        assert {r.headers["authorization"] for r in seen} == {"Bearer peer-key"}
 
 
 @pytest.mark.parametrize(

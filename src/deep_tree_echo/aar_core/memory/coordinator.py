@@ -35,7 +35,9 @@ class DistributedMemoryCoordinator:
     """Chooses replica nodes for a memory and talks to peers' ``/v1/memories`` endpoints.
 
     ``nodes`` are base URLs such as ``"http://127.0.0.1:8001"``; ``local_node_id`` is the URL
-    of this node among them (callers skip it when replicating).
+    of this node among them (callers skip it when replicating). ``api_key`` is sent to the
+    public memory API, ``cluster_key`` (``DTE_CLUSTER_KEY`` of the peers) to the replica API,
+    which accepts nothing else.
     """
 
     def __init__(
@@ -44,6 +46,7 @@ class DistributedMemoryCoordinator:
         *,
         local_node_id: str | None = None,
         api_key: str | None = None,
+        cluster_key: str | None = None,
         timeout: float = 5.0,
         client: httpx.AsyncClient | None = None,
     ) -> None:
@@ -55,6 +58,7 @@ class DistributedMemoryCoordinator:
         self.nodes: list[str] = list(seen)
         self.local_node_id = local_node_id.rstrip("/") if local_node_id else local_node_id
         self.api_key = api_key
+        self.cluster_key = cluster_key
         self.timeout = timeout
         self._client = client
         self._owns_client = client is None
@@ -80,8 +84,9 @@ class DistributedMemoryCoordinator:
             self._client = httpx.AsyncClient(timeout=self.timeout)
         return self._client
 
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+    def _headers(self, *, replica: bool = False) -> dict[str, str]:
+        key = self.cluster_key if replica else self.api_key
+        return {"Authorization": f"Bearer {key}"} if key else {}
 
     @staticmethod
     def _url(node: str, memory_id: str) -> str:
@@ -92,15 +97,15 @@ class DistributedMemoryCoordinator:
         return f"{node.rstrip('/')}/v1/replica/records/{quote(memory_id, safe='')}"
 
     async def _request(
-        self, method: str, node: str, memory_id: str, *, url: str | None = None, **kw: Any
+        self, method: str, node: str, memory_id: str, *, replica: bool = False, **kw: Any
     ) -> httpx.Response:
         import httpx
 
         try:
             return await self._http().request(
                 method,
-                url or self._url(node, memory_id),
-                headers=self._headers(),
+                self._record_url(node, memory_id) if replica else self._url(node, memory_id),
+                headers=self._headers(replica=replica),
                 timeout=self.timeout,
                 **kw,
             )
@@ -135,8 +140,8 @@ class DistributedMemoryCoordinator:
         :class:`ReplicationError` on a transport error, a non-2xx answer or a malformed one.
         """
         memory_id = record.id
-        url = self._record_url(node, memory_id)
-        response = await self._request("PUT", node, memory_id, url=url, json=record.to_dict())
+        response = await self._request("PUT", node, memory_id, replica=True,
+                                       json=record.to_dict())
         body = self._json(response, "PUT record", node, memory_id)
         if not isinstance(body, dict) or not isinstance(body.get("applied"), bool):
             raise ReplicationError(
@@ -150,8 +155,7 @@ class DistributedMemoryCoordinator:
     async def fetch_record(self, node: str, memory_id: str) -> MemoryRecord | None:
         """The record ``node`` holds for ``memory_id``, tombstones included; None when the node
         never saw the id. Raises :class:`ReplicationError` on failures and malformed records."""
-        url = self._record_url(node, memory_id)
-        response = await self._request("GET", node, memory_id, url=url)
+        response = await self._request("GET", node, memory_id, replica=True)
         if response.status_code == 404:
             return None
         body = self._json(response, "GET record", node, memory_id)

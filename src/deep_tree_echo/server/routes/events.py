@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from deep_tree_echo.server._event_feed import FEED_TYPES, EventFeed
+from deep_tree_echo.server.routes._deps import only_query, request_tenant
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -27,8 +28,10 @@ def _feed(request: Request) -> EventFeed:
         "Each event is `{\"type\", \"timestamp\", \"data\"}`; types followed: "
         + ", ".join(f"`{t}`" for t in FEED_TYPES)
         + ". `feed.dropped` reports events this slow client missed. Comment lines keep "
-        "idle connections alive. Send the API key as a Bearer header (fetch, not EventSource)."
+        "idle connections alive. Send the API key as a Bearer header (fetch, not EventSource). "
+        "A client sees its own tenant's events and the service's (alerts, breakers)."
     ),
+    dependencies=[Depends(only_query("types"))],
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
@@ -40,7 +43,7 @@ async def events(
 ) -> StreamingResponse:
     wanted = [t.strip() for t in types.split(",") if t.strip()]
     return StreamingResponse(
-        _feed(request).stream(wanted),
+        _feed(request).stream(wanted, tenant=request_tenant(request)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

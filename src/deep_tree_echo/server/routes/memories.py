@@ -1,4 +1,4 @@
-"""``/v1/memories``: put, get, delete and ranked search of memories."""
+"""``/v1/memories``: put, get, delete and ranked search of the caller's tenant's memories."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from deep_tree_echo.aar_core.memory.manager import MAX_ID_LENGTH, parse_filter_value
 from deep_tree_echo.integration.errors import DecodeError
 from deep_tree_echo.server import _negotiation
-from deep_tree_echo.server.routes._deps import Gateway
+from deep_tree_echo.server.routes._deps import Memory, only_query
 
 router = APIRouter(prefix="/v1", tags=["memories"])
 
@@ -23,7 +23,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such memory"},
     503: {"description": "gateway not ready or store unavailable"},
 }
-MemoryId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="memory id")]
+#: What ``validate_memory_id`` accepts (a URL path cannot carry lone surrogates): documented,
+#: and enforced by the manager with a 400 ``invalid_memory``.
+MEMORY_ID_PATTERN = r"^[^/\x00-\x1f\x7f-\x9f]+$"
+MemoryId = Annotated[
+    str,
+    Path(min_length=1, max_length=MAX_ID_LENGTH, description="memory id",
+         json_schema_extra={"pattern": MEMORY_ID_PATTERN}),
+]
 
 _DATA_SCHEMA = {
     "requestBody": {
@@ -56,31 +63,34 @@ async def _json_object(request: Request) -> dict[str, Any]:
     status_code=200,
     responses={201: {"description": "created"}, 415: {"description": "not JSON"}, **_ERRORS},
     openapi_extra=_DATA_SCHEMA,
+    dependencies=[Depends(only_query("ttl"))],
 )
 async def put_memory(
     memory_id: MemoryId,
     request: Request,
-    gateway: Gateway,
+    memory: Memory,
     ttl: Annotated[float | None, Query(gt=0, description="seconds until it expires")] = None,
 ) -> JSONResponse:
     data = await _json_object(request)
-    record, created = await gateway.memory.upsert(memory_id, data, ttl=ttl)
+    record, created = await memory.upsert(memory_id, data, ttl=ttl)
     return JSONResponse(record.to_dict(), status_code=201 if created else 200)
 
 
-@router.get("/memories/{memory_id}", summary="Read one memory with its metadata", responses=_ERRORS)
-async def get_memory(memory_id: MemoryId, gateway: Gateway) -> dict[str, Any]:
-    record = await gateway.memory.get_record(memory_id)
+@router.get("/memories/{memory_id}", summary="Read one memory with its metadata", responses=_ERRORS,
+            dependencies=[Depends(only_query())])
+async def get_memory(memory_id: MemoryId, memory: Memory) -> dict[str, Any]:
+    record = await memory.get_record(memory_id)
     if record is None:
         raise HTTPException(404, f"memory {memory_id!r} not found")
     return record.to_dict()
 
 
 @router.delete(
-    "/memories/{memory_id}", summary="Delete a memory", status_code=204, responses=_ERRORS
+    "/memories/{memory_id}", summary="Delete a memory", status_code=204, responses=_ERRORS,
+    dependencies=[Depends(only_query())],
 )
-async def delete_memory(memory_id: MemoryId, gateway: Gateway) -> Response:
-    if not await gateway.memory.delete_memory(memory_id):
+async def delete_memory(memory_id: MemoryId, memory: Memory) -> Response:
+    if not await memory.delete_memory(memory_id):
         raise HTTPException(404, f"memory {memory_id!r} not found")
     return Response(status_code=204)
 
@@ -98,7 +108,7 @@ async def delete_memory(memory_id: MemoryId, gateway: Gateway) -> Response:
 )
 async def search_memories(
     request: Request,
-    gateway: Gateway,
+    memory: Memory,
     query: Annotated[str, Query(max_length=10_000)] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
 ) -> dict[str, Any]:
@@ -107,7 +117,7 @@ async def search_memories(
         for k, v in request.query_params.items()
         if k not in _RESERVED_QUERY
     }
-    results = await gateway.memory.search(query, limit, **filters)
+    results = await memory.search(query, limit, **filters)
     return {
         "query": query,
         "filters": filters,
@@ -121,9 +131,10 @@ async def search_memories(
     summary="Every live memory as JSON lines of MemoryRecord.to_dict()",
     response_class=StreamingResponse,
     responses={200: {"content": {"application/x-ndjson": {}}}},
+    dependencies=[Depends(only_query())],
 )
-async def export_memories(gateway: Gateway) -> StreamingResponse:
-    records = gateway.memory.records()
+async def export_memories(memory: Memory) -> StreamingResponse:
+    records = memory.records()
 
     async def lines() -> AsyncIterator[bytes]:
         async for record in records:

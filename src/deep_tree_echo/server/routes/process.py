@@ -16,12 +16,20 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
-from deep_tree_echo.aar_core.cognitive import CognitiveInput, CognitiveResult, build_input
+from deep_tree_echo.aar_core.cognitive import (
+    MEMORY_SCOPES,
+    CognitiveInput,
+    CognitiveResult,
+    build_input,
+)
 from deep_tree_echo.aar_core.errors import InvalidSessionIdError
+from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
+from deep_tree_echo.aar_core.sessions import MAX_SESSION_ID, SESSION_ID_PATTERN
 from deep_tree_echo.errors import EchoError
 from deep_tree_echo.integration.errors import InvalidRequestError
 from deep_tree_echo.server import _negotiation
 from deep_tree_echo.server.handlers import error_response, status_for
+from deep_tree_echo.tenants import TENANT_SCOPE_KEY
 
 if TYPE_CHECKING:
     from deep_tree_echo.aar_core.gateway import AARGateway
@@ -46,8 +54,9 @@ def validate_external_request(request: Any) -> dict[str, Any]:
     """Check the external request shape; raise :class:`InvalidRequestError` naming the field.
 
     ``data`` (required) is a non-empty string or an object/list; ``message_type`` and
-    ``source`` are strings; ``timestamp`` a string or number. (``session_id`` is checked where
-    the input is built, by :func:`external_input`.)
+    ``source`` are strings; ``timestamp`` a string or number; ``context`` an object whose
+    ``memory_scope`` is ``"session"`` or ``"tenant"``. (``session_id`` is checked where the
+    input is built, by :func:`external_input`.)
     """
     if not isinstance(request, Mapping):
         raise InvalidRequestError(f"request must be an object, not {type(request).__name__}")
@@ -65,6 +74,16 @@ def validate_external_request(request: Any) -> dict[str, Any]:
         raise InvalidRequestError(
             f"'data' must be a string or an object, not {type(data).__name__}", field="data"
         )
+    context = request.get("context")
+    if context is not None:
+        if not isinstance(context, Mapping):
+            raise InvalidRequestError("'context' must be an object", field="context")
+        scope = context.get("memory_scope")
+        if scope is not None and scope not in MEMORY_SCOPES:
+            raise InvalidRequestError(
+                f"'context.memory_scope' must be one of {', '.join(MEMORY_SCOPES)}",
+                field="context.memory_scope",
+            )
     timestamp = request.get("timestamp")
     if timestamp is not None and (
         isinstance(timestamp, bool) or not isinstance(timestamp, str | int | float)
@@ -73,22 +92,28 @@ def validate_external_request(request: Any) -> dict[str, Any]:
     return dict(request)
 
 
-def external_input(request: Any) -> CognitiveInput:
-    """The :class:`CognitiveInput` of an external request (the seed's field mapping).
+def external_input(request: Any, *, tenant: str = DEFAULT_TENANT) -> CognitiveInput:
+    """The :class:`CognitiveInput` of an external request (the seed's field mapping), for the
+    caller's ``tenant`` (from its credentials, never from the body).
 
     Shape problems raise :class:`InvalidRequestError`; content the core refuses (empty, too
     large) raises the builder's :class:`InvalidInputError`.
     """
     request = validate_external_request(request)
+    context: dict[str, Any] = {
+        "external_source": request.get("source", "api"),
+        "timestamp": request.get("timestamp"),
+        "session_id": request.get("session_id"),
+    }
+    scope = (request.get("context") or {}).get("memory_scope")
+    if scope is not None:
+        context["memory_scope"] = scope
     try:
         return build_input(
             request["data"],
             type=request.get("message_type", "text"),
-            context={
-                "external_source": request.get("source", "api"),
-                "timestamp": request.get("timestamp"),
-                "session_id": request.get("session_id"),
-            },
+            context=context,
+            tenant=tenant,
         )
     except InvalidSessionIdError as exc:  # a field of the external request
         raise InvalidRequestError(exc.message, field="session_id") from None
@@ -113,14 +138,16 @@ def external_failure(exc: EchoError, processing_time: float) -> dict[str, Any]:
     }
 
 
-async def answer_external(gateway: AARGateway, request: Any) -> tuple[dict[str, Any], int]:
+async def answer_external(
+    gateway: AARGateway, request: Any, *, tenant: str = DEFAULT_TENANT
+) -> tuple[dict[str, Any], int]:
     """Answer one external request: ``(external response, HTTP status)``.
 
     :class:`InvalidRequestError` for a malformed request; core failures are in the response.
     """
     start = time.perf_counter()
     try:
-        result = await gateway.answer(external_input(request))
+        result = await gateway.answer(external_input(request, tenant=tenant))
     except InvalidRequestError:
         raise
     except EchoError as exc:
@@ -141,10 +168,14 @@ def process_endpoint(gateway_of: GatewayOf) -> Callable[[Request], Coroutine[Any
             elif key == b"accept" and accept is None:
                 accept = value.decode("latin-1")
         try:
+            if request.scope.get("query_string"):
+                raise InvalidRequestError(f"{PROCESS_PATH} takes no query parameters")
             in_format = _negotiation.request_format(content_type)
             out_format = _negotiation.response_format(accept, in_format)
             external = _negotiation.decode_request(in_format, await request.body())
-            response, status = await answer_external(gateway_of(request), external)
+            tenant = request.scope.get(TENANT_SCOPE_KEY, DEFAULT_TENANT)
+            response, status = await answer_external(gateway_of(request), external,
+                                                     tenant=tenant)
         except EchoError as exc:
             return error_response(exc, f"POST {PROCESS_PATH}")
         return Response(
@@ -188,16 +219,28 @@ def _app_gateway(request: Request) -> AARGateway:
     return gateway
 
 
+_NON_BLANK = {"type": ["string", "null"], "pattern": r"\S"}
 _SCHEMA_REQUEST = {
     "type": "object",
     "required": ["data"],
     "properties": {
-        "message_type": {"type": "string", "default": "text"},
-        "data": {"oneOf": [{"type": "string"}, {"type": "object"}]},
-        "source": {"type": "string", "default": "api"},
-        "timestamp": {"type": "string"},
-        "session_id": {"type": "string"},
+        "message_type": {**_NON_BLANK, "default": "text"},
+        "data": {"oneOf": [{"type": "string", "pattern": r"\S", "maxLength": 100_000},
+                           {"type": "object"}, {"type": "array"}]},
+        "source": {**_NON_BLANK, "default": "api"},
+        "timestamp": {"type": ["string", "number", "null"]},
+        "session_id": {"type": ["string", "null"], "maxLength": MAX_SESSION_ID,
+                       "pattern": SESSION_ID_PATTERN},
+        "context": {
+            "type": ["object", "null"],
+            "properties": {"memory_scope": {"enum": [*MEMORY_SCOPES, None], "default": "session",
+                                            "description": "session: this session's memories "
+                                            "and the tenant's shared ones; tenant: all of the "
+                                            "tenant's"}},
+        },
     },
+    "example": {"message_type": "text", "data": "what is the vault code?",
+                "session_id": "demo", "context": {"memory_scope": "session"}},
 }
 _OPENAPI_PROCESS: dict[str, Any] = {
     "requestBody": {

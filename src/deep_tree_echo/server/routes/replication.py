@@ -10,15 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 
+from deep_tree_echo.aar_core.memory.manager import MAX_ID_LENGTH
 from deep_tree_echo.aar_core.memory.record import parse_record
 from deep_tree_echo.integration.errors import DecodeError
 from deep_tree_echo.server import _negotiation
-from deep_tree_echo.server.routes._deps import Gateway
-from deep_tree_echo.server.routes.memories import MemoryId
+from deep_tree_echo.server.routes._deps import Memory, only_query
+from deep_tree_echo.server.routes.memories import MEMORY_ID_PATTERN, MemoryId
 
-router = APIRouter(prefix="/v1/replica", tags=["replication"])
+#: ``Version.to_str`` text as ``parse_version`` accepts it.
+VERSION_PATTERN = r"^[0-9]{1,16}-[0-9]{1,5}-[^\x00-\x1f\x7f]{1,256}$"
+
+router = APIRouter(prefix="/v1/replica", tags=["replication"],
+                   dependencies=[Depends(only_query())])
 
 _JSON_ONLY: tuple[_negotiation.Format, ...] = ("json",)
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -32,11 +37,13 @@ _RECORD_SCHEMA = {
             "application/json": {
                 "schema": {
                     "type": "object",
-                    "required": ["id", "data", "version", "created_at", "updated_at"],
+                    "required": ["data", "version", "created_at", "updated_at"],
                     "properties": {
-                        "id": {"type": "string"},
+                        "id": {"type": "string", "minLength": 1, "readOnly": True,
+                               "maxLength": MAX_ID_LENGTH, "pattern": MEMORY_ID_PATTERN,
+                               "description": "the path's id (optional; must match it)"},
                         "data": {"type": "object"},
-                        "version": {"type": "string",
+                        "version": {"type": "string", "pattern": VERSION_PATTERN,
                                     "example": "0001732700000000-00000-node-a"},
                         "created_at": {"type": "number"},
                         "updated_at": {"type": "number"},
@@ -58,17 +65,22 @@ _RECORD_SCHEMA = {
     responses={415: {"description": "not JSON"}, **_ERRORS},
     openapi_extra=_RECORD_SCHEMA,
 )
-async def put_record(memory_id: MemoryId, request: Request, gateway: Gateway) -> dict[str, Any]:
+async def put_record(memory_id: MemoryId, request: Request, memory: Memory) -> dict[str, Any]:
     """``{"applied": bool, "version": <the version this node holds afterwards>}``."""
     _negotiation.request_format(request.headers.get("content-type"), allowed=_JSON_ONLY)
     body = _negotiation.decode_json(await request.body(), what="request body is not valid JSON")
+    if isinstance(body, dict):
+        body.setdefault("id", memory_id)  # the path names the record
+        count = body.get("access_count")
+        if isinstance(count, float) and count.is_integer():  # JSON: 3.0 is the integer 3
+            body["access_count"] = int(count)
     record = parse_record(body)
     if record.id != memory_id:
         raise DecodeError(
             f"record id {record.id!r} does not match the path id {memory_id!r}", field="id"
         )
-    applied = await gateway.memory.apply_remote(record)
-    stored = await gateway.memory.get_record(memory_id, include_deleted=True)
+    applied = await memory.apply_remote(record)
+    stored = await memory.get_record(memory_id, include_deleted=True)
     version = stored.version if stored is not None else record.version
     return {"applied": applied, "version": version.to_str()}
 
@@ -78,8 +90,8 @@ async def put_record(memory_id: MemoryId, request: Request, gateway: Gateway) ->
     summary="The record this node holds, tombstones and expired records included",
     responses={404: {"description": "this node never saw the id"}, **_ERRORS},
 )
-async def get_record(memory_id: MemoryId, gateway: Gateway) -> dict[str, Any]:
-    record = await gateway.memory.get_record(memory_id, include_deleted=True)
+async def get_record(memory_id: MemoryId, memory: Memory) -> dict[str, Any]:
+    record = await memory.get_record(memory_id, include_deleted=True)
     if record is None:
         raise HTTPException(404, f"no record of {memory_id!r} on this node")
     return record.to_dict()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
 from deep_tree_echo.observability import monitor as default_monitor
 from deep_tree_echo.server._status import StatusResponse, gather_status
+from deep_tree_echo.server.routes._deps import only_query, request_tenant
 
 router = APIRouter(prefix="/v1", tags=["status"])
 
@@ -14,8 +15,9 @@ router = APIRouter(prefix="/v1", tags=["status"])
     "/status",
     summary="Health of the integrations: breakers, limiters, monitor, alerts, store, NATS",
     response_model=StatusResponse,
+    dependencies=[Depends(only_query())],
 )
 async def status(request: Request) -> StatusResponse:
     """What the console's Health view polls; read-only and cheap (no store round trip
-    beyond counting memories)."""
-    return await gather_status(request.app.state, default_monitor)
+    beyond counting the caller's tenant's memories)."""
+    return await gather_status(request.app.state, default_monitor, request_tenant(request))

@@ -7,7 +7,8 @@ Client → server: ``{"type": "user_message", "session_id", "message"}``,
 (keep-alive), ``subscribed``, ``unsubscribed`` and ``error``. Sending a user message
 subscribes to its session. A socket follows at most ``ws_max_subscriptions`` sessions; past that,
 ``subscribe`` and user messages for new sessions get a ``too_many_subscriptions`` error until
-the client unsubscribes from some.
+the client unsubscribes from some. A socket acts for the tenant of its key (an admin may name
+one with ``?tenant=``): it talks in and follows that tenant's sessions only.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from deep_tree_echo.server.websocket import (
     ConnectionManager,
     WebSocketClient,
 )
+from deep_tree_echo.tenants import DEFAULT_TENANT, TENANT_SCOPE_KEY
 
 router = APIRouter()
 logger = logging.getLogger("deep_tree_echo.server.ws")
@@ -106,11 +108,15 @@ async def _user_message(
     if not gateway.initialized:
         await manager.send(client, _error("not_ready", "the gateway is not initialised yet"))
         return
+    context: dict[str, Any] = {"session_id": session_id, "external_source": "websocket"}
+    if message.get("memory_scope") is not None:
+        context["memory_scope"] = message["memory_scope"]
     try:
         inp = build_input(
             message.get("message"),
             type=message.get("input_type") or "text",
-            context={"session_id": session_id, "external_source": "websocket"},
+            context=context,
+            tenant=client.tenant,
         )
     except InvalidInputError as exc:
         result = failure_dict(exc, 0.0, None)  # the seed's error response, as for any input
@@ -130,7 +136,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                 initial.append(validate_session_id(value))
             except InvalidInputError as error:
                 invalid = error
-    client = await manager.connect(websocket, session_ids=initial)
+    tenant: str = websocket.scope.get(TENANT_SCOPE_KEY, DEFAULT_TENANT)
+    client = await manager.connect(websocket, session_ids=initial, tenant=tenant)
     if invalid is not None:  # not followed; one reply however many were bad
         await manager.send(client, _error("bad_message", f"?session_id ignored: {invalid.message}"))
     for session_id in dict.fromkeys(initial):
