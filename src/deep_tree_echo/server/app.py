@@ -25,7 +25,6 @@ from starlette.types import Scope
 from deep_tree_echo import __version__
 from deep_tree_echo.aar_core.gateway import AARGateway
 from deep_tree_echo.config import EchoSettings
-from deep_tree_echo.integration.event_driven import WebSocketIntegration
 from deep_tree_echo.integration.gateway import APIIntegrationGateway
 from deep_tree_echo.observability import (
     EchoMetrics,
@@ -43,8 +42,11 @@ from deep_tree_echo.server.middleware import (
     BodyLimitMiddleware,
     RateLimitMiddleware,
 )
+from deep_tree_echo.server.outbox import outbox_for
+from deep_tree_echo.server.outbox.relay import EventRelay
 from deep_tree_echo.server.routes import health, memories, replication, ws
 from deep_tree_echo.server.websocket import ConnectionManager
+from deep_tree_echo.server.workers import WorkerHeaderMiddleware, announce_ready
 
 logger = logging.getLogger("deep_tree_echo.server")
 
@@ -54,9 +56,32 @@ RenderMetrics = Callable[[], tuple[bytes, str]]
 
 
 def _rate_limiter(settings: EchoSettings) -> RateLimiter | None:
+    """One limit for the whole service: shared through Redis when ``redis_url`` is set, else
+    each of the ``workers`` processes enforces its share (``limit // workers``, at least 1)."""
     if settings.rate_limit_requests <= 0:
         return None
-    return RateLimiter(settings.rate_limit_requests, settings.rate_limit_window, name="http")
+    if settings.redis_url:
+        from deep_tree_echo.resilience.redis_backends import RedisRateLimitBackend
+
+        return RateLimiter(settings.rate_limit_requests, settings.rate_limit_window, name="http",
+                           backend=RedisRateLimitBackend(settings.redis_url))
+    share = max(1, settings.rate_limit_requests // settings.workers)
+    return RateLimiter(share, settings.rate_limit_window, name="http")
+
+
+async def _start_event_relay(
+    app: FastAPI, stack: AsyncExitStack, gw: AARGateway, manager: ConnectionManager,
+    settings: EchoSettings,
+) -> None:
+    """Gateway agent.message / memory.update -> the store's event outbox -> WebSocket clients
+    of the session, on every worker and node that shares the store."""
+    outbox = outbox_for(settings)
+    await outbox.open()
+    stack.push_async_callback(outbox.close)
+    relay = EventRelay(outbox, manager, gw.event_bus, retention=settings.event_retention)
+    await relay.start()
+    stack.push_async_callback(relay.stop)
+    app.state.event_relay = relay
 
 
 class _RawRequestRoute(Route):
@@ -190,14 +215,17 @@ def create_app(
                                            settings.alert_webhook_url)
             stack.push_async_callback(detach_alerts)
             stack.push_async_callback(manager.close_all)
-            # gateway agent.message / memory.update -> WebSocket clients of the session
-            stack.callback(WebSocketIntegration(manager, event_bus=gw.event_bus).close)
+            await _start_event_relay(app, stack, gw, manager, settings)
+            if limiter is not None and limiter.backend is not None:
+                stack.push_async_callback(limiter.backend.aclose)
             if settings.nats_url:
                 await _start_nats_bridge(app, stack, gw, settings)
             plugins = PluginManager(gw, settings)
             await plugins.start()
             stack.push_async_callback(plugins.stop)
             app.state.plugins = plugins
+            if settings.workers > 1:
+                announce_ready()
             yield
 
     app = FastAPI(
@@ -213,6 +241,7 @@ def create_app(
     app.state.rate_limiter = limiter
     app.state.plugins = None
     app.state.nats_bridge = None
+    app.state.event_relay = None
     install_exception_handlers(app)
 
     app.include_router(health.router)
@@ -235,4 +264,6 @@ def create_app(
     app.state.render_metrics = render
     app.state.metrics = metrics
     app.add_middleware(PrometheusMiddleware, metrics=metrics)
+    if settings.workers > 1:
+        app.add_middleware(WorkerHeaderMiddleware)
     return app

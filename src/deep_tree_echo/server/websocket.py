@@ -31,12 +31,15 @@ _ids = itertools.count(1)
 class WebSocketClient:
     """One connected socket: its subscriptions, its send queue and its writer task."""
 
-    __slots__ = ("closed", "finished", "id", "queue", "sessions", "websocket", "writer")
+    __slots__ = (
+        "closed", "cursors", "finished", "id", "queue", "sessions", "websocket", "writer"
+    )
 
     def __init__(self, websocket: WebSocket, queue_size: int) -> None:
         self.id = next(_ids)
         self.websocket = websocket
         self.sessions: set[str] = set()
+        self.cursors: dict[str, int] = {}  # session -> last outbox event id queued
         self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)  # encoded JSON text
         self.writer: asyncio.Task[None] | None = None
         self.closed = asyncio.Event()  # set as soon as the client is being disconnected
@@ -185,6 +188,7 @@ class ConnectionManager:
 
     def unsubscribe(self, client: WebSocketClient, session_id: str) -> None:
         client.sessions.discard(session_id)
+        client.cursors.pop(session_id, None)
         members = self._by_session.get(session_id)
         if members is not None:
             members.discard(client.id)
@@ -214,6 +218,10 @@ class ConnectionManager:
         if client.closed.is_set():
             return False
         return self._enqueue(client, COMPACT_ENCODER.encode(message))
+
+    def enqueue_text(self, client: WebSocketClient, text: str) -> bool:
+        """Queue already-encoded JSON ``text`` for one client (same rules as :meth:`send`)."""
+        return self._enqueue(client, text)
 
     def _enqueue(self, client: WebSocketClient, text: str) -> bool:
         if client.closed.is_set():
