@@ -14,6 +14,7 @@ from urllib.parse import quote
 import httpx
 
 from deep_tree_echo.aar_core.memory.manager import parse_filter_value
+from deep_tree_echo.aar_core.memory.record import parse_record
 from deep_tree_echo.cli._settings import build_settings
 from deep_tree_echo.cli.errors import CLIError, NotFound
 from deep_tree_echo.config import EchoSettings
@@ -37,6 +38,8 @@ class Backend(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     def export(self) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def restore(self, record: dict[str, Any]) -> bool: ...
 
     async def aclose(self) -> None: ...
 
@@ -112,6 +115,10 @@ class LocalBackend:
         async for record in self.gateway.memory.records():
             yield record.to_dict()
 
+    async def restore(self, record: dict[str, Any]) -> bool:
+        """Apply an exported record with its version (last writer wins); True when applied."""
+        return await self.gateway.memory.apply_remote(parse_record(record))
+
 
 def _raise_for(response: httpx.Response) -> None:
     if response.is_success:
@@ -186,6 +193,12 @@ class HttpBackend:
         response = await self._request("GET", "/v1/memories", params=params)
         results: list[dict[str, Any]] = response.json()["results"]
         return results
+
+    async def restore(self, record: dict[str, Any]) -> bool:
+        """``PUT /v1/replica/records/{id}``: the server applies it last-writer-wins."""
+        memory_id = quote(str(record["id"]), safe="")
+        response = await self._request("PUT", f"/v1/replica/records/{memory_id}", json=record)
+        return bool(response.json().get("applied"))
 
     async def export(self) -> AsyncIterator[dict[str, Any]]:
         try:
