@@ -26,19 +26,19 @@ READY_MESSAGE: Final = "deep-tree-echo worker {pid} ready"
 
 
 class WorkerHeaderMiddleware:
-    """Add ``X-Echo-Worker: <pid>`` to every HTTP response (which worker answered)."""
+    """Add ``X-Echo-Worker: <pid>`` to every HTTP response and WebSocket handshake."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.header = (WORKER_HEADER.encode(), str(os.getpid()).encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
 
         async def send_with_header(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] in ("http.response.start", "websocket.accept"):
                 message["headers"] = [*message.get("headers", ()), self.header]
             await send(message)
 
