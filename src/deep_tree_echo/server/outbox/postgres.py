@@ -114,7 +114,7 @@ class PostgresOutbox(EventOutbox):
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
                 records = await conn.fetch(
                     "INSERT INTO dte_events (kind, session_id, payload, created_at) "
-                    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
+                    "SELECT k, s, p, c FROM unnest($1::text[], $2::text[], $3::text[], "
                     "$4::double precision[]) WITH ORDINALITY AS t(k, s, p, c, n) "
                     "ORDER BY n RETURNING id",
                     [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
