@@ -85,14 +85,15 @@ async def random_workload(
     return served
 
 
-async def recv_json(ws: ClientConnection, timeout: float = 15.0) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
+async def recv_json(ws: ClientConnection) -> dict[str, Any]:
+    """The next frame, bounded (15 s)."""
+    async with asyncio.timeout(15):
         return dict(json.loads(await ws.recv()))
 
 
-async def recv_type(ws: ClientConnection, kind: str, timeout: float = 15.0) -> dict[str, Any]:
-    """The next frame of type ``kind``, skipping keep-alive pings, bounded by ``timeout``."""
-    async with asyncio.timeout(timeout):
+async def recv_type(ws: ClientConnection, kind: str) -> dict[str, Any]:
+    """The next frame of type ``kind``, skipping keep-alive pings, bounded (15 s)."""
+    async with asyncio.timeout(15):
         while True:
             frame = dict(json.loads(await ws.recv()))
             if frame["type"] == kind:
