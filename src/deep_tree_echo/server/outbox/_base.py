@@ -59,6 +59,8 @@ class EventOutbox(ABC):
     kind: str = "abstract"
     #: True when other *nodes* read this outbox (events from NATS peers are then redundant).
     shared_between_nodes: bool = False
+    #: True when only this process appends: the appender dispatches inline, no tailing needed.
+    in_process: bool = False
 
     def __init__(self) -> None:
         self.changed = asyncio.Event()  # set when new events may be there to read

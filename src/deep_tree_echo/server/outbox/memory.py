@@ -20,6 +20,7 @@ class MemoryOutbox(EventOutbox):
     """In-process outbox; ids start at 1 and reset with the process."""
 
     kind = "memory"
+    in_process = True
 
     def __init__(self, max_events: int = MAX_EVENTS) -> None:
         super().__init__()
@@ -38,8 +39,7 @@ class MemoryOutbox(EventOutbox):
         if len(self._events) > self.max_events:
             self._purged = self._events.popleft().id
             self._ids.popleft()
-        self.changed.set()
-        return event.id
+        return event.id  # no wake-up: the relay dispatches in-process events inline
 
     async def _insert(self, rows: list[tuple[str, str | None, str, float]]) -> list[int]:
         raise NotImplementedError  # append() is overridden: nothing is batched in RAM

@@ -110,6 +110,11 @@ class EventRelay:
             raise
         self.stats["appended"] += 1
         # this worker's own clients get the event before the request is answered
+        if self.head >= event_id:
+            return
+        if self.outbox.in_process:
+            await self._round()
+            return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(DISPATCH_WAIT), self._dispatched:
                 await self._dispatched.wait_for(lambda: self.head >= event_id)
@@ -133,9 +138,11 @@ class EventRelay:
         async with self._lock:
             events = await self.outbox.read(self.head)
             for event in events:
-                text = COMPACT_ENCODER.encode(event.frame())
-                for client in self.manager.clients(event.session_id):
-                    self._deliver(client, event.session_id, event.id, text)
+                clients = self.manager.clients(event.session_id)
+                if clients:
+                    text = COMPACT_ENCODER.encode(event.frame())
+                    for client in clients:
+                        self._deliver(client, event.session_id, event.id, text)
                 self.head = event.id
                 self.stats["dispatched"] += 1
         if events:
