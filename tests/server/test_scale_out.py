@@ -123,3 +123,31 @@ async def test_kill_9_of_a_worker_loses_no_acknowledged_write(workers: EchoServe
             assert r.json()["data"]["content"] == f"kill test {i}"
     assert workers.running
 
+
+
+def test_without_redis_each_worker_enforces_its_share() -> None:
+    from deep_tree_echo.config import EchoSettings
+    from deep_tree_echo.server.app import _rate_limiter
+
+    limiter = _rate_limiter(EchoSettings(rate_limit_requests=601, workers=3))
+    assert limiter is not None and limiter.max_requests == 200 and limiter.backend is None
+    one = _rate_limiter(EchoSettings(rate_limit_requests=1, workers=3))
+    assert one is not None and one.max_requests == 1
+
+
+async def test_with_redis_the_rate_limit_is_one_for_all_workers(
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str
+) -> None:
+    env = {**ENV, "DTE_RATE_LIMIT_REQUESTS": "12", "DTE_RATE_LIMIT_WINDOW": "3600",
+           "DTE_REDIS_URL": redis_url}
+    with EchoServer(tmp_path_factory.mktemp("limited"), workers=2, env=env,
+                    timeout=90) as server:
+        statuses: dict[int, int] = {}
+        workers_seen: set[str] = set()
+        async with fresh_connections(server.url) as http:
+            for i in range(40):
+                r = await http.get(f"/v1/memories/absent-{i}")
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                workers_seen.add(r.headers[WORKER])
+        assert statuses == {404: 12, 429: 28}, statuses  # 12 in all, not 12 per worker
+        assert len(workers_seen) == 2
