@@ -240,6 +240,18 @@ def test_serve_rejects_bad_config(tmp_path: Path) -> None:
     assert code == 2 and "invalid configuration" in err
 
 
+def test_serve_refuses_workers_on_the_in_memory_store(tmp_path: Path) -> None:
+    code, _, err = run("serve", "--workers", "2", "--data-dir", str(tmp_path),
+                       "--port", str(free_port()), "--config", str(_memory_config(tmp_path)))
+    assert code == 2 and "--workers needs a store the workers share" in err
+
+
+def _memory_config(tmp_path: Path) -> Path:
+    config = tmp_path / "echo.toml"
+    config.write_text('memory_store = "memory"\n')
+    return config
+
+
 def test_help_shows_bracketed_text() -> None:
     result = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0

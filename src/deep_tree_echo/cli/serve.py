@@ -42,6 +42,12 @@ def serve(
         )
     except ConfigurationError as exc:
         raise fail(exc.message, 2) from None
+    if settings.workers > 1 and settings.store_kind == "memory":
+        raise fail(
+            "--workers needs a store the workers share: the in-memory store lives in one "
+            "process; use the sqlite store (--data-dir) or postgres (DTE_MEMORY_STORE=postgres)",
+            2,
+        )
     level = settings.log_level.upper()
     logging.basicConfig(level=level, format="%(levelname)-9s %(name)s: %(message)s")
     lock: DataDirLock | None = None
