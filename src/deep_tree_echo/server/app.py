@@ -46,7 +46,11 @@ from deep_tree_echo.server.outbox import outbox_for
 from deep_tree_echo.server.outbox.relay import EventRelay
 from deep_tree_echo.server.routes import health, memories, replication, ws
 from deep_tree_echo.server.websocket import ConnectionManager
-from deep_tree_echo.server.workers import WorkerHeaderMiddleware, announce_ready
+from deep_tree_echo.server.workers import (
+    WorkerHeaderMiddleware,
+    announce_ready,
+    service_node_id,
+)
 
 logger = logging.getLogger("deep_tree_echo.server")
 
@@ -174,7 +178,7 @@ async def _start_nats_bridge(
     from deep_tree_echo.integration.nats_bridge import NatsEventBridge
 
     assert settings.nats_url is not None
-    bridge = NatsEventBridge(gw.event_bus, settings.nats_url, node_id=gw.node_id,
+    bridge = NatsEventBridge(gw.event_bus, settings.nats_url, node_id=service_node_id(gw.node_id),
                              token=settings.nats_token)
     await bridge.start()  # fails startup loudly: a node configured for NATS must reach it
     stack.push_async_callback(bridge.stop)

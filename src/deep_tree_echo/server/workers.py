@@ -62,8 +62,21 @@ def create_worker_app() -> FastAPI:
                         format="%(levelname)-9s %(name)s: %(message)s")
     if settings.node_id is not None:
         # one clock per process: versions of two workers must never tie
-        settings = settings.model_copy(update={"node_id": f"{settings.node_id}-w{os.getpid()}"})
+        settings = settings.model_copy(update={"node_id": f"{settings.node_id}{_suffix()}"})
     return create_app(settings)
+
+
+def _suffix() -> str:
+    return f"-w{os.getpid()}"
+
+
+def service_node_id(node_id: str) -> str:
+    """The id of the node this worker belongs to (its own id without the ``-w<pid>`` suffix).
+
+    The NATS bridge speaks for the node: sibling workers ignore each other's messages, whose
+    events already reach them through the shared outbox.
+    """
+    return node_id.removesuffix(_suffix())
 
 
 def announce_ready() -> None:
