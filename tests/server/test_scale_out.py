@@ -21,6 +21,8 @@ from websockets.asyncio.client import connect
 
 from deep_tree_echo.testing.live_server import EchoServer
 
+pytestmark = pytest.mark.slow
+
 ENV = {"DTE_RATE_LIMIT_REQUESTS": "0", "DTE_LOG_LEVEL": "warning"}
 
 
