@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from _scale_out import recv_json
 from _server_helpers import live_server, make_settings
@@ -120,3 +121,7 @@ async def test_resume_past_the_window_is_a_clear_error() -> None:
         assert (await recv_json(ws))["type"] == "subscribed"
         await ws.send(json.dumps({"type": "subscribe", "session_id": "s", "since": -1}))
         assert (await recv_json(ws))["error"]["code"] == "bad_message"
+        async with httpx.AsyncClient(base_url=f"http://{host}") as http:
+            metrics = (await http.get("/metrics")).text
+        assert "dte_events_resumed_total 1.0" in metrics
+        assert "dte_events_appended_total 2.0" in metrics  # memory_update + agent_message

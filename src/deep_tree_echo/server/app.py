@@ -43,7 +43,7 @@ from deep_tree_echo.server.middleware import (
     RateLimitMiddleware,
 )
 from deep_tree_echo.server.outbox import outbox_for
-from deep_tree_echo.server.outbox.relay import EventRelay
+from deep_tree_echo.server.outbox.relay import EventRelay, RelayCollector
 from deep_tree_echo.server.routes import health, memories, replication, ws
 from deep_tree_echo.server.websocket import ConnectionManager
 from deep_tree_echo.server.workers import (
@@ -86,6 +86,10 @@ async def _start_event_relay(
     await relay.start()
     stack.push_async_callback(relay.stop)
     app.state.event_relay = relay
+    registry: CollectorRegistry = app.state.metrics.registry
+    collector = RelayCollector(relay)
+    registry.register(collector)
+    stack.callback(registry.unregister, collector)
 
 
 class _RawRequestRoute(Route):

@@ -13,7 +13,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from deep_tree_echo._json import COMPACT_ENCODER
 from deep_tree_echo.aar_core.events import EventBus
@@ -195,3 +199,22 @@ class EventRelay:
                 await self.outbox.purge(time.time() - self.retention)
             except Exception:
                 logger.exception("purging the %s event outbox failed", self.outbox.kind)
+
+
+class RelayCollector(Collector):
+    """Reads an :class:`EventRelay`'s counters at scrape time (``dte_events_*``)."""
+
+    def __init__(self, relay: EventRelay) -> None:
+        self.relay = relay
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("dte_events_head", "Highest outbox event id this worker has "
+                                "dispatched", value=self.relay.head)
+        stats = self.relay.stats
+        for name, doc in (
+            ("appended", "Events this worker appended to the outbox"),
+            ("append_failed", "Events this worker failed to append to the outbox"),
+            ("dispatched", "Outbox events this worker dispatched to its WebSocket clients"),
+            ("resumed", "WebSocket subscriptions resumed from an event id"),
+        ):
+            yield CounterMetricFamily(f"dte_events_{name}", doc, value=stats[name])
