@@ -112,18 +112,20 @@ async def test_kill_9_of_a_worker_loses_no_acknowledged_write(workers: EchoServe
             if r.status_code in (200, 201):
                 acknowledged[f"k{i}"] = i
 
-        for i in range(300):
-            if i == 100:
+        for i in range(150):
+            if i == 50:
                 os.kill(victim, signal.SIGKILL)
             await asyncio.gather(*(write(i * 4 + j) for j in range(4)))
         # the service kept serving after the kill: the writes after it were acknowledged
         # (only those in flight on the killed worker may have failed)
-        assert sum(1 for v in acknowledged.values() if v >= 400) >= 700, failed
+        assert sum(1 for v in acknowledged.values() if v >= 200) >= 350, failed
+    assert workers.running
+    workers.restart()  # every acknowledged write is in the store, whoever reads it
+    async with fresh_connections(workers.url) as http:
         for memory_id, i in acknowledged.items():
             r = await http.get(f"/v1/memories/{memory_id}")
             assert r.status_code == 200, (memory_id, r.text)
             assert r.json()["data"]["content"] == f"kill test {i}"
-    assert workers.running
 
 
 
