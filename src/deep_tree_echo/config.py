@@ -78,10 +78,16 @@ class EchoSettings(BaseSettings):
 
     # core
     node_id: str | None = None
-    memory_store: Literal["memory", "sqlite", "redis"] | None = None
+    memory_store: Literal["memory", "sqlite", "redis", "postgres"] | None = None
     redis_url: str | None = Field(
         None, description="redis:// URL of the shared memory store (memory_store='redis')"
     )
+    database_url: str | None = Field(
+        None,
+        description="postgresql:// (or postgresql+asyncpg://) URL of the shared memory store "
+        "(memory_store='postgres')",
+    )
+    database_pool_size: int = Field(5, gt=0, description="connections per process (postgres)")
     session_history: int = Field(50, gt=0)
     max_sessions: int = Field(10_000, gt=0)
     handler_timeout: float = Field(5.0, gt=0)
@@ -112,7 +118,7 @@ class EchoSettings(BaseSettings):
     _split_keys = field_validator("api_keys", "plugins", mode="before")(_split_csv)
 
     @property
-    def store_kind(self) -> Literal["memory", "sqlite", "redis"]:
+    def store_kind(self) -> Literal["memory", "sqlite", "redis", "postgres"]:
         """The store actually used: explicit choice, else SQLite when a data dir is set."""
         if self.memory_store is not None:
             return self.memory_store

@@ -208,6 +208,30 @@ def test_redis_store_needs_a_url(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (settings.store_kind, settings.redis_url) == ("redis", "redis://127.0.0.1:1/0")
 
 
+async def test_postgres_store_is_shared_between_gateways(postgres_db: str) -> None:
+    config = {"memory_store": "postgres", "database_url": postgres_db, "database_pool_size": 2}
+    async with AARGateway(config) as first, AARGateway(config) as second:
+        assert first.memory.store.kind == "postgres"
+        await first.process_cognitive_input(ask("the vault code is 7741"))
+        answer = await second.process_cognitive_input(ask("what is the vault code?", "s2"))
+        assert "7741" in answer["cognitive_response"]["text"]
+        await second.memory.store_memory("fact", {"content": "the lab opens at nine"})
+        assert [hit.id for hit in await first.memory.search("lab opens")] == ["fact"]
+
+
+def test_postgres_store_needs_a_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DTE_DATABASE_URL", raising=False)
+    with pytest.raises(ConfigurationError, match="database_url"):
+        AARGateway({"memory_store": "postgres"})
+    monkeypatch.setenv("DTE_MEMORY_STORE", "postgres")
+    monkeypatch.setenv("DTE_DATABASE_URL", "postgresql://u:p@127.0.0.1:1/db")
+    monkeypatch.setenv("DTE_DATABASE_POOL_SIZE", "3")
+    settings = EchoSettings()
+    assert (settings.store_kind, settings.database_pool_size) == ("postgres", 3)
+    store = AARGateway(settings).memory.store
+    assert store.kind == "postgres" and store.url == "postgresql+asyncpg://u:p@127.0.0.1:1/db"  # type: ignore[attr-defined]
+
+
 async def test_sessions_keep_bounded_history(gateway: AARGateway) -> None:
     small = AARGateway({"test_mode": True, "session_history": 3})
     async with small:

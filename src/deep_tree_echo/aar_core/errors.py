@@ -24,6 +24,12 @@ class InvalidMemoryError(InvalidInputError, CoreError):
     code = "invalid_memory"
 
 
+class InvalidTenantError(InvalidMemoryError):
+    """A tenant name is malformed (see ``memory.tenancy.TENANT_PATTERN``)."""
+
+    code = "invalid_tenant"
+
+
 class StoreError(CoreError):
     """The memory store failed to read or write; the caller's data was not acknowledged."""
 

@@ -167,6 +167,17 @@ class AARGateway:
             from deep_tree_echo.aar_core.memory.redis_store import RedisStore  # imports redis
 
             return RedisStore(self.settings.redis_url)
+        if self.settings.store_kind == "postgres":
+            if not self.settings.database_url:
+                raise ConfigurationError(
+                    "the postgres memory store needs database_url (DTE_DATABASE_URL)",
+                    code="no_database_url",
+                )
+            from deep_tree_echo.aar_core.memory.postgres_store import PostgresStore
+
+            return PostgresStore(
+                self.settings.database_url, pool_size=self.settings.database_pool_size
+            )
         return InMemoryStore()
 
     # lifecycle -----------------------------------------------------------------------------

@@ -31,10 +31,10 @@ class BrokenStore(InMemoryStore):
         super().__init__()
         self.broken = False
 
-    async def put_if_newer(self, record: MemoryRecord) -> bool:
+    async def put_if_newer(self, record: MemoryRecord, *, tenant: str = "default") -> bool:
         if self.broken:
             raise OSError("disk full")
-        return await super().put_if_newer(record)
+        return await super().put_if_newer(record, tenant=tenant)
 
 
 async def test_works_without_initialize_and_round_trips_copies() -> None:
@@ -255,12 +255,14 @@ async def test_events_are_emitted_after_each_acknowledged_change() -> None:
         "action": "created",
         "session_id": "s1",
         "version": r1.version.to_str(),
+        "tenant": "default",
     }
     assert payloads[1] == {
         "memory_id": "e",
         "action": "updated",
         "session_id": "s2",
         "version": r2.version.to_str(),
+        "tenant": "default",
     }
     assert payloads[2]["session_id"] is None and payloads[2]["action"] == "created"
     assert payloads[3]["action"] == "deleted" and payloads[3]["session_id"] == "s2"

@@ -16,6 +16,7 @@ from deep_tree_echo.aar_core.memory import (
     MemoryManager,
     MemoryRecord,
     MemoryStore,
+    PostgresStore,
     RedisStore,
     SQLiteStore,
     Version,
@@ -36,7 +37,7 @@ def rec(memory_id: str, wall: int, *, deleted: bool = False) -> MemoryRecord:
     )
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> type[MemoryStore] | Path | str:
     """What ``_new_store`` builds a store from: a class, an SQLite path or a real Redis URL.
 
@@ -46,13 +47,16 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> type[MemorySto
         return InMemoryStore
     if request.param == "sqlite":
         return tmp_path / "m.db"
-    url: str = request.getfixturevalue("redis_url")
+    server = "postgres_db" if request.param == "postgres" else "redis_url"
+    url: str = request.getfixturevalue(server)
     return url
 
 
 def _new_store(kind: type[MemoryStore] | Path | str) -> MemoryStore:
     if isinstance(kind, Path):
         return SQLiteStore(kind)
+    if isinstance(kind, str) and kind.startswith("postgresql"):
+        return PostgresStore(kind)
     if isinstance(kind, str):
         return RedisStore(kind)
     return kind()
@@ -198,8 +202,10 @@ class RacingStore(InMemoryStore):
         self.inside = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def purge(self, expected: Mapping[str, Version]) -> list[str]:
-        removed = await super().purge(expected)
+    async def purge(
+        self, expected: Mapping[str, Version], *, tenant: str = "default"
+    ) -> list[str]:
+        removed = await super().purge(expected, tenant=tenant)
         self.inside.set()
         await self.release.wait()
         return removed
@@ -213,7 +219,7 @@ async def test_a_write_racing_a_purge_is_kept() -> None:
     await m.delete_memory("x")
     clock.advance(2 * DAY)
     purge = asyncio.create_task(m.purge(DAY))
-    await store.inside.wait()  # the tombstone is gone from the store, not yet from the mirror
+    await store.inside.wait()  # the tombstone is gone, the purge call not yet returned
     await m.store_memory("x", {"content": "second"})
     store.release.set()
     assert await purge == 1
@@ -268,7 +274,9 @@ class FailingPurgeStore(InMemoryStore):
         super().__init__()
         self.attempts = 0
 
-    async def purge(self, expected: Mapping[str, Version]) -> list[str]:
+    async def purge(
+        self, expected: Mapping[str, Version], *, tenant: str = "default"
+    ) -> list[str]:
         self.attempts += 1
         raise OSError("disk on fire")
 

@@ -1,4 +1,4 @@
-"""The MemoryStore contract, run against every store (in-memory, real SQLite files, real Redis)."""
+"""The MemoryStore contract against every store: in-memory, real SQLite, Redis and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from deep_tree_echo.aar_core.memory import (
     InMemoryStore,
     MemoryRecord,
     MemoryStore,
+    PostgresStore,
     RedisStore,
     SQLiteStore,
     Version,
@@ -42,7 +43,7 @@ def rec(
     )
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
 def backend(request: pytest.FixtureRequest) -> tuple[str, str | None]:
     """The store kind, with the flushed real redis-server's URL for ``redis``.
 
@@ -50,6 +51,8 @@ def backend(request: pytest.FixtureRequest) -> tuple[str, str | None]:
     fixture cannot request it through ``getfixturevalue`` while its own loop runs).
     """
     kind: str = request.param
+    if kind == "postgres":
+        return kind, request.getfixturevalue("postgres_db")
     return kind, request.getfixturevalue("redis_url") if kind == "redis" else None
 
 
@@ -61,6 +64,9 @@ async def store(backend: tuple[str, str | None], tmp_path: Path) -> AsyncIterato
         s = InMemoryStore()
     elif kind == "sqlite":
         s = SQLiteStore(tmp_path / "m.db", scan_chunk=7)
+    elif kind == "postgres":
+        assert url is not None
+        s = PostgresStore(url, scan_chunk=7)
     else:  # small chunks make scan page through the index
         assert url is not None
         s = RedisStore(url, scan_chunk=7)

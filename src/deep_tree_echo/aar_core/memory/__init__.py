@@ -1,8 +1,8 @@
 """Echo memory: versioned memory records, durable stores, ranked search and replication.
 
 ``MemoryManager`` is the entry point; ``DistributedMemoryCoordinator`` places and copies
-memories across nodes. ``RedisStore`` is loaded on first access, so importing this package
-never imports ``redis``.
+memories across nodes. ``RedisStore`` and ``PostgresStore`` are loaded on first access, so
+importing this package never imports ``redis`` or ``sqlalchemy``.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -14,12 +14,15 @@ from deep_tree_echo.aar_core.memory.manager import MEMORY_UPDATE_EVENT, MemoryMa
 from deep_tree_echo.aar_core.memory.ranking import RankWeights, SearchResult
 from deep_tree_echo.aar_core.memory.record import MemoryRecord, Version
 from deep_tree_echo.aar_core.memory.sqlite import SQLiteStore
-from deep_tree_echo.aar_core.memory.store import MemoryStore
+from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT, MemoryStore
+from deep_tree_echo.aar_core.memory.tenancy import TenantMemory, validate_tenant
 
 if TYPE_CHECKING:
+    from deep_tree_echo.aar_core.memory.postgres_store import PostgresStore
     from deep_tree_echo.aar_core.memory.redis_store import RedisStore
 
 __all__ = [
+    "DEFAULT_TENANT",
     "MEMORY_UPDATE_EVENT",
     "DistributedMemoryCoordinator",
     "HybridLogicalClock",
@@ -27,11 +30,14 @@ __all__ = [
     "MemoryManager",
     "MemoryRecord",
     "MemoryStore",
+    "PostgresStore",
     "RankWeights",
     "RedisStore",
     "SQLiteStore",
     "SearchResult",
+    "TenantMemory",
     "Version",
+    "validate_tenant",
 ]
 
 
@@ -41,4 +47,8 @@ def __getattr__(name: str) -> Any:
         from deep_tree_echo.aar_core.memory.redis_store import RedisStore
 
         return RedisStore
+    if name == "PostgresStore":
+        from deep_tree_echo.aar_core.memory.postgres_store import PostgresStore
+
+        return PostgresStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

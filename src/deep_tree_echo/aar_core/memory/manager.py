@@ -1,16 +1,16 @@
 """The memory manager: validated writes, versioned last-writer-wins storage, ranked search.
 
-A :class:`MemoryManager` owns one :class:`MemoryStore` and keeps an in-memory mirror of it
-(records, a BM25 index, an expiry heap), loaded from ``store.scan()`` when it opens. Every
-change is written to the store first; the mirror and the index change only once the store has
-acknowledged the write, so a failing store never leaves them ahead of the data.
+A :class:`MemoryManager` owns one :class:`MemoryStore` and keeps no copy of its records: every
+read, list and search asks the store, which also runs the search (its own index, kept in step
+with the records). So any number of managers in any number of processes can share one store
+and each sees every write the others had acknowledged. ``for_tenant(name)`` gives the same API
+bound to one tenant namespace; the manager's own methods act on tenant ``"default"``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import heapq
 import json
 import logging
 import math
@@ -20,17 +20,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 from deep_tree_echo.aar_core.errors import InvalidMemoryError, NotInitializedError, StoreError
-from deep_tree_echo.aar_core.memory._bm25 import BM25Index, document_text, tokenize
+from deep_tree_echo.aar_core.memory._bm25 import tokenize
 from deep_tree_echo.aar_core.memory._inmemory import InMemoryStore
 from deep_tree_echo.aar_core.memory.hlc import HybridLogicalClock
-from deep_tree_echo.aar_core.memory.ranking import (
-    RankWeights,
-    SearchResult,
-    normalise_importance,
-    recency,
-)
-from deep_tree_echo.aar_core.memory.record import MemoryRecord, Version
-from deep_tree_echo.aar_core.memory.store import MemoryStore
+from deep_tree_echo.aar_core.memory.ranking import RankWeights, SearchResult
+from deep_tree_echo.aar_core.memory.record import MemoryRecord
+from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT, MemoryStore
+from deep_tree_echo.aar_core.memory.tenancy import TenantMemory, validate_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +37,8 @@ MAX_ID_LENGTH = 256
 PURGE_BATCH = 1000
 
 Action = Literal["created", "updated", "deleted"]
-_MISSING = object()
+#: Attempts of a local write that keeps meeting a newer version written by another process.
+WRITE_ATTEMPTS = 16
 T = TypeVar("T")
 
 
@@ -95,11 +92,13 @@ def _session_of(data: dict[str, Any]) -> Any:
     return session
 
 
+
 class MemoryManager:
     """Stores, retrieves and searches memories (the ``aar_core.memory`` public API).
 
     ``MemoryManager()`` works at once on an :class:`InMemoryStore`; it opens lazily on first
     use, or explicitly with ``await initialize()``. ``await close()`` releases the store.
+    Methods act on tenant ``"default"``; :meth:`for_tenant` binds them to another tenant.
     """
 
     def __init__(
@@ -124,13 +123,10 @@ class MemoryManager:
         self.weights = weights or RankWeights()
         self.max_data_bytes = max_data_bytes
         self.wall_clock = wall_clock
-        self._records: dict[str, MemoryRecord] = {}  # latest known version, tombstones too
-        self._index = BM25Index()  # exactly the live (unexpired, not deleted) records
-        self._importance: dict[str, float] = {}
-        self._expiry: list[tuple[float, str, Version]] = []
         self._open_lock = asyncio.Lock()
         self._opened = False
         self._closed = False
+        self._views: dict[str, TenantMemory] = {}
         self._stats: dict[str, int] = dict.fromkeys(
             (
                 "stores", "updates", "deletes", "retrieves", "searches", "errors",
@@ -142,7 +138,7 @@ class MemoryManager:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def initialize(self) -> None:
-        """Open the store and load the mirror and search index from it. Idempotent."""
+        """Open the store (creating or migrating its schema). Idempotent."""
         if self._opened:
             return
         async with self._open_lock:
@@ -152,20 +148,10 @@ class MemoryManager:
                 raise NotInitializedError("MemoryManager is closed")
             try:
                 await self.store.open()
-                newest: Version | None = None
-                async for record in self.store.scan():
-                    self._absorb(record)
-                    if newest is None or record.version > newest:
-                        newest = record.version
             except StoreError:
                 raise
             except Exception as exc:
-                raise StoreError(
-                    f"cannot load memories from {self.store.kind} store: {exc}"
-                ) from exc
-            if newest is not None:
-                # Local stamps must beat everything stored, even if the wall clock went back.
-                self.clock.update(newest)
+                raise StoreError(f"cannot open the {self.store.kind} store: {exc}") from exc
             self._opened = True
 
     async def close(self) -> None:
@@ -188,6 +174,15 @@ class MemoryManager:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+    def for_tenant(self, tenant: str) -> TenantMemory:
+        """The manager's API bound to ``tenant`` (validated: :class:`InvalidTenantError`)."""
+        view = self._views.get(tenant)
+        if view is None:
+            view = TenantMemory(self, validate_tenant(tenant))
+            if len(self._views) < 1024:  # a bounded cache of views, not a registry
+                self._views[tenant] = view
+        return view
 
     # -- validation ------------------------------------------------------------------------
 
@@ -218,36 +213,7 @@ class MemoryManager:
             return None
         return float(ttl)
 
-    # -- mirror ----------------------------------------------------------------------------
-
-    def _absorb(self, record: MemoryRecord) -> bool:
-        """Make ``record`` the mirror's version of its id if it is newer; True when it was."""
-        current = self._records.get(record.id)
-        if current is not None and current.version >= record.version:
-            return False
-        self._records[record.id] = record
-        if record.is_live(self.wall_clock()):
-            self._index.add(record.id, document_text(record.data))
-            self._importance[record.id] = normalise_importance(record.data.get("importance"))
-            if record.expires_at is not None:
-                heapq.heappush(self._expiry, (record.expires_at, record.id, record.version))
-        else:
-            self._index.remove(record.id)
-            self._importance.pop(record.id, None)
-        return True
-
-    def _purge_expired(self, now: float) -> None:
-        heap = self._expiry
-        while heap and heap[0][0] <= now:
-            _, memory_id, version = heapq.heappop(heap)
-            record = self._records.get(memory_id)
-            if record is not None and record.version == version:
-                self._index.remove(memory_id)
-                self._importance.pop(memory_id, None)
-
-    def _live(self, memory_id: str, now: float) -> MemoryRecord | None:
-        record = self._records.get(memory_id)
-        return record if record is not None and record.is_live(now) else None
+    # -- store calls -----------------------------------------------------------------------
 
     async def _store_call(self, what: str, call: Awaitable[T]) -> T:
         """Await a store call; count a failure and raise it as :class:`StoreError`."""
@@ -260,17 +226,23 @@ class MemoryManager:
             self._stats["errors"] += 1
             raise StoreError(f"{self.store.kind} store {what} failed: {exc}") from exc
 
-    async def _put(self, record: MemoryRecord) -> bool:
-        return await self._store_call("write", self.store.put_if_newer(record))
+    async def _get(self, tenant: str, memory_id: str) -> MemoryRecord | None:
+        return await self._store_call("read", self.store.get(memory_id, tenant=tenant))
 
-    async def _emit(self, memory_id: str, action: Action, data: dict[str, Any], v: Version) -> None:
+    async def _put(self, tenant: str, record: MemoryRecord) -> bool:
+        return await self._store_call("write", self.store.put_if_newer(record, tenant=tenant))
+
+    async def _emit(
+        self, tenant: str, memory_id: str, action: Action, data: dict[str, Any], v: str
+    ) -> None:
         if self.event_bus is None:
             return
         payload = {
             "memory_id": memory_id,
             "action": action,
             "session_id": _session_of(data),
-            "version": v.to_str(),
+            "version": v,
+            "tenant": tenant,
         }
         try:
             await self.event_bus.emit(MEMORY_UPDATE_EVENT, payload)
@@ -279,15 +251,11 @@ class MemoryManager:
                 "emitting %s for %r failed", MEMORY_UPDATE_EVENT, memory_id, exc_info=True
             )
 
-    # -- writes ----------------------------------------------------------------------------
+    # -- writes (tenant-bound; the public methods below and TenantMemory call these) -----------
 
-    async def upsert(
-        self, memory_id: str, data: dict[str, Any], *, ttl: float | None = None
+    async def _upsert(
+        self, tenant: str, memory_id: str, data: dict[str, Any], ttl: float | None
     ) -> tuple[MemoryRecord, bool]:
-        """Create or replace a memory; returns the stored record and whether it was created.
-
-        An existing live memory keeps its ``created_at`` and access statistics.
-        """
         try:
             validate_memory_id(memory_id)
             text = self._validate_data(data)
@@ -296,79 +264,75 @@ class MemoryManager:
             self._stats["errors"] += 1
             raise
         await self._ensure_open()
-        now = self.wall_clock()
-        current = self._live(memory_id, now)
-        copied: dict[str, Any] = json.loads(text)
-        record = MemoryRecord(
-            id=memory_id,
-            data=copied,
-            version=self.clock.now(),
-            created_at=current.created_at if current else now,
-            updated_at=now,
-            access_count=current.access_count if current else 0,
-            last_access=current.last_access if current else None,
-            expires_at=now + seconds if seconds is not None else None,
-        )
-        if await self._put(record):
-            self._absorb(record)
+        for _ in range(WRITE_ATTEMPTS):
+            now = self.wall_clock()
+            stored = await self._get(tenant, memory_id)
+            if stored is not None:  # our stamp must beat whatever any process wrote
+                self.clock.update(stored.version)
+            current = stored if stored is not None and stored.is_live(now) else None
+            record = MemoryRecord(
+                id=memory_id,
+                data=json.loads(text),
+                version=self.clock.now(),
+                created_at=current.created_at if current else now,
+                updated_at=now,
+                access_count=current.access_count if current else 0,
+                last_access=current.last_access if current else None,
+                expires_at=now + seconds if seconds is not None else None,
+            )
+            if await self._put(tenant, record):
+                break
+        else:
+            self._stats["errors"] += 1
+            raise StoreError(f"write of {memory_id!r} kept losing to newer concurrent writes")
         created = current is None
         self._stats["stores" if created else "updates"] += 1
-        await self._emit(memory_id, "created" if created else "updated", copied, record.version)
+        action: Action = "created" if created else "updated"
+        await self._emit(tenant, memory_id, action, record.data, record.version.to_str())
         return dataclasses.replace(record, data=json.loads(text)), created
 
-    async def store_memory(
-        self, memory_id: str, data: dict[str, Any], *, ttl: float | None = None
-    ) -> MemoryRecord:
-        """Store ``data`` under ``memory_id`` (upsert); ``ttl`` seconds until it expires."""
-        record, _ = await self.upsert(memory_id, data, ttl=ttl)
-        return record
-
-    async def update_memory(self, memory_id: str, data: dict[str, Any]) -> MemoryRecord:
-        """Replace the data of ``memory_id`` (creating it when absent)."""
-        record, _ = await self.upsert(memory_id, data)
-        return record
-
-    async def delete_memory(self, memory_id: str) -> bool:
-        """Delete by writing a newer tombstone; True when a live memory was deleted."""
+    async def _delete(self, tenant: str, memory_id: str) -> bool:
         validate_memory_id(memory_id)
         await self._ensure_open()
-        now = self.wall_clock()
-        current = self._records.get(memory_id)
-        if current is None or current.deleted:
-            return False
-        was_live = current.is_live(now)
-        tombstone = MemoryRecord(
-            id=memory_id,
-            data={},
-            version=self.clock.now(),
-            created_at=current.created_at,
-            updated_at=now,
-            access_count=current.access_count,
-            last_access=current.last_access,
-            deleted=True,
-        )
-        if await self._put(tombstone):
-            self._absorb(tombstone)
+        for _ in range(WRITE_ATTEMPTS):
+            now = self.wall_clock()
+            current = await self._get(tenant, memory_id)
+            if current is None or current.deleted:
+                return False
+            self.clock.update(current.version)
+            was_live = current.is_live(now)
+            tombstone = MemoryRecord(
+                id=memory_id,
+                data={},
+                version=self.clock.now(),
+                created_at=current.created_at,
+                updated_at=now,
+                access_count=current.access_count,
+                last_access=current.last_access,
+                deleted=True,
+            )
+            if await self._put(tenant, tombstone):
+                break
+        else:
+            self._stats["errors"] += 1
+            raise StoreError(f"delete of {memory_id!r} kept losing to newer concurrent writes")
         if was_live:
             self._stats["deletes"] += 1
-            await self._emit(memory_id, "deleted", current.data, tombstone.version)
+            await self._emit(tenant, memory_id, "deleted", current.data, tombstone.version.to_str())
         return was_live
 
-    async def apply_remote(self, record: MemoryRecord) -> bool:
-        """Apply a record replicated from another node (last writer wins on its version).
-
-        Returns True when it was newer than what this node holds and so was applied.
-        """
+    async def _apply_remote(self, tenant: str, record: MemoryRecord) -> bool:
         validate_memory_id(record.id)
         if not isinstance(record.data, dict):
             raise InvalidMemoryError("replicated record data must be a dict")
         await self._ensure_open()
         self.clock.update(record.version)
         now = self.wall_clock()
-        was_live = self._live(record.id, now)
+        before = await self._get(tenant, record.id)
+        was_live = before if before is not None and before.is_live(now) else None
         incoming = dataclasses.replace(record, data=json.loads(self._validate_data(record.data)))
-        applied = await self._put(incoming)
-        if applied and self._absorb(incoming):
+        applied = await self._put(tenant, incoming)
+        if applied:
             self._stats["remote_applied"] += 1
             action: Action
             if incoming.deleted:
@@ -378,117 +342,135 @@ class MemoryManager:
                 action = "updated" if was_live else "created"
                 data = incoming.data
             if not incoming.deleted or was_live:
-                await self._emit(record.id, action, data, incoming.version)
+                await self._emit(tenant, record.id, action, data, incoming.version.to_str())
         return applied
 
-    async def purge(self, older_than: float) -> int:
-        """Physically remove tombstones and expired records older than ``older_than`` seconds.
+    # -- reads (tenant-bound) --------------------------------------------------------------
 
-        A tombstone goes once its ``updated_at`` is more than ``older_than`` seconds ago, an
-        expired record once its ``expires_at`` is; live records are never touched. Tombstones
-        must outlive replication lag (a purged id forgets its delete, so a stale replica could
-        bring an older version back), hence ``settings.tombstone_ttl``. Removes from the store
-        first, then from the mirror and the index; returns how many records were removed.
-        """
-        if isinstance(older_than, bool) or not older_than >= 0 or math.isinf(older_than):
-            raise ValueError(f"older_than must be a finite number of seconds >= 0: {older_than!r}")
+    async def _retrieve(self, tenant: str, memory_id: str) -> dict[str, Any] | None:
+        if not isinstance(memory_id, str):
+            return None
         await self._ensure_open()
+        self._stats["retrieves"] += 1
         now = self.wall_clock()
-        self._purge_expired(now)
-        cutoff = now - older_than
-        doomed: dict[str, Version] = {}
-        for rid, rec in list(self._records.items()):
-            if rec.deleted:
-                if rec.updated_at < cutoff:
-                    doomed[rid] = rec.version
-            elif rec.expires_at is not None and rec.expires_at < cutoff:
-                doomed[rid] = rec.version
-        removed = 0
-        items = list(doomed.items())
-        for start in range(0, len(items), PURGE_BATCH):
-            batch = dict(items[start : start + PURGE_BATCH])
-            gone = await self._store_call("purge", self.store.purge(batch))
-            for rid in gone:
-                record = self._records.get(rid)
-                # A write may have landed in the mirror while the store was purging.
-                if record is not None and record.version == doomed[rid]:
-                    del self._records[rid]
-                    self._index.remove(rid)
-                    self._importance.pop(rid, None)
-            removed += len(gone)
-        self._stats["purged"] += removed
-        if removed:
-            logger.info("purged %d tombstoned or expired memories", removed)
-        return removed
+        record = await self._get(tenant, memory_id)
+        if record is None or not record.is_live(now):
+            return None
+        try:
+            await self.store.record_access(memory_id, now, tenant=tenant)
+        except Exception:  # access statistics are best effort, the read itself succeeded
+            self._stats["errors"] += 1
+            logger.warning("recording access to %r failed", memory_id, exc_info=True)
+        return _json_copy(record.data)
 
-    # -- reads -----------------------------------------------------------------------------
+    async def _get_record(
+        self, tenant: str, memory_id: str, include_deleted: bool
+    ) -> MemoryRecord | None:
+        await self._ensure_open()
+        record = await self._get(tenant, memory_id)
+        if record is None or not (include_deleted or record.is_live(self.wall_clock())):
+            return None
+        return dataclasses.replace(record, data=_json_copy(record.data))
+
+    async def _records(self, tenant: str, include_deleted: bool) -> AsyncIterator[MemoryRecord]:
+        await self._ensure_open()
+        async for record in self.store.scan(tenant=tenant):
+            if include_deleted or record.is_live(self.wall_clock()):
+                yield dataclasses.replace(record, data=_json_copy(record.data))
+
+    async def _all(self, tenant: str) -> dict[str, dict[str, Any]]:
+        return {r.id: r.data async for r in self._records(tenant, False)}
+
+    async def _count(self, tenant: str) -> int:
+        await self._ensure_open()
+        return await self._store_call(
+            "count", self.store.count(tenant=tenant, live_at=self.wall_clock())
+        )
+
+    async def _search(
+        self, tenant: str, query: str, limit: int, filters: dict[str, Any]
+    ) -> list[SearchResult]:
+        await self._ensure_open()
+        self._stats["searches"] += 1
+        if limit <= 0:
+            return []
+        terms = tokenize(query) if isinstance(query, str) else []
+        return await self._store_call(
+            "search",
+            self.store.search(
+                terms,
+                limit=limit,
+                weights=self.weights,
+                now=self.wall_clock(),
+                filters=filters,
+                tenant=tenant,
+            ),
+        )
+
+    # -- the public API on tenant "default" ------------------------------------------------
+
+    async def upsert(
+        self, memory_id: str, data: dict[str, Any], *, ttl: float | None = None
+    ) -> tuple[MemoryRecord, bool]:
+        """Create or replace a memory; returns the stored record and whether it was created.
+
+        An existing live memory keeps its ``created_at`` and access statistics.
+        """
+        return await self._upsert(DEFAULT_TENANT, memory_id, data, ttl)
+
+    async def store_memory(
+        self, memory_id: str, data: dict[str, Any], *, ttl: float | None = None
+    ) -> MemoryRecord:
+        """Store ``data`` under ``memory_id`` (upsert); ``ttl`` seconds until it expires."""
+        record, _ = await self._upsert(DEFAULT_TENANT, memory_id, data, ttl)
+        return record
+
+    async def update_memory(self, memory_id: str, data: dict[str, Any]) -> MemoryRecord:
+        """Replace the data of ``memory_id`` (creating it when absent)."""
+        record, _ = await self._upsert(DEFAULT_TENANT, memory_id, data, None)
+        return record
+
+    async def delete_memory(self, memory_id: str) -> bool:
+        """Delete by writing a newer tombstone; True when a live memory was deleted."""
+        return await self._delete(DEFAULT_TENANT, memory_id)
+
+    async def apply_remote(self, record: MemoryRecord) -> bool:
+        """Apply a record replicated from another node (last writer wins on its version).
+
+        Returns True when it was newer than what the store holds and so was applied.
+        """
+        return await self._apply_remote(DEFAULT_TENANT, record)
 
     async def retrieve_memory(self, memory_id: str) -> dict[str, Any] | None:
         """A copy of the memory's data, or None when absent, deleted or expired.
 
         Counts as an access: bumps ``access_count`` and ``last_access`` (used by recency).
         """
-        if not isinstance(memory_id, str):
-            return None
-        await self._ensure_open()
-        self._stats["retrieves"] += 1
-        now = self.wall_clock()
-        record = self._live(memory_id, now)
-        if record is None:
-            return None
-        record.access_count += 1
-        record.last_access = now if record.last_access is None else max(record.last_access, now)
-        try:
-            await self.store.record_access(memory_id, now)
-        except Exception:  # access statistics are best effort, the read itself succeeded
-            self._stats["errors"] += 1
-            logger.warning("recording access to %r failed", memory_id, exc_info=True)
-        return _json_copy(record.data)
+        return await self._retrieve(DEFAULT_TENANT, memory_id)
 
     async def get_record(
         self, memory_id: str, *, include_deleted: bool = False
     ) -> MemoryRecord | None:
         """The live record with its metadata (no access bump), or None.
 
-        With ``include_deleted``, whatever record the manager holds for the id, tombstones and
+        With ``include_deleted``, whatever record the store holds for the id, tombstones and
         expired records too (what replication compares versions against); None only for an id
         it never saw (or purged).
         """
-        await self._ensure_open()
-        if include_deleted:
-            record = self._records.get(memory_id)
-        else:
-            record = self._live(memory_id, self.wall_clock())
-        return None if record is None else dataclasses.replace(record, data=_json_copy(record.data))
+        return await self._get_record(DEFAULT_TENANT, memory_id, include_deleted)
 
     async def get_all_memories(self) -> dict[str, dict[str, Any]]:
         """Copies of the data of every live memory, keyed by id."""
-        await self._ensure_open()
-        now = self.wall_clock()
-        return {rid: _json_copy(rec.data) for rid, rec in self._records.items() if rec.is_live(now)}
+        return await self._all(DEFAULT_TENANT)
 
-    async def records(self, *, include_deleted: bool = False) -> AsyncIterator[MemoryRecord]:
+    def records(self, *, include_deleted: bool = False) -> AsyncIterator[MemoryRecord]:
         """Copies of the records, sorted by id: the live ones, or with ``include_deleted``
-        every record the manager holds (tombstones and expired ones too)."""
-        await self._ensure_open()
-        for memory_id in sorted(self._records):
-            record = self._records.get(memory_id)  # the mirror may change while we yield
-            if record is None or not (include_deleted or record.is_live(self.wall_clock())):
-                continue
-            yield dataclasses.replace(record, data=_json_copy(record.data))
+        every record the store holds (tombstones and expired ones too)."""
+        return self._records(DEFAULT_TENANT, include_deleted)
 
     async def count(self) -> int:
         """Number of live memories."""
-        await self._ensure_open()
-        self._purge_expired(self.wall_clock())
-        return len(self._index)
-
-    @property
-    def stats(self) -> dict[str, int]:
-        """Operation counters (a copy): stores, updates, deletes, retrieves, searches, errors."""
-        return dict(self._stats)
-
-    # -- search ----------------------------------------------------------------------------
+        return await self._count(DEFAULT_TENANT)
 
     async def search(
         self, query: str, /, limit: int = 10, **filters: Any
@@ -502,52 +484,46 @@ class MemoryManager:
         exception is ``limit``, which always means the result count (a filter on a data field
         named ``limit`` cannot be expressed here).
         """
+        return await self._search(DEFAULT_TENANT, query, limit, filters)
+
+    # -- maintenance (every tenant) --------------------------------------------------------
+
+    async def purge(self, older_than: float) -> int:
+        """Physically remove tombstones and expired records older than ``older_than`` seconds,
+        in every tenant.
+
+        A tombstone goes once its ``updated_at`` is more than ``older_than`` seconds ago, an
+        expired record once its ``expires_at`` is; live records are never touched. Tombstones
+        must outlive replication lag (a purged id forgets its delete, so a stale replica could
+        bring an older version back), hence ``settings.tombstone_ttl``. The store removes only
+        the exact versions chosen, so a record rewritten meanwhile survives.
+        """
+        if isinstance(older_than, bool) or not older_than >= 0 or math.isinf(older_than):
+            raise ValueError(f"older_than must be a finite number of seconds >= 0: {older_than!r}")
         await self._ensure_open()
-        self._stats["searches"] += 1
-        if limit <= 0:
-            return []
-        now = self.wall_clock()
-        self._purge_expired(now)
-        records = self._records
+        cutoff = self.wall_clock() - older_than
+        removed = 0
+        for tenant in await self._store_call("list tenants", self.store.tenants()):
+            while True:
+                batch = await self._store_call(
+                    "purge scan",
+                    self.store.purge_candidates(cutoff, tenant=tenant, limit=PURGE_BATCH),
+                )
+                if not batch:
+                    break
+                gone = await self._store_call("purge", self.store.purge(batch, tenant=tenant))
+                removed += len(gone)
+                if len(gone) < len(batch) or len(batch) < PURGE_BATCH:
+                    break  # what is left was rewritten meanwhile (or cannot be removed)
+        self._stats["purged"] += removed
+        if removed:
+            logger.info("purged %d tombstoned or expired memories", removed)
+        return removed
 
-        def keep(memory_id: str) -> bool:
-            data = records[memory_id].data
-            return all(data.get(k, _MISSING) == v for k, v in filters.items())
-
-        terms = tokenize(query) if isinstance(query, str) else []
-        pool = max(limit * 20, 200)
-        candidates: list[tuple[str, float]]
-        if terms:
-            candidates = self._index.top(terms, pool, keep if filters else None)
-        else:
-            ids = self._importance.keys()
-            candidates = [(d, 0.0) for d in ids if keep(d)] if filters else [(d, 0.0) for d in ids]
-        if not candidates:
-            return []
-        best = max(s for _, s in candidates)
-        w = self.weights
-        ranked: list[tuple[float, float, float, float, str]] = []
-        for memory_id, bm25 in candidates:
-            record = records[memory_id]
-            if not record.is_live(now):
-                continue
-            rel = bm25 / best if best > 0 else 0.0
-            rec = recency(w.decay, now, record.last_access or record.updated_at)
-            imp = self._importance[memory_id]
-            score = w.relevance * rel + w.recency * rec + w.importance * imp
-            ranked.append((score, rel, rec, imp, memory_id))
-        top = heapq.nlargest(limit, ranked)
-        return [
-            SearchResult(
-                id=memory_id,
-                data=_json_copy(records[memory_id].data),
-                score=score,
-                relevance=rel,
-                recency=rec,
-                importance=imp,
-            )
-            for score, rel, rec, imp, memory_id in top
-        ]
+    @property
+    def stats(self) -> dict[str, int]:
+        """Operation counters (a copy): stores, updates, deletes, retrieves, searches, errors."""
+        return dict(self._stats)
 
     def __repr__(self) -> str:
         return f"MemoryManager(store={self.store!r}, node_id={self.node_id!r})"

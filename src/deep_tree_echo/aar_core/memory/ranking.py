@@ -8,7 +8,9 @@ since the memory was last accessed (or written), and importance is the caller's
 
 from __future__ import annotations
 
+import heapq
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,3 +78,49 @@ def recency(decay: float, now: float, last_touched: float) -> float:
     """``decay ** hours`` since ``last_touched`` (1.0 for touches in the future)."""
     hours = (now - last_touched) / 3600.0
     return 1.0 if hours <= 0 else decay**hours
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A live memory chosen by a store's text match: its BM25 score and ranking inputs.
+
+    ``touched`` is ``last_access or updated_at``; ``importance`` is already normalised.
+    """
+
+    id: str
+    data: dict[str, Any]
+    bm25: float
+    touched: float
+    importance: float
+
+
+#: Candidates taken by BM25 before the final ranking (as the manager always did).
+def candidate_pool(limit: int) -> int:
+    """How many BM25-best candidates a search ranks for ``limit`` results."""
+    return max(limit * 20, 200)
+
+
+def rank(
+    candidates: Iterable[Candidate], *, weights: RankWeights, now: float, limit: int
+) -> list[SearchResult]:
+    """The ``limit`` best candidates by ``w_rel * bm25/best + w_rec * recency + w_imp *
+    importance``; ties go to the larger id. Every store ranks through this one function."""
+    pool = list(candidates)
+    if not pool or limit <= 0:
+        return []
+    best = max(c.bm25 for c in pool)
+    w = weights
+    scored: list[tuple[float, float, float, float, str, int]] = []
+    for i, c in enumerate(pool):
+        rel = c.bm25 / best if best > 0 else 0.0
+        rec = recency(w.decay, now, c.touched)
+        score = w.relevance * rel + w.recency * rec + w.importance * c.importance
+        scored.append((score, rel, rec, c.importance, c.id, i))
+    top = heapq.nlargest(limit, scored)
+    return [
+        SearchResult(
+            id=memory_id, data=pool[i].data, score=score, relevance=rel, recency=rec,
+            importance=imp,
+        )
+        for score, rel, rec, imp, memory_id, i in top
+    ]

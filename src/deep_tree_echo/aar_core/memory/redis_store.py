@@ -1,8 +1,12 @@
 """A :class:`MemoryStore` on Redis, shared by any number of processes (scale-out).
 
-Layout under ``prefix`` (default ``"dte:mem:"``): one hash per record at ``{prefix}r:{id}``
-and a sorted set ``{prefix}ids`` (every score 0) indexing the ids. Writes that must be atomic
-are Lua scripts, which Redis runs without interleaving other commands:
+Layout under ``prefix`` (default ``"dte:mem:"``) for tenant ``default``: one hash per record
+at ``{prefix}r:{id}`` and a sorted set ``{prefix}ids`` (every score 0) indexing the ids; any
+other tenant ``T`` has the same keys under ``{prefix}@T:`` (tenant names hold no ``:`` or
+``@``), and ``{prefix}tenants`` lists the tenants. Search runs in Redis: each tenant keeps BM25
+postings of its live records (``_redis_lua``), changed by the same script as the record, and a
+search script scores them there, so every process sees exactly the committed state. Writes
+that must be atomic are Lua scripts, which Redis runs without interleaving other commands:
 
 - ``put_if_newer`` compares the stored version with the incoming one and replaces the hash
   (and indexes the id) only when the incoming version is strictly newer;
@@ -24,82 +28,33 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from deep_tree_echo.aar_core.errors import StoreError
+from deep_tree_echo.aar_core.memory._bm25 import document_text, tokenize
+from deep_tree_echo.aar_core.memory._redis_lua import (
+    LUA_PURGE,
+    LUA_PUT_IF_NEWER,
+    LUA_RECORD_ACCESS,
+    LUA_SEARCH,
+)
+from deep_tree_echo.aar_core.memory.ranking import (
+    Candidate,
+    RankWeights,
+    SearchResult,
+    candidate_pool,
+    normalise_importance,
+    rank,
+)
 from deep_tree_echo.aar_core.memory.record import MemoryRecord, Version
-from deep_tree_echo.aar_core.memory.store import MemoryStore
+from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT, MemoryStore
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
-
-# ``newer(a, b)``: true when version text ``a`` orders after ``b``. Numbers are compared as
-# numbers and node ids byte by byte (Lua's ``<`` on strings follows the server's locale).
-_LUA_NEWER: Final = """
-local function newer(a, b)
-  local aw, al, an = string.match(a, '^(%d+)-(%d+)-(.*)$')
-  local bw, bl, bn = string.match(b, '^(%d+)-(%d+)-(.*)$')
-  if not aw then return redis.error_reply('malformed version ' .. a) end
-  if not bw then return true end
-  aw, al, bw, bl = tonumber(aw), tonumber(al), tonumber(bw), tonumber(bl)
-  if aw ~= bw then return aw > bw end
-  if al ~= bl then return al > bl end
-  for i = 1, math.min(#an, #bn) do
-    local x, y = string.byte(an, i), string.byte(bn, i)
-    if x ~= y then return x > y end
-  end
-  return #an > #bn
-end
-"""
-
-# KEYS: record, index. ARGV: id, version, then the hash's field/value pairs (``v`` included).
-_LUA_PUT_IF_NEWER: Final = (
-    _LUA_NEWER
-    + """
-local current = redis.call('HGET', KEYS[1], 'v')
-if current then
-  local ok = newer(ARGV[2], current)
-  if type(ok) == 'table' then return ok end
-  if not ok then return 0 end
-end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-redis.call('ZADD', KEYS[2], 0, ARGV[1])
-return 1
-"""
-)
-
-# KEYS: record. ARGV: count, at. No-op (0) when the record does not exist.
-_LUA_RECORD_ACCESS: Final = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[1], 'access_count', ARGV[1])
-local last = redis.call('HGET', KEYS[1], 'last_access')
-if not last or (tonumber(last) or -math.huge) < tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 'last_access', ARGV[2])
-end
-return 1
-"""
-
-# KEYS: n record keys, then the index. ARGV: n expected versions, then the n ids.
-# Every check runs before any removal; the script is atomic, so nothing sees a partial purge.
-_LUA_PURGE: Final = """
-local n = #KEYS - 1
-local hits = {}
-for i = 1, n do
-  if redis.call('HGET', KEYS[i], 'v') == ARGV[i] then hits[#hits + 1] = i end
-end
-local removed = {}
-for _, i in ipairs(hits) do
-  redis.call('DEL', KEYS[i])
-  redis.call('ZREM', KEYS[n + 1], ARGV[n + i])
-  removed[#removed + 1] = ARGV[n + i]
-end
-return removed
-"""
-
 
 def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
@@ -145,6 +100,23 @@ def _from_fields(memory_id: str, raw: Mapping[Any, Any]) -> MemoryRecord:
     )
 
 
+_MISSING = object()
+
+
+def _hex(token: str) -> str:
+    return token.encode("utf-8").hex()
+
+
+def _matches(data: dict[str, Any], filters: Mapping[str, Any]) -> bool:
+    return all(data.get(k, _MISSING) == v for k, v in filters.items())
+
+
+def _candidate(record: MemoryRecord, bm25: float) -> Candidate:
+    importance = normalise_importance(record.data.get("importance"))
+    touched = record.last_access or record.updated_at
+    return Candidate(record.id, record.data, bm25, touched, importance)
+
+
 class RedisStore(MemoryStore):
     """Redis-backed store; see the module docstring for the key layout and the guarantees.
 
@@ -167,7 +139,7 @@ class RedisStore(MemoryStore):
             raise ValueError("scan_chunk must be positive")
         self.prefix = prefix
         self.scan_chunk = scan_chunk
-        self._index_key = f"{prefix}ids"
+        self._tenants_key = f"{prefix}tenants"
         self._url: str | None = client_or_url if isinstance(client_or_url, str) else None
         self._client: Redis | None = None if isinstance(client_or_url, str) else client_or_url
         self._owns_client = isinstance(client_or_url, str)
@@ -177,8 +149,12 @@ class RedisStore(MemoryStore):
         self._opened = False
         self._closed = False
 
-    def _key(self, memory_id: str) -> str:
-        return f"{self.prefix}r:{memory_id}"
+    def _base(self, tenant: str) -> str:
+        """Key prefix of a tenant (``default`` keeps the original, tenant-less layout)."""
+        return self.prefix if tenant == DEFAULT_TENANT else f"{self.prefix}@{tenant}:"
+
+    def _key(self, memory_id: str, tenant: str = DEFAULT_TENANT) -> str:
+        return f"{self._base(tenant)}r:{memory_id}"
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -208,9 +184,10 @@ class RedisStore(MemoryStore):
             with self._errors("connect"):
                 await client.ping()
                 self._scripts = {
-                    "put": client.register_script(_LUA_PUT_IF_NEWER),
-                    "access": client.register_script(_LUA_RECORD_ACCESS),
-                    "purge": client.register_script(_LUA_PURGE),
+                    "put": client.register_script(LUA_PUT_IF_NEWER),
+                    "access": client.register_script(LUA_RECORD_ACCESS),
+                    "purge": client.register_script(LUA_PURGE),
+                    "search": client.register_script(LUA_SEARCH),
                 }
             self._opened = True
 
@@ -239,45 +216,62 @@ class RedisStore(MemoryStore):
 
     # -- MemoryStore API -------------------------------------------------------------------
 
-    async def get(self, memory_id: str) -> MemoryRecord | None:
+    async def get(self, memory_id: str, *, tenant: str = DEFAULT_TENANT) -> MemoryRecord | None:
         client = await self._ready()
         with self._errors("read"):
-            raw = await client.hgetall(self._key(memory_id))
+            raw = await client.hgetall(self._key(memory_id, tenant))
         return _from_fields(memory_id, raw) if raw else None
 
-    async def put_if_newer(self, record: MemoryRecord) -> bool:
-        args = [record.id, record.version.to_str(), *_to_fields(record)]
-        written = await self._run("put", [self._key(record.id), self._index_key], args)
+    async def put_if_newer(self, record: MemoryRecord, *, tenant: str = DEFAULT_TENANT) -> bool:
+        base = self._base(tenant)
+        if record.deleted:
+            dl, postings = -1, []
+        else:
+            tokens = tokenize(document_text(record.data))
+            dl = len(tokens)
+            postings = [x for t, n in Counter(tokens).items() for x in (_hex(t), str(n))]
+        args = [
+            record.id, record.version.to_str(), base, tenant, str(dl), str(len(postings) // 2),
+            *postings, *_to_fields(record),
+        ]  # fmt: skip
+        keys = [self._key(record.id, tenant), f"{base}ids", self._tenants_key]
+        written = await self._run("put", keys, args)
         return int(written) == 1
 
-    async def record_access(self, memory_id: str, at: float, count: int = 1) -> None:
-        await self._run("access", [self._key(memory_id)], [int(count), repr(float(at))])
+    async def record_access(
+        self, memory_id: str, at: float, count: int = 1, *, tenant: str = DEFAULT_TENANT
+    ) -> None:
+        await self._run("access", [self._key(memory_id, tenant)], [int(count), repr(float(at))])
 
-    async def purge(self, expected: Mapping[str, Version]) -> list[str]:
+    async def purge(
+        self, expected: Mapping[str, Version], *, tenant: str = DEFAULT_TENANT
+    ) -> list[str]:
         if not expected:
             return []
         ids = list(expected)
-        keys = [*(self._key(rid) for rid in ids), self._index_key]
-        args = [*(expected[rid].to_str() for rid in ids), *ids]
+        base = self._base(tenant)
+        keys = [*(self._key(rid, tenant) for rid in ids), f"{base}ids"]
+        args = [*(expected[rid].to_str() for rid in ids), *ids, base]
         removed = await self._run("purge", keys, args)
         return [_text(rid) for rid in removed]
 
-    async def scan(self) -> AsyncIterator[MemoryRecord]:
+    async def scan(self, *, tenant: str = DEFAULT_TENANT) -> AsyncIterator[MemoryRecord]:
         client = await self._ready()
+        index = f"{self._base(tenant)}ids"
         lower = "-"  # keyset pagination over the lexicographically ordered index
         while True:
             with self._errors("scan"):
                 ids = [
                     _text(rid)
                     for rid in await client.zrange(
-                        self._index_key, lower, "+", bylex=True, offset=0, num=self.scan_chunk
+                        index, lower, "+", bylex=True, offset=0, num=self.scan_chunk
                     )
                 ]
                 if not ids:
                     return
                 async with client.pipeline(transaction=False) as pipe:
                     for rid in ids:
-                        pipe.hgetall(self._key(rid))
+                        pipe.hgetall(self._key(rid, tenant))
                     rows = await pipe.execute()
             for rid, raw in zip(ids, rows, strict=True):
                 if raw:  # an id purged between the two reads is simply gone
@@ -286,10 +280,71 @@ class RedisStore(MemoryStore):
                 return
             lower = f"({ids[-1]}"
 
-    async def count(self) -> int:
+    async def count(self, *, tenant: str = DEFAULT_TENANT, live_at: float | None = None) -> int:
         client = await self._ready()
+        base = self._base(tenant)
         with self._errors("count"):
-            return int(await client.zcard(self._index_key))
+            if live_at is None:
+                return int(await client.zcard(f"{base}ids"))
+            indexed = await client.hget(f"{base}stats", "n")
+            expired = await client.zcount(f"{base}exp", "-inf", live_at)
+            return int(_text(indexed or b"0")) - int(expired)
+
+    async def tenants(self) -> list[str]:
+        client = await self._ready()
+        with self._errors("tenants"):
+            names = [_text(t) for t in await client.smembers(self._tenants_key)]
+            found = []
+            for name in sorted(names):
+                if await client.zcard(f"{self._base(name)}ids"):
+                    found.append(name)
+        return found
+
+    async def search(
+        self,
+        terms: Sequence[str],
+        *,
+        limit: int,
+        weights: RankWeights,
+        now: float,
+        filters: Mapping[str, Any] | None = None,
+        tenant: str = DEFAULT_TENANT,
+    ) -> list[SearchResult]:
+        if limit <= 0:
+            return []
+        pool = candidate_pool(limit)
+        base = self._base(tenant)
+        found: list[Candidate] = []
+        if not terms:
+            async for record in self.scan(tenant=tenant):
+                if record.is_live(now) and (not filters or _matches(record.data, filters)):
+                    found.append(_candidate(record, 0.0))
+            return rank(found, weights=weights, now=now, limit=limit)
+        qtf = [x for t, n in Counter(terms).items() for x in (_hex(t), str(n))]
+        offset = 0
+        while len(found) < pool:  # pages of the ranking until the pool is full (filters)
+            flat = await self._run(
+                "search", [base], [repr(now), "1.2", "0.75", str(offset), str(pool), *qtf]
+            )
+            ids = [_text(x) for x in flat[0::2]]
+            if not ids:
+                break
+            client = await self._ready()
+            with self._errors("search read"):
+                async with client.pipeline(transaction=False) as pipe:
+                    for rid in ids:
+                        pipe.hgetall(self._key(rid, tenant))
+                    rows = await pipe.execute()
+            for rid, score, raw in zip(ids, flat[1::2], rows, strict=True):
+                if not raw:
+                    continue
+                record = _from_fields(rid, raw)
+                if record.is_live(now) and (not filters or _matches(record.data, filters)):
+                    found.append(_candidate(record, float(_text(score))))
+            if len(ids) < pool:
+                break
+            offset += pool
+        return rank(found[:pool], weights=weights, now=now, limit=limit)
 
     def __repr__(self) -> str:
         return f"RedisStore(prefix={self.prefix!r})"

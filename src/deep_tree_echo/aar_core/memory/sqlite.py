@@ -7,6 +7,12 @@ returns) only after ``COMMIT`` returned, so acknowledged writes survive ``kill -
 ``synchronous=FULL``, power loss. Reads run on a second connection in their own thread and see
 every acknowledged write (WAL readers never block the writer).
 
+Search is SQLite FTS5 (``bm25()``) over the ``_bm25.tokenize`` output of each memory, kept in
+step with the records by triggers in the same transaction (see ``_sqlite_schema``); the
+candidates are then ranked by ``ranking.rank`` like every store. Several processes may open
+one file: WAL, ``busy_timeout`` and ``BEGIN IMMEDIATE`` serialise their writers, and nothing
+read is cached, so each process sees every write another one committed.
+
 Access bookkeeping (``record_access``) is lazy: it is merged in memory and written with the next
 transaction, so it costs no fsync of its own and is not durable by itself.
 """
@@ -20,57 +26,24 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from deep_tree_echo.aar_core.errors import StoreError
+from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
+from deep_tree_echo.aar_core.memory.ranking import (
+    Candidate,
+    RankWeights,
+    SearchResult,
+    candidate_pool,
+    rank,
+)
 from deep_tree_echo.aar_core.memory.record import MemoryRecord, Version
-from deep_tree_echo.aar_core.memory.store import MemoryStore
+from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT, MemoryStore
 
 _T = TypeVar("_T")
-
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS memories (
-    id           TEXT PRIMARY KEY NOT NULL,
-    version      TEXT NOT NULL,
-    data         TEXT NOT NULL,
-    created_at   REAL NOT NULL,
-    updated_at   REAL NOT NULL,
-    access_count INTEGER NOT NULL DEFAULT 0,
-    last_access  REAL,
-    expires_at   REAL,
-    deleted      INTEGER NOT NULL DEFAULT 0,
-    extra        TEXT
-) WITHOUT ROWID
-"""
-
-_COLUMNS: Final = (
-    "id, version, data, created_at, updated_at, access_count, last_access, expires_at, deleted, "
-    "extra"
-)
-
-# Last-writer-wins in one statement: the row is replaced only when the incoming version is
-# newer (``Version.to_str`` sorts like the version tuple), so concurrent writers cannot lose it.
-_PUT_IF_NEWER: Final = f"""
-INSERT INTO memories ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT(id) DO UPDATE SET
-    version = excluded.version, data = excluded.data, created_at = excluded.created_at,
-    updated_at = excluded.updated_at, access_count = excluded.access_count,
-    last_access = excluded.last_access, expires_at = excluded.expires_at,
-    deleted = excluded.deleted, extra = excluded.extra
-WHERE excluded.version > memories.version
-"""
-
-_PURGE: Final = "DELETE FROM memories WHERE id = ? AND version = ?"
-
-_RECORD_ACCESS: Final = """
-UPDATE memories SET access_count = access_count + ?,
-    last_access = MAX(COALESCE(last_access, 0.0), ?)
-WHERE id = ?
-"""
-
 
 @dataclass(slots=True)
 class _WriteOp:
@@ -82,6 +55,13 @@ class _WriteOp:
 
 
 _STOP: Final = object()
+_MISSING: Final = object()
+
+
+def _matches(data: dict[str, Any], filters: Mapping[str, Any]) -> bool:
+    return all(data.get(k, _MISSING) == v for k, v in filters.items())
+
+
 _FLUSH: Final = object()
 
 
@@ -92,22 +72,6 @@ def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | No
         future.set_exception(error)
     else:
         future.set_result(result)
-
-
-def _row_to_record(row: tuple[Any, ...]) -> MemoryRecord:
-    (rid, version, data, created, updated, count, last, expires, deleted, extra) = row
-    return MemoryRecord(
-        id=rid,
-        data=json.loads(data),
-        version=Version.parse(version),
-        created_at=created,
-        updated_at=updated,
-        access_count=count,
-        last_access=last,
-        expires_at=expires,
-        deleted=bool(deleted),
-        extra=json.loads(extra) if extra else {},
-    )
 
 
 class SQLiteStore(MemoryStore):
@@ -131,11 +95,11 @@ class SQLiteStore(MemoryStore):
         self._reader: sqlite3.Connection | None = None
         self._open_lock = asyncio.Lock()
         self._closed = False
-        # Lazy access bookkeeping: id -> (count, latest access). ``_pending`` is waiting for
-        # the next transaction, ``_inflight`` is in the transaction being committed.
+        # Lazy access bookkeeping: (tenant, id) -> (count, latest access). ``_pending`` is
+        # waiting for the next transaction, ``_inflight`` is in the transaction being committed.
         self._access_lock = threading.Lock()
-        self._pending: dict[str, tuple[int, float]] = {}
-        self._inflight: dict[str, tuple[int, float]] = {}
+        self._pending: dict[tuple[str, str], tuple[int, float]] = {}
+        self._inflight: dict[tuple[str, str], tuple[int, float]] = {}
         self._flush_queued = False
         #: Number of transactions committed and writes in them (exposes the group commit).
         self.commits = 0
@@ -200,7 +164,7 @@ class SQLiteStore(MemoryStore):
     def _writer_main(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
         try:
             conn = self._connect()
-            conn.execute(_SCHEMA)
+            sql.migrate(conn)
         except sqlite3.Error as exc:
             loop.call_soon_threadsafe(_resolve, ready, None, exc)
             return
@@ -230,7 +194,7 @@ class SQLiteStore(MemoryStore):
         finally:
             conn.close()
 
-    def _take_accesses(self) -> dict[str, tuple[int, float]]:
+    def _take_accesses(self) -> dict[tuple[str, str], tuple[int, float]]:
         with self._access_lock:
             self._inflight, self._pending = self._pending, {}
             self._flush_queued = False
@@ -245,7 +209,7 @@ class SQLiteStore(MemoryStore):
         self,
         conn: sqlite3.Connection,
         ops: list[_WriteOp],
-        accesses: dict[str, tuple[int, float]],
+        accesses: dict[tuple[str, str], tuple[int, float]],
     ) -> None:
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
@@ -259,7 +223,8 @@ class SQLiteStore(MemoryStore):
                     outcomes.append((None, StoreError(f"write failed: {exc}", path=self.path)))
             if accesses:
                 conn.executemany(
-                    _RECORD_ACCESS, [(n, at, rid) for rid, (n, at) in accesses.items()]
+                    sql.RECORD_ACCESS,
+                    [(n, at, tenant, rid) for (tenant, rid), (n, at) in accesses.items()],
                 )
             conn.execute("COMMIT")
         except Exception as exc:
@@ -299,10 +264,10 @@ class SQLiteStore(MemoryStore):
         except sqlite3.Error as exc:
             raise StoreError(f"read failed: {exc}", path=self.path) from exc
 
-    def _overlay(self, rec: MemoryRecord) -> MemoryRecord:
+    def _overlay(self, rec: MemoryRecord, tenant: str) -> MemoryRecord:
         with self._access_lock:
             for source in (self._inflight, self._pending):
-                hit = source.get(rec.id)
+                hit = source.get((tenant, rec.id))
                 if hit is not None:
                     rec.access_count += hit[0]
                     if rec.last_access is None or hit[1] > rec.last_access:
@@ -311,51 +276,48 @@ class SQLiteStore(MemoryStore):
 
     # -- MemoryStore API -------------------------------------------------------------------
 
-    async def get(self, memory_id: str) -> MemoryRecord | None:
+    async def get(self, memory_id: str, *, tenant: str = DEFAULT_TENANT) -> MemoryRecord | None:
         def fetch(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
-            cur = conn.execute(f"SELECT {_COLUMNS} FROM memories WHERE id = ?", (memory_id,))
+            cur = conn.execute(
+                f"SELECT {sql.COLUMNS} FROM memories WHERE tenant = ? AND id = ?",
+                (tenant, memory_id),
+            )
             row: tuple[Any, ...] | None = cur.fetchone()
             return row
 
         row = await self._read(fetch)
-        return None if row is None else self._overlay(_row_to_record(row))
+        return None if row is None else self._overlay(sql.row_to_record(row), tenant)
 
-    async def put_if_newer(self, record: MemoryRecord) -> bool:
-        params = (
-            record.id,
-            record.version.to_str(),
-            json.dumps(record.data, separators=(",", ":"), allow_nan=False),
-            record.created_at,
-            record.updated_at,
-            record.access_count,
-            record.last_access,
-            record.expires_at,
-            int(record.deleted),
-            json.dumps(record.extra, separators=(",", ":")) if record.extra else None,
-        )
+    async def put_if_newer(self, record: MemoryRecord, *, tenant: str = DEFAULT_TENANT) -> bool:
+        params = sql.write_params(tenant, record)
         # The record carries the whole truth, access counts included: accesses not yet
         # written happened before this write and are folded into it by the caller.
         with self._access_lock:
-            self._pending.pop(record.id, None)
+            self._pending.pop((tenant, record.id), None)
 
         def put(conn: sqlite3.Connection) -> bool:
-            return conn.execute(_PUT_IF_NEWER, params).rowcount == 1
+            return conn.execute(sql.PUT_IF_NEWER, params).rowcount == 1
 
         return await self._write(put)
 
-    async def record_access(self, memory_id: str, at: float, count: int = 1) -> None:
+    async def record_access(
+        self, memory_id: str, at: float, count: int = 1, *, tenant: str = DEFAULT_TENANT
+    ) -> None:
         if self._writer is None:
             await self.open()
+        key = (tenant, memory_id)
         with self._access_lock:
-            n, last = self._pending.get(memory_id, (0, at))
-            self._pending[memory_id] = (n + count, max(last, at))
+            n, last = self._pending.get(key, (0, at))
+            self._pending[key] = (n + count, max(last, at))
             wake = not self._flush_queued
             self._flush_queued = True
         if wake:
             self._queue.put(_FLUSH)
 
-    async def purge(self, expected: Mapping[str, Version]) -> list[str]:
-        params = [(rid, version.to_str()) for rid, version in expected.items()]
+    async def purge(
+        self, expected: Mapping[str, Version], *, tenant: str = DEFAULT_TENANT
+    ) -> list[str]:
+        params = [(tenant, rid, version.to_str()) for rid, version in expected.items()]
         if not params:
             return []
 
@@ -363,7 +325,7 @@ class SQLiteStore(MemoryStore):
             # A savepoint keeps this purge all-or-nothing inside the shared batch transaction.
             conn.execute("SAVEPOINT purge")
             try:
-                removed = [rid for rid, v in params if conn.execute(_PURGE, (rid, v)).rowcount]
+                removed = [p[1] for p in params if conn.execute(sql.PURGE, p).rowcount]
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK TO purge")
@@ -375,33 +337,98 @@ class SQLiteStore(MemoryStore):
         removed = await self._write(delete)
         with self._access_lock:  # access counts for a removed row have nowhere to go
             for rid in removed:
-                self._pending.pop(rid, None)
+                self._pending.pop((tenant, rid), None)
         return removed
 
-    async def scan(self) -> AsyncIterator[MemoryRecord]:
+    async def purge_candidates(
+        self, cutoff: float, *, tenant: str = DEFAULT_TENANT, limit: int = 1000
+    ) -> dict[str, Version]:
+        def fetch(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            rows = conn.execute(sql.PURGE_CANDIDATES, (tenant, cutoff, limit)).fetchall()
+            if len(rows) < limit:
+                more = (tenant, cutoff, limit - len(rows))
+                rows += conn.execute(sql.PURGE_EXPIRED, more).fetchall()
+            return rows
+
+        return {rid: Version.parse(v) for rid, v in await self._read(fetch)}
+
+    async def scan(self, *, tenant: str = DEFAULT_TENANT) -> AsyncIterator[MemoryRecord]:
         after: str | None = None  # keyset pagination: each chunk is one short read
         while True:
 
             def chunk(conn: sqlite3.Connection, after: str | None = after) -> list[tuple[Any, ...]]:
-                where, params = ("", ()) if after is None else ("WHERE id > ?", (after,))
+                where, params = ("", ()) if after is None else ("AND id > ?", (after,))
                 cur = conn.execute(
-                    f"SELECT {_COLUMNS} FROM memories {where} ORDER BY id LIMIT ?",
-                    (*params, self.scan_chunk),
+                    f"SELECT {sql.COLUMNS} FROM memories WHERE tenant = ? {where} "
+                    "ORDER BY id LIMIT ?",
+                    (tenant, *params, self.scan_chunk),
                 )
                 return cur.fetchall()
 
             rows = await self._read(chunk)
             for row in rows:
-                yield self._overlay(_row_to_record(row))
+                yield self._overlay(sql.row_to_record(row), tenant)
             if len(rows) < self.scan_chunk:
                 return
             after = rows[-1][0]
 
-    async def count(self) -> int:
+    async def count(self, *, tenant: str = DEFAULT_TENANT, live_at: float | None = None) -> int:
         def fetch(conn: sqlite3.Connection) -> int:
-            return int(conn.execute("SELECT COUNT(*) FROM memories").fetchone()[0])
+            if live_at is None:
+                query, params = "SELECT COUNT(*) FROM memories WHERE tenant = ?", (tenant,)
+            else:
+                query = (
+                    "SELECT COUNT(*) FROM memories WHERE tenant = ? AND deleted = 0 "
+                    "AND (expires_at IS NULL OR expires_at > ?)"
+                )
+                params = (tenant, live_at)  # type: ignore[assignment]
+            return int(conn.execute(query, params).fetchone()[0])
 
         return await self._read(fetch)
+
+    async def tenants(self) -> list[str]:
+        def fetch(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute("SELECT DISTINCT tenant FROM memories ORDER BY tenant")
+            return [row[0] for row in rows]
+
+        return await self._read(fetch)
+
+    async def search(
+        self,
+        terms: Sequence[str],
+        *,
+        limit: int,
+        weights: RankWeights,
+        now: float,
+        filters: Mapping[str, Any] | None = None,
+        tenant: str = DEFAULT_TENANT,
+    ) -> list[SearchResult]:
+        if limit <= 0:
+            return []
+        pool = candidate_pool(limit) if terms else None
+        match = sql.fts_query(terms) if terms else None
+
+        def fetch(conn: sqlite3.Connection) -> list[Candidate]:
+            if match is None:
+                cur = conn.execute(sql.SEARCH_ALL, (tenant, now))
+            else:
+                # Without filters SQLite stops at the pool; with them, rows stream best first
+                # until the pool holds enough that pass (filters apply before the cut).
+                query = sql.SEARCH_TERMS if filters else sql.SEARCH_TERMS + " LIMIT ?"
+                params = (match, tenant, now) if filters else (match, tenant, now, pool)
+                cur = conn.execute(query, params)
+            found: list[Candidate] = []
+            for rid, data, bm25, touched, importance in cur:
+                candidate = Candidate(rid, json.loads(data), bm25, touched, importance)
+                if filters and not _matches(candidate.data, filters):
+                    continue
+                found.append(candidate)
+                if pool is not None and len(found) >= pool:
+                    break
+            return found
+
+        candidates = await self._read(fetch)
+        return rank(candidates, weights=weights, now=now, limit=limit)
 
     async def flush(self) -> None:
         """Wait until every write queued so far (and pending access counts) is committed."""

@@ -1,0 +1,331 @@
+"""A :class:`MemoryStore` on PostgreSQL (SQLAlchemy async + asyncpg): the scale-out store.
+
+Any number of workers and nodes share one database; each statement sees every committed
+write, and nothing is cached in the process. Rows are keyed by ``(tenant, id)``.
+
+- ``put_if_newer`` is one ``INSERT … ON CONFLICT … DO UPDATE … WHERE excluded.version >
+  version`` (``COLLATE "C"``: versions compare bytewise like Python and the other stores).
+- Search: ``terms`` holds the distinct ``_bm25.tokenize`` tokens of a memory, ``tf`` their
+  counts (jsonb), ``dl`` its length; ``tsv`` is a generated ``array_to_tsvector(terms)``
+  column under a GIN index (the tokens are already analysed, so no text-search configuration
+  re-parses them: that is ``'simple'`` without its parser). A query matches through the GIN
+  index and every match gets its exact Lucene BM25 in SQL (df, N and avgdl over the tenant's
+  live memories), the in-memory index's formula: recall cannot be worse than it.
+- The schema is created and migrated on ``open()`` (see ``_postgres_sql``). Extensions such as
+  ``rum`` are detected at start (``extensions``) and only reported for now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from deep_tree_echo.aar_core.errors import StoreError
+from deep_tree_echo.aar_core.memory import _postgres_sql as sql
+from deep_tree_echo.aar_core.memory._bm25 import document_text, tokenize
+from deep_tree_echo.aar_core.memory.ranking import (
+    Candidate,
+    RankWeights,
+    SearchResult,
+    candidate_pool,
+    normalise_importance,
+    rank,
+)
+from deep_tree_echo.aar_core.memory.record import MemoryRecord, Version
+from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT, MemoryStore
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+#: Longest token put in the tsvector (PostgreSQL refuses lexemes over 2 KiB).
+MAX_LEXEME_BYTES = 1024
+_MISSING = object()
+
+
+def async_url(url: str) -> str:
+    """``postgresql://…`` (or ``postgres://``) as SQLAlchemy's asyncpg URL; asyncpg URLs pass."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise StoreError("database URL must start with postgresql:// or postgresql+asyncpg://")
+
+
+def _matches(data: dict[str, Any], filters: Mapping[str, Any]) -> bool:
+    return all(data.get(k, _MISSING) == v for k, v in filters.items())
+
+
+def _row_to_record(row: Sequence[Any]) -> MemoryRecord:
+    (rid, version, data, created, updated, count, last, expires, deleted, extra) = row
+    return MemoryRecord(
+        id=rid,
+        data=json.loads(data),
+        version=Version.parse(version),
+        created_at=created,
+        updated_at=updated,
+        access_count=count,
+        last_access=last,
+        expires_at=expires,
+        deleted=bool(deleted),
+        extra=json.loads(extra) if extra else {},
+    )
+
+
+def write_params(tenant: str, record: MemoryRecord) -> dict[str, Any]:
+    """Bind parameters of the put statement (also used for batch inserts)."""
+    if record.deleted:
+        tokens: list[str] = []
+        importance = 0.5
+    else:
+        tokens = tokenize(document_text(record.data))
+        importance = normalise_importance(record.data.get("importance"))
+    tf = Counter(tokens)
+    return {
+        "tenant": tenant,
+        "id": record.id,
+        "version": record.version.to_str(),
+        "data": json.dumps(record.data, separators=(",", ":"), allow_nan=False),
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "access_count": record.access_count,
+        "last_access": record.last_access,
+        "expires_at": record.expires_at,
+        "deleted": record.deleted,
+        "extra": json.dumps(record.extra, separators=(",", ":")) if record.extra else None,
+        "importance": importance,
+        "terms": [t for t in tf if len(t.encode("utf-8")) <= MAX_LEXEME_BYTES],
+        "tf": json.dumps(tf, ensure_ascii=False, separators=(",", ":")),
+        "dl": len(tokens),
+    }
+
+
+class PostgresStore(MemoryStore):
+    """PostgreSQL-backed store; see the module docstring for the schema and the guarantees."""
+
+    kind = "postgres"
+
+    def __init__(self, url: str, *, pool_size: int = 5, scan_chunk: int = 1000) -> None:
+        if pool_size <= 0 or scan_chunk <= 0:
+            raise ValueError("pool_size and scan_chunk must be positive")
+        self.url = async_url(url)
+        self.pool_size = pool_size
+        self.scan_chunk = scan_chunk
+        #: Extensions of interest found at start (e.g. ``{"rum"}``).
+        self.extensions: set[str] = set()
+        self._engine: AsyncEngine | None = None
+        self._open_lock = asyncio.Lock()
+        self._closed = False
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            yield
+        except StoreError:
+            raise
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"postgres {what} failed: {exc}") from exc
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the engine (pool), then create or migrate the schema under an advisory lock."""
+        async with self._open_lock:
+            if self._closed:
+                raise StoreError("PostgresStore is closed")
+            if self._engine is not None:
+                return
+            from sqlalchemy import text
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            engine = create_async_engine(
+                self.url, pool_size=self.pool_size, max_overflow=0, pool_pre_ping=False
+            )
+            try:
+                with self._errors("open"):
+                    async with engine.begin() as conn:
+                        await conn.execute(
+                            text("SELECT pg_advisory_xact_lock(:k)"), {"k": sql.MIGRATION_LOCK}
+                        )
+                        await conn.execute(text(sql.CREATE_MIGRATIONS))
+                        done = {
+                            row[0]
+                            for row in await conn.execute(
+                                text("SELECT version FROM dte_schema_migrations")
+                            )
+                        }
+                        for version, statements in sql.MIGRATIONS:
+                            if version in done:
+                                continue
+                            for statement in statements:
+                                await conn.execute(text(statement))
+                            await conn.execute(
+                                text("INSERT INTO dte_schema_migrations (version) VALUES (:v)"),
+                                {"v": version},
+                            )
+                        found = await conn.execute(
+                            text("SELECT name FROM pg_available_extensions WHERE name = 'rum'")
+                        )
+                        self.extensions = {row[0] for row in found}
+            except BaseException:
+                await engine.dispose()
+                raise
+            self._engine = engine
+
+    async def close(self) -> None:
+        async with self._open_lock:
+            self._closed = True
+            engine, self._engine = self._engine, None
+            if engine is not None:
+                await engine.dispose()
+
+    async def _ready(self) -> AsyncEngine:
+        if self._engine is None:
+            await self.open()
+        if self._engine is None or self._closed:
+            raise StoreError("PostgresStore is closed")
+        return self._engine
+
+    async def _fetch(self, what: str, statement: str, params: Mapping[str, Any]) -> list[Any]:
+        from sqlalchemy import text
+
+        engine = await self._ready()
+        with self._errors(what):
+            async with engine.begin() as conn:
+                result = await conn.execute(text(statement), dict(params))
+                return list(result) if result.returns_rows else []
+
+    # -- MemoryStore API -------------------------------------------------------------------
+
+    async def get(self, memory_id: str, *, tenant: str = DEFAULT_TENANT) -> MemoryRecord | None:
+        rows = await self._fetch(
+            "read",
+            f"SELECT {sql.COLUMNS} FROM dte_memories WHERE tenant = :tenant AND id = :id",
+            {"tenant": tenant, "id": memory_id},
+        )
+        return _row_to_record(rows[0]) if rows else None
+
+    async def put_if_newer(self, record: MemoryRecord, *, tenant: str = DEFAULT_TENANT) -> bool:
+        rows = await self._fetch("write", sql.PUT_IF_NEWER, write_params(tenant, record))
+        return bool(rows)
+
+    async def put_many(
+        self, records: Sequence[MemoryRecord], *, tenant: str = DEFAULT_TENANT
+    ) -> None:
+        """Batch ``put_if_newer`` (one transaction, one round trip per batch): bulk loads."""
+        from sqlalchemy import text
+
+        if not records:
+            return
+        engine = await self._ready()
+        statement = sql.PUT_IF_NEWER.replace("RETURNING 1", "")
+        with self._errors("batch write"):
+            async with engine.begin() as conn:
+                await conn.execute(text(statement), [write_params(tenant, r) for r in records])
+
+    async def record_access(
+        self, memory_id: str, at: float, count: int = 1, *, tenant: str = DEFAULT_TENANT
+    ) -> None:
+        await self._fetch(
+            "access", sql.RECORD_ACCESS, {"n": count, "at": at, "tenant": tenant, "id": memory_id}
+        )
+
+    async def purge(
+        self, expected: Mapping[str, Version], *, tenant: str = DEFAULT_TENANT
+    ) -> list[str]:
+        if not expected:
+            return []
+        params = {
+            "tenant": tenant,
+            "ids": list(expected),
+            "versions": [v.to_str() for v in expected.values()],
+        }
+        return [row[0] for row in await self._fetch("purge", sql.PURGE, params)]
+
+    async def purge_candidates(
+        self, cutoff: float, *, tenant: str = DEFAULT_TENANT, limit: int = 1000
+    ) -> dict[str, Version]:
+        params = {"tenant": tenant, "cutoff": cutoff, "limit": limit}
+        rows = await self._fetch("purge scan", sql.PURGE_CANDIDATES, params)
+        return {rid: Version.parse(v) for rid, v in rows[:limit]}
+
+    async def scan(self, *, tenant: str = DEFAULT_TENANT) -> AsyncIterator[MemoryRecord]:
+        after: str | None = None  # keyset pagination: each page is one short statement
+        while True:
+            where = "" if after is None else "AND id > :after"
+            rows = await self._fetch(
+                "scan",
+                f"SELECT {sql.COLUMNS} FROM dte_memories WHERE tenant = :tenant {where} "
+                "ORDER BY id LIMIT :n",
+                {"tenant": tenant, "after": after, "n": self.scan_chunk}
+                if after is not None
+                else {"tenant": tenant, "n": self.scan_chunk},
+            )
+            for row in rows:
+                yield _row_to_record(row)
+            if len(rows) < self.scan_chunk:
+                return
+            after = rows[-1][0]
+
+    async def count(self, *, tenant: str = DEFAULT_TENANT, live_at: float | None = None) -> int:
+        if live_at is None:
+            query = "SELECT count(*) FROM dte_memories WHERE tenant = :tenant"
+            params: dict[str, Any] = {"tenant": tenant}
+        else:
+            query = (
+                "SELECT count(*) FROM dte_memories WHERE tenant = :tenant AND NOT deleted "
+                "AND (expires_at IS NULL OR expires_at > :now)"
+            )
+            params = {"tenant": tenant, "now": live_at}
+        rows = await self._fetch("count", query, params)
+        return int(rows[0][0])
+
+    async def tenants(self) -> list[str]:
+        rows = await self._fetch(
+            "tenants", "SELECT DISTINCT tenant FROM dte_memories ORDER BY tenant", {}
+        )
+        return [row[0] for row in rows]
+
+    async def search(
+        self,
+        terms: Sequence[str],
+        *,
+        limit: int,
+        weights: RankWeights,
+        now: float,
+        filters: Mapping[str, Any] | None = None,
+        tenant: str = DEFAULT_TENANT,
+    ) -> list[SearchResult]:
+        if limit <= 0:
+            return []
+        pool = candidate_pool(limit)
+        if terms:
+            qtf = Counter(terms)
+            statement = sql.SEARCH_TERMS if filters else sql.SEARCH_TERMS + " LIMIT :pool"
+            params: dict[str, Any] = {
+                "tenant": tenant,
+                "now": now,
+                "query": sql.tsquery(list(qtf)),
+                "terms": list(qtf),
+                "qtfs": list(qtf.values()),
+            }
+            if not filters:
+                params["pool"] = pool
+        else:
+            statement, params = sql.SEARCH_ALL, {"tenant": tenant, "now": now}
+        found: list[Candidate] = []
+        for rid, data, bm25, touched, importance in await self._fetch("search", statement, params):
+            candidate = Candidate(rid, json.loads(data), float(bm25), touched, importance)
+            if filters and not _matches(candidate.data, filters):
+                continue
+            found.append(candidate)
+            if terms and len(found) >= pool:
+                break
+        return rank(found, weights=weights, now=now, limit=limit)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore(url={self.url.split('@')[-1]!r})"
