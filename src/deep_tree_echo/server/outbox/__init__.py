@@ -16,15 +16,15 @@ __all__ = ["EventOutbox", "MemoryOutbox", "OutboxEvent", "outbox_for"]
 
 def outbox_for(settings: EchoSettings) -> EventOutbox:
     """The outbox that goes with ``settings``' memory store (not opened yet)."""
-    kind = str(settings.store_kind)
+    kind = settings.store_kind
     if kind == "sqlite" and settings.data_dir is not None:
         from deep_tree_echo.server.outbox.sqlite import SQLiteOutbox
 
         return SQLiteOutbox(settings.data_dir / "memories.db",
                             poll_interval=settings.event_poll_interval)
     if kind == "postgres":
-        url = getattr(settings, "database_url", None)
-        if not isinstance(url, str) or not url:
+        url = settings.database_url
+        if not url:
             raise ConfigurationError(
                 "the postgres store needs database_url (DTE_DATABASE_URL)", code="no_database_url"
             )
