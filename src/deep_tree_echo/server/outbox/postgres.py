@@ -40,6 +40,21 @@ CREATE INDEX IF NOT EXISTS dte_events_by_time ON dte_events (created_at);
 CREATE TABLE IF NOT EXISTS dte_events_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
 """
 _COLUMNS: Final = "id, kind, session_id, payload, created_at"
+# One statement, one round trip, its own transaction: every row joins the advisory lock, so
+# the lock is held before any id is drawn from the sequence (commit order = id order), and
+# the NOTIFY (one per transaction: PostgreSQL folds duplicates) is delivered on commit.
+_APPEND: Final = f"""
+WITH ins AS (
+    INSERT INTO dte_events (kind, session_id, payload, created_at)
+    SELECT t.k, t.s, t.p, t.c
+    FROM (SELECT pg_advisory_xact_lock($5::bigint)) AS lock,
+         unnest($1::text[], $2::text[], $3::text[], $4::double precision[])
+             WITH ORDINALITY AS t(k, s, p, c, n)
+    ORDER BY t.n
+    RETURNING id
+)
+SELECT id, pg_notify('{CHANNEL}', '') FROM ins
+"""
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -110,17 +125,12 @@ class PostgresOutbox(EventOutbox):
         import asyncpg
 
         try:
-            async with self._need_pool().acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+            async with self._need_pool().acquire() as conn:
                 records = await conn.fetch(
-                    "INSERT INTO dte_events (kind, session_id, payload, created_at) "
-                    "SELECT k, s, p, c FROM unnest($1::text[], $2::text[], $3::text[], "
-                    "$4::double precision[]) WITH ORDINALITY AS t(k, s, p, c, n) "
-                    "ORDER BY n RETURNING id",
+                    _APPEND,
                     [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-                    [r[3] for r in rows],
+                    [r[3] for r in rows], _LOCK_KEY,
                 )
-                await conn.execute(f"NOTIFY {CHANNEL}")
         except (OSError, asyncpg.PostgresError) as exc:
             raise OutboxError(f"appending to the PostgreSQL event outbox failed: {exc}") from exc
         return sorted(int(r["id"]) for r in records)
