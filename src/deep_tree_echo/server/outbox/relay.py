@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 from deep_tree_echo._json import COMPACT_ENCODER
 from deep_tree_echo.aar_core.events import EventBus
 from deep_tree_echo.server.errors import EventsExpiredError
-from deep_tree_echo.server.outbox._base import READ_BATCH, EventOutbox
+from deep_tree_echo.server.outbox._base import READ_BATCH, EventOutbox, OutboxEvent
 from deep_tree_echo.server.websocket import ConnectionManager, WebSocketClient
 
 logger = logging.getLogger("deep_tree_echo.server.outbox")
@@ -72,6 +72,7 @@ class EventRelay:
         self.head = 0  # highest event id dispatched to this worker's clients
         self._lock = asyncio.Lock()  # a tail round and a resume never interleave
         self._dispatched = asyncio.Condition()  # notified when ``head`` moves
+        self._waiting = 0  # appenders waiting on ``_dispatched``
         self._tasks: list[asyncio.Task[None]] = []
         self.stats = {"appended": 0, "append_failed": 0, "dispatched": 0, "resumed": 0}
 
@@ -107,8 +108,9 @@ class EventRelay:
                 frame = {"type": kind, **shape(data), "session_id": session_id}
                 await self.manager.broadcast(frame, session_id=session_id)
             return
+        payload, now = shape(data), time.time()
         try:
-            event_id = await self.outbox.append(kind, session_id, shape(data), time.time())
+            event_id = await self.outbox.append(kind, session_id, payload, now)
         except Exception:
             self.stats["append_failed"] += 1
             raise
@@ -117,11 +119,19 @@ class EventRelay:
         if self.head >= event_id:
             return
         if self.outbox.in_process:
-            await self._round()
+            if event_id == self.head + 1 and not self._lock.locked():
+                # the next event and nobody replaying: dispatch it as is, no read
+                self._dispatch([OutboxEvent(event_id, kind, session_id, payload, now)])
+            else:
+                await self._round()
             return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(DISPATCH_WAIT), self._dispatched:
-                await self._dispatched.wait_for(lambda: self.head >= event_id)
+        self._waiting += 1
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DISPATCH_WAIT), self._dispatched:
+                    await self._dispatched.wait_for(lambda: self.head >= event_id)
+        finally:
+            self._waiting -= 1
 
     # -- outbox -> clients -----------------------------------------------------------------
 
@@ -141,18 +151,22 @@ class EventRelay:
         """Dispatch the next batch of events; True when there may be more."""
         async with self._lock:
             events = await self.outbox.read(self.head)
-            for event in events:
-                clients = self.manager.clients(event.session_id)
-                if clients:
-                    text = COMPACT_ENCODER.encode(event.frame())
-                    for client in clients:
-                        self._deliver(client, event.session_id, event.id, text)
-                self.head = event.id
-                self.stats["dispatched"] += 1
-        if events:
+            self._dispatch(events)
+        if events and self._waiting:
             async with self._dispatched:
                 self._dispatched.notify_all()
         return len(events) >= READ_BATCH
+
+    def _dispatch(self, events: list[OutboxEvent]) -> None:
+        """Queue ``events`` (in id order, after ``head``) for the clients of their sessions."""
+        for event in events:
+            clients = self.manager.clients(event.session_id)
+            if clients:
+                text = COMPACT_ENCODER.encode(event.frame())
+                for client in clients:
+                    self._deliver(client, event.session_id, event.id, text)
+            self.head = event.id
+            self.stats["dispatched"] += 1
 
     def _deliver(self, client: WebSocketClient, session_id: str | None, event_id: int,
                  text: str) -> None:
