@@ -104,13 +104,13 @@ SEARCH_TERMS: Final = f"""
 WITH m AS MATERIALIZED (
     SELECT id, tf, dl FROM dte_memories
     WHERE tenant = :tenant AND {_LIVE} AND tsv @@ CAST(:query AS tsquery)
-), s AS (
+), s AS MATERIALIZED (
     SELECT count(*)::float8 AS n, COALESCE(avg(dl), 0)::float8 AS avgdl
     FROM dte_memories WHERE tenant = :tenant AND {_LIVE}
-), q AS (
+), q AS MATERIALIZED (
     SELECT t.term, t.qtf, (SELECT count(*) FROM m WHERE m.tf ? t.term)::float8 AS df
     FROM unnest(CAST(:terms AS text[]), CAST(:qtfs AS int[])) AS t(term, qtf)
-), scored AS (
+), scored AS MATERIALIZED (
     SELECT m.id, sum(
         ln(1.0 + (s.n - q.df + 0.5) / (q.df + 0.5)) * q.qtf * 2.2 * (m.tf ->> q.term)::float8
         / ((m.tf ->> q.term)::float8 + 0.3

@@ -10,6 +10,7 @@ triggers, i.e. inside the very transaction that writes the record.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Sequence
 from typing import Any, Final
@@ -38,9 +39,14 @@ _SCHEMA_V2: Final = (
         extra        TEXT,
         importance   REAL NOT NULL DEFAULT 0.5,
         terms        TEXT NOT NULL DEFAULT '',
+        dl           INTEGER NOT NULL DEFAULT 0,
         UNIQUE (tenant, id)
     )
     """,
+    # Per tenant: indexed (not deleted) memories and their summed length, for BM25's N, avgdl.
+    "CREATE TABLE IF NOT EXISTS memories_stats ("
+    "tenant TEXT PRIMARY KEY NOT NULL, n INTEGER NOT NULL, total INTEGER NOT NULL)",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS memories_vocab USING fts5vocab(memories_fts, 'row')",
     "CREATE INDEX IF NOT EXISTS memories_tombstones ON memories (tenant, updated_at) "
     "WHERE deleted = 1",
     "CREATE INDEX IF NOT EXISTS memories_expiry ON memories (tenant, expires_at) "
@@ -48,22 +54,32 @@ _SCHEMA_V2: Final = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5("
     "terms, content='memories', content_rowid='rid', tokenize='unicode61')",
     """
-    CREATE TRIGGER IF NOT EXISTS memories_fts_insert AFTER INSERT ON memories
-    WHEN new.terms != '' BEGIN
-        INSERT INTO memories_fts (rowid, terms) VALUES (new.rid, new.terms);
+    CREATE TRIGGER IF NOT EXISTS memories_fts_insert AFTER INSERT ON memories BEGIN
+        INSERT INTO memories_fts (rowid, terms) SELECT new.rid, new.terms WHERE new.terms != '';
+        INSERT INTO memories_stats (tenant, n, total) SELECT new.tenant, 1, new.dl
+            WHERE new.deleted = 0
+            ON CONFLICT (tenant) DO UPDATE SET n = n + 1, total = total + excluded.total;
     END
     """,
     """
-    CREATE TRIGGER IF NOT EXISTS memories_fts_delete AFTER DELETE ON memories
-    WHEN old.terms != '' BEGIN
-        INSERT INTO memories_fts (memories_fts, rowid, terms) VALUES ('delete', old.rid, old.terms);
+    CREATE TRIGGER IF NOT EXISTS memories_fts_delete AFTER DELETE ON memories BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, terms)
+            SELECT 'delete', old.rid, old.terms WHERE old.terms != '';
+        UPDATE memories_stats SET n = n - 1, total = total - old.dl
+            WHERE tenant = old.tenant AND old.deleted = 0;
     END
     """,
     """
-    CREATE TRIGGER IF NOT EXISTS memories_fts_update AFTER UPDATE OF terms ON memories BEGIN
+    CREATE TRIGGER IF NOT EXISTS memories_fts_update AFTER UPDATE OF terms, dl, deleted
+    ON memories BEGIN
         INSERT INTO memories_fts (memories_fts, rowid, terms)
             SELECT 'delete', old.rid, old.terms WHERE old.terms != '';
         INSERT INTO memories_fts (rowid, terms) SELECT new.rid, new.terms WHERE new.terms != '';
+        UPDATE memories_stats SET n = n - 1, total = total - old.dl
+            WHERE tenant = old.tenant AND old.deleted = 0;
+        INSERT INTO memories_stats (tenant, n, total) SELECT new.tenant, 1, new.dl
+            WHERE new.deleted = 0
+            ON CONFLICT (tenant) DO UPDATE SET n = n + 1, total = total + excluded.total;
     END
     """,
 )
@@ -72,19 +88,19 @@ COLUMNS: Final = (
     "id, version, data, created_at, updated_at, access_count, last_access, expires_at, deleted, "
     "extra"
 )
-_WRITE_COLUMNS: Final = f"tenant, {COLUMNS}, importance, terms"
+_WRITE_COLUMNS: Final = f"tenant, {COLUMNS}, importance, terms, dl"
 
 # Last-writer-wins in one statement: the row is replaced only when the incoming version is
 # newer (``Version.to_str`` sorts like the version tuple: fixed-width numbers, then the node id
 # compared bytewise, as Python compares str), so concurrent writers cannot lose it.
 PUT_IF_NEWER: Final = f"""
-INSERT INTO memories ({_WRITE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO memories ({_WRITE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(tenant, id) DO UPDATE SET
     version = excluded.version, data = excluded.data, created_at = excluded.created_at,
     updated_at = excluded.updated_at, access_count = excluded.access_count,
     last_access = excluded.last_access, expires_at = excluded.expires_at,
     deleted = excluded.deleted, extra = excluded.extra, importance = excluded.importance,
-    terms = excluded.terms
+    terms = excluded.terms, dl = excluded.dl
 WHERE excluded.version > memories.version
 """
 
@@ -98,9 +114,10 @@ WHERE tenant = ? AND id = ?
 
 _LIVE: Final = "m.deleted = 0 AND (m.expires_at IS NULL OR m.expires_at > ?)"
 
-#: Candidates of a text query, best FTS5 ``bm25()`` first (it returns lower = better).
+#: Candidates of a text query, best FTS5 ``bm25()`` first (it returns lower = better); they are
+#: re-scored with the exact Lucene BM25 of the in-memory index (see ``lucene_bm25``).
 SEARCH_TERMS: Final = f"""
-SELECT m.id, m.data, -bm25(memories_fts), COALESCE(m.last_access, m.updated_at), m.importance
+SELECT m.id, m.data, m.terms, m.dl, COALESCE(m.last_access, m.updated_at), m.importance
 FROM memories_fts JOIN memories AS m ON m.rid = memories_fts.rowid
 WHERE memories_fts MATCH ? AND m.tenant = ? AND {_LIVE}
 ORDER BY bm25(memories_fts)
@@ -108,7 +125,7 @@ ORDER BY bm25(memories_fts)
 
 #: Every live memory of a tenant (an empty query ranks them by recency and importance).
 SEARCH_ALL: Final = f"""
-SELECT m.id, m.data, 0.0, COALESCE(m.last_access, m.updated_at), m.importance
+SELECT m.id, m.data, '', 0, COALESCE(m.last_access, m.updated_at), m.importance
 FROM memories AS m WHERE m.tenant = ? AND {_LIVE}
 """
 
@@ -135,10 +152,11 @@ def fts_query(terms: Sequence[str]) -> str:
 def write_params(tenant: str, record: MemoryRecord) -> tuple[Any, ...]:
     """Parameters of :data:`PUT_IF_NEWER` for ``record``."""
     if record.deleted:
-        importance, terms = 0.5, ""
+        importance, terms, dl = 0.5, "", 0
     else:
         importance = normalise_importance(record.data.get("importance"))
-        terms = " ".join(encode_terms(tokenize(document_text(record.data))))
+        tokens = tokenize(document_text(record.data))
+        terms, dl = " ".join(encode_terms(tokens)), len(tokens)
     return (
         tenant,
         record.id,
@@ -153,6 +171,7 @@ def write_params(tenant: str, record: MemoryRecord) -> tuple[Any, ...]:
         json.dumps(record.extra, separators=(",", ":")) if record.extra else None,
         importance,
         terms,
+        dl,
     )
 
 
@@ -198,3 +217,26 @@ def migrate(conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+#: N (indexed memories) and summed length of a tenant, kept by the triggers.
+STATS: Final = "SELECT n, total FROM memories_stats WHERE tenant = ?"
+#: Documents holding each (hex) term, from FTS5's own vocabulary (all tenants of the file).
+DOC_FREQ: Final = "SELECT term, doc FROM memories_vocab WHERE term = ?"
+
+
+def lucene_bm25(
+    query: Sequence[str], terms: str, dl: int, df: dict[str, int], n: int, avgdl: float
+) -> float:
+    """The in-memory index's BM25 (k1 1.2, b 0.75, idf ``log(1 + (N - df + .5)/(df + .5))``)
+    of one document given its hex ``terms`` text; ``query`` holds hex words with repeats."""
+    words = terms.split()
+    norm = 1.2 * (0.25 + (0.75 * dl / avgdl if avgdl else 0.0))
+    score = 0.0
+    for word in set(query):
+        tf = words.count(word)
+        if tf:
+            d = df.get(word, 1)
+            idf = math.log(1.0 + (n - d + 0.5) / (d + 0.5)) * query.count(word)
+            score += idf * tf * 2.2 / (tf + norm)
+    return score

@@ -55,6 +55,8 @@ class _WriteOp:
 
 
 _STOP: Final = object()
+#: FTS5 candidates fetched per result-pool slot before the exact BM25 re-scoring.
+RESCORE: Final = 4
 _MISSING: Final = object()
 
 
@@ -407,25 +409,43 @@ class SQLiteStore(MemoryStore):
             return []
         pool = candidate_pool(limit) if terms else None
         match = sql.fts_query(terms) if terms else None
+        hex_query = sql.encode_terms(terms)
 
         def fetch(conn: sqlite3.Connection) -> list[Candidate]:
             if match is None:
                 cur = conn.execute(sql.SEARCH_ALL, (tenant, now))
             else:
-                # Without filters SQLite stops at the pool; with them, rows stream best first
-                # until the pool holds enough that pass (filters apply before the cut).
+                # FTS5's bm25() chooses RESCORE x pool candidates (its idf differs from the
+                # in-memory index's), which are re-scored exactly; with filters, rows stream
+                # best first until enough pass (filters apply before the cut).
                 query = sql.SEARCH_TERMS if filters else sql.SEARCH_TERMS + " LIMIT ?"
-                params = (match, tenant, now) if filters else (match, tenant, now, pool)
+                params: tuple[Any, ...] = (match, tenant, now)
+                if not filters:
+                    assert pool is not None
+                    params += (pool * RESCORE,)
                 cur = conn.execute(query, params)
-            found: list[Candidate] = []
-            for rid, data, bm25, touched, importance in cur:
-                candidate = Candidate(rid, json.loads(data), bm25, touched, importance)
-                if filters and not _matches(candidate.data, filters):
+            rows: list[tuple[Any, ...]] = []
+            for row in cur:
+                data = json.loads(row[1])
+                if filters and not _matches(data, filters):
                     continue
-                found.append(candidate)
-                if pool is not None and len(found) >= pool:
+                rows.append((row[0], data, *row[2:]))
+                if pool is not None and len(rows) >= pool * RESCORE:
                     break
-            return found
+            if match is None:
+                return [Candidate(r[0], r[1], 0.0, r[4], r[5]) for r in rows]
+            stats = conn.execute(sql.STATS, (tenant,)).fetchone() or (0, 0)
+            n, avgdl = stats[0], (stats[1] / stats[0] if stats[0] else 0.0)
+            df = {}
+            for word in set(hex_query):
+                hit = conn.execute(sql.DOC_FREQ, (word,)).fetchone()
+                df[word] = hit[1] if hit else 0
+            scored = [
+                Candidate(rid, data, sql.lucene_bm25(hex_query, text, dl, df, n, avgdl), t, imp)
+                for rid, data, text, dl, t, imp in rows
+            ]
+            scored.sort(key=lambda c: c.bm25, reverse=True)
+            return scored[:pool]
 
         candidates = await self._read(fetch)
         return rank(candidates, weights=weights, now=now, limit=limit)
