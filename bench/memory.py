@@ -1,11 +1,12 @@
 """Memory subsystem benchmark: write throughput (group commit) and search latency vs a linear scan.
 
-Run: ``.venv/bin/python bench/memory.py [--sizes 10000,100000] [--queries 300]``
+Run: ``.venv/bin/python bench/memory.py [--sizes 10000,100000] [--queries 300] [--stores …]``
 
 * store rate: ``MemoryManager.store_memory`` on the in-memory store and on SQLite (WAL,
   synchronous=FULL), one writer vs many concurrent writers (group commit batches the latter);
-* search: p50/p99 of ``MemoryManager.search(q, limit=10)`` over a synthetic Zipf-ish corpus,
-  against a straightforward linear-scan BM25 over all documents in the same process (rank_bm25
+* search: p50/p99 of ``MemoryManager.search(q, limit=10)`` over a synthetic Zipf-ish corpus on
+  every store kind (memory, SQLite, Redis, PostgreSQL; servers started as the tests start them),
+  beside a straightforward linear-scan BM25 over all documents in the same process (rank_bm25
   is not installed; this is what it does).
 """
 
@@ -21,7 +22,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from deep_tree_echo.aar_core.memory import MemoryManager, SQLiteStore
+from _stores import KINDS, StoreFactory, factory
+
+from deep_tree_echo.aar_core.memory import (
+    MemoryManager,
+    MemoryRecord,
+    MemoryStore,
+    SQLiteStore,
+    Version,
+)
 from deep_tree_echo.aar_core.memory._bm25 import tokenize
 
 VOCAB_SIZE = 30_000
@@ -137,49 +146,75 @@ async def bench_writes(rows: list[tuple[str, str, str]]) -> None:
         await sql.close()
 
 
+async def load_store(store: MemoryStore, corpus: list[str]) -> None:
+    """Bulk load: batches for PostgreSQL, 100 concurrent writers elsewhere (group commit)."""
+    records = [
+        MemoryRecord(
+            f"m{i}",
+            {"content": text, "importance": rng.randint(1, 10)},
+            Version(1_700_000_000_000 + i, 0, "bench"),
+            1_700_000_000.0,
+            1_700_000_000.0 + i,
+        )
+        for i, text in enumerate(corpus)
+    ]
+    put_many = getattr(store, "put_many", None)
+    for start in range(0, len(records), 1000):
+        batch = records[start : start + 1000]
+        if put_many is not None:
+            await put_many(batch)
+        else:
+            for part in range(0, len(batch), 100):  # 100 writers at a time
+                await asyncio.gather(*(store.put_if_newer(r) for r in batch[part : part + 100]))
+
+
 async def bench_search(
     size: int,
     queries: int,
     vocab: list[str],
     weights: list[float],
     rows: list[tuple[str, str, str]],
+    stores: StoreFactory,
+    kinds: tuple[str, ...],
 ) -> None:
     corpus = make_corpus(size, vocab, weights)
-    manager = MemoryManager()
-    start = time.perf_counter()
-    for i, text in enumerate(corpus):
-        await manager.store_memory(f"m{i}", {"content": text, "importance": rng.randint(1, 10)})
-    build = time.perf_counter() - start
-    rows.append((f"build {size:,}", "store_memory + index", f"{size / build:,.0f} /s"))
     qs = make_queries(corpus, queries)
-    for q in qs[:20]:  # warm-up
-        await manager.search(q, limit=10)
-    lat = []
-    for q in qs:
-        t0 = time.perf_counter()
-        await manager.search(q, limit=10)
-        lat.append((time.perf_counter() - t0) * 1000)
     baseline = LinearBM25(corpus)
     for share, label in ((0.01, "1%"), (0.5, "50%")):
         common = sum(
             all(baseline.df[t] >= share * size for t in tokenize(q) if baseline.df[t]) for q in qs
         )
-        rows.append(
-            (
-                f"queries {size:,}",
-                f"all words in >= {label}",
-                f"{common / len(qs):.0%} of {len(qs)}",
-            )
-        )
+        share_text = f"{common / len(qs):.0%} of {len(qs)}"
+        rows.append((f"queries {size:,}", f"all words in >= {label}", share_text))
     base = []
     for q in qs[: max(10, min(40, 2_000_000 // size))]:
         t0 = time.perf_counter()
         baseline.top(q, 10)
         base.append((time.perf_counter() - t0) * 1000)
-    p50, p99, b50 = pct(lat, 50), pct(lat, 99), pct(base, 50)
-    rows.append((f"search {size:,}", "p50 / p99", f"{p50:.2f} / {p99:.2f} ms"))
-    rows.append((f"search {size:,}", "linear-scan BM25 p50", f"{b50:.1f} ms ({b50 / p50:.0f}x)"))
-    await manager.close()
+    b50 = pct(base, 50)
+    rows.append((f"search {size:,}", "linear-scan BM25 p50", f"{b50:.1f} ms"))
+    reference: float | None = None
+    for kind in kinds:
+        manager = MemoryManager(await stores.new(kind), node_id="bench")
+        await manager.initialize()
+        start = time.perf_counter()
+        await load_store(manager.store, corpus)
+        build = time.perf_counter() - start
+        rows.append((f"build {size:,} {kind}", "bulk load + index", f"{size / build:,.0f} /s"))
+        for q in qs[:10]:  # warm-up
+            await manager.search(q, limit=10)
+        lat = []
+        for q in qs:
+            t0 = time.perf_counter()
+            await manager.search(q, limit=10)
+            lat.append((time.perf_counter() - t0) * 1000)
+        p50, p99 = pct(lat, 50), pct(lat, 99)
+        reference = reference or p99
+        rows.append(
+            (f"search {size:,} {kind}", "p50 / p99", f"{p50:.2f} / {p99:.2f} ms "
+             f"(p99 {p99 / reference:.1f}x {kinds[0]})")
+        )
+        await manager.close()
 
 
 async def main() -> None:
@@ -187,6 +222,7 @@ async def main() -> None:
     parser.add_argument("--sizes", default="10000,100000", help="corpus sizes, comma separated")
     parser.add_argument("--queries", type=int, default=300, help="timed queries per size")
     parser.add_argument("--no-writes", action="store_true", help="skip the store-rate part")
+    parser.add_argument("--stores", default=",".join(KINDS), help="store kinds searched")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     rows: list[tuple[str, str, str]] = []
@@ -194,8 +230,10 @@ async def main() -> None:
     if not args.no_writes:
         await bench_writes(rows)
     vocab, weights = make_vocabulary()
-    for size in sizes:
-        await bench_search(size, args.queries, vocab, weights, rows)
+    kinds = tuple(k for k in args.stores.split(",") if k)
+    with factory(kinds) as stores:
+        for size in sizes:
+            await bench_search(size, args.queries, vocab, weights, rows, stores, kinds)
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     print(f"python {sys.version.split()[0]}; vocabulary {VOCAB_SIZE:,} Zipf(1.07) words")
     for r in rows:

@@ -121,7 +121,9 @@ def test_export_import_round_trip_with_bad_lines(data_dir: str, tmp_path: Path) 
     assert code == 1  # some lines were bad ...
     assert f"{source}:3: not valid JSON" in err
     assert f"{source}:5: 'data' must be a JSON object" in err
-    assert "6 created, 0 updated, 1 skipped" in err and "2 invalid line(s)" in err
+    # the exported lines are restored with their versions, the plain one is a new write
+    assert "1 created, 0 updated, 5 restored, 0 kept (same or newer here), 1 skipped" in err
+    assert "2 invalid line(s)" in err
     # ... but everything else was imported intact
     for i in range(5):
         code, out, _ = run("memory", "get", f"k{i}", "--data-dir", other)
@@ -130,9 +132,48 @@ def test_export_import_round_trip_with_bad_lines(data_dir: str, tmp_path: Path) 
         "content": "simple form"
     }
     assert run("memory", "get", "gone", "--data-dir", other)[0] == 1
-    # importing again updates instead of duplicating
+    # importing the same export again changes nothing: the store holds those versions
     code, _, err = run("memory", "import", str(export), "--data-dir", other)
-    assert code == 0 and "0 created, 5 updated" in err
+    assert code == 0 and "0 created, 0 updated, 0 restored, 5 kept" in err
+
+
+def test_backup_restores_records_as_they_were_and_never_over_newer_edits(
+    data_dir: str, tmp_path: Path
+) -> None:
+    run("memory", "put", "a", json.dumps({"content": "alpha"}), "--data-dir", data_dir)
+    run("memory", "put", "b", json.dumps({"content": "beta"}), "--ttl", "3600",
+        "--data-dir", data_dir)
+    code, out, err = run("memory", "export", "--out", "-", "--data-dir", data_dir)
+    assert code == 0 and "exported 2" in err
+    assert not (Path.cwd() / "-").exists()  # '-' is stdout, not a file named '-'
+    backup = {r["id"]: r for r in map(json.loads, out.splitlines())}
+    assert set(backup) == {"a", "b"} and backup["b"]["expires_at"] is not None
+    backup["a"]["access_count"] = 7  # as if read 7 times: the count must survive a restore
+    backup["a"]["last_access"] = backup["a"]["updated_at"] + 1
+    source = tmp_path / "backup.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in backup.values()))
+
+    # restored into an empty store: every field comes back as exported
+    fresh = str(tmp_path / "fresh")
+    code, _, err = run("memory", "import", str(source), "--data-dir", fresh)
+    assert code == 0 and "2 restored" in err, err
+    for memory_id, exported in backup.items():
+        restored = json.loads(run("memory", "get", memory_id, "--data-dir", fresh)[1])
+        for key in ("data", "version", "created_at", "updated_at", "access_count",
+                    "expires_at", "last_access"):
+            assert restored[key] == exported[key], key
+
+    # an edit made after the backup survives restoring the backup over it
+    run("memory", "put", "a", json.dumps({"content": "alpha v2"}), "--data-dir", data_dir)
+    code, _, err = run("memory", "import", str(source), "--data-dir", data_dir)
+    assert code == 0 and "0 restored, 2 kept" in err, err
+    now = json.loads(run("memory", "get", "a", "--data-dir", data_dir)[1])
+    assert now["data"] == {"content": "alpha v2"} and now["version"] > backup["a"]["version"]
+
+    # a deleted memory comes back from the backup only if the backup is newer: it is not
+    run("memory", "delete", "b", "--data-dir", data_dir)
+    run("memory", "import", str(source), "--data-dir", data_dir)
+    assert run("memory", "get", "b", "--data-dir", data_dir)[0] == 1
 
 
 def test_ask_in_process(data_dir: str) -> None:
@@ -197,6 +238,18 @@ def test_serve_rejects_bad_config(tmp_path: Path) -> None:
     config.write_text("port = 'not a number'\n")
     code, _, err = run("serve", "--config", str(config))
     assert code == 2 and "invalid configuration" in err
+
+
+def test_serve_refuses_workers_on_the_in_memory_store(tmp_path: Path) -> None:
+    code, _, err = run("serve", "--workers", "2", "--data-dir", str(tmp_path),
+                       "--port", str(free_port()), "--config", str(_memory_config(tmp_path)))
+    assert code == 2 and "--workers needs a store the workers share" in err
+
+
+def _memory_config(tmp_path: Path) -> Path:
+    config = tmp_path / "echo.toml"
+    config.write_text('memory_store = "memory"\n')
+    return config
 
 
 def test_help_shows_bracketed_text() -> None:

@@ -72,6 +72,16 @@ class EchoSettings(BaseSettings):
         None, description="POST integration alerts as JSON here (they always go to the bus)"
     )
 
+    # scale out: worker processes and the event outbox every worker tails
+    workers: int = Field(1, ge=1, le=64, description="worker processes serving one port")
+    event_retention: float = Field(
+        3600.0, gt=0, allow_inf_nan=False,
+        description="seconds the event outbox keeps events for resuming WebSocket clients",
+    )
+    event_poll_interval: float = Field(
+        0.02, gt=0, le=5, description="seconds between SQLite outbox change checks",
+    )
+
     # events across nodes (NATS); off unless nats_url is set
     nats_url: str | None = Field(
         None, description="nats:// URL(s), comma-separated, of the bus shared between nodes"

@@ -58,6 +58,8 @@ EXPECTED: dict[tuple[str, str], tuple[int | str, ...]] = {
     ("GET", "/v1/export/memories"): (401, 401, 200, 200, 200, 403),
     ("PUT", "/v1/replica/records/{memory_id}"): (401, 401, 403, 403, 403, 200),
     ("GET", "/v1/replica/records/{memory_id}"): (401, 401, 403, 403, 403, 200),
+    # backups: a client restores into its own tenant (another tenant's restore is its own)
+    ("PUT", "/v1/restore/memories/{memory_id}"): (401, 401, 200, 200, 200, 403),
     ("WS", "/v1/ws"): (1008, 1008, "open", "open", "open", 1008),
     # the console's files hold no data; everything it shows comes through the API's auth
     ("GET", "/"): (307, 307, 307, 307, 307, 307),
@@ -115,6 +117,8 @@ async def _call(http: httpx.AsyncClient, method: str, path: str, kind: str) -> i
         body = {"json": _record(mid)} if method == "PUT" else {}
         r = await http.request(method, f"/v1/replica/records/{quote(mid)}", headers=headers,
                                **body)
+    elif path == "/v1/restore/memories/{memory_id}":
+        r = await http.put(f"/v1/restore/memories/{mid}", json=_record(mid), headers=headers)
     elif path == "/console/{name:path}":
         r = await http.get("/console/app.js", headers=headers)
     elif path == "/v1/events":  # a stream that never ends: the status line is enough

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from _console_probe import PLUGIN_SOURCE
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -94,11 +94,22 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
 
 
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], Any], what: str) -> Any:
-    return WebDriverWait(driver, WAIT).until(condition, message=f"waiting for {what}")
+    return WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(
+        condition, message=f"waiting for {what}")
 
 
 def find(driver: WebDriver, css: str) -> WebElement:
     return driver.find_element(By.CSS_SELECTOR, css)
+
+
+def click(driver: WebDriver, css: str) -> None:
+    """Click ``css``, finding it again if a re-render replaced it between find and click."""
+    def clicked(d: WebDriver) -> bool:
+        find(d, css).click()
+        return True
+
+    WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(
+        clicked, message=f"clicking {css}")
 
 
 def visible_text(css: str, text: str) -> Callable[[WebDriver], bool]:
@@ -191,9 +202,9 @@ def test_memory_search_opens_a_hostile_memory_as_text(
     find(console, "#memory-search-submit").click()
     row = '#memory-results tr[data-memory-id="xss-probe"]'
     wait_for(console, lambda d: d.find_elements(By.CSS_SELECTOR, row), "the search result")
-    assert find(console, f"{row} .content-cell").text == XSS
+    wait_for(console, lambda d: find(d, f"{row} .content-cell").text == XSS, "the text")
     assert not console.find_elements(By.CSS_SELECTOR, "main img, dialog img")
-    find(console, f"{row} button.open-memory").click()
+    click(console, f"{row} button.open-memory")
     wait_for(console, visible_text("#memory-dialog-content", "onerror"), "the memory dialog")
     assert find(console, "#memory-dialog-content").text == XSS
     assert console.find_elements(By.CSS_SELECTOR, "#memory-breakdown")
@@ -239,7 +250,7 @@ def test_memory_edit_import_and_delete(
     find(console, "#memory-search-submit").click()
     row = '#memory-results tr[data-memory-id="imported-0"]'
     wait_for(console, lambda d: d.find_elements(By.CSS_SELECTOR, row), "the imported memory")
-    find(console, f"{row} button.open-memory").click()
+    click(console, f"{row} button.open-memory")
     wait_for(console, visible_text("#memory-dialog-content", "imported fact 0"), "the dialog")
     find(console, "#memory-edit").click()
     editor = wait_for(console, lambda d: find(d, "#memory-edit-data"), "the editor")

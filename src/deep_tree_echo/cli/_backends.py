@@ -14,6 +14,7 @@ from urllib.parse import quote
 import httpx
 
 from deep_tree_echo.aar_core.memory.manager import parse_filter_value
+from deep_tree_echo.aar_core.memory.record import parse_record
 from deep_tree_echo.cli._settings import build_settings
 from deep_tree_echo.cli.errors import CLIError, NotFound
 from deep_tree_echo.config import EchoSettings
@@ -38,6 +39,8 @@ class Backend(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     def export(self) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def restore(self, record: dict[str, Any]) -> bool: ...
 
     async def aclose(self) -> None: ...
 
@@ -116,6 +119,10 @@ class LocalBackend:
     async def export(self) -> AsyncIterator[dict[str, Any]]:
         async for record in self.memory.records():
             yield record.to_dict()
+
+    async def restore(self, record: dict[str, Any]) -> bool:
+        """Apply an exported record with its version (last writer wins); True when applied."""
+        return await self.memory.apply_remote(parse_record(record))
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -196,6 +203,12 @@ class HttpBackend:
         response = await self._request("GET", "/v1/memories", params=params)
         results: list[dict[str, Any]] = response.json()["results"]
         return results
+
+    async def restore(self, record: dict[str, Any]) -> bool:
+        """``PUT /v1/restore/memories/{id}``: the server applies it last-writer-wins."""
+        memory_id = quote(str(record["id"]), safe="")
+        response = await self._request("PUT", f"/v1/restore/memories/{memory_id}", json=record)
+        return bool(response.json().get("applied"))
 
     async def export(self) -> AsyncIterator[dict[str, Any]]:
         try:

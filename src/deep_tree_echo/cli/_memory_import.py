@@ -1,4 +1,10 @@
-"""``memory import``: validate a JSON-lines file, then store its valid lines concurrently."""
+"""``memory import``: validate a JSON-lines file, then store its valid lines concurrently.
+
+A line with a ``version`` (an export: ``MemoryRecord.to_dict()``) is *restored*: applied
+last-writer-wins with its version, timestamps, access counts and expiry, so restoring never
+overwrites a newer edit and recency stays true. A line without one (``{"id", "data"}``, older
+exports) is written as a new version, as ``memory put`` would.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from deep_tree_echo.aar_core.memory.manager import validate_memory_id
+from deep_tree_echo.aar_core.memory.record import parse_record
 from deep_tree_echo.cli._backends import Backend
 from deep_tree_echo.cli.errors import CLIError
 from deep_tree_echo.errors import EchoError
@@ -25,6 +32,8 @@ class ImportLine:
     data: dict[str, Any]
     expires_at: float | None = None
     deleted: bool = False
+    #: the whole record (``MemoryRecord.to_dict()``) when the line carries a version
+    record: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -32,6 +41,8 @@ class ImportReport:
     valid: int = 0
     created: int = 0
     updated: int = 0
+    restored: int = 0  # versioned lines applied (newer than what the store held)
+    kept: int = 0  # versioned lines the store already held at the same or a newer version
     skipped: int = 0  # tombstones and expired records
     failed: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
@@ -62,7 +73,13 @@ def parse_import_line(line_no: int, text: str) -> ImportLine:
     deleted = obj.get("deleted", False)
     if not isinstance(deleted, bool):
         raise ValueError("'deleted' must be true or false")
-    return ImportLine(line_no, memory_id, data, expires_at, deleted)
+    record = None
+    if obj.get("version") is not None:
+        try:
+            record = parse_record(obj).to_dict()
+        except EchoError as exc:
+            raise ValueError(exc.message) from exc
+    return ImportLine(line_no, memory_id, data, expires_at, deleted, record)
 
 
 def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -106,6 +123,9 @@ async def import_file(
     ids: set[str] = set()
 
     async def store(item: ImportLine) -> None:
+        if item.record is not None:
+            await restore(item, item.record)
+            return
         ttl = None if item.expires_at is None else item.expires_at - now
         try:
             _, created = await backend.put(item.id, item.data, ttl)
@@ -118,6 +138,18 @@ async def import_file(
             else:
                 report.updated += 1
 
+    async def restore(item: ImportLine, record: dict[str, Any]) -> None:
+        try:
+            applied = await backend.restore(record)
+        except EchoError as exc:
+            report.failed += 1
+            report.errors.append((item.line_no, exc.message))
+            return
+        if applied:
+            report.restored += 1
+        else:
+            report.kept += 1
+
     async def flush() -> None:
         await asyncio.gather(*(store(item) for item in batch))
         advance(len(batch))
@@ -129,7 +161,8 @@ async def import_file(
             item = parse_import_line(line_no, text)
         except ValueError:
             continue  # reported by the validation pass
-        if item.deleted or (item.expires_at is not None and item.expires_at <= now):
+        unversioned_gone = item.deleted or (item.expires_at is not None and item.expires_at <= now)
+        if item.record is None and unversioned_gone:
             report.skipped += 1
             advance(1)
             continue

@@ -142,7 +142,8 @@ def memory_search(
 @memory_app.command("export")
 def memory_export(
     out_file: Annotated[
-        Path | None, typer.Option("--out", "-o", help="JSON-lines file \\[default: stdout]")
+        Path | None,
+        typer.Option("--out", "-o", help="JSON-lines file, '-' for stdout \\[default: stdout]"),
     ] = None,
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
@@ -150,7 +151,11 @@ def memory_export(
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Write every live memory as JSON lines of MemoryRecord.to_dict()."""
+    """Write every live memory as JSON lines of MemoryRecord.to_dict() (id, data, version,
+    created/updated times, access counts, expiry): a backup `memory import` restores."""
+
+    if out_file is not None and str(out_file) == "-":
+        out_file = None  # "-" is standard output, as everywhere on the command line
 
     async def go(backend: Backend) -> int:
         count = 0
@@ -187,6 +192,9 @@ def memory_import(
 ) -> None:
     """Import JSON lines (MemoryRecord.to_dict() or {"id", "data"}).
 
+    Lines with a version (exports) are restored as they were, never over a newer edit;
+    lines without one are stored as new writes.
+
     All lines are validated first; bad lines are reported with their line numbers and
     skipped (or, with --strict, nothing is imported). Exit code 1 when any line failed.
     """
@@ -220,7 +228,8 @@ def memory_import(
     for line_no, message in report.errors[invalid:]:
         err.print(f"{file}:{line_no}: {message}", highlight=False, markup=False)
     err.print(
-        f"{report.created} created, {report.updated} updated, {report.skipped} skipped "
+        f"{report.created} created, {report.updated} updated, {report.restored} restored, "
+        f"{report.kept} kept (same or newer here), {report.skipped} skipped "
         f"(deleted/expired), {invalid} invalid line(s), {report.failed} failed write(s)",
         highlight=False,
     )

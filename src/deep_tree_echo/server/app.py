@@ -41,6 +41,8 @@ from deep_tree_echo.server.middleware import (
     RateLimitMiddleware,
 )
 from deep_tree_echo.server.openapi import install_openapi
+from deep_tree_echo.server.outbox import outbox_for
+from deep_tree_echo.server.outbox.relay import EventRelay, RelayCollector
 from deep_tree_echo.server.principals import KeyRing
 from deep_tree_echo.server.routes import (
     console,
@@ -49,11 +51,16 @@ from deep_tree_echo.server.routes import (
     memories,
     process,
     replication,
+    restore,
     status,
     ws,
 )
-from deep_tree_echo.server.session_events import forward_session_events
 from deep_tree_echo.server.websocket import ConnectionManager
+from deep_tree_echo.server.workers import (
+    WorkerHeaderMiddleware,
+    announce_ready,
+    service_node_id,
+)
 
 logger = logging.getLogger("deep_tree_echo.server")
 
@@ -65,9 +72,36 @@ RenderMetrics = Callable[[], tuple[bytes, str]]
 
 
 def _rate_limiter(settings: EchoSettings) -> RateLimiter | None:
+    """One limit for the whole service: shared through Redis when ``redis_url`` is set, else
+    each of the ``workers`` processes enforces its share (``limit // workers``, at least 1)."""
     if settings.rate_limit_requests <= 0:
         return None
-    return RateLimiter(settings.rate_limit_requests, settings.rate_limit_window, name="http")
+    if settings.redis_url:
+        from deep_tree_echo.resilience.redis_backends import RedisRateLimitBackend
+
+        return RateLimiter(settings.rate_limit_requests, settings.rate_limit_window, name="http",
+                           backend=RedisRateLimitBackend(settings.redis_url))
+    share = max(1, settings.rate_limit_requests // settings.workers)
+    return RateLimiter(share, settings.rate_limit_window, name="http")
+
+
+async def _start_event_relay(
+    app: FastAPI, stack: AsyncExitStack, gw: AARGateway, manager: ConnectionManager,
+    settings: EchoSettings,
+) -> None:
+    """Gateway agent.message / memory.update -> the store's event outbox -> WebSocket clients
+    of the session, on every worker and node that shares the store."""
+    outbox = outbox_for(settings)
+    await outbox.open()
+    stack.push_async_callback(outbox.close)
+    relay = EventRelay(outbox, manager, gw.event_bus, retention=settings.event_retention)
+    await relay.start()
+    stack.push_async_callback(relay.stop)
+    app.state.event_relay = relay
+    registry: CollectorRegistry = app.state.metrics.registry
+    collector = RelayCollector(relay)
+    registry.register(collector)
+    stack.callback(registry.unregister, collector)
 
 
 def keyring_from(settings: EchoSettings) -> KeyRing:
@@ -131,7 +165,7 @@ async def _start_nats_bridge(
     from deep_tree_echo.server.nats_bridge import NatsEventBridge
 
     assert settings.nats_url is not None
-    bridge = NatsEventBridge(gw.event_bus, settings.nats_url, node_id=gw.node_id,
+    bridge = NatsEventBridge(gw.event_bus, settings.nats_url, node_id=service_node_id(gw.node_id),
                              token=settings.nats_token)
     await bridge.start()  # fails startup loudly: a node configured for NATS must reach it
     stack.push_async_callback(bridge.stop)
@@ -176,8 +210,11 @@ def create_app(
                                            settings.alert_webhook_url)
             stack.push_async_callback(detach_alerts)
             stack.push_async_callback(manager.close_all)
-            # gateway agent.message / memory.update -> WebSocket clients of the session
-            stack.callback(forward_session_events(manager, gw.event_bus))
+            # gateway agent.message / memory.update -> the outbox -> WebSocket clients of the
+            # session, on every worker and node sharing the store
+            await _start_event_relay(app, stack, gw, manager, settings)
+            if limiter is not None and limiter.backend is not None:
+                stack.push_async_callback(limiter.backend.aclose)
             if settings.nats_url:
                 await _start_nats_bridge(app, stack, gw, settings)
             plugins = PluginManager(gw, settings)
@@ -186,6 +223,8 @@ def create_app(
             app.state.plugins = plugins
             history = StatusHistory(default_monitor)  # the console's chart
             app.state.status_history = await stack.enter_async_context(history.running())
+            if settings.workers > 1:
+                announce_ready()
             yield
 
     app = FastAPI(
@@ -202,11 +241,13 @@ def create_app(
     app.state.plugins = None
     app.state.nats_bridge = None
     app.state.status_history = None
+    app.state.event_relay = None
     install_exception_handlers(app)
 
     app.include_router(health.router)
     app.include_router(process.router)  # POST /v1/process: served and documented
     app.include_router(memories.router)
+    app.include_router(restore.router)
     if keyring.cluster_configured:  # without a cluster key, peers have no routes at all
         app.include_router(replication.router)
     app.include_router(ws.router)
@@ -229,4 +270,6 @@ def create_app(
     app.state.render_metrics = render
     app.state.metrics = metrics
     app.add_middleware(PrometheusMiddleware, metrics=metrics)
+    if settings.workers > 1:
+        app.add_middleware(WorkerHeaderMiddleware)
     return app

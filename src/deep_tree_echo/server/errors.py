@@ -31,3 +31,17 @@ class DataDirLockedError(ServerError):
 
     code = "data_dir_locked"
     http_status = 409
+
+
+class EventsExpiredError(ServerError):
+    """A client asked to resume from an event the outbox no longer keeps (past retention)."""
+
+    code = "events_expired"
+    http_status = 410
+
+
+class OutboxError(ServerError):
+    """The event outbox could not be opened, written or read."""
+
+    code = "outbox_error"
+    http_status = 503

@@ -37,7 +37,8 @@ class WebSocketClient:
     """One connected socket: its subscriptions, its send queue and its writer task."""
 
     __slots__ = (
-        "closed", "finished", "id", "queue", "sessions", "tenant", "websocket", "writer",
+        "closed", "cursors", "finished", "id", "queue", "sessions", "tenant", "websocket",
+        "writer",
     )
 
     def __init__(
@@ -47,6 +48,7 @@ class WebSocketClient:
         self.websocket = websocket
         self.tenant = tenant
         self.sessions: set[str] = set()
+        self.cursors: dict[str, int] = {}  # session -> last outbox event id queued
         self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)  # encoded JSON text
         self.writer: asyncio.Task[None] | None = None
         self.closed = asyncio.Event()  # set as soon as the client is being disconnected
@@ -214,6 +216,7 @@ class ConnectionManager:
 
     def unsubscribe(self, client: WebSocketClient, session_id: str) -> None:
         client.sessions.discard(session_id)
+        client.cursors.pop(session_id, None)
         self._unindex(client, session_id)
 
     # -- delivery ------------------------------------------------------------------------------
@@ -246,6 +249,10 @@ class ConnectionManager:
         if client.closed.is_set():
             return False
         return self._enqueue(client, COMPACT_ENCODER.encode(message))
+
+    def enqueue_text(self, client: WebSocketClient, text: str) -> bool:
+        """Queue already-encoded JSON ``text`` for one client (same rules as :meth:`send`)."""
+        return self._enqueue(client, text)
 
     def _enqueue(self, client: WebSocketClient, text: str) -> bool:
         if client.closed.is_set():

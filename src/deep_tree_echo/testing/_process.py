@@ -48,6 +48,8 @@ class ManagedProcess:
 
     proc: subprocess.Popen[str]
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=50))
+    #: the output lines that matched the ready pattern
+    ready_lines: list[str] = field(default_factory=list)
 
     def output(self) -> str:
         return "".join(self.tail)
@@ -76,8 +78,9 @@ def start_process(
     timeout: float = 30.0,
     env: dict[str, str] | None = None,
     cwd: str | None = None,
+    ready_count: int = 1,
 ) -> ManagedProcess:
-    """Run ``cmd`` and block until a line of its stdout/stderr matches the regex ``ready``."""
+    """Run ``cmd`` and block until ``ready_count`` lines of its output match the regex ``ready``."""
     proc = subprocess.Popen(
         list(cmd),
         stdout=subprocess.PIPE,
@@ -91,18 +94,23 @@ def start_process(
     managed = ManagedProcess(proc)
     pattern = re.compile(ready)
     seen = threading.Event()
+    matches = 0
 
     def pump() -> None:
+        nonlocal matches
         assert proc.stdout is not None
         for line in proc.stdout:
             managed.tail.append(line)
             if not seen.is_set() and pattern.search(line):
-                seen.set()
+                managed.ready_lines.append(line)
+                matches += 1
+                if matches >= ready_count:
+                    seen.set()
         seen.set()  # EOF: the process is gone; wake the waiter
 
     threading.Thread(target=pump, name=f"pump-{cmd[0]}", daemon=True).start()
     became_ready = seen.wait(timeout)
-    if not became_ready or (proc.poll() is not None and not pattern.search(managed.output())):
+    if not became_ready or matches < ready_count:
         managed.kill()
         raise ServerStartError(
             f"{cmd[0]} did not become ready within {timeout}s:\n{managed.output()}"

@@ -1,11 +1,13 @@
 """A real ``deep-tree-echo serve`` process on a free loopback port, for end-to-end tests.
 
-Readiness is uvicorn's ``Uvicorn running on`` line, read from the process output.
+Readiness is uvicorn's ``Uvicorn running on`` line, read from the process output; with
+``workers=N`` it is the N workers' ``deep-tree-echo worker PID ready`` lines.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,6 +17,7 @@ from types import TracebackType
 from deep_tree_echo.testing._process import ManagedProcess, free_port, start_process
 
 READY_LINE = r"Uvicorn running on"
+WORKER_READY_LINE = r"deep-tree-echo worker (\d+) ready"
 
 
 class EchoServer:
@@ -33,8 +36,10 @@ class EchoServer:
         args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         timeout: float = 30.0,
+        workers: int = 1,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.workers = workers
         self.host = host
         self.port = port or free_port(host)
         self.args = list(args)
@@ -58,7 +63,8 @@ class EchoServer:
         return [
             sys.executable, "-m", "deep_tree_echo", "serve",
             "--host", self.host, "--port", str(self.port),
-            "--data-dir", str(self.data_dir), *self.args,
+            "--data-dir", str(self.data_dir),
+            *(["--workers", str(self.workers)] if self.workers > 1 else []), *self.args,
         ]
 
     @property
@@ -88,8 +94,18 @@ class EchoServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **(self.env or {})}
         env.setdefault("PYTHONUNBUFFERED", "1")
-        self._managed = start_process(self.command, READY_LINE, timeout=self.timeout, env=env)
+        if self.workers > 1:
+            self._managed = start_process(self.command, WORKER_READY_LINE, timeout=self.timeout,
+                                          env=env, ready_count=self.workers)
+        else:
+            self._managed = start_process(self.command, READY_LINE, timeout=self.timeout, env=env)
         return self
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """Pids of the worker processes that announced themselves at start (``workers > 1``)."""
+        found = (re.search(WORKER_READY_LINE, line) for line in self.managed.ready_lines)
+        return [int(m[1]) for m in found if m is not None]
 
     def stop(self) -> None:
         """Graceful stop (SIGTERM, SIGKILL after a timeout)."""
@@ -122,4 +138,4 @@ class EchoServer:
         return f"<EchoServer {self.url} {state} data_dir={str(self.data_dir)!r}>"
 
 
-__all__ = ["READY_LINE", "EchoServer"]
+__all__ = ["READY_LINE", "WORKER_READY_LINE", "EchoServer"]

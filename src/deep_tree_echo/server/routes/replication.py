@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 
 from deep_tree_echo.aar_core.memory.manager import MAX_ID_LENGTH
 from deep_tree_echo.aar_core.memory.record import parse_record
+from deep_tree_echo.aar_core.memory.tenancy import TenantMemory
 from deep_tree_echo.integration.errors import DecodeError
 from deep_tree_echo.server import _negotiation
 from deep_tree_echo.server.routes._deps import Memory, only_query
@@ -67,6 +68,14 @@ _RECORD_SCHEMA = {
 )
 async def put_record(memory_id: MemoryId, request: Request, memory: Memory) -> dict[str, Any]:
     """``{"applied": bool, "version": <the version this node holds afterwards>}``."""
+    return await apply_record_body(memory_id, request, memory)
+
+
+async def apply_record_body(
+    memory_id: str, request: Request, memory: TenantMemory
+) -> dict[str, Any]:
+    """Parse the request's record (``to_dict()`` JSON), apply it last-writer-wins to
+    ``memory`` and say whether it was applied and which version is held afterwards."""
     _negotiation.request_format(request.headers.get("content-type"), allowed=_JSON_ONLY)
     body = _negotiation.decode_json(await request.body(), what="request body is not valid JSON")
     if isinstance(body, dict):

@@ -1,7 +1,9 @@
 """``WS /v1/ws``: user messages in; ``agent_message``/``memory_update``/``response`` out.
 
 Client → server: ``{"type": "user_message", "session_id", "message"}``,
-``{"type": "subscribe", "session_id"}``, ``{"type": "unsubscribe", "session_id"}``,
+``{"type": "subscribe", "session_id"}`` (add ``"since": <event_id>`` to first receive the
+session's events after that id, each once; ``events_expired`` error when they are past the
+retention window), ``{"type": "unsubscribe", "session_id"}``,
 ``{"type": "ping"}``. Server → client: ``response`` (the direct answer to a user message),
 ``agent_message`` and ``memory_update`` events of the subscribed sessions, ``pong``, ``ping``
 (keep-alive), ``subscribed``, ``unsubscribed`` and ``error``. Sending a user message
@@ -26,6 +28,8 @@ from deep_tree_echo._http import error_body
 from deep_tree_echo.aar_core.cognitive import build_input, failure_dict
 from deep_tree_echo.aar_core.sessions import validate_session_id
 from deep_tree_echo.errors import InvalidInputError
+from deep_tree_echo.server.errors import EventsExpiredError, OutboxError
+from deep_tree_echo.server.outbox.relay import EventRelay
 from deep_tree_echo.server.websocket import (
     CLOSE_GOING_AWAY,
     CLOSE_NORMAL,
@@ -77,7 +81,9 @@ async def _handle(
         elif kind == "subscribe":
             session_id = _session_id(message, required=True)
             assert session_id is not None
-            if manager.subscribe(client, session_id):
+            if message.get("since") is not None:
+                await _resume(manager, client, websocket, session_id, message["since"])
+            elif manager.subscribe(client, session_id):
                 await manager.send(client, {"type": "subscribed", "session_id": session_id})
             else:
                 await manager.send(client, _too_many(manager, session_id))
@@ -92,6 +98,33 @@ async def _handle(
             await manager.send(client, _error("unknown_type", f"unknown message type {kind!r}"))
     except ValueError as exc:  # InvalidInputError from validate_session_id too
         await manager.send(client, _error("bad_message", str(exc)))
+
+
+async def _resume(
+    manager: ConnectionManager,
+    client: WebSocketClient,
+    websocket: WebSocket,
+    session_id: str,
+    since: object,
+) -> None:
+    """``subscribe`` with ``since``: replay the session's events after that id, then live."""
+    if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+        await manager.send(client, _error("bad_message", "'since' must be an event id >= 0"))
+        return
+    relay: EventRelay | None = getattr(websocket.app.state, "event_relay", None)
+    if relay is None:
+        await manager.send(client, _error("not_ready", "the event outbox is not running"))
+        return
+    try:
+        resumed = await relay.resume(client, session_id, since)
+    except EventsExpiredError as exc:
+        await manager.send(client, {**_error(exc.code, exc.message), "session_id": session_id})
+        return
+    except OutboxError as exc:
+        await manager.send(client, _error(exc.code, exc.message))
+        return
+    if not resumed:
+        await manager.send(client, _too_many(manager, session_id))
 
 
 async def _user_message(

@@ -1,0 +1,232 @@
+"""The outbox in the SQLite store's file: table ``events`` next to ``memories``.
+
+Written on its own connection right after the memory change it reports (not in the store's
+transaction: the store's group-committing writer owns that one), with ``synchronous=NORMAL``
+(WAL): an appended event survives a crash of the process, not a power loss. SQLite serialises
+writers, so ids (``AUTOINCREMENT``: never reused) become visible in increasing order. Other
+processes notice new events through ``PRAGMA data_version``, checked every
+``poll_interval`` seconds by one thread per process (a local append wakes its tailer at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final, TypeVar
+
+from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
+from deep_tree_echo.server.errors import OutboxError
+from deep_tree_echo.server.outbox._base import (
+    READ_BATCH,
+    EventOutbox,
+    OutboxEvent,
+    Row,
+    decode_payload,
+)
+
+_T = TypeVar("_T")
+
+_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS events (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant     TEXT NOT NULL DEFAULT 'default',
+        session_id TEXT,
+        kind       TEXT NOT NULL,
+        payload    TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS events_by_session ON events (tenant, session_id, id)",
+    "CREATE TABLE IF NOT EXISTS events_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+)
+_INSERT: Final = (
+    "INSERT INTO events (kind, session_id, payload, created_at, tenant) VALUES (?, ?, ?, ?, ?)"
+)
+_COLUMNS: Final = "id, kind, session_id, payload, created_at, tenant"
+
+
+def _connect(path: str, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    return conn
+
+
+def _event(row: tuple[Any, ...]) -> OutboxEvent:
+    return OutboxEvent(int(row[0]), str(row[1]), row[2], decode_payload(row[3]), float(row[4]),
+                       str(row[5]))
+
+
+class SQLiteOutbox(EventOutbox):
+    """Outbox table in the SQLite file at ``path``; see the module docstring."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: str | os.PathLike[str], *, poll_interval: float = 0.02) -> None:
+        super().__init__()
+        self.path = os.fspath(path)
+        self.poll_interval = poll_interval
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._write_pool: ThreadPoolExecutor | None = None
+        self._read_pool: ThreadPoolExecutor | None = None
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="outbox-writer")
+        self._read_pool = ThreadPoolExecutor(1, thread_name_prefix="outbox-reader")
+        try:
+            self._writer = await loop.run_in_executor(self._write_pool, self._open_writer)
+            self._reader = await loop.run_in_executor(
+                self._read_pool, _connect, self.path, "NORMAL"
+            )
+        except sqlite3.Error as exc:
+            await self.close()
+            raise OutboxError(f"cannot open the event outbox in {self.path}: {exc}") from exc
+        self._watcher = threading.Thread(
+            target=self._watch, args=(loop,), name="outbox-watch", daemon=True
+        )
+        self._watcher.start()
+
+    def _open_writer(self) -> sqlite3.Connection:
+        conn = _connect(self.path, "NORMAL")
+        conn.execute("BEGIN IMMEDIATE")  # several workers may create the schema at once
+        try:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            conn.close()
+            raise
+        return conn
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wake the tailer when another connection committed (``PRAGMA data_version``)."""
+        try:
+            conn = _connect(self.path, "NORMAL")
+        except sqlite3.Error:
+            return
+        try:
+            last = conn.execute("PRAGMA data_version").fetchone()[0]
+            while not self._stop.wait(self.poll_interval):
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if version != last:
+                    last = version
+                    with contextlib.suppress(RuntimeError):  # loop closed under us
+                        loop.call_soon_threadsafe(self.changed.set)
+        except sqlite3.Error:
+            pass
+        finally:
+            conn.close()
+
+    async def close(self) -> None:
+        await super().close()
+        self._stop.set()
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            await asyncio.to_thread(watcher.join)
+        for pool, conn in ((self._write_pool, self._writer), (self._read_pool, self._reader)):
+            if pool is None:
+                continue
+            if conn is not None:
+                await asyncio.get_running_loop().run_in_executor(pool, conn.close)
+            pool.shutdown(wait=True)
+        self._writer = self._reader = None
+        self._write_pool = self._read_pool = None
+
+    async def _run(self, pool: ThreadPoolExecutor | None, fn: Any, *args: Any) -> Any:
+        if pool is None:
+            raise OutboxError("the event outbox is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        except sqlite3.Error as exc:
+            raise OutboxError(f"event outbox in {self.path}: {exc}") from exc
+
+    async def _insert(self, rows: list[Row]) -> list[int]:
+        def insert() -> list[int]:
+            conn = self._writer
+            assert conn is not None
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                ids = [int(conn.execute(_INSERT, row).lastrowid or 0) for row in rows]
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            return ids
+
+        ids: list[int] = await self._run(self._write_pool, insert)
+        return ids
+
+    async def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        def fetch() -> list[tuple[Any, ...]]:
+            assert self._reader is not None
+            return self._reader.execute(sql, params).fetchall()
+
+        rows: list[tuple[Any, ...]] = await self._run(self._read_pool, fetch)
+        return rows
+
+    async def read(self, after: int, *, session_id: str | None = None,
+                   tenant: str = DEFAULT_TENANT, upto: int | None = None,
+                   limit: int = READ_BATCH) -> list[OutboxEvent]:
+        where, params = ["id > ?"], [after]
+        if session_id is not None:
+            where.append("tenant = ? AND session_id = ?")
+            params.extend((tenant, session_id))  # type: ignore[arg-type]
+        if upto is not None:
+            where.append("id <= ?")
+            params.append(upto)
+        rows = await self._query(
+            f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
+            (*params, limit),
+        )
+        return [_event(row) for row in rows]
+
+    async def head(self) -> int:
+        rows = await self._query(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)", ()
+        )
+        return int(rows[0][0])
+
+    async def purged_through(self) -> int:
+        rows = await self._query(
+            "SELECT COALESCE((SELECT value FROM events_meta WHERE key = 'purged_through'), 0)", ()
+        )
+        return int(rows[0][0])
+
+    async def purge(self, before: float) -> int:
+        def delete() -> int:
+            conn = self._writer
+            assert conn is not None
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                last = conn.execute(
+                    "SELECT MAX(id) FROM events WHERE created_at < ?", (before,)
+                ).fetchone()[0]
+                removed = 0
+                if last is not None:
+                    removed = conn.execute("DELETE FROM events WHERE id <= ?", (last,)).rowcount
+                    conn.execute(
+                        "INSERT INTO events_meta (key, value) VALUES ('purged_through', ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
+                        (last,),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            return removed
+
+        removed: int = await self._run(self._write_pool, delete)
+        return removed

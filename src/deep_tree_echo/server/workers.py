@@ -1,0 +1,84 @@
+"""Several worker processes on one port: the app factory each worker imports.
+
+``deep-tree-echo serve --workers N`` resolves the settings once in the parent, passes them to
+the workers in the ``DTE_WORKER_SETTINGS`` environment variable (JSON) and lets uvicorn's
+supervisor start N processes that share the listening socket and import
+:func:`create_worker_app`. The parent holds the data-dir lock for the whole service; uvicorn
+restarts a worker that dies. Every worker answers with an ``X-Echo-Worker: <pid>`` header.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Final
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from deep_tree_echo.config import EchoSettings
+
+SETTINGS_ENV: Final = "DTE_WORKER_SETTINGS"
+WORKER_HEADER: Final = "x-echo-worker"
+#: Printed by each worker once its app has started (tests wait for N of these lines).
+READY_MESSAGE: Final = "deep-tree-echo worker {pid} ready"
+
+
+class WorkerHeaderMiddleware:
+    """Add ``X-Echo-Worker: <pid>`` to every HTTP response and WebSocket handshake."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.header = (WORKER_HEADER.encode(), str(os.getpid()).encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] in ("http.response.start", "websocket.accept"):
+                message["headers"] = [*message.get("headers", ()), self.header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
+def worker_settings() -> EchoSettings:
+    """The settings the parent passed down (else the ``DTE_*`` environment)."""
+    text = os.environ.get(SETTINGS_ENV)
+    if not text:
+        return EchoSettings()
+    return EchoSettings.model_validate_json(text)
+
+
+def create_worker_app() -> FastAPI:
+    """The uvicorn app factory of a worker process (``--factory``)."""
+    from deep_tree_echo.server.app import create_app
+
+    settings = worker_settings()
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(levelname)-9s %(name)s: %(message)s")
+    if settings.node_id is not None:
+        # one clock per process: versions of two workers must never tie
+        settings = settings.model_copy(update={"node_id": f"{settings.node_id}{_suffix()}"})
+    return create_app(settings)
+
+
+def _suffix() -> str:
+    return f"-w{os.getpid()}"
+
+
+def service_node_id(node_id: str) -> str:
+    """The id of the node this worker belongs to (its own id without the ``-w<pid>`` suffix).
+
+    The NATS bridge speaks for the node: sibling workers ignore each other's messages, whose
+    events already reach them through the shared outbox.
+    """
+    return node_id.removesuffix(_suffix())
+
+
+def announce_ready() -> None:
+    """Tell the parent's output that this worker serves (see :data:`READY_MESSAGE`)."""
+    print(READY_MESSAGE.format(pid=os.getpid()), file=sys.stderr, flush=True)
