@@ -60,6 +60,12 @@ RESCORE: Final = 4
 _MISSING: Final = object()
 
 
+def _data(raw: Any) -> dict[str, Any]:
+    """Memory data from its stored JSON text (or as already parsed)."""
+    parsed: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else raw
+    return parsed
+
+
 def _matches(data: dict[str, Any], filters: Mapping[str, Any]) -> bool:
     return all(data.get(k, _MISSING) == v for k, v in filters.items())
 
@@ -426,14 +432,16 @@ class SQLiteStore(MemoryStore):
                 cur = conn.execute(query, params)
             rows: list[tuple[Any, ...]] = []
             for row in cur:
-                data = json.loads(row[1])
-                if filters and not _matches(data, filters):
-                    continue
-                rows.append((row[0], data, *row[2:]))
+                if filters:  # JSON is parsed only where needed: filters, then the final pool
+                    data = json.loads(row[1])
+                    if not _matches(data, filters):
+                        continue
+                    row = (row[0], data, *row[2:])
+                rows.append(row)
                 if pool is not None and len(rows) >= pool * RESCORE:
                     break
             if match is None:
-                return [Candidate(r[0], r[1], 0.0, r[4], r[5]) for r in rows]
+                return [Candidate(r[0], _data(r[1]), 0.0, r[4], r[5]) for r in rows]
             stats = conn.execute(sql.STATS, (tenant,)).fetchone() or (0, 0)
             n, avgdl = stats[0], (stats[1] / stats[0] if stats[0] else 0.0)
             df = {}
@@ -445,7 +453,10 @@ class SQLiteStore(MemoryStore):
                 for rid, data, text, dl, t, imp in rows
             ]
             scored.sort(key=lambda c: c.bm25, reverse=True)
-            return scored[:pool]
+            best = scored[:pool]
+            for c in best:
+                c.data = _data(c.data)
+            return best
 
         candidates = await self._read(fetch)
         return rank(candidates, weights=weights, now=now, limit=limit)
