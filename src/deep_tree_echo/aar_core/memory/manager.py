@@ -491,7 +491,13 @@ class MemoryManager:
     # -- search ----------------------------------------------------------------------------
 
     async def search(
-        self, query: str, /, limit: int = 10, **filters: Any
+        self,
+        query: str,
+        /,
+        limit: int = 10,
+        *,
+        exclude: dict[str, Any] | None = None,
+        **filters: Any,
     ) -> list[SearchResult]:
         """Live memories ranked by relevance to ``query``, recency and importance.
 
@@ -499,8 +505,10 @@ class MemoryManager:
         of stopwords only) ranks all live memories by recency and importance. ``filters``
         keep memories whose top-level ``data[key] == value``. ``self`` and ``query`` are
         positional-only so any data field name (``self``, ``query``) can be a filter; the one
-        exception is ``limit``, which always means the result count (a filter on a data field
-        named ``limit`` cannot be expressed here).
+        exceptions are ``limit``, which always means the result count, and ``exclude``, whose
+        ``key: value`` pairs drop memories with ``data[key] == value`` (``{"is_question": True}``
+        leaves out stored questions); filters on fields named ``limit`` or ``exclude`` cannot
+        be expressed here.
         """
         await self._ensure_open()
         self._stats["searches"] += 1
@@ -510,18 +518,23 @@ class MemoryManager:
         self._purge_expired(now)
         records = self._records
 
+        dropped = list((exclude or {}).items())
+
         def keep(memory_id: str) -> bool:
             data = records[memory_id].data
-            return all(data.get(k, _MISSING) == v for k, v in filters.items())
+            return all(data.get(k, _MISSING) == v for k, v in filters.items()) and not any(
+                data.get(k, _MISSING) == v for k, v in dropped
+            )
 
+        filtering = bool(filters or dropped)
         terms = tokenize(query) if isinstance(query, str) else []
         pool = max(limit * 20, 200)
         candidates: list[tuple[str, float]]
         if terms:
-            candidates = self._index.top(terms, pool, keep if filters else None)
+            candidates = self._index.top(terms, pool, keep if filtering else None)
         else:
             ids = self._importance.keys()
-            candidates = [(d, 0.0) for d in ids if keep(d)] if filters else [(d, 0.0) for d in ids]
+            candidates = [(d, 0.0) for d in ids if not filtering or keep(d)]
         if not candidates:
             return []
         best = max(s for _, s in candidates)

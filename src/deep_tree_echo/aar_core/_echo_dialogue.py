@@ -1,0 +1,86 @@
+"""What the echo agent does with a dialogue act: greeting replies, the data kept with a fact
+(its resolved dates) and the evidence handed to the engine.
+
+Kept apart from ``echo_agent`` so the agent stays a short orchestration.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from datetime import UTC, date, datetime
+from typing import Any, Final
+
+from deep_tree_echo.aar_core.engines._dialogue import DialogueAct
+from deep_tree_echo.aar_core.memory.ranking import SearchResult
+from deep_tree_echo.aar_core.timeref import reference_date, resolve
+
+_FAREWELL: Final = re.compile(r"\b(bye|goodbye|see you|take care|good night)\b", re.I)
+_THANKS: Final = re.compile(r"\b(thanks|thank you|thx|cheers)\b", re.I)
+_HOW_ARE_YOU: Final = re.compile(r"\b(how are you|how's it going|how have you been|what'?s up)",
+                                 re.I)
+#: Data fields that may carry the date a memory was said or written.
+DATE_FIELDS: Final = ("said_on", "date", "timestamp", "created_at", "time")
+
+
+def greeting_reply(text: str) -> str:
+    """A short social reply matching the greeting's kind."""
+    if _FAREWELL.search(text):
+        return "Goodbye! I'll keep what you told me."
+    if _THANKS.search(text):
+        return "You're welcome."
+    if _HOW_ARE_YOU.search(text):
+        return "Hello! I'm doing well, thanks. What would you like me to remember or recall?"
+    return random.choice(("Hello!", "Hi there!")) + " Tell me something to remember, or ask me."
+
+
+def said_on(context: dict[str, Any]) -> date:
+    """The message's date: ``context["timestamp"]`` when it parses, else today (UTC)."""
+    return reference_date(context.get("timestamp")) or datetime.now(UTC).date()
+
+
+def fact_fields(act: DialogueAct, context: dict[str, Any]) -> dict[str, Any]:
+    """Extra data kept with a stored message: its act, speaker, date and resolved dates."""
+    day = said_on(context)
+    fields: dict[str, Any] = {"act": act.act, "said_on": day.isoformat()}
+    if act.speaker:
+        fields["speaker"] = act.speaker
+    if not act.is_question:
+        dates = [ref.to_dict() for ref in resolve(act.content, day)]
+        if dates:
+            fields["dates"] = dates
+    return fields
+
+
+def _memory_day(data: dict[str, Any]) -> date:
+    for key in DATE_FIELDS:
+        day = reference_date(data.get(key))
+        if day is not None:
+            return day
+    return datetime.now(UTC).date()
+
+
+def memory_content(data: dict[str, Any]) -> str:
+    """The text of a memory's ``content`` (JSON for structured content)."""
+    content = data.get("content", "")
+    if isinstance(content, str):
+        return content
+    return json.dumps(content, sort_keys=True, default=str)
+
+
+def evidence_entry(result: SearchResult) -> dict[str, Any]:
+    """A retrieved memory as the engine sees it, with its dates resolved if it has none yet
+    (memories written directly: against their own date field, else today)."""
+    content = memory_content(result.data)
+    entry: dict[str, Any] = {
+        "id": result.id, "content": content, "score": round(result.score, 6),
+        "relevance": round(result.relevance, 6),
+    }
+    dates = result.data.get("dates")
+    day = _memory_day(result.data)
+    if not isinstance(dates, list):
+        dates = [ref.to_dict() for ref in resolve(content, day)]
+    entry["dates"] = dates
+    entry["said_on"] = day.isoformat()
+    return entry
