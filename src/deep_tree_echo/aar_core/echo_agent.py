@@ -41,8 +41,11 @@ class EchoAgent(Agent):
         limit = gateway.settings.memories_per_answer
         memories: list[dict[str, Any]] = []
         if question:
-            # earlier questions are not evidence
-            results = await gateway.memory.search(ctx.text, limit, exclude={"is_question": True})
+            # earlier questions are not evidence; the engine gates on evidence, so it gets a
+            # wider pool than it will quote from
+            results = await gateway.memory.search(
+                ctx.text, limit * 2, exclude={"is_question": True}
+            )
             memories = [evidence_entry(r) for r in results]
         history = [(t.text, t.response) for t in ctx.session.history]
         answer = await gateway.call_engine(

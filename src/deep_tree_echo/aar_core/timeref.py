@@ -24,6 +24,8 @@ _MONTHS.pop("may", None)
 _MONTHS["may"] = 5
 _MONTHS["sept"] = 9
 _WEEKDAYS = {name.lower(): i for i, name in enumerate(calendar.day_name)}
+_WEEKDAYS.update({"mon": 0, "tue": 1, "tues": 1, "wed": 2, "thu": 3, "thur": 3, "thurs": 3,
+                  "fri": 4, "sat": 5, "sun": 6})
 _NUMBERS = {
     "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
     "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
@@ -34,7 +36,7 @@ _FUTURE = re.compile(
 )
 
 _MONTH_RE = "|".join(sorted(_MONTHS, key=len, reverse=True))
-_DAY_RE = "|".join(_WEEKDAYS)
+_DAY_RE = "|".join(sorted(_WEEKDAYS, key=len, reverse=True))
 _NUM_RE = "|".join(sorted((re.escape(k) for k in _NUMBERS), key=len, reverse=True))
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("before_yesterday", re.compile(r"\bthe day before yesterday\b", re.I)),
@@ -86,10 +88,14 @@ def _month_ref(text: str, first: date) -> TimeRef:
     return TimeRef(text, first, "month", f"{calendar.month_name[first.month]} {first.year}")
 
 
-def _day_ref(text: str, day: date, weekday: bool = False) -> TimeRef:
+def _day_ref(text: str, day: date, ref: date | None = None) -> TimeRef:
+    """A day; with ``ref`` (a weekday named relative to it) also "the Friday before <ref>"."""
     label = format_day(day)
-    return TimeRef(text, day, "day", f"{calendar.day_name[day.weekday()]} {label}" if weekday
-                   else label)
+    if ref is None or day == ref:
+        return TimeRef(text, day, "day", label)
+    name = calendar.day_name[day.weekday()]
+    side = "before" if day < ref else "after"
+    return TimeRef(text, day, "day", f"{name} {label} (the {name} {side} {format_day(ref)})")
 
 
 def _resolve_one(kind: str, m: re.Match[str], ref: date, future: bool) -> TimeRef | None:
@@ -141,12 +147,12 @@ def _resolve_one(kind: str, m: re.Match[str], ref: date, future: bool) -> TimeRe
         weekday = _WEEKDAYS[m.group(2 if kind == "rel_day" else 1).lower()]
         if which in ("last", "this past"):
             back = (ref.weekday() - weekday) % 7 or 7
-            return _day_ref(text, ref - timedelta(days=back), weekday=True)
+            return _day_ref(text, ref - timedelta(days=back), ref)
         if which in ("next", "this coming"):
             ahead = (weekday - ref.weekday()) % 7 or 7
-            return _day_ref(text, ref + timedelta(days=ahead), weekday=True)
+            return _day_ref(text, ref + timedelta(days=ahead), ref)
         monday = ref - timedelta(days=ref.weekday())
-        return _day_ref(text, monday + timedelta(days=weekday), weekday=True)
+        return _day_ref(text, monday + timedelta(days=weekday), ref)
     if kind in ("day_month", "month_day"):
         if kind == "day_month":
             day_s, month_s, year_s = m.group(1), m.group(2), m.group(3)

@@ -19,6 +19,8 @@ from deep_tree_echo.aar_core.memory.analysis import analyze, strip_tail, term
 from deep_tree_echo.aar_core.timeref import format_day
 
 DONT_KNOW: Final = "I don't know that yet."
+#: Lead of a reply that shows the nearest memory without claiming it answers.
+NOT_SURE: Final = "I don't know that yet; the closest I have is:"
 #: Question words that ask for the act of recalling, not for a topic.
 _ASKING: Final = frozenset(analyze("tell remember recall know say mention please"))
 #: Stemmed synonyms: a memory term also counts as the terms it maps to.
@@ -33,9 +35,14 @@ _SYNONYMS: Final = {
 }
 _WHEN: Final = re.compile(r"^\s*(when\b|what (?:year|date|day|month|time)\b|how long ago\b)",
                           re.IGNORECASE)
-_CLAUSE: Final = re.compile(r",\s+|;\s+|\s+[-\u2013\u2014]+\s+|\s+(?=(?:and|but|because|so|"
-                            r"although|though|while|since)\s)")
+#: A name used to address someone: "Thanks, Maria!", "Wow John, ...", "Maria, since ...".
+_VOCATIVE: Final = re.compile(
+    r"(?:^|(?<=[.!?,;])\s*|\b(?:hey|hi|hello|thanks|thank you|wow|yeah|yes|congrats|oh|"
+    r"sorry|dear|bye|ok|okay|aw+)\s*,?\s*)([A-Z][a-z]+)(?=\s*[,!?.;]|\s*$)",
+    re.IGNORECASE,
+)
 _TOKEN: Final = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*|[^\w\s]+|\s+|_")
+#: A memory up to twice this many words is quoted whole.
 _CLAUSE_WORDS: Final = 22
 
 
@@ -81,20 +88,26 @@ class Evidence:
     memory: dict[str, Any]
     speaker: str | None
     sentence: str
+    share: float = 1.0
+    said_by_entity: bool = False
 
 
-def _clauses(sentence: str) -> list[str]:
-    if len(sentence.split()) <= _CLAUSE_WORDS:
-        return [sentence]
-    return [c.strip() for c in _CLAUSE.split(sentence) if c and c.strip()]
+def find_evidence(
+    question: Question, memories: list[dict[str, Any]], *, share_needed: float = 0.5
+) -> list[Evidence]:
+    """Memories that answer ``question`` with enough evidence, best first, each with its
+    answering text: every entity covered, and at least ``share_needed`` of the other terms
+    (or some of them in a memory that retrieval ranked near the top).
 
-
-def find_evidence(question: Question, memories: list[dict[str, Any]]) -> Evidence | None:
-    """The clause that answers ``question`` with enough evidence, or None."""
+    In a transcript memory (``"Name: text"``) an entity counts only when the speaker is it or
+    the answering sentence names it (a name used to address someone is not what the turn is
+    about). A short memory is quoted whole, a long one by its best sentence (and the next one
+    when the best adds little: the answer is often said right after).
+    """
     if not question.terms:
-        return None
+        return []
     attributes = question.terms - question.entities
-    best: tuple[float, Evidence] | None = None
+    found: list[tuple[float, Evidence]] = []
     for memory in memories:
         content = str(memory.get("content", ""))
         speaker, body = split_speaker(content)
@@ -102,24 +115,36 @@ def find_evidence(question: Question, memories: list[dict[str, Any]]) -> Evidenc
         if not question.entities <= memory_terms:
             continue
         speaker_terms = set(analyze(speaker)) if speaker else set()
-        for sentence in sentences(body) or [body]:
-            for clause in _clauses(sentence):
-                have = _expand(set(analyze(clause)))
-                if attributes:
-                    share = len(attributes & have) / len(attributes)
-                    if share < 0.5:
-                        continue
-                covered = question.terms & (have | speaker_terms | question.entities)
-                coverage = len(covered) / len(question.terms)
-                novel = set(analyze(clause)) - question.terms - speaker_terms
-                if coverage < 0.5 or not novel:
-                    continue
-                relevance = float(memory.get("relevance", 0.0))
-                rank = coverage + 0.3 * relevance + 0.05 * min(len(novel), 4)
-                if best is None or rank > best[0]:
-                    best = (rank, Evidence(clause, coverage, relevance, memory, speaker,
-                                           sentence))
-    return best[1] if best else None
+        relevance = float(memory.get("relevance", 0.0))
+        share = len(attributes & memory_terms) / len(attributes) if attributes else 1.0
+        if share == 0.0 or (share < share_needed and relevance < 0.75 + share_needed / 2):
+            continue
+        parts = sentences(body) or [body]
+        scored = []
+        for index, sentence in enumerate(parts):
+            have = _expand(set(analyze(sentence)))
+            scored.append((len(question.terms & have), -index, sentence))
+        _, neg_index, sentence = max(scored)
+        if speaker and not question.entities <= (
+            _expand(set(analyze(_VOCATIVE.sub(" ", sentence)))) | speaker_terms
+        ):
+            continue
+        if len(body.split()) <= _CLAUSE_WORDS * 2:
+            answer = body
+        else:
+            answer = sentence
+            novel = set(analyze(sentence)) - question.terms - speaker_terms
+            if len(novel) < 3 and -neg_index + 1 < len(parts):
+                answer = f"{sentence} {parts[-neg_index + 1]}"
+        covered = question.terms & (memory_terms | question.entities)
+        coverage = len(covered) / len(question.terms)
+        rank = 0.6 * relevance + 0.4 * coverage
+        if speaker_terms & question.entities:
+            rank += 0.2  # the person asked about said it
+        found.append((rank, Evidence(answer, coverage, relevance, memory, speaker, sentence,
+                                     share, bool(speaker_terms & question.entities))))
+    found.sort(key=lambda item: item[0], reverse=True)
+    return [evidence for _, evidence in found]
 
 
 # -- perspective --------------------------------------------------------------------------
@@ -195,12 +220,32 @@ def _date_of(evidence: Evidence) -> tuple[str | None, bool]:
     return None, False
 
 
-def compose(question: Question, evidence: Evidence) -> tuple[str, float]:
-    """The reply text and its confidence."""
+def _said(evidence: Evidence) -> str:
     clause = flip_perspective(evidence.clause.rstrip(" ,;"), evidence.speaker)
-    if clause[-1:] not in ".!?":
-        clause += "."
-    confidence = 0.3 + 0.45 * evidence.coverage + 0.25 * evidence.relevance
+    return clause if clause[-1:] in ".!?" else clause + "."
+
+
+def _confidence(evidence: Evidence) -> float:
+    """How sure the answer is, from what the bench shows predicts a right answer: the share of
+    the asked attribute covered, whether retrieval ranked the memory first (BM25 weighs rare
+    words, which coverage alone does not) and whether the person asked about said it."""
+    top = evidence.relevance >= 0.999
+    confidence = 0.05 + 0.25 * evidence.share
+    confidence += 0.3 if top else 0.05 * evidence.relevance
+    confidence += 0.15 if evidence.said_by_entity or evidence.speaker is None else 0.0
+    return min(confidence, 0.4) if evidence.share < 0.5 else confidence
+
+
+def compose(question: Question, found: list[Evidence]) -> tuple[str, float]:
+    """The reply text and its confidence: the best clause, plus up to two more from other
+    memories that cover the question as well (lists are often told over several turns)."""
+    evidence = found[0]
+    clause = _said(evidence)
+    if not question.when:
+        more = [e for e in found[1:3] if e.coverage >= evidence.coverage]
+        if more:
+            clause = " ".join([clause, "Also:", *(_said(e) for e in more)])
+    confidence = _confidence(evidence)
     if question.when:
         label, resolved = _date_of(evidence)
         said = evidence.memory.get("said_on")
@@ -216,3 +261,9 @@ def compose(question: Question, evidence: Evidence) -> tuple[str, float]:
             return f"Around {label}: {clause}", min(1.0, confidence * 0.8)
         return clause, confidence * 0.6
     return clause, min(1.0, confidence)
+
+
+def tentative(found: list[Evidence]) -> tuple[str, float]:
+    """A don't-know reply that shows the nearest memory (entity covered, attribute in part)."""
+    evidence = found[0]
+    return f"{NOT_SURE} {_said(evidence)}", round(0.15 + 0.2 * evidence.coverage, 4)

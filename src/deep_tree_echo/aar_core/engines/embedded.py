@@ -4,7 +4,8 @@ No model: retrieval does the work (BM25 relevance + recency + importance, ranked
 memory manager) and the answer is the clause of a memory that covers the question's entity
 and attribute (see ``_answer``), said from the listener's side ("my sister" → "your
 sister"); "When ...?" answers lead with the date resolved when the memory was stored. Without
-enough evidence it says it does not know yet, with a low confidence.
+enough evidence it says it does not know yet, with a low confidence (showing the closest
+memory when that one at least names what was asked about).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from deep_tree_echo.aar_core.engines._answer import (
     compose,
     find_evidence,
     parse_question,
+    tentative,
 )
 from deep_tree_echo.aar_core.engines.base import CognitiveEngine, EngineAnswer, EngineQuery
 
@@ -34,10 +36,16 @@ class EmbeddedEngine(CognitiveEngine):
         if not query.is_question:
             return EngineAnswer("Noted. I'll remember that.", 1.0, {"stored": True})
         question = parse_question(query.text)
-        evidence = find_evidence(question, query.memories)
-        if evidence is None:
-            return EngineAnswer(DONT_KNOW, DONT_KNOW_CONFIDENCE, {"grounded": False})
-        text, confidence = compose(question, evidence)
+        found = find_evidence(question, query.memories)
+        if not found:
+            near = find_evidence(question, query.memories, share_needed=0.01)
+            if not near:
+                return EngineAnswer(DONT_KNOW, DONT_KNOW_CONFIDENCE, {"grounded": False})
+            text, confidence = tentative(near)
+            return EngineAnswer(text, confidence, {"grounded": False,
+                                                   "closest_memory": near[0].memory.get("id")})
+        text, confidence = compose(question, found)
+        evidence = found[0]
         return EngineAnswer(
             text,
             round(max(0.0, min(1.0, confidence)), 4),
