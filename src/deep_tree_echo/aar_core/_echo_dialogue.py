@@ -12,7 +12,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
-from deep_tree_echo.aar_core.engines._dialogue import DialogueAct
+from deep_tree_echo.aar_core.engines._dialogue import DialogueAct, sentence_act, sentences
 from deep_tree_echo.aar_core.memory.ranking import SearchResult
 from deep_tree_echo.aar_core.timeref import reference_date, resolve
 
@@ -53,6 +53,16 @@ def fact_fields(act: DialogueAct, context: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+def question_replied_to(previous: str | None) -> str | None:
+    """The previous turn when it asked something: a statement right after a question is
+    usually its answer, so the question is kept (and indexed) with it as its ``title``, and
+    "What got you into running?" later finds "I started to de-stress"."""
+    if not previous:
+        return None
+    asked = any(sentence_act(s) in ("question", "command") for s in sentences(previous))
+    return previous if asked else None
+
+
 def _memory_day(data: dict[str, Any]) -> date:
     for key in DATE_FIELDS:
         day = reference_date(data.get(key))
@@ -82,5 +92,8 @@ def evidence_entry(result: SearchResult) -> dict[str, Any]:
     if not isinstance(dates, list):
         dates = [ref.to_dict() for ref in resolve(content, day)]
     entry["dates"] = dates
+    title = result.data.get("title")
+    if isinstance(title, str) and title:
+        entry["context"] = title  # e.g. the question this memory answered
     entry["said_on"] = day.isoformat()
     return entry

@@ -3,8 +3,10 @@
 The input's dialogue act (by sentence form, see ``engines._dialogue``) decides: a greeting
 gets a greeting and is not stored as a fact; a statement or a "remember that ..." request is
 stored (the request without its lead) with its relative dates resolved against the message's
-time; a question retrieves the most relevant facts (earlier questions excluded), asks the
-engine, and is kept as a question (``is_question``), which searches leave out by default.
+time, and with the question it answers when the turn before asked one (as its ``title``,
+which search indexes); a question retrieves the most relevant facts (earlier questions
+excluded), asks the engine, and is kept as a question (``is_question``), which searches
+leave out by default.
 Stored memories' ``relations`` record the session (arena), the agent and the memories used:
 the agent-arena-relation triple on the record itself.
 """
@@ -19,6 +21,7 @@ from deep_tree_echo.aar_core._echo_dialogue import (
     fact_fields,
     greeting_reply,
     memory_content,
+    question_replied_to,
 )
 from deep_tree_echo.aar_core.agents import Agent, AgentContext, AgentResult
 from deep_tree_echo.aar_core.engines._dialogue import classify
@@ -68,6 +71,10 @@ class EchoAgent(Agent):
             },
             **fact_fields(act, ctx.context),
         }
+        if not question and ctx.session.history:
+            replied_to = question_replied_to(ctx.session.history[-1].text)
+            if replied_to:
+                data["title"] = replied_to
         if not isinstance(ctx.content, str):
             data["structured"] = ctx.content
         await gateway.memory.store_memory(memory_id, data)

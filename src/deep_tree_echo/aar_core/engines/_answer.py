@@ -115,6 +115,10 @@ def find_evidence(
         if not question.entities <= memory_terms:
             continue
         speaker_terms = set(analyze(speaker)) if speaker else set()
+        context = memory.get("context")  # the question it answered, when there was one
+        if isinstance(context, str):
+            _, asked = split_speaker(context)
+            memory_terms |= _expand(set(analyze(_VOCATIVE.sub(" ", asked)))) - question.entities
         relevance = float(memory.get("relevance", 0.0))
         share = len(attributes & memory_terms) / len(attributes) if attributes else 1.0
         if share == 0.0 or (share < share_needed and relevance < 0.75 + share_needed / 2):
