@@ -9,6 +9,7 @@ sentence must also say something the question does not.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -25,11 +26,12 @@ NOT_SURE: Final = "I don't know that yet; the closest I have is:"
 _ASKING: Final = frozenset(analyze("tell remember recall know say mention please"))
 #: Stemmed synonyms: a memory term also counts as the terms it maps to.
 _SYNONYMS: Final = {
-    term("call"): {term("name")}, term("named"): {term("name")},
+    term("call"): {term("name")}, term("named"): {term("name")}, term("name"): {term("call")},
     term("live"): {term("home")}, term("home"): {term("live")},
     term("job"): {term("work")}, term("work"): {term("job")},
     term("born"): {term("birthday")}, term("birthday"): {term("born")},
     term("like"): {term("favorite"), term("love"), term("enjoy")},
+    term("favorite"): {term("like"), term("love")},
     term("love"): {term("favorite"), term("like"), term("enjoy")},
     term("enjoy"): {term("like"), term("love")},
 }
@@ -53,6 +55,8 @@ class Question:
     terms: frozenset[str]
     entities: frozenset[str]
     when: bool
+    #: (modifier, head) of adjacent content words: "alarm code" is not any code.
+    compounds: tuple[tuple[str, str], ...] = ()
 
 
 def parse_question(text: str) -> Question:
@@ -68,7 +72,12 @@ def parse_question(text: str) -> Question:
             t = term(strip_tail(word.lower().replace("\u2019", "'")))
             if t in terms:
                 entities.add(t)
-    return Question(terms, frozenset(entities), _WHEN.match(body) is not None)
+    pairs = []
+    analysed = [term(strip_tail(w.lower().replace("\u2019", "'"))) for w in raw]
+    for left, right in itertools.pairwise(analysed):
+        if left and right and left in terms and right in terms:
+            pairs.append((left, right))
+    return Question(terms, frozenset(entities), _WHEN.match(body) is not None, tuple(pairs))
 
 
 def _expand(terms: set[str]) -> set[str]:
@@ -114,6 +123,11 @@ def find_evidence(
         memory_terms = _expand(set(analyze(content)))
         if not question.entities <= memory_terms:
             continue
+        if share_needed >= 0.5 and any(
+            head in memory_terms and modifier not in memory_terms
+            for modifier, head in question.compounds
+        ):
+            continue  # another thing of the same kind: at most the closest memory
         speaker_terms = set(analyze(speaker)) if speaker else set()
         context = memory.get("context")  # the question it answered, when there was one
         if isinstance(context, str):
@@ -240,6 +254,29 @@ def _confidence(evidence: Evidence) -> float:
     return min(confidence, 0.4) if evidence.share < 0.5 else confidence
 
 
+def _said_on(evidence: Evidence) -> str | None:
+    said = evidence.memory.get("said_on")
+    if not isinstance(said, str):
+        return None
+    try:
+        return format_day(date.fromisoformat(said[:10]))
+    except ValueError:
+        return None
+
+
+def _dated(question: Question, evidence: Evidence, text: str) -> tuple[str, float]:
+    """For "When ...?": the text led by the resolved date (and a confidence factor)."""
+    if not question.when:
+        return text, 1.0
+    label, resolved = _date_of(evidence)
+    if label and resolved:
+        said = _said_on(evidence)
+        return f"{label}: {text}" + (f" (said on {said})" if said else ""), 1.0
+    if label:
+        return f"Around {label}: {text}", 0.8
+    return text, 0.6
+
+
 def compose(question: Question, found: list[Evidence]) -> tuple[str, float]:
     """The reply text and its confidence: the best clause, plus up to two more from other
     memories that cover the question as well (lists are often told over several turns)."""
@@ -249,25 +286,12 @@ def compose(question: Question, found: list[Evidence]) -> tuple[str, float]:
         more = [e for e in found[1:3] if e.coverage >= evidence.coverage]
         if more:
             clause = " ".join([clause, "Also:", *(_said(e) for e in more)])
-    confidence = _confidence(evidence)
-    if question.when:
-        label, resolved = _date_of(evidence)
-        said = evidence.memory.get("said_on")
-        if label and resolved:
-            suffix = ""
-            if isinstance(said, str):
-                try:
-                    suffix = f" (said on {format_day(date.fromisoformat(said[:10]))})"
-                except ValueError:
-                    suffix = ""
-            return f"{label}: {clause}{suffix}", min(1.0, confidence)
-        if label:
-            return f"Around {label}: {clause}", min(1.0, confidence * 0.8)
-        return clause, confidence * 0.6
-    return clause, min(1.0, confidence)
+    text, factor = _dated(question, evidence, clause)
+    return text, min(1.0, _confidence(evidence) * factor)
 
 
-def tentative(found: list[Evidence]) -> tuple[str, float]:
+def tentative(question: Question, found: list[Evidence]) -> tuple[str, float]:
     """A don't-know reply that shows the nearest memory (entity covered, attribute in part)."""
     evidence = found[0]
-    return f"{NOT_SURE} {_said(evidence)}", round(0.15 + 0.2 * evidence.coverage, 4)
+    text, _ = _dated(question, evidence, _said(evidence))
+    return f"{NOT_SURE} {text}", round(0.15 + 0.2 * evidence.coverage, 4)

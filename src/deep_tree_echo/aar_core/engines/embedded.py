@@ -41,7 +41,7 @@ class EmbeddedEngine(CognitiveEngine):
             near = find_evidence(question, query.memories, share_needed=0.01)
             if not near:
                 return EngineAnswer(DONT_KNOW, DONT_KNOW_CONFIDENCE, {"grounded": False})
-            text, confidence = tentative(near)
+            text, confidence = tentative(question, near)
             return EngineAnswer(text, confidence, {"grounded": False,
                                                    "closest_memory": near[0].memory.get("id")})
         text, confidence = compose(question, found)
