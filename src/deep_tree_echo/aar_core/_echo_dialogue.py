@@ -7,7 +7,6 @@ Kept apart from ``echo_agent`` so the agent stays a short orchestration.
 from __future__ import annotations
 
 import json
-import random
 import re
 from datetime import UTC, date, datetime
 from typing import Any, Final
@@ -32,7 +31,7 @@ def greeting_reply(text: str) -> str:
         return "You're welcome."
     if _HOW_ARE_YOU.search(text):
         return "Hello! I'm doing well, thanks. What would you like me to remember or recall?"
-    return random.choice(("Hello!", "Hi there!")) + " Tell me something to remember, or ask me."
+    return "Hello! Tell me something to remember, or ask me."
 
 
 def said_on(context: dict[str, Any]) -> date:

@@ -24,6 +24,7 @@ from deep_tree_echo.aar_core._echo_dialogue import (
     question_replied_to,
 )
 from deep_tree_echo.aar_core.agents import Agent, AgentContext, AgentResult
+from deep_tree_echo.aar_core.engines._answer import search_text
 from deep_tree_echo.aar_core.engines._dialogue import classify
 from deep_tree_echo.aar_core.engines.base import EngineQuery
 
@@ -47,7 +48,7 @@ class EchoAgent(Agent):
             # earlier questions are not evidence; the engine gates on evidence, so it gets a
             # wider pool than it will quote from
             results = await gateway.memory.search(
-                ctx.text, limit * 2, exclude={"is_question": True}
+                search_text(ctx.text), limit * 2, exclude={"is_question": True}
             )
             memories = [evidence_entry(r) for r in results]
         history = [(t.text, t.response) for t in ctx.session.history]

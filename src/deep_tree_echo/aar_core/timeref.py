@@ -3,8 +3,9 @@
 ``resolve("I went there yesterday", date(2023, 5, 8))`` gives one :class:`TimeRef` for
 "yesterday" on 7 May 2023. Handled: today/tonight/yesterday/tomorrow, "the day before
 yesterday", "N days/weeks/months/years ago" (digits or words, "a few", "a couple of"),
-last/this/next week, weekend, month, year and weekday, bare weekdays ("on Saturday", past unless
-the sentence speaks of the future), "in May", "in May 2023", "on 5 May", "May 5th", "in 2022".
+last/this/next week, weekend, month, year and weekday, bare weekdays ("on Saturday": the
+last one in a past-tense sentence, else the next), "in May", "in May 2023", "on 5 May",
+"May 5th", "in 2022".
 Hand-written on purpose: what matters is the reference date, which is the message's, not now.
 """
 
@@ -35,6 +36,11 @@ _FUTURE = re.compile(
     r"\b(will|won't|shall|going to|gonna|plan(?:ning)? to|'ll|(?:am|is|are|'m|'re) going)\b", re.I
 )
 
+#: Past-tense markers: common irregular verbs and regular "-ed" forms.
+_PAST = re.compile(
+    r"\b(was|were|went|did|had|saw|got|came|made|took|met|ran|left|bought|told|said|gave|"
+    r"found|felt|thought|began|wrote|ate|drank|flew|drove|spent|won|lost|\w{3,}ed)\b", re.I
+)
 _MONTH_RE = "|".join(sorted(_MONTHS, key=len, reverse=True))
 _DAY_RE = "|".join(sorted(_WEEKDAYS, key=len, reverse=True))
 _NUM_RE = "|".join(sorted((re.escape(k) for k in _NUMBERS), key=len, reverse=True))
@@ -48,7 +54,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("rel_unit", re.compile(r"\b(last|this|next|past)\s+(week|weekend|month|year)\b", re.I)),
     ("rel_day", re.compile(rf"\b(last|this|next|this coming|this past)\s+({_DAY_RE})\b", re.I)),
     ("day_month", re.compile(
-        rf"\b(?:on\s+)?(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH_RE})\.?"
+        rf"\b(?:on\s+)?(?:(?:{_DAY_RE}),?\s+(?:the\s+)?)?(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH_RE})\.?"
         rf"(?:,?\s+(\d{{4}}))?\b", re.I)),
     ("month_day", re.compile(
         rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(\d{{4}}))?\b", re.I)),
@@ -98,7 +104,23 @@ def _day_ref(text: str, day: date, ref: date | None = None) -> TimeRef:
     return TimeRef(text, day, "day", f"{name} {label} (the {name} {side} {format_day(ref)})")
 
 
-def _resolve_one(kind: str, m: re.Match[str], ref: date, future: bool) -> TimeRef | None:
+def _pick_year(month: int, day: int, ref: date, tense: str) -> int:
+    """The year of a day named without one: the latest not after ``ref`` in a past-tense
+    sentence, the first not before it in a future one, else the nearest to it."""
+    candidates = []
+    for year in (ref.year - 1, ref.year, ref.year + 1):
+        try:
+            candidates.append(date(year, month, min(day, calendar.monthrange(year, month)[1])))
+        except ValueError:
+            continue
+    if tense == "past":
+        return max(c for c in candidates if c <= ref).year
+    if tense == "future":
+        return min(c for c in candidates if c >= ref).year
+    return min(candidates, key=lambda c: abs((c - ref).days)).year
+
+
+def _resolve_one(kind: str, m: re.Match[str], ref: date, tense: str) -> TimeRef | None:
     text = m.group(0)
     if kind == "before_yesterday":
         return _day_ref(text, ref - timedelta(days=2))
@@ -143,7 +165,8 @@ def _resolve_one(kind: str, m: re.Match[str], ref: date, future: bool) -> TimeRe
             return _month_ref(text, _shift_months(ref.replace(day=1), step))
         return TimeRef(text, date(ref.year + step, 1, 1), "year", str(ref.year + step))
     if kind in ("rel_day", "bare_day"):
-        which = m.group(1).lower() if kind == "rel_day" else ("next" if future else "last")
+        which = m.group(1).lower() if kind == "rel_day" else (
+            "last" if tense == "past" else "next")
         weekday = _WEEKDAYS[m.group(2 if kind == "rel_day" else 1).lower()]
         if which in ("last", "this past"):
             back = (ref.weekday() - weekday) % 7 or 7
@@ -159,11 +182,9 @@ def _resolve_one(kind: str, m: re.Match[str], ref: date, future: bool) -> TimeRe
         else:
             month_s, day_s, year_s = m.group(1), m.group(2), m.group(3)
         month, day_n = _MONTHS[month_s.lower().rstrip(".")], int(day_s)
-        year = int(year_s) if year_s else ref.year
-        if not year_s and not future and (month, day_n) > (ref.month, ref.day):
-            year -= 1
-        if not year_s and future and (month, day_n) < (ref.month, ref.day):
-            year += 1
+        if not 1 <= day_n <= 31:
+            return None
+        year = int(year_s) if year_s else _pick_year(month, day_n, ref, tense)
         try:
             return _day_ref(text, date(year, month, day_n))
         except ValueError:
@@ -175,13 +196,13 @@ def _resolve_one(kind: str, m: re.Match[str], ref: date, future: bool) -> TimeRe
             year = int(m.group(2))
         else:
             year = ref.year
-            if word == "last" or (word not in ("next", "this") and not future):
-                if month > ref.month or (word == "last" and month == ref.month):
-                    year -= 1
-            elif (word == "next" or future) and (
-                month < ref.month or (word == "next" and month == ref.month)
-            ):
-                year += 1
+            if word == "last":
+                year -= month >= ref.month
+            elif word == "next":
+                year += month <= ref.month
+            elif word != "this":
+                year = _pick_year(month, 1, ref.replace(day=1), "past" if word == "since"
+                                  else tense)
         return _month_ref(text, date(year, month, 1))
     if kind == "year":
         year = int(m.group(1))
@@ -197,7 +218,7 @@ def _modal_may(m: re.Match[str]) -> bool:
 
 def resolve(text: str, reference: date) -> list[TimeRef]:
     """Every time expression of ``text`` resolved against ``reference``, in text order."""
-    future = bool(_FUTURE.search(text))
+    tense = "future" if _FUTURE.search(text) else "past" if _PAST.search(text) else ""
     taken: list[tuple[int, int]] = []
     found: list[tuple[int, TimeRef]] = []
     for kind, pattern in _PATTERNS:
@@ -206,7 +227,7 @@ def resolve(text: str, reference: date) -> list[TimeRef]:
                 continue
             if kind == "in_month" and _modal_may(m):
                 continue
-            ref = _resolve_one(kind, m, reference, future)
+            ref = _resolve_one(kind, m, reference, tense)
             if ref is not None:
                 taken.append((m.start(), m.end()))
                 found.append((m.start(), ref))

@@ -23,18 +23,27 @@ DONT_KNOW: Final = "I don't know that yet."
 #: Lead of a reply that shows the nearest memory without claiming it answers.
 NOT_SURE: Final = "I don't know that yet; the closest I have is:"
 #: Question words that ask for the act of recalling, not for a topic.
-_ASKING: Final = frozenset(analyze("tell remember recall know say mention please"))
-#: Stemmed synonyms: a memory term also counts as the terms it maps to.
-_SYNONYMS: Final = {
-    term("call"): {term("name")}, term("named"): {term("name")}, term("name"): {term("call")},
-    term("live"): {term("home")}, term("home"): {term("live")},
-    term("job"): {term("work")}, term("work"): {term("job")},
-    term("born"): {term("birthday")}, term("birthday"): {term("born")},
-    term("like"): {term("favorite"), term("love"), term("enjoy")},
-    term("favorite"): {term("like"), term("love")},
-    term("love"): {term("favorite"), term("like"), term("enjoy")},
-    term("enjoy"): {term("like"), term("love")},
+_ASKING: Final = frozenset(
+    analyze("tell remember recall know say mention please many much kind type sort")
+)
+#: Everyday words that stand for one another in a question and its answer (raw words; the
+#: engine compares their stems, the agent adds them to the search query).
+SYNONYM_WORDS: Final = {
+    "name": ("called", "named"), "called": ("name",), "named": ("name",),
+    "live": ("home", "lives"), "home": ("live",), "job": ("work", "works"),
+    "work": ("job",), "born": ("birthday",), "birthday": ("born",),
+    "like": ("favorite", "love", "enjoy"), "love": ("favorite", "like", "enjoy"),
+    "enjoy": ("like", "love"), "favorite": ("like", "love"), "eat": ("food",),
+    "food": ("eat",), "drive": ("car",), "car": ("drive",),
 }
+_SYNONYMS: Final[dict[str, set[str]]] = {}
+for _word, _others in SYNONYM_WORDS.items():
+    _SYNONYMS.setdefault(term(_word), set()).update(term(o) for o in _others)
+_POSSESSOR: Final = frozenset(("my", "your", "our"))
+_LIST: Final = re.compile(r"^\s*(?:what|which)\s+(?:are\b|[a-z]+[^s\W]s\b)", re.IGNORECASE)
+_CAPITALISED: Final = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zA-Z]+")
+_NUMBER: Final = re.compile(r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
+                            r"twelve|dozen|a few|several|no)\b", re.IGNORECASE)
 _WHEN: Final = re.compile(r"^\s*(when\b|what (?:year|date|day|month|time)\b|how long ago\b)",
                           re.IGNORECASE)
 #: A name used to address someone: "Thanks, Maria!", "Wow John, ...", "Maria, since ...".
@@ -57,6 +66,8 @@ class Question:
     when: bool
     #: (modifier, head) of adjacent content words: "alarm code" is not any code.
     compounds: tuple[tuple[str, str], ...] = ()
+    #: What kind of answer: "who" wants a name, "count" a number, "list" several memories.
+    wants: str = ""
 
 
 def parse_question(text: str) -> Question:
@@ -66,7 +77,9 @@ def parse_question(text: str) -> Question:
     entities: set[str] = set()
     raw = re.findall(r"[^\W_]+(?:['\u2019][^\W_]+)*", body)
     for i, word in enumerate(raw):
-        possessive = re.search(r"['\u2019]s$|s['\u2019]$", word) is not None
+        possessive = re.search(r"['\u2019]s$|s['\u2019]$", word) is not None or (
+            i > 0 and raw[i - 1].lower() in _POSSESSOR
+        )
         name = i > 0 and word[:1].isupper() and word.lower() not in ("i", "i'm", "i've")
         if possessive or name:
             t = term(strip_tail(word.lower().replace("\u2019", "'")))
@@ -77,7 +90,28 @@ def parse_question(text: str) -> Question:
     for left, right in itertools.pairwise(analysed):
         if left and right and left in terms and right in terms:
             pairs.append((left, right))
-    return Question(terms, frozenset(entities), _WHEN.match(body) is not None, tuple(pairs))
+    first = raw[0].lower() if raw else ""
+    wants = ("who" if first in ("who", "who's", "whom") else
+             "count" if first == "how" and len(raw) > 1 and raw[1].lower() in ("many", "much")
+             else "list" if _LIST.match(body) else "")
+    return Question(terms, frozenset(entities), _WHEN.match(body) is not None, tuple(pairs),
+                    wants)
+
+
+def search_text(text: str) -> str:
+    """``text`` with the synonyms of its words appended, as the query for retrieval."""
+    lowered = text.lower()
+    extra = [o for w, others in SYNONYM_WORDS.items() if re.search(rf"\b{w}\b", lowered)
+             for o in others]
+    return f"{text} {' '.join(extra)}" if extra else text
+
+
+def _has_answer_kind(question: Question, text: str) -> bool:
+    if question.wants == "who":
+        return _CAPITALISED.search(text) is not None
+    if question.wants == "count":
+        return _NUMBER.search(text) is not None
+    return True
 
 
 def _expand(terms: set[str]) -> set[str]:
@@ -146,6 +180,8 @@ def find_evidence(
         if speaker and not question.entities <= (
             _expand(set(analyze(_VOCATIVE.sub(" ", sentence)))) | speaker_terms
         ):
+            continue
+        if share_needed >= 0.5 and not _has_answer_kind(question, body):
             continue
         if len(body.split()) <= _CLAUSE_WORDS * 2:
             answer = body
@@ -282,7 +318,7 @@ def compose(question: Question, found: list[Evidence]) -> tuple[str, float]:
     memories that cover the question as well (lists are often told over several turns)."""
     evidence = found[0]
     clause = _said(evidence)
-    if not question.when:
+    if question.wants == "list":
         more = [e for e in found[1:3] if e.coverage >= evidence.coverage]
         if more:
             clause = " ".join([clause, "Also:", *(_said(e) for e in more)])

@@ -39,7 +39,7 @@ _AUX: Final = _set(
     "wouldn't shouldn't haven't hasn't"
 )
 _SUBJECT: Final = _set(
-    "i you he she it we they my your his her our their the a an this that these those "
+    "i you he she it we they my your his her our their the this that these those "
     "there anyone someone somebody anybody anything something me"
 )
 _AFTER_WH: Final = _AUX | _set(
@@ -56,7 +56,8 @@ _SMALL_TALK: Final = re.compile(
     r"|how are you(?: doing)?(?: today)?|how(?:'s| is) it going|how have you been|what's up"
     r"|whats up|sup|nice to (?:meet|see) you|good to (?:see|hear from) you|long time no see"
     r"|you too|me too|take care|have a (?:nice|good|great) (?:day|one|evening|weekend))"
-    r"(?:\s+(?:there|echo|again|all|everyone|friend|buddy|[A-Z][a-z]+))*[\s!.,?]*)+$",
+    r"(?:[\s,]+(?:there|echo|again|all|everyone|friend|buddy|for now|(?-i:[A-Z][a-z]+)))*"
+    r"[\s!.,?]*)+$",
     re.IGNORECASE,
 )
 
@@ -104,7 +105,8 @@ def sentence_act(sentence: str) -> Act:
         return "remember"
     first, second = words[0], words[1] if len(words) > 1 else ""
     if first in _WH and (asks or second in _AFTER_WH or first.endswith("'s")
-                         or (first in ("what", "which") and second not in _SUBJECT)):
+                         or (first in ("what", "which") and second not in _SUBJECT
+                              and second not in ("a", "an"))):
         return "question"
     if first in _AUX and (second in _SUBJECT or (second[:1].isalpha() and _capitalised(
             sentence, 1))):
