@@ -15,7 +15,13 @@ from typing import Any, Protocol
 
 from deep_tree_echo.aar_core.events import EventBus, EventHandler
 
-__all__ = ["EventDrivenIntegration", "ExternalHandler", "WebSocketIntegration", "WebSocketManager"]
+__all__ = [
+    "EventDrivenIntegration",
+    "ExternalHandler",
+    "WebSocketIntegration",
+    "WebSocketManager",
+    "broadcast_to_session",
+]
 
 logger = logging.getLogger("deep_tree_echo.integration.events")
 
@@ -87,11 +93,7 @@ class EventDrivenIntegration:
             await self.emit_to_external("memory.update", event_data)
             return
         message = self._memory_update_message(event_data)
-        session_id = _session_id(event_data)
-        if session_id is None:
-            await manager.broadcast(message)
-        else:
-            await manager.broadcast(message, session_id=session_id)
+        await broadcast_to_session(manager, message, _session_id(event_data))
 
     def _memory_update_message(self, event_data: dict[str, Any]) -> dict[str, Any]:
         """The client message for a ``memory.update`` event: the whole event data."""
@@ -111,11 +113,40 @@ class EventDrivenIntegration:
 
 
 class WebSocketManager(Protocol):
-    """What :class:`WebSocketIntegration` needs from a connection manager."""
+    """What :class:`WebSocketIntegration` needs from a connection manager: the seed's
+    ``broadcast(message)``. A ``session_id`` keyword (as the server's ``ConnectionManager``
+    has) is used when the signature has one, to reach only that session's clients."""
 
-    async def broadcast(
-        self, message: dict[str, Any], *, session_id: str | None = None
-    ) -> Any: ...
+    def broadcast(self, message: dict[str, Any], /) -> Any: ...
+
+
+def routes_by_session(broadcast: Callable[..., Any]) -> bool:
+    """True when ``broadcast`` takes a ``session_id`` keyword (or any keyword)."""
+    try:
+        parameters = inspect.signature(broadcast).parameters.values()
+    except (TypeError, ValueError):  # builtins and C callables may have no signature
+        return False
+    keyword = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return any(
+        p.kind is inspect.Parameter.VAR_KEYWORD or (p.name == "session_id" and p.kind in keyword)
+        for p in parameters
+    )
+
+
+async def broadcast_to_session(
+    manager: WebSocketManager, message: dict[str, Any], session_id: str | None
+) -> None:
+    """``manager.broadcast`` to ``session_id``'s clients when it can route by session, else to
+    everyone (the seed's manager); sync or async ``broadcast`` alike. The message carries
+    ``session_id`` either way, so clients of a broadcast-only manager can tell sessions apart."""
+    message = {**message, "session_id": session_id}
+    broadcast: Callable[..., Any] = manager.broadcast
+    if session_id is not None and routes_by_session(broadcast):
+        result = broadcast(message, session_id=session_id)
+    else:
+        result = broadcast(message)
+    if inspect.isawaitable(result):
+        await result
 
 
 class WebSocketIntegration(EventDrivenIntegration):
@@ -138,17 +169,18 @@ class WebSocketIntegration(EventDrivenIntegration):
         self.register_external_handler("user.message", self.process_user_message)
 
     async def forward_agent_message(self, event_data: dict[str, Any]) -> None:
-        await self.websocket_manager.broadcast(
+        await broadcast_to_session(
+            self.websocket_manager,
             {
                 "type": "agent_message",
                 "agent_id": event_data.get("agent_id"),
                 "message": event_data.get("message"),
             },
-            session_id=_session_id(event_data),
+            _session_id(event_data),
         )
 
     def _memory_update_message(self, event_data: dict[str, Any]) -> dict[str, Any]:
-        # only these fields: the session is the routing key, not part of what clients get
+        # only these fields (and the session_id added when sent)
         return {
             "type": "memory_update",
             "memory_id": event_data.get("memory_id"),
