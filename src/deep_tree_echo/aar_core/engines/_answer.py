@@ -53,8 +53,8 @@ _VOCATIVE: Final = re.compile(
     re.IGNORECASE,
 )
 _TOKEN: Final = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*|[^\w\s]+|\s+|_")
-#: A memory up to twice this many words is quoted whole.
-_CLAUSE_WORDS: Final = 22
+#: The answering sentence takes the next one along while the two stay this short.
+_WINDOW_WORDS: Final = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +144,14 @@ def find_evidence(
 
     In a transcript memory (``"Name: text"``) an entity counts only when the speaker is it or
     the answering sentence names it (a name used to address someone is not what the turn is
-    about). A short memory is quoted whole, a long one by its best sentence (and the next one
-    when the best adds little: the answer is often said right after).
+    about). The reply quotes the sentence that matches the question best, with the next one
+    when the two are short or the best adds little (the answer is often said right after).
     """
     if not question.terms:
         return []
     attributes = question.terms - question.entities
     found: list[tuple[float, Evidence]] = []
-    for memory in memories:
+    for position, memory in enumerate(memories):
         content = str(memory.get("content", ""))
         speaker, body = split_speaker(content)
         memory_terms = _expand(set(analyze(content)))
@@ -167,7 +167,8 @@ def find_evidence(
         if isinstance(context, str):
             _, asked = split_speaker(context)
             memory_terms |= _expand(set(analyze(_VOCATIVE.sub(" ", asked)))) - question.entities
-        relevance = float(memory.get("relevance", 0.0))
+        # memories come best first; without a relevance, their order stands for it
+        relevance = float(memory.get("relevance", 1.0 if position == 0 else 0.5))
         share = len(attributes & memory_terms) / len(attributes) if attributes else 1.0
         if share == 0.0 or (share < share_needed and relevance < 0.75 + share_needed / 2):
             continue
@@ -183,13 +184,12 @@ def find_evidence(
             continue
         if share_needed >= 0.5 and not _has_answer_kind(question, body):
             continue
-        if len(body.split()) <= _CLAUSE_WORDS * 2:
-            answer = body
-        else:
-            answer = sentence
-            novel = set(analyze(sentence)) - question.terms - speaker_terms
-            if len(novel) < 3 and -neg_index + 1 < len(parts):
-                answer = f"{sentence} {parts[-neg_index + 1]}"
+        answer = sentence
+        novel = set(analyze(sentence)) - question.terms - speaker_terms
+        if -neg_index + 1 < len(parts) and (
+            len(novel) < 3 or len(f"{sentence} {parts[-neg_index + 1]}".split()) <= _WINDOW_WORDS
+        ):
+            answer = f"{sentence} {parts[-neg_index + 1]}"  # the answer is often said next
         covered = question.terms & (memory_terms | question.entities)
         coverage = len(covered) / len(question.terms)
         rank = 0.6 * relevance + 0.4 * coverage
