@@ -45,10 +45,8 @@ def fact_fields(act: DialogueAct, context: dict[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {"act": act.act, "said_on": day.isoformat()}
     if act.speaker:
         fields["speaker"] = act.speaker
-    if not act.is_question:
-        dates = [ref.to_dict() for ref in resolve(act.content, day)]
-        if dates:
-            fields["dates"] = dates
+    if not act.is_question:  # [] too: resolved, none found
+        fields["dates"] = [ref.to_dict() for ref in resolve(act.content, day)]
     return fields
 
 
@@ -79,20 +77,19 @@ def memory_content(data: dict[str, Any]) -> str:
 
 
 def evidence_entry(result: SearchResult) -> dict[str, Any]:
-    """A retrieved memory as the engine sees it, with its dates resolved if it has none yet
-    (memories written directly: against their own date field, else today)."""
+    """A retrieved memory as the engine sees it: its resolved ``dates`` when it has them (the
+    engine resolves the others, only for "when" questions, against ``said_on``: the memory's
+    own date field, else today)."""
     content = memory_content(result.data)
     entry: dict[str, Any] = {
         "id": result.id, "content": content, "score": round(result.score, 6),
         "relevance": round(result.relevance, 6),
     }
     dates = result.data.get("dates")
-    day = _memory_day(result.data)
-    if not isinstance(dates, list):
-        dates = [ref.to_dict() for ref in resolve(content, day)]
-    entry["dates"] = dates
+    if isinstance(dates, list):
+        entry["dates"] = dates
     title = result.data.get("title")
     if isinstance(title, str) and title:
         entry["context"] = title  # e.g. the question this memory answered
-    entry["said_on"] = day.isoformat()
+    entry["said_on"] = _memory_day(result.data).isoformat()
     return entry

@@ -12,12 +12,13 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 from deep_tree_echo.aar_core.engines._dialogue import sentences, split_speaker
 from deep_tree_echo.aar_core.memory.analysis import analyze, strip_tail, term
-from deep_tree_echo.aar_core.timeref import format_day
+from deep_tree_echo.aar_core.timeref import format_day, reference_date, resolve
 
 DONT_KNOW: Final = "I don't know that yet."
 #: Lead of a reply that shows the nearest memory without claiming it answers.
@@ -114,6 +115,19 @@ def _has_answer_kind(question: Question, text: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=8192)
+def _terms(text: str) -> frozenset[str]:
+    """The index terms of ``text`` (cached: the same memories come back question after
+    question)."""
+    return frozenset(analyze(text))
+
+
+@lru_cache(maxsize=8192)
+def _expanded(text: str) -> frozenset[str]:
+    """:func:`_terms` plus the synonyms of each term."""
+    return frozenset(_expand(set(_terms(text))))
+
+
 def _expand(terms: set[str]) -> set[str]:
     out = set(terms)
     for t in terms:
@@ -154,7 +168,7 @@ def find_evidence(
     for position, memory in enumerate(memories):
         content = str(memory.get("content", ""))
         speaker, body = split_speaker(content)
-        memory_terms = _expand(set(analyze(content)))
+        memory_terms = set(_expanded(content))
         if not question.entities <= memory_terms:
             continue
         if share_needed >= 0.5 and any(
@@ -162,11 +176,11 @@ def find_evidence(
             for modifier, head in question.compounds
         ):
             continue  # another thing of the same kind: at most the closest memory
-        speaker_terms = set(analyze(speaker)) if speaker else set()
+        speaker_terms = set(_terms(speaker)) if speaker else set()
         context = memory.get("context")  # the question it answered, when there was one
         if isinstance(context, str):
             _, asked = split_speaker(context)
-            memory_terms |= _expand(set(analyze(_VOCATIVE.sub(" ", asked)))) - question.entities
+            memory_terms |= _expanded(_VOCATIVE.sub(" ", asked)) - question.entities
         # memories come best first; without a relevance, their order stands for it
         relevance = float(memory.get("relevance", 1.0 if position == 0 else 0.5))
         share = len(attributes & memory_terms) / len(attributes) if attributes else 1.0
@@ -175,17 +189,17 @@ def find_evidence(
         parts = sentences(body) or [body]
         scored = []
         for index, sentence in enumerate(parts):
-            have = _expand(set(analyze(sentence)))
+            have = _expanded(sentence)
             scored.append((len(question.terms & have), -index, sentence))
         _, neg_index, sentence = max(scored)
         if speaker and not question.entities <= (
-            _expand(set(analyze(_VOCATIVE.sub(" ", sentence)))) | speaker_terms
+            _expanded(_VOCATIVE.sub(" ", sentence)) | speaker_terms
         ):
             continue
         if share_needed >= 0.5 and not _has_answer_kind(question, body):
             continue
         answer = sentence
-        novel = set(analyze(sentence)) - question.terms - speaker_terms
+        novel = _terms(sentence) - question.terms - speaker_terms
         if -neg_index + 1 < len(parts) and (
             len(novel) < 3 or len(f"{sentence} {parts[-neg_index + 1]}".split()) <= _WINDOW_WORDS
         ):
@@ -260,15 +274,19 @@ def flip_perspective(text: str, speaker: str | None = None) -> str:
 
 def _date_of(evidence: Evidence) -> tuple[str | None, bool]:
     """A date label for a "when" answer and whether it came from a resolved expression."""
-    dates = [d for d in evidence.memory.get("dates") or [] if isinstance(d, dict)]
+    raw = evidence.memory.get("dates")
+    if not isinstance(raw, list):  # not resolved when stored: against the day it was said
+        said = reference_date(evidence.memory.get("said_on")) or datetime.now(UTC).date()
+        raw = [ref.to_dict() for ref in resolve(str(evidence.memory.get("content", "")), said)]
+    dates = [d for d in raw if isinstance(d, dict)]
     in_clause = [d for d in dates if str(d.get("text", "")).lower() in evidence.sentence.lower()]
     chosen = (in_clause or dates)[:1]
     if chosen:
         return str(chosen[0].get("label") or chosen[0].get("date")), True
-    said = evidence.memory.get("said_on")
-    if isinstance(said, str):
+    said_text = evidence.memory.get("said_on")
+    if isinstance(said_text, str):
         try:
-            return format_day(date.fromisoformat(said[:10])), False
+            return format_day(date.fromisoformat(said_text[:10])), False
         except ValueError:
             return None, False
     return None, False
