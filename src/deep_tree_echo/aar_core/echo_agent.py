@@ -48,9 +48,8 @@ class EchoAgent(Agent):
             # the engine gates on evidence, so it gets a wider pool than it will quote from;
             # earlier questions are not evidence (skipped here: a filter would be checked on
             # every candidate, a cost the search's fast path avoids)
-            results = await gateway.memory.search(search_text(ctx.text), limit * 3)
+            results = await gateway.memory.search(search_text(ctx.text), limit * 2)
             memories = [evidence_entry(r) for r in results if not r.data.get("is_question")]
-            del memories[limit * 2:]
         history = [(t.text, t.response) for t in ctx.session.history]
         answer = await gateway.call_engine(
             EngineQuery(ctx.text, question, memories, history, ctx.session_id)

@@ -37,10 +37,13 @@ SYNONYM_WORDS: Final = {
     "enjoy": ("like", "love"), "favorite": ("like", "love"), "eat": ("food",),
     "food": ("eat",), "drive": ("car",), "car": ("drive",),
 }
+_SYNONYM_RE: Final = re.compile(r"\b(" + "|".join(SYNONYM_WORDS) + r")\b")
 _SYNONYMS: Final[dict[str, set[str]]] = {}
 for _word, _others in SYNONYM_WORDS.items():
     _SYNONYMS.setdefault(term(_word), set()).update(term(o) for o in _others)
 _POSSESSOR: Final = frozenset(("my", "your", "our"))
+_POSSESSIVE_TAILS: Final = ("'s", "\u2019s", "s'", "s\u2019")
+_RAW_WORD: Final = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
 _LIST: Final = re.compile(r"^\s*(?:what|which)\s+(?:are\b|[a-z]+[^s\W]s\b)", re.IGNORECASE)
 _CAPITALISED: Final = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zA-Z]+")
 _NUMBER: Final = re.compile(r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
@@ -76,18 +79,16 @@ def parse_question(text: str) -> Question:
     _, body = split_speaker(text)
     terms = frozenset(t for t in analyze(body) if t not in _ASKING)
     entities: set[str] = set()
-    raw = re.findall(r"[^\W_]+(?:['\u2019][^\W_]+)*", body)
+    raw = _RAW_WORD.findall(body)
+    analysed = [term(strip_tail(w.lower().replace("\u2019", "'"))) for w in raw]
     for i, word in enumerate(raw):
-        possessive = re.search(r"['\u2019]s$|s['\u2019]$", word) is not None or (
+        possessive = word.endswith(_POSSESSIVE_TAILS) or (
             i > 0 and raw[i - 1].lower() in _POSSESSOR
         )
         name = i > 0 and word[:1].isupper() and word.lower() not in ("i", "i'm", "i've")
-        if possessive or name:
-            t = term(strip_tail(word.lower().replace("\u2019", "'")))
-            if t in terms:
-                entities.add(t)
+        if (possessive or name) and analysed[i] in terms:
+            entities.add(analysed[i])
     pairs = []
-    analysed = [term(strip_tail(w.lower().replace("\u2019", "'"))) for w in raw]
     for left, right in itertools.pairwise(analysed):
         if left and right and left in terms and right in terms:
             pairs.append((left, right))
@@ -101,9 +102,8 @@ def parse_question(text: str) -> Question:
 
 def search_text(text: str) -> str:
     """``text`` with the synonyms of its words appended, as the query for retrieval."""
-    lowered = text.lower()
-    extra = [o for w, others in SYNONYM_WORDS.items() if re.search(rf"\b{w}\b", lowered)
-             for o in others]
+    extra = [o for w in dict.fromkeys(_SYNONYM_RE.findall(text.lower()))
+             for o in SYNONYM_WORDS[w]]
     return f"{text} {' '.join(extra)}" if extra else text
 
 
@@ -122,10 +122,32 @@ def _terms(text: str) -> frozenset[str]:
     return frozenset(analyze(text))
 
 
+@lru_cache(maxsize=4096)
+def _profile(
+    content: str,
+) -> tuple[str | None, str, frozenset[str], frozenset[str], tuple[str, ...]]:
+    """A memory's speaker, body, expanded terms, speaker terms and sentences (cached)."""
+    speaker, body = split_speaker(content)
+    return (speaker, body, _expanded(content), _terms(speaker) if speaker else frozenset(),
+            tuple(sentences(body) or [body]))
+
+
+@lru_cache(maxsize=4096)
+def _asked_terms(context: str) -> frozenset[str]:
+    """The expanded terms of the question a memory answered, its vocatives left out."""
+    return _expanded(_VOCATIVE.sub(" ", split_speaker(context)[1]))
+
+
 @lru_cache(maxsize=8192)
 def _expanded(text: str) -> frozenset[str]:
     """:func:`_terms` plus the synonyms of each term."""
     return frozenset(_expand(set(_terms(text))))
+
+
+@lru_cache(maxsize=8192)
+def _addressed_out(sentence: str) -> frozenset[str]:
+    """:func:`_expanded` of ``sentence`` without the names it addresses."""
+    return _expanded(_VOCATIVE.sub(" ", sentence))
 
 
 def _expand(terms: set[str]) -> set[str]:
@@ -167,8 +189,8 @@ def find_evidence(
     found: list[tuple[float, Evidence]] = []
     for position, memory in enumerate(memories):
         content = str(memory.get("content", ""))
-        speaker, body = split_speaker(content)
-        memory_terms = set(_expanded(content))
+        speaker, body, all_terms, speaker_set, parts = _profile(content)
+        memory_terms = set(all_terms)
         if not question.entities <= memory_terms:
             continue
         if share_needed >= 0.5 and any(
@@ -176,24 +198,22 @@ def find_evidence(
             for modifier, head in question.compounds
         ):
             continue  # another thing of the same kind: at most the closest memory
-        speaker_terms = set(_terms(speaker)) if speaker else set()
+        speaker_terms = set(speaker_set)
         context = memory.get("context")  # the question it answered, when there was one
         if isinstance(context, str):
-            _, asked = split_speaker(context)
-            memory_terms |= _expanded(_VOCATIVE.sub(" ", asked)) - question.entities
+            memory_terms |= _asked_terms(context) - question.entities
         # memories come best first; without a relevance, their order stands for it
         relevance = float(memory.get("relevance", 1.0 if position == 0 else 0.5))
         share = len(attributes & memory_terms) / len(attributes) if attributes else 1.0
         if share == 0.0 or (share < share_needed and relevance < 0.75 + share_needed / 2):
             continue
-        parts = sentences(body) or [body]
         scored = []
         for index, sentence in enumerate(parts):
             have = _expanded(sentence)
             scored.append((len(question.terms & have), -index, sentence))
         _, neg_index, sentence = max(scored)
         if speaker and not question.entities <= (
-            _expanded(_VOCATIVE.sub(" ", sentence)) | speaker_terms
+            _addressed_out(sentence) | speaker_terms
         ):
             continue
         if share_needed >= 0.5 and not _has_answer_kind(question, body):

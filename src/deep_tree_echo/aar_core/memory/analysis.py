@@ -18,6 +18,8 @@ import Stemmer  # type: ignore[import-not-found]
 
 #: Words with optional apostrophe tails (``sister's``, ``don't``); ``_`` is not a word char.
 _WORD: Final = re.compile(r"[^\W_]+(?:'[^\W_]+)*", re.UNICODE)
+#: The same words, faster to match; words holding "_" are split again.
+_FAST_WORD: Final = re.compile(r"\w+(?:'\w+)*", re.UNICODE)
 _APOSTROPHES: Final = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 #: Contraction and possessive tails dropped from a word (``n't`` leaves ``do``/``is``...).
 _TAILS: Final = ("n't", "'s", "'re", "'ve", "'ll", "'d", "'m", "s'", "'")
@@ -101,11 +103,28 @@ def words(text: str) -> list[str]:
     return [strip_tail(w) for w in _WORD.findall(lowered)]
 
 
+#: word (tail dropped) -> term; a plain dict read before the (slower) cached call.
+_TERMS: dict[str, str] = {}
+_TERMS_MAX: Final = 200_000
+
+
 def analyze(text: str) -> list[str]:
     """Index terms of ``text`` in order: stemmed, US-spelled, stopwords out, numbers kept."""
-    out = []
-    for w in words(text):
-        t = term(w)
-        if t:
-            out.append(t)
-    return out
+    lowered = text.lower()
+    if not lowered.isascii():
+        lowered = lowered.translate(_APOSTROPHES)
+    found = _FAST_WORD.findall(lowered)
+    if "'" in lowered:
+        found = [strip_tail(w) if "'" in w else w for w in found]
+    if "_" in lowered:  # \w matches "_", which is no word character here
+        found = [part for w in found for part in w.split("_") if part]
+    known = _TERMS
+    terms = [known.get(w) for w in found]
+    if None in terms:
+        for i, t in enumerate(terms):
+            if t is None:
+                w = found[i]
+                terms[i] = t = term(w)
+                if len(known) < _TERMS_MAX:
+                    known[w] = t
+    return [t for t in terms if t]
