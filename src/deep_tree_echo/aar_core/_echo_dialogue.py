@@ -93,3 +93,14 @@ def evidence_entry(result: SearchResult) -> dict[str, Any]:
         entry["context"] = title  # e.g. the question this memory answered
     entry["said_on"] = _memory_day(result.data).isoformat()
     return entry
+
+
+def evidence_entries(results: list[SearchResult]) -> list[dict[str, Any]]:
+    """:func:`evidence_entry` of each result, relevance rescaled so the most relevant of them
+    has 1.0 (what was left out, e.g. earlier questions, no longer sets the scale)."""
+    entries = [evidence_entry(r) for r in results]
+    best = max((e["relevance"] for e in entries), default=0.0)
+    if 0.0 < best < 1.0:
+        for e in entries:
+            e["relevance"] = round(e["relevance"] / best, 6)
+    return entries

@@ -17,7 +17,7 @@ import uuid
 from typing import Any
 
 from deep_tree_echo.aar_core._echo_dialogue import (
-    evidence_entry,
+    evidence_entries,
     fact_fields,
     greeting_reply,
     memory_content,
@@ -46,10 +46,10 @@ class EchoAgent(Agent):
         memories: list[dict[str, Any]] = []
         if question:
             # the engine gates on evidence, so it gets a wider pool than it will quote from;
-            # earlier questions are not evidence (skipped here: a filter would be checked on
+            # earlier questions are not evidence (skipped here: a search filter is checked on
             # every candidate, a cost the search's fast path avoids)
             results = await gateway.memory.search(search_text(ctx.text), limit * 2)
-            memories = [evidence_entry(r) for r in results if not r.data.get("is_question")]
+            memories = evidence_entries([r for r in results if not r.data.get("is_question")])
         history = [(t.text, t.response) for t in ctx.session.history]
         answer = await gateway.call_engine(
             EngineQuery(ctx.text, question, memories, history, ctx.session_id)
