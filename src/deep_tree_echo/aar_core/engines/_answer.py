@@ -172,67 +172,69 @@ class Evidence:
 
 
 def find_evidence(
-    question: Question, memories: list[dict[str, Any]], *, share_needed: float = 0.5
-) -> list[Evidence]:
-    """Memories that answer ``question`` with enough evidence, best first, each with its
-    answering text: every entity covered, and at least ``share_needed`` of the other terms
-    (or some of them in a memory that retrieval ranked near the top).
+    question: Question, memories: list[dict[str, Any]]
+) -> tuple[list[Evidence], list[Evidence]]:
+    """Memories that answer ``question``, best first, each with its answering text: those with
+    enough evidence, and those that only come close (one pass computes both).
 
-    In a transcript memory (``"Name: text"``) an entity counts only when the speaker is it or
-    the answering sentence names it (a name used to address someone is not what the turn is
-    about). The reply quotes the sentence that matches the question best, with the next one
-    when the two are short or the best adds little (the answer is often said right after).
+    Enough evidence: every entity covered, at least half of the other terms (or some of them
+    in a memory that retrieval ranked at the top), no compound of the question naming another
+    thing of the same kind, and the kind of answer asked for. Close: every entity and some of
+    the other terms. In a transcript memory (``"Name: text"``) an entity counts only when the
+    speaker is it or the answering sentence names it (a name used to address someone is not
+    what the turn is about). The reply quotes the sentence that matches the question best,
+    with the next one when the two are short or the best adds little (the answer is often
+    said right after).
     """
     if not question.terms:
-        return []
+        return [], []
     attributes = question.terms - question.entities
-    found: list[tuple[float, Evidence]] = []
+    strict: list[tuple[float, Evidence]] = []
+    near: list[tuple[float, Evidence]] = []
     for position, memory in enumerate(memories):
         content = str(memory.get("content", ""))
         speaker, body, all_terms, speaker_set, parts = _profile(content)
-        memory_terms = set(all_terms)
-        if not question.entities <= memory_terms:
+        if not question.entities <= all_terms:
             continue
-        if share_needed >= 0.5 and any(
-            head in memory_terms and modifier not in memory_terms
+        compound_clash = any(
+            head in all_terms and modifier not in all_terms
             for modifier, head in question.compounds
-        ):
-            continue  # another thing of the same kind: at most the closest memory
-        speaker_terms = set(speaker_set)
+        )
+        memory_terms = set(all_terms)
         context = memory.get("context")  # the question it answered, when there was one
         if isinstance(context, str):
             memory_terms |= _asked_terms(context) - question.entities
         # memories come best first; without a relevance, their order stands for it
         relevance = float(memory.get("relevance", 1.0 if position == 0 else 0.5))
         share = len(attributes & memory_terms) / len(attributes) if attributes else 1.0
-        if share == 0.0 or (share < share_needed and relevance < 0.75 + share_needed / 2):
+        if share == 0.0:
             continue
-        scored = []
-        for index, sentence in enumerate(parts):
-            have = _expanded(sentence)
-            scored.append((len(question.terms & have), -index, sentence))
+        scored = [(len(question.terms & _expanded(sentence)), -index, sentence)
+                  for index, sentence in enumerate(parts)]
         _, neg_index, sentence = max(scored)
-        if speaker and not question.entities <= (
-            _addressed_out(sentence) | speaker_terms
-        ):
-            continue
-        if share_needed >= 0.5 and not _has_answer_kind(question, body):
+        if speaker and not question.entities <= _addressed_out(sentence) | speaker_set:
             continue
         answer = sentence
-        novel = _terms(sentence) - question.terms - speaker_terms
+        novel = _terms(sentence) - question.terms - speaker_set
         if -neg_index + 1 < len(parts) and (
             len(novel) < 3 or len(f"{sentence} {parts[-neg_index + 1]}".split()) <= _WINDOW_WORDS
         ):
             answer = f"{sentence} {parts[-neg_index + 1]}"  # the answer is often said next
         covered = question.terms & (memory_terms | question.entities)
         coverage = len(covered) / len(question.terms)
-        rank = 0.6 * relevance + 0.4 * coverage
-        if speaker_terms & question.entities:
-            rank += 0.2  # the person asked about said it
-        found.append((rank, Evidence(answer, coverage, relevance, memory, speaker, sentence,
-                                     share, bool(speaker_terms & question.entities))))
-    found.sort(key=lambda item: item[0], reverse=True)
-    return [evidence for _, evidence in found]
+        said_by_entity = bool(speaker_set & question.entities)
+        rank = 0.6 * relevance + 0.4 * coverage + (0.2 if said_by_entity else 0.0)
+        evidence = Evidence(answer, coverage, relevance, memory, speaker, sentence, share,
+                            said_by_entity)
+        enough = (
+            (share >= 0.5 or relevance >= 1.0)
+            and not compound_clash
+            and _has_answer_kind(question, body)
+        )
+        (strict if enough else near).append((rank, evidence))
+    strict.sort(key=lambda item: item[0], reverse=True)
+    near.sort(key=lambda item: item[0], reverse=True)
+    return [e for _, e in strict], [e for _, e in near]
 
 
 # -- perspective --------------------------------------------------------------------------

@@ -36,9 +36,8 @@ class EmbeddedEngine(CognitiveEngine):
         if not query.is_question:
             return EngineAnswer("Noted. I'll remember that.", 1.0, {"stored": True})
         question = parse_question(query.text)
-        found = find_evidence(question, query.memories)
+        found, near = find_evidence(question, query.memories)
         if not found:
-            near = find_evidence(question, query.memories, share_needed=0.01)
             if not near:
                 return EngineAnswer(DONT_KNOW, DONT_KNOW_CONFIDENCE, {"grounded": False})
             text, confidence = tentative(question, near)
