@@ -100,8 +100,16 @@ def parse_question(text: str) -> Question:
                     wants)
 
 
+#: Questions with at most this many content terms get synonyms added to their search.
+_SHORT_QUERY: Final = 3
+
+
 def search_text(text: str) -> str:
-    """``text`` with the synonyms of its words appended, as the query for retrieval."""
+    """``text`` with the synonyms of its words appended when it is short (a missing synonym
+    decides a one- or two-word match; longer questions have other words to match, and the
+    added words, often frequent ones, would cost search time for little)."""
+    if len(analyze(text)) > _SHORT_QUERY:
+        return text
     extra = [o for w in dict.fromkeys(_SYNONYM_RE.findall(text.lower()))
              for o in SYNONYM_WORDS[w]]
     return f"{text} {' '.join(extra)}" if extra else text
@@ -128,8 +136,11 @@ def _profile(
 ) -> tuple[str | None, str, frozenset[str], frozenset[str], tuple[str, ...]]:
     """A memory's speaker, body, expanded terms, speaker terms and sentences (cached)."""
     speaker, body = split_speaker(content)
-    return (speaker, body, _expanded(content), _terms(speaker) if speaker else frozenset(),
-            tuple(sentences(body) or [body]))
+    parts = tuple(sentences(body) or [body])
+    speaker_terms = _terms(speaker) if speaker else frozenset()
+    # the union of the sentences' terms (each cached, the answer step reads them again)
+    all_terms = frozenset(_expand(set(speaker_terms)).union(*map(_expanded, parts)))
+    return speaker, body, all_terms, speaker_terms, parts
 
 
 @lru_cache(maxsize=4096)
