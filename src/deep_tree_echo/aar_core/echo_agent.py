@@ -45,11 +45,12 @@ class EchoAgent(Agent):
         limit = gateway.settings.memories_per_answer
         memories: list[dict[str, Any]] = []
         if question:
-            # the engine gates on evidence, so it gets a wider pool than it will quote from;
-            # earlier questions are not evidence (skipped here: a search filter is checked on
-            # every candidate, a cost the search's fast path avoids)
+            # earlier questions are not evidence: fetch twice what the engine reads and skip
+            # them here (a search filter is checked on every candidate, a cost the search's
+            # fast path avoids)
             results = await gateway.memory.search(search_text(ctx.text), limit * 2)
-            memories = evidence_entries([r for r in results if not r.data.get("is_question")])
+            facts = [r for r in results if not r.data.get("is_question")]
+            memories = evidence_entries(facts[:limit])
         history = [(t.text, t.response) for t in ctx.session.history]
         answer = await gateway.call_engine(
             EngineQuery(ctx.text, question, memories, history, ctx.session_id)
