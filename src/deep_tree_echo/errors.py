@@ -49,6 +49,8 @@ a class with two parents is shown under both)::
     |   + NotReadyError                                            503
     |   + PayloadTooLargeError                                     413
     |   + DataDirLockedError                                       409
+    |   + EventsExpiredError                                       410
+    |   + OutboxError                                              503
     + IntegrationTestError                  testing.errors         500
     |   + LifespanError, MockExhaustedError, MockVerificationError, UnexpectedCallError
     + ServerStartError                      testing.errors         500

@@ -109,10 +109,72 @@ async def test_websocket_integration_forwards_echo_events_per_session() -> None:
     await bus.emit("memory.update", {"memory_id": "m2", "action": "deleted", "session_id": None,
                                      "version": "v2"})
     assert manager.messages == [
-        ({"type": "agent_message", "agent_id": "echo", "message": "hi"}, "s1"),
-        ({"type": "memory_update", "memory_id": "m1", "action": "created", "version": "v1"}, "s1"),
-        ({"type": "memory_update", "memory_id": "m2", "action": "deleted", "version": "v2"}, None),
+        ({"type": "agent_message", "agent_id": "echo", "message": "hi", "session_id": "s1"}, "s1"),
+        ({"type": "memory_update", "memory_id": "m1", "action": "created", "version": "v1",
+          "session_id": "s1"}, "s1"),
+        ({"type": "memory_update", "memory_id": "m2", "action": "deleted", "version": "v2",
+          "session_id": None}, None),
     ]
+
+
+class SeedManager:
+    """A manager written as the seed shows it: ``broadcast(message)`` and nothing else."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    async def broadcast(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+
+
+class SyncSeedManager:
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+
+
+@pytest.mark.parametrize("manager_type", [SeedManager, SyncSeedManager])
+async def test_a_seed_manager_with_broadcast_only_gets_every_event(
+    manager_type: type[SeedManager] | type[SyncSeedManager],
+) -> None:
+    manager = manager_type()
+    bus = EventBus()
+    WebSocketIntegration(manager, event_bus=bus)
+    assert await bus.emit("agent.message", {"session_id": "s1", "agent_id": "echo",
+                                            "message": "hi"}) == 1
+    assert await bus.emit("memory.update", {"memory_id": "m1", "action": "created",
+                                            "session_id": "s1", "version": "v1"}) == 1
+    assert manager.messages == [
+        {"type": "agent_message", "agent_id": "echo", "message": "hi", "session_id": "s1"},
+        {"type": "memory_update", "memory_id": "m1", "action": "created", "version": "v1",
+         "session_id": "s1"},
+    ]
+
+
+async def test_a_seed_manager_gets_the_gateway_events_of_a_real_turn() -> None:
+    manager = SeedManager()
+    async with AARGateway({"test_mode": True}) as gateway:
+        WebSocketIntegration(manager, event_bus=gateway.event_bus)
+        await gateway.process_cognitive_input({"content": "the gate code is 1234",
+                                               "context": {"session_id": "seed"}})
+    kinds = {(m["type"], m["session_id"]) for m in manager.messages}
+    assert ("agent_message", "seed") in kinds
+    assert ("memory_update", "seed") in kinds
+
+
+def test_routes_by_session_reads_the_signature() -> None:
+    from deep_tree_echo.integration.event_driven import routes_by_session
+
+    async def plain(message: dict[str, Any]) -> None: ...
+    async def keyword(message: dict[str, Any], *, session_id: str | None = None) -> None: ...
+    async def anything(message: dict[str, Any], **kwargs: Any) -> None: ...
+
+    assert not routes_by_session(plain)
+    assert routes_by_session(keyword)
+    assert routes_by_session(anything)
+    assert not routes_by_session(print)  # a builtin: no keyword we can rely on
 
 
 async def test_websocket_user_message_becomes_user_input() -> None:
@@ -173,5 +235,5 @@ async def test_default_forward_memory_update_routes_to_the_events_session() -> N
     await integration.event_bus.emit("memory.update", {"memory_id": "m3"})
     assert manager.messages == [
         ({"type": "memory_update", "memory_id": "m2", "session_id": "s1"}, "s1"),
-        ({"type": "memory_update", "memory_id": "m3"}, None),
+        ({"type": "memory_update", "memory_id": "m3", "session_id": None}, None),
     ]

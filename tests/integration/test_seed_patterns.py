@@ -68,8 +68,8 @@ async def test_seed_websocket_integration_subclass() -> None:
     # forward_memory_update is registered but not defined by the seed: the base's default runs
     assert "forward_memory_update" not in vars(seed.WebSocketIntegration)
     await integration.event_bus.emit("memory.update", {"memory_id": "m1", "action": "store"})
-    assert manager.messages[-1] == (
-        {"type": "memory_update", "memory_id": "m1", "action": "store"}, None
+    assert manager.messages[-1] == (  # events carry their session (None: it named none)
+        {"type": "memory_update", "memory_id": "m1", "action": "store", "session_id": None}, None
     )
     seen: list[dict[str, Any]] = []
     integration.register_echo_handler("user.input", seen.append)
@@ -90,7 +90,8 @@ async def test_seed_adapters_subclasses() -> None:
         echo_input = pb.to_echo_format(EchoRequest(data="what is echo", session_id="pb"))
         assert echo_input["content"] == {"data": "what is echo", "sessionId": "pb"}
         result = await gw.process_cognitive_input(echo_input)
-        result["cognitive_response"].pop("stored", None)  # agent extras are not proto fields
+        for extra in ("stored", "act"):  # agent extras are not proto fields
+            result["cognitive_response"].pop(extra, None)
         message = pb.from_echo_format(result)
         assert isinstance(message, CognitiveResponse)
         assert message.agent == "echo" and message.type == "protobuf_input"

@@ -122,6 +122,40 @@ async def test_search_filter_values_match_json_scalars(client: httpx.AsyncClient
     assert r.json()["filters"] == {"importance": 0.7}
 
 
+async def test_search_leaves_questions_out_unless_asked_for(client: httpx.AsyncClient) -> None:
+    for text in ("the gate code is 1234", "what is the gate code?"):
+        r = await client.post("/v1/process", json={"data": text, "session_id": "q"})
+        assert r.status_code == 200, r.text
+
+    async def contents(**params: str) -> list[str]:
+        r = await client.get("/v1/memories", params={"query": "gate code", **params})
+        assert r.status_code == 200, r.text
+        return sorted(x["data"]["content"] for x in r.json()["results"])
+
+    assert await contents() == ["the gate code is 1234"]
+    assert await contents(include_questions="true") == [
+        "the gate code is 1234", "what is the gate code?"
+    ]
+    assert await contents(is_question="true") == ["what is the gate code?"]
+    assert await contents(kind="question") == []  # an explicit filter, questions still out
+    assert await contents(kind="question", include_questions="true") == [
+        "what is the gate code?"
+    ]
+
+
+async def test_process_resolves_dates_against_the_request_timestamp(
+    client: httpx.AsyncClient,
+) -> None:
+    told = {"data": "I went to the support group yesterday", "session_id": "t",
+            "timestamp": "2023-05-08T13:56:00Z"}
+    r = await client.post("/v1/process", json=told)
+    memory = (await client.get(f"/v1/memories/{r.json()['data']['memory_id']}")).json()
+    assert memory["data"]["dates"][0]["date"] == "2023-05-07"
+    r = await client.post("/v1/process", json={"data": "When did I go to the support group?",
+                                               "session_id": "t"})
+    assert r.json()["data"]["text"].startswith("7 May 2023: ")
+
+
 async def test_export_streams_json_lines(client: httpx.AsyncClient) -> None:
     for i in range(3):
         await client.put(f"/v1/memories/e{i}", json={"content": f"item {i}"})

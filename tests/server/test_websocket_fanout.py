@@ -88,6 +88,7 @@ async def test_user_message_reply_goes_to_its_session_only() -> None:
         )
         event = await recv_until(alice, "agent_message")
         assert event["agent_id"] == "echo"
+        assert event["session_id"] == "alice"  # events say which session they belong to
         assert isinstance(event["message"], str) and event["message"]
         response = await recv_until(alice, "response")
         assert response["status"] == "success"
@@ -114,6 +115,7 @@ async def test_memory_update_events_reach_the_session() -> None:
             assert r.status_code == 201
         update = await recv_until(ws, "memory_update")
         assert update["memory_id"] == "m1"
+        assert update["session_id"] == "s1"
         assert update["action"] == "created"
 
 
@@ -129,8 +131,32 @@ async def test_bad_messages_get_error_replies_and_the_socket_survives() -> None:
         await ws.send(json.dumps({"type": "user_message", "session_id": "s", "message": ""}))
         response = await recv_until(ws, "response")
         assert response["status"] == "error"
+        assert response["session_id"] == "s"
         await ws.send(json.dumps({"type": "ping"}))
         assert (await recv_json(ws))["type"] == "pong"
+
+
+async def test_error_frames_keep_the_request_session_id() -> None:
+    app = create_app(make_settings())
+    async with live_server(app) as host, connect(f"ws://{host}/v1/ws") as ws:
+        await ws.send(json.dumps({"type": "frobnicate", "session_id": "s9"}))
+        error = await recv_json(ws)
+        assert error["error"]["code"] == "unknown_type"
+        assert error["session_id"] == "s9"
+        await ws.send(json.dumps({"type": "frobnicate"}))
+        assert "session_id" not in await recv_json(ws)  # none given, none invented
+
+
+async def test_a_binary_frame_closes_with_1003_and_a_reason() -> None:
+    app = create_app(make_settings())
+    async with live_server(app) as host, connect(f"ws://{host}/v1/ws") as ws:
+        await ws.send(b"\x00\x01 binary")
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(10):
+                await ws.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1003
+        assert "binary" in closed.value.rcvd.reason
 
 
 async def test_invalid_session_id_query_values_are_refused() -> None:

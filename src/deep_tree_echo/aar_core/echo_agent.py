@@ -1,20 +1,33 @@
-"""The default ``echo`` agent: remember every input, answer from memory.
+"""The default ``echo`` agent: keep what is told, answer what is asked, greet back.
 
-It retrieves the memories most relevant to the input, asks the engine for an answer, then
-stores the input as an episodic memory whose ``relations`` record the session (arena), the
-agent and the memories used — the agent-arena-relation triple on the record itself.
+The input's dialogue act (by sentence form, see ``engines._dialogue``) decides: a greeting
+gets a greeting and is not stored as a fact; a statement or a "remember that ..." request is
+stored (the request without its lead) with its relative dates resolved against the message's
+time, and with the question it answers when the turn before asked one (as its ``title``,
+which search indexes); a question retrieves the most relevant facts (earlier questions
+excluded), asks the engine, and is kept as a question (``is_question``), which searches
+leave out by default.
 Retrieval stays inside the caller's tenant and, by default, inside the session plus the
 tenant's shared memories (those stored without a session); ``memory_scope="tenant"`` widens it.
+Stored memories' ``relations`` record the session (arena), the agent and the memories used:
+the agent-arena-relation triple on the record itself.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
+from deep_tree_echo.aar_core._echo_dialogue import (
+    evidence_entries,
+    fact_fields,
+    greeting_reply,
+    memory_content,
+    question_replied_to,
+)
 from deep_tree_echo.aar_core.agents import Agent, AgentContext, AgentResult
-from deep_tree_echo.aar_core.engines._text import is_question
+from deep_tree_echo.aar_core.engines._answer import search_text
+from deep_tree_echo.aar_core.engines._dialogue import classify
 from deep_tree_echo.aar_core.engines.base import EngineQuery
 from deep_tree_echo.aar_core.memory.ranking import SearchResult
 
@@ -42,13 +55,7 @@ async def recall(ctx: AgentContext, query: str, limit: int) -> list[SearchResult
     merged = sorted([*own, *shared], key=lambda r: r.score, reverse=True)
     return merged[:limit]
 
-
-def memory_content(data: dict[str, Any]) -> str:
-    """The text of a memory's ``content`` (JSON for structured content)."""
-    content = data.get("content", "")
-    if isinstance(content, str):
-        return content
-    return json.dumps(content, sort_keys=True, default=str)
+__all__ = ["EchoAgent", "memory_content"]
 
 
 class EchoAgent(Agent):
@@ -57,28 +64,27 @@ class EchoAgent(Agent):
     name = "echo"
 
     async def handle(self, ctx: AgentContext) -> AgentResult:
-        question = is_question(ctx.text)
+        act = classify(ctx.text)
+        if act.act == "greeting":
+            return AgentResult(greeting_reply(ctx.text), 1.0, {"act": "greeting"})
+        question = act.is_question
         limit = ctx.settings.memories_per_answer
-        results = await recall(ctx, ctx.text, limit * 2)
         memories: list[dict[str, Any]] = []
-        for r in results:
-            if r.data.get("is_question"):
-                continue  # earlier questions are not evidence
-            memories.append(
-                {"id": r.id, "content": memory_content(r.data), "score": round(r.score, 6),
-                 "relevance": round(r.relevance, 6), "recency": round(r.recency, 6),
-                 "importance": round(r.importance, 6)}
-            )
-            if len(memories) >= limit:
-                break
+        if question:
+            # earlier questions are not evidence: fetch twice what the engine reads and skip
+            # them here (a search filter is checked on every candidate, a cost the search's
+            # fast path avoids)
+            results = await recall(ctx, search_text(ctx.text), limit * 2)
+            facts = [r for r in results if not r.data.get("is_question")]
+            memories = evidence_entries(facts[:limit])
         history = [(t.text, t.response) for t in ctx.session.history]
         answer = await ctx.call_engine(
             EngineQuery(ctx.text, question, memories, history, ctx.session_id)
         )
         memory_id = f"mem-{uuid.uuid4().hex}"
         data: dict[str, Any] = {
-            "content": ctx.text,
-            "kind": "episodic",
+            "content": act.content if act.act == "remember" else ctx.text,
+            "kind": "question" if question else "episodic",
             "input_type": ctx.type,
             "is_question": question,
             "importance": 0.3 if question else 0.6,
@@ -90,7 +96,12 @@ class EchoAgent(Agent):
                 "agent": self.name,
                 "used_memories": [m["id"] for m in memories],
             },
+            **fact_fields(act, ctx.context),
         }
+        if not question and ctx.session.history:
+            replied_to = question_replied_to(ctx.session.history[-1].text)
+            if replied_to:
+                data["title"] = replied_to
         if not isinstance(ctx.content, str):
             data["structured"] = ctx.content
         await ctx.memory.store_memory(memory_id, data)
@@ -98,4 +109,5 @@ class EchoAgent(Agent):
             {k: m[k] for k in ("id", "score", "relevance", "recency", "importance")}
             for m in memories
         ]
-        return AgentResult(answer.text, answer.confidence, dict(answer.details), used, memory_id)
+        details = {"act": act.act, **answer.details}
+        return AgentResult(answer.text, answer.confidence, details, used, memory_id)

@@ -142,7 +142,7 @@ def _run_workers(settings: EchoSettings, options: dict[str, Any]) -> bool:
     settings = settings.model_copy(update={"node_id": _node_id(settings)})
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     config = uvicorn.Config(
-        "deep_tree_echo.server.workers:create_worker_app",
+        "deep_tree_echo.server.app:create_worker_app",
         factory=True,
         workers=settings.workers,
         **options,

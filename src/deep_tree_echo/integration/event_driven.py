@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from deep_tree_echo.aar_core.events import EventBus, EventHandler
 from deep_tree_echo.server.session_events import (
+    accepts_keyword,
     agent_message,
     broadcast_in_tenant,
     event_session_id,
@@ -23,7 +24,12 @@ from deep_tree_echo.server.session_events import (
     memory_update_message,
 )
 
-__all__ = ["EventDrivenIntegration", "ExternalHandler", "WebSocketIntegration", "WebSocketManager"]
+__all__ = [
+    "EventDrivenIntegration",
+    "ExternalHandler",
+    "WebSocketIntegration",
+    "WebSocketManager",
+]
 
 logger = logging.getLogger("deep_tree_echo.integration.events")
 
@@ -116,11 +122,16 @@ class EventDrivenIntegration:
 
 
 class WebSocketManager(Protocol):
-    """What :class:`WebSocketIntegration` needs from a connection manager."""
+    """What :class:`WebSocketIntegration` needs from a connection manager: the seed's
+    ``broadcast(message)``. A ``session_id`` keyword (as the server's ``ConnectionManager``
+    has) is used when the signature has one, to reach only that session's clients."""
 
-    async def broadcast(
-        self, message: dict[str, Any], *, session_id: str | None = None
-    ) -> Any: ...
+    def broadcast(self, message: dict[str, Any], /) -> Any: ...
+
+
+def routes_by_session(broadcast: Callable[..., Any]) -> bool:
+    """True when ``broadcast`` takes a ``session_id`` keyword (or any keyword)."""
+    return accepts_keyword(broadcast, "session_id")
 
 
 class WebSocketIntegration(EventDrivenIntegration):

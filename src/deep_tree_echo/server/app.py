@@ -60,6 +60,7 @@ from deep_tree_echo.server.workers import (
     WorkerHeaderMiddleware,
     announce_ready,
     service_node_id,
+    worker_process_settings,
 )
 
 logger = logging.getLogger("deep_tree_echo.server")
@@ -273,3 +274,8 @@ def create_app(
     if settings.workers > 1:
         app.add_middleware(WorkerHeaderMiddleware)
     return app
+
+
+def create_worker_app() -> FastAPI:
+    """The uvicorn app factory of a worker process (``serve --workers N``)."""
+    return create_app(worker_process_settings())

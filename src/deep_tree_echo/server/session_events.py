@@ -7,6 +7,7 @@ connection manager for the service.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -16,6 +17,7 @@ from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
 
 __all__ = [
     "SessionBroadcaster",
+    "accepts_keyword",
     "agent_message",
     "broadcast_in_tenant",
     "event_session_id",
@@ -65,35 +67,52 @@ def memory_update_message(event_data: dict[str, Any]) -> dict[str, Any]:
 async def broadcast_in_tenant(
     manager: Any, message: dict[str, Any], event_data: dict[str, Any]
 ) -> None:
-    """Send ``message`` to the clients of the event's tenant (and session, when it names one).
+    """Send ``message`` (plus the event's ``session_id``) to the clients of the event's tenant,
+    and of its session when it names one; sync or async ``broadcast`` alike.
 
     A manager whose ``broadcast`` takes no ``tenant`` (the seed's) knows one audience only: it
-    gets the ``default`` tenant's events and nothing of any other tenant's.
+    gets the ``default`` tenant's events and nothing of any other tenant's; one that takes no
+    ``session_id`` either (the seed's ``broadcast(message)``) gets them all, and its clients
+    tell sessions apart by the message's ``session_id``.
     """
     session_id, tenant = event_session_id(event_data), event_tenant(event_data)
-    if _takes_tenant(type(manager)):
-        await manager.broadcast(message, session_id=session_id, tenant=tenant)
-    elif tenant == DEFAULT_TENANT:
-        if session_id is None:
-            await manager.broadcast(message)
-        else:
-            await manager.broadcast(message, session_id=session_id)
+    message = {**message, "session_id": session_id}
+    broadcast = manager.broadcast
+    if accepts_keyword(broadcast, "tenant"):
+        result = broadcast(message, session_id=session_id, tenant=tenant)
+    elif tenant != DEFAULT_TENANT:
+        return
+    elif session_id is not None and accepts_keyword(broadcast, "session_id"):
+        result = broadcast(message, session_id=session_id)
+    else:
+        result = broadcast(message)
+    if inspect.isawaitable(result):
+        await result
 
 
-_TAKES_TENANT: dict[type, bool] = {}
+_ACCEPTS: dict[tuple[Any, str], bool] = {}
 
 
-def _takes_tenant(manager_type: type) -> bool:
-    """Whether the managers of this class accept ``broadcast(..., tenant=...)`` (cached)."""
-    known = _TAKES_TENANT.get(manager_type)
+def accepts_keyword(function: Any, name: str) -> bool:
+    """Whether ``function`` takes keyword ``name`` (or any keyword); cached per class method."""
+    owner = getattr(function, "__func__", function)  # a bound method: cache by its function
+    try:
+        known = _ACCEPTS.get((owner, name))
+    except TypeError:  # unhashable callable
+        known = None
     if known is None:
         try:
-            method = getattr(manager_type, "broadcast")  # noqa: B009 - any class will do
-            parameters = inspect.signature(method).parameters.values()
-            known = any(p.name == "tenant" or p.kind is p.VAR_KEYWORD for p in parameters)
-        except (AttributeError, TypeError, ValueError):
-            known = False
-        _TAKES_TENANT[manager_type] = known
+            parameters = inspect.signature(function).parameters.values()
+        except (TypeError, ValueError):  # builtins and C callables may have no signature
+            return False
+        keyword = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        known = any(
+            p.kind is inspect.Parameter.VAR_KEYWORD or (p.name == name and p.kind in keyword)
+            for p in parameters
+        )
+        if len(_ACCEPTS) < 1024:
+            with contextlib.suppress(TypeError):  # unhashable callable: not cached
+                _ACCEPTS[(owner, name)] = known
     return known
 
 

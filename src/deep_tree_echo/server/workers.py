@@ -14,7 +14,6 @@ import os
 import sys
 from typing import Final
 
-from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deep_tree_echo.config import EchoSettings
@@ -53,17 +52,16 @@ def worker_settings() -> EchoSettings:
     return EchoSettings.model_validate_json(text)
 
 
-def create_worker_app() -> FastAPI:
-    """The uvicorn app factory of a worker process (``--factory``)."""
-    from deep_tree_echo.server.app import create_app
-
+def worker_process_settings() -> EchoSettings:
+    """This worker's settings (:func:`worker_settings`) with a node id of its own, and logging
+    set up as the parent's (the app factory, ``server.app.create_worker_app``, uses them)."""
     settings = worker_settings()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(levelname)-9s %(name)s: %(message)s")
     if settings.node_id is not None:
         # one clock per process: versions of two workers must never tie
         settings = settings.model_copy(update={"node_id": f"{settings.node_id}{_suffix()}"})
-    return create_app(settings)
+    return settings
 
 
 def _suffix() -> str:

@@ -127,7 +127,7 @@ async def test_a_completion_is_resent_after_a_read_timeout() -> None:
             side_effect=[httpx.ReadTimeout("slow"), httpx.Response(200, json=reply)]
         )
         async with AARGateway(config) as gw:
-            result = await gw.process_cognitive_input(_ask("hello?"))
+            result = await gw.process_cognitive_input(_ask("is anyone there?"))
     assert result["status"] == "success"
     assert result["cognitive_response"]["text"] == "hi"
     assert route.call_count == 2

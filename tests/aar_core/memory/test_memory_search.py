@@ -47,7 +47,16 @@ def naive_bm25(docs: dict[str, list[str]], query: list[str]) -> dict[str, float]
 def test_tokenizer_lowercases_keeps_numbers_and_drops_stopwords() -> None:
     assert tokenize("What is the Vault code? It's 7741!") == ["vault", "code", "7741"]
     assert tokenize("Café CRÈME brûlée") == ["café", "crème", "brûlée"]
-    assert tokenize("__ _ the a an") == ["__"]
+    assert tokenize("__ _ the a an") == []  # underscores split words and are not words
+    assert tokenize("snake_case") == ["snake", "case"]
+
+
+def test_tokenizer_stems_drops_possessives_and_maps_uk_spellings() -> None:
+    assert tokenize("What's my cat's name?") == ["cat", "name"]
+    assert tokenize("My favourite colour") == tokenize("my favorite color")
+    assert tokenize("researching") == tokenize("research") == tokenize("researched")
+    assert tokenize("I don't know, we're travelling") == ["know", "travel"]
+    assert tokenize("the sister\u2019s code 1234") == ["sister", "code", "1234"]
 
 
 def test_document_text_uses_string_leaves_title_and_tags() -> None:

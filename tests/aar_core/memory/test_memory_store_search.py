@@ -94,7 +94,7 @@ async def test_deleted_and_expired_memories_are_not_found(store: MemoryStore) ->
     for r in (live, gone, old):
         await store.put_if_newer(r)
     await store.put_if_newer(MemoryRecord("b", {}, Version(2, 0, "n"), 1.0, 2.0, deleted=True))
-    hits = await store.search(["harbour"], limit=10, weights=W, now=100.0)
+    hits = await store.search(tokenize("harbour"), limit=10, weights=W, now=100.0)
     assert [h.id for h in hits] == ["a"]
     assert await store.count(live_at=100.0) == 1 and await store.count() == 3
 

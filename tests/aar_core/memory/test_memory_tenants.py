@@ -11,6 +11,7 @@ from _store_kinds import ALL_KINDS, new_store, store_target
 
 from deep_tree_echo.aar_core.errors import InvalidTenantError
 from deep_tree_echo.aar_core.memory import MemoryManager, MemoryRecord, RankWeights, Version
+from deep_tree_echo.aar_core.memory._bm25 import tokenize
 
 
 @pytest.fixture(params=ALL_KINDS)
@@ -50,9 +51,10 @@ async def test_store_rows_are_keyed_by_tenant_and_id(target: tuple[str, str]) ->
     assert await store.get("same") is None
     assert await store.count(tenant="t2") == 1 and await store.count() == 0
     weights = RankWeights()
-    hits = await store.search(["words"], limit=5, weights=weights, now=2.0, tenant="t2")
+    hits = await store.search(tokenize("words"), limit=5, weights=weights, now=2.0, tenant="t2")
     assert [(h.id, h.data["content"]) for h in hits] == [("same", "beta words")]
-    assert await store.search(["alpha"], limit=5, weights=weights, now=2.0, tenant="t2") == []
+    found = await store.search(tokenize("alpha"), limit=5, weights=weights, now=2.0, tenant="t2")
+    assert found == []
     assert [r.data for r in [x async for x in store.scan(tenant="t1")]] == [one.data]
     assert await store.tenants() == ["t1", "t2"]
     assert await store.purge({"same": Version(1, 0, "n")}, tenant="t1") == ["same"]

@@ -80,40 +80,6 @@ STOPWORDS = frozenset(
     ]
 )
 
-_QUESTION_STARTS = frozenset(
-    [
-        "what",
-        "who",
-        "when",
-        "where",
-        "why",
-        "how",
-        "which",
-        "whose",
-        "whom",
-        "is",
-        "are",
-        "was",
-        "were",
-        "do",
-        "does",
-        "did",
-        "can",
-        "could",
-        "should",
-        "would",
-        "will",
-        "shall",
-        "may",
-        "might",
-        "tell",
-        "recall",
-        "remember",
-        "have",
-        "has",
-    ]
-)
-
 
 def tokens(text: str) -> list[str]:
     """Lower-cased word tokens."""
@@ -131,9 +97,8 @@ def sentences(text: str) -> list[str]:
 
 
 def is_question(text: str) -> bool:
-    """A question ends with '?' or starts with an interrogative or auxiliary word."""
-    stripped = text.strip()
-    if stripped.endswith("?"):
-        return True
-    first = tokens(stripped[:40])
-    return bool(first) and first[0] in _QUESTION_STARTS
+    """True for a question or a command asking for something (by sentence form, see
+    ``_dialogue``); statements, remember requests and greetings are not questions."""
+    from deep_tree_echo.aar_core.engines._dialogue import classify
+
+    return classify(text).is_question

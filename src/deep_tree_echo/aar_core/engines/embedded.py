@@ -1,18 +1,27 @@
 """The embedded engine: answers questions from the most relevant stored memories.
 
 No model: retrieval does the work (BM25 relevance + recency + importance, ranked by the
-memory manager), and the answer is the stored sentence that best covers the question's
-content words. Confidence blends that coverage with the top memory's ranking score.
+memory manager) and the answer is the clause of a memory that covers the question's entity
+and attribute (see ``_answer``), said from the listener's side ("my sister" → "your
+sister"); "When ...?" answers lead with the date resolved when the memory was stored. Without
+enough evidence it says it does not know yet, with a low confidence (showing the closest
+memory when that one at least names what was asked about).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from deep_tree_echo.aar_core.engines._text import content_tokens, sentences
+from deep_tree_echo.aar_core.engines._answer import (
+    DONT_KNOW,
+    compose,
+    find_evidence,
+    parse_question,
+    tentative,
+)
 from deep_tree_echo.aar_core.engines.base import CognitiveEngine, EngineAnswer, EngineQuery
 
-NO_MEMORY_ANSWER = "I don't have any memories about that yet."
+NO_MEMORY_ANSWER = DONT_KNOW
+#: Confidence of a "don't know" reply: low, so callers can tell it from an answer.
+DONT_KNOW_CONFIDENCE = 0.0
 
 
 class EmbeddedEngine(CognitiveEngine):
@@ -26,25 +35,19 @@ class EmbeddedEngine(CognitiveEngine):
     async def generate(self, query: EngineQuery) -> EngineAnswer:
         if not query.is_question:
             return EngineAnswer("Noted. I'll remember that.", 1.0, {"stored": True})
-        wanted = content_tokens(query.text)
-        best: tuple[float, float, str, dict[str, Any]] | None = None
-        for memory in query.memories:
-            content = str(memory.get("content", ""))
-            for sentence in sentences(content) or [content]:
-                have = content_tokens(sentence)
-                coverage = len(wanted & have) / len(wanted) if wanted else 0.0
-                if coverage <= 0.0:
-                    continue
-                # Prefer sentences that cover the question and carry something new.
-                novelty = 0.1 if have - wanted else 0.0
-                rank = coverage + novelty + 0.01 * float(memory.get("score", 0.0))
-                if best is None or rank > best[0]:
-                    best = (rank, coverage, sentence, memory)
-        if best is None:
-            return EngineAnswer(NO_MEMORY_ANSWER, 0.0, {"grounded": False})
-        _, coverage, sentence, memory = best
-        ranking = min(1.0, float(memory.get("score", 0.0)) / self.max_score)
-        confidence = round(min(1.0, 0.6 * coverage + 0.4 * ranking), 4)
+        question = parse_question(query.text)
+        found, near = find_evidence(question, query.memories)
+        if not found:
+            if not near:
+                return EngineAnswer(DONT_KNOW, DONT_KNOW_CONFIDENCE, {"grounded": False})
+            text, confidence = tentative(question, near)
+            return EngineAnswer(text, confidence, {"grounded": False,
+                                                   "closest_memory": near[0].memory.get("id")})
+        text, confidence = compose(question, found)
+        evidence = found[0]
         return EngineAnswer(
-            sentence, confidence, {"grounded": True, "source_memory": memory.get("id")}
+            text,
+            round(max(0.0, min(1.0, confidence)), 4),
+            {"grounded": True, "source_memory": evidence.memory.get("id"),
+             "coverage": round(evidence.coverage, 4)},
         )

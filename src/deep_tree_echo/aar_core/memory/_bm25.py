@@ -14,37 +14,21 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Any, Final
+from typing import Any
 
-_WORD: Final = re.compile(r"\w+", re.UNICODE)
+from deep_tree_echo.aar_core.memory.analysis import STOPWORDS, analyze
 
-#: A small English stopword list: question and function words that carry no topic.
-# fmt: off
-STOPWORDS: Final = frozenset(
-    (
-        "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are",
-        "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but",
-        "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for",
-        "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself",
-        "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself",
-        "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on",
-        "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same",
-        "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them",
-        "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too",
-        "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which",
-        "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself",
-        "yourselves", "s", "t", "d", "ll", "m", "o", "re", "ve", "y",
-    )
-)
-# fmt: on
+__all__ = ["STOPWORDS", "BM25Index", "document_text", "tokenize"]
 
 
 def tokenize(text: str) -> list[str]:
-    """Lowercased unicode word tokens without stopwords; numbers such as ``7741`` are kept."""
-    return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and w != "_"]
+    """Index terms of ``text``: the analysis every store's search uses (see ``analysis``).
+
+    Lowercased, possessive ``'s`` dropped, US spellings, stemmed, stopwords out, numbers kept.
+    """
+    return analyze(text)
 
 
 def _string_leaves(value: Any, out: list[str]) -> None:

@@ -36,6 +36,9 @@ MEMORY_UPDATE_EVENT = "memory.update"
 MAX_ID_LENGTH = 256
 #: Ids handed to ``store.purge`` per call, so one purge never holds the writer for long.
 PURGE_BATCH = 1000
+#: The most results one search asks the store for while making up for excluded memories.
+MAX_SEARCH_FETCH = 5000
+_MISSING = object()
 
 Action = Literal["created", "updated", "deleted"]
 #: Attempts of a local write that keeps meeting a newer version written by another process.
@@ -389,24 +392,41 @@ class MemoryManager:
         )
 
     async def _search(
-        self, tenant: str, query: str, limit: int, filters: dict[str, Any]
+        self,
+        tenant: str,
+        query: str,
+        limit: int,
+        filters: dict[str, Any],
+        exclude: dict[str, Any] | None = None,
     ) -> list[SearchResult]:
         await self._ensure_open()
         self._stats["searches"] += 1
         if limit <= 0:
             return []
         terms = tokenize(query) if isinstance(query, str) else []
-        return await self._store_call(
-            "search",
-            self.store.search(
-                terms,
-                limit=limit,
-                weights=self.weights,
-                now=self.wall_clock(),
-                filters=filters,
-                tenant=tenant,
-            ),
-        )
+        dropped = list((exclude or {}).items())
+        # excluded memories are rare (stored questions): ask for a few more, and more again
+        # only when too many of them were dropped
+        fetch = limit * 2 if dropped else limit
+        while True:
+            results = await self._store_call(
+                "search",
+                self.store.search(
+                    terms,
+                    limit=fetch,
+                    weights=self.weights,
+                    now=self.wall_clock(),
+                    filters=filters,
+                    tenant=tenant,
+                ),
+            )
+            if not dropped:
+                return results
+            kept = [r for r in results
+                    if not any(r.data.get(k, _MISSING) == v for k, v in dropped)]
+            if len(kept) >= limit or len(results) < fetch or fetch >= MAX_SEARCH_FETCH:
+                return kept[:limit]
+            fetch *= 4
 
     # -- the public API on tenant "default" ------------------------------------------------
 
@@ -474,7 +494,13 @@ class MemoryManager:
         return await self._count(DEFAULT_TENANT)
 
     async def search(
-        self, query: str, /, limit: int = 10, **filters: Any
+        self,
+        query: str,
+        /,
+        limit: int = 10,
+        *,
+        exclude: dict[str, Any] | None = None,
+        **filters: Any,
     ) -> list[SearchResult]:
         """Live memories ranked by relevance to ``query``, recency and importance.
 
@@ -482,10 +508,12 @@ class MemoryManager:
         of stopwords only) ranks all live memories by recency and importance. ``filters``
         keep memories whose top-level ``data[key] == value``. ``self`` and ``query`` are
         positional-only so any data field name (``self``, ``query``) can be a filter; the one
-        exception is ``limit``, which always means the result count (a filter on a data field
-        named ``limit`` cannot be expressed here).
+        exceptions are ``limit``, which always means the result count, and ``exclude``, whose
+        ``key: value`` pairs drop memories with ``data[key] == value`` (``{"is_question": True}``
+        leaves out stored questions); filters on fields named ``limit`` or ``exclude`` cannot
+        be expressed here.
         """
-        return await self._search(DEFAULT_TENANT, query, limit, filters)
+        return await self._search(DEFAULT_TENANT, query, limit, filters, exclude)
 
     # -- maintenance (every tenant) --------------------------------------------------------
 

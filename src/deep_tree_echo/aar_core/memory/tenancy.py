@@ -91,10 +91,16 @@ class TenantMemory:
         return await self.manager._count(self.tenant)
 
     async def search(
-        self, query: str, /, limit: int = 10, **filters: Any
+        self,
+        query: str,
+        /,
+        limit: int = 10,
+        *,
+        exclude: dict[str, Any] | None = None,
+        **filters: Any,
     ) -> list[SearchResult]:
         """The tenant's live memories ranked as :meth:`MemoryManager.search` ranks them."""
-        return await self.manager._search(self.tenant, query, limit, filters)
+        return await self.manager._search(self.tenant, query, limit, filters, exclude)
 
     def __repr__(self) -> str:
         return f"TenantMemory(tenant={self.tenant!r}, manager={self.manager!r})"

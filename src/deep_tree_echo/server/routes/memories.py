@@ -16,7 +16,7 @@ from deep_tree_echo.server.routes._deps import Memory, only_query
 
 router = APIRouter(prefix="/v1", tags=["memories"])
 
-_RESERVED_QUERY = frozenset({"query", "limit", "token"})
+_RESERVED_QUERY = frozenset({"query", "limit", "token", "include_questions"})
 _JSON_ONLY: tuple[_negotiation.Format, ...] = ("json",)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "malformed id or body"},
@@ -102,7 +102,9 @@ async def delete_memory(memory_id: MemoryId, memory: Memory) -> Response:
         "Every query parameter other than `query`, `limit` and `token` keeps memories whose "
         "top-level data field equals it. Values that are JSON numbers, `true`/`false` or "
         "`null` match that value (`importance=0.7` matches the number 0.7); anything else "
-        "matches the string. Fields named `query`, `limit` or `token` cannot be filtered on."
+        "matches the string. Questions told to the echo agent (`is_question: true`) are left "
+        "out unless `include_questions=true` (or an `is_question` filter) asks for them. "
+        "Fields named `query`, `limit`, `token` or `include_questions` cannot be filtered on."
     ),
     responses=_ERRORS,
 )
@@ -111,13 +113,17 @@ async def search_memories(
     memory: Memory,
     query: Annotated[str, Query(max_length=10_000)] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    include_questions: Annotated[
+        bool, Query(description="also return questions asked to the echo agent")
+    ] = False,
 ) -> dict[str, Any]:
     filters = {
         k: parse_filter_value(v)
         for k, v in request.query_params.items()
         if k not in _RESERVED_QUERY
     }
-    results = await memory.search(query, limit, **filters)
+    exclude = None if include_questions or "is_question" in filters else {"is_question": True}
+    results = await memory.search(query, limit, exclude=exclude, **filters)
     return {
         "query": query,
         "filters": filters,

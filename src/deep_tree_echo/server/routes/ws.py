@@ -10,7 +10,9 @@ retention window), ``{"type": "unsubscribe", "session_id"}``,
 subscribes to its session. A socket follows at most ``ws_max_subscriptions`` sessions; past that,
 ``subscribe`` and user messages for new sessions get a ``too_many_subscriptions`` error until
 the client unsubscribes from some. A socket acts for the tenant of its key (an admin may name
-one with ``?tenant=``): it talks in and follows that tenant's sessions only.
+one with ``?tenant=``): it talks in and follows that tenant's sessions only. Error frames carry
+the request's ``session_id`` when it had a valid one; a binary frame closes the connection with
+1003 and a reason.
 """
 
 from __future__ import annotations
@@ -39,11 +41,26 @@ from deep_tree_echo.server.websocket import (
 from deep_tree_echo.tenants import DEFAULT_TENANT, TENANT_SCOPE_KEY
 
 router = APIRouter()
+#: Close code for a frame type the endpoint does not take (RFC 6455 section 7.4.1).
+CLOSE_UNSUPPORTED_DATA = 1003
+BINARY_REASON = "binary frames are not supported; send JSON text frames"
 logger = logging.getLogger("deep_tree_echo.server.ws")
 
 
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"type": "error", **error_body(code, message)}
+def _error(code: str, message: str, session_id: str | None = None) -> dict[str, Any]:
+    """An error frame; it keeps the request's ``session_id`` when the request had a valid one."""
+    frame = {"type": "error", **error_body(code, message)}
+    if session_id is not None:
+        frame["session_id"] = session_id
+    return frame
+
+
+def _request_session(message: dict[str, Any]) -> str | None:
+    """The request's session id when it is a valid one (for error frames), else None."""
+    try:
+        return _session_id(message, required=False)
+    except ValueError:
+        return None
 
 
 def _too_many(manager: ConnectionManager, session_id: str) -> dict[str, Any]:
@@ -51,6 +68,7 @@ def _too_many(manager: ConnectionManager, session_id: str) -> dict[str, Any]:
         "too_many_subscriptions",
         f"cannot follow session {session_id!r}: a connection may subscribe to at most "
         f"{manager.max_subscriptions} sessions; unsubscribe from one first",
+        session_id,
     )
 
 
@@ -73,6 +91,7 @@ async def _handle(
         await manager.send(client, _error("bad_message", "message must be a JSON object"))
         return
     kind = message.get("type")
+    session = _request_session(message)
     try:
         if kind == "ping":
             await manager.send(client, {"type": "pong", "ts": message.get("ts")})
@@ -95,9 +114,14 @@ async def _handle(
         elif kind == "user_message":
             await _user_message(manager, client, websocket, message)
         else:
-            await manager.send(client, _error("unknown_type", f"unknown message type {kind!r}"))
+            await manager.send(
+                client, _error("unknown_type", f"unknown message type {kind!r}", session)
+            )
     except ValueError as exc:  # InvalidInputError from validate_session_id too
-        await manager.send(client, _error("bad_message", str(exc)))
+        await manager.send(client, _error("bad_message", str(exc), session))
+    except Exception:
+        logger.exception("websocket client #%d: handling a message failed", client.id)
+        await manager.send(client, _error("internal_error", "internal server error", session))
 
 
 async def _resume(
@@ -139,7 +163,9 @@ async def _user_message(
         return
     gateway = websocket.app.state.gateway
     if not gateway.initialized:
-        await manager.send(client, _error("not_ready", "the gateway is not initialised yet"))
+        await manager.send(
+            client, _error("not_ready", "the gateway is not initialised yet", session_id)
+        )
         return
     context: dict[str, Any] = {"session_id": session_id, "external_source": "websocket"}
     if message.get("memory_scope") is not None:
@@ -155,7 +181,10 @@ async def _user_message(
         result = failure_dict(exc, 0.0, None)  # the seed's error response, as for any input
     else:
         result = await gateway.respond(inp)
-    await manager.send(client, {"type": "response", "request_id": message.get("id"), **result})
+    frame = {"type": "response", "request_id": message.get("id"), **result}
+    if frame.get("session_id") is None:  # an input the gateway refused still names its session
+        frame["session_id"] = session_id
+    await manager.send(client, frame)
 
 
 @router.websocket("/v1/ws")
@@ -178,14 +207,17 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             await manager.send(client, _too_many(manager, session_id))
             break
 
-    async def read() -> None:
+    async def read() -> tuple[int, str]:
+        """Handle text frames until the client goes; a binary frame ends the connection
+        with 1003 (unsupported data) and a reason."""
         while True:
-            raw = await websocket.receive_text()
-            try:
-                await _handle(manager, client, websocket, raw)
-            except Exception:
-                logger.exception("websocket client #%d: handling a message failed", client.id)
-                await manager.send(client, _error("internal_error", "internal server error"))
+            frame = await websocket.receive()
+            if frame["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(frame.get("code", CLOSE_NORMAL))
+            text = frame.get("text")
+            if text is None:
+                return CLOSE_UNSUPPORTED_DATA, BINARY_REASON
+            await _handle(manager, client, websocket, text)
 
     reader = asyncio.get_running_loop().create_task(read(), name=f"ws-reader-{client.id}")
     dropped = asyncio.get_running_loop().create_task(client.closed.wait())
@@ -198,9 +230,11 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             await reader
         with contextlib.suppress(asyncio.CancelledError):
             await dropped
-        close_code = CLOSE_NORMAL
+        close_code, reason = CLOSE_NORMAL, ""
         if reader.done() and not reader.cancelled():
             exc = reader.exception()
-            if exc is not None and not isinstance(exc, WebSocketDisconnect):
+            if exc is None:
+                close_code, reason = reader.result()
+            elif not isinstance(exc, WebSocketDisconnect):
                 close_code = CLOSE_GOING_AWAY
-        await manager.disconnect(client, close_code)
+        await manager.disconnect(client, close_code, reason)

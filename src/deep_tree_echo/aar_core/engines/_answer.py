@@ -1,0 +1,384 @@
+"""Answers from retrieved memories: enough evidence or "I don't know", the answering clause,
+the listener's perspective and, for "When ...?", the resolved date.
+
+Evidence: the entities a question names (possessors such as "sister" in "my sister's name",
+proper names) must appear in the memory, and at least half of its other content terms in the
+chosen sentence (after stemming, US spelling and a few synonyms such as name ~ called); the
+sentence must also say something the question does not.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from typing import Any, Final
+
+from deep_tree_echo.aar_core.engines._dialogue import sentences, split_speaker
+from deep_tree_echo.aar_core.memory.analysis import analyze, strip_tail, term
+from deep_tree_echo.aar_core.timeref import format_day, reference_date, resolve
+
+DONT_KNOW: Final = "I don't know that yet."
+#: Lead of a reply that shows the nearest memory without claiming it answers.
+NOT_SURE: Final = "I don't know that yet; the closest I have is:"
+#: Question words that ask for the act of recalling, not for a topic.
+_ASKING: Final = frozenset(
+    analyze("tell remember recall know say mention please many much kind type sort")
+)
+#: Everyday words that stand for one another in a question and its answer (raw words; the
+#: engine compares their stems, the agent adds them to the search query).
+SYNONYM_WORDS: Final = {
+    "name": ("called", "named"), "called": ("name",), "named": ("name",),
+    "live": ("home", "lives"), "home": ("live",), "job": ("work", "works"),
+    "work": ("job",), "born": ("birthday",), "birthday": ("born",),
+    "like": ("favorite", "love", "enjoy"), "love": ("favorite", "like", "enjoy"),
+    "enjoy": ("like", "love"), "favorite": ("like", "love"), "eat": ("food",),
+    "food": ("eat",), "drive": ("car",), "car": ("drive",),
+}
+_SYNONYM_RE: Final = re.compile(r"\b(" + "|".join(SYNONYM_WORDS) + r")\b")
+_SYNONYMS: Final[dict[str, set[str]]] = {}
+for _word, _others in SYNONYM_WORDS.items():
+    _SYNONYMS.setdefault(term(_word), set()).update(term(o) for o in _others)
+_POSSESSOR: Final = frozenset(("my", "your", "our"))
+_POSSESSIVE_TAILS: Final = ("'s", "\u2019s", "s'", "s\u2019")
+_RAW_WORD: Final = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
+_LIST: Final = re.compile(r"^\s*(?:what|which)\s+(?:are\b|[a-z]+[^s\W]s\b)", re.IGNORECASE)
+_CAPITALISED: Final = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zA-Z]+")
+_NUMBER: Final = re.compile(r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
+                            r"twelve|dozen|a few|several|no)\b", re.IGNORECASE)
+_WHEN: Final = re.compile(r"^\s*(when\b|what (?:year|date|day|month|time)\b|how long ago\b)",
+                          re.IGNORECASE)
+#: A name used to address someone: "Thanks, Maria!", "Wow John, ...", "Maria, since ...".
+_VOCATIVE: Final = re.compile(
+    r"(?:^|(?<=[.!?,;])\s*|\b(?:hey|hi|hello|thanks|thank you|wow|yeah|yes|congrats|oh|"
+    r"sorry|dear|bye|ok|okay|aw+)\s*,?\s*)([A-Z][a-z]+)(?=\s*[,!?.;]|\s*$)",
+    re.IGNORECASE,
+)
+_TOKEN: Final = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*|[^\w\s]+|\s+|_")
+#: The answering sentence takes the next one along while the two stay this short.
+_WINDOW_WORDS: Final = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """A question's content terms, the entity terms among them and whether it asks "when"."""
+
+    terms: frozenset[str]
+    entities: frozenset[str]
+    when: bool
+    #: (modifier, head) of adjacent content words: "alarm code" is not any code.
+    compounds: tuple[tuple[str, str], ...] = ()
+    #: What kind of answer: "who" wants a name, "count" a number, "list" several memories.
+    wants: str = ""
+
+
+def parse_question(text: str) -> Question:
+    """Content terms (minus recall verbs) and entities: possessors and mid-sentence names."""
+    _, body = split_speaker(text)
+    terms = frozenset(t for t in analyze(body) if t not in _ASKING)
+    entities: set[str] = set()
+    raw = _RAW_WORD.findall(body)
+    analysed = [term(strip_tail(w.lower().replace("\u2019", "'"))) for w in raw]
+    for i, word in enumerate(raw):
+        possessive = word.endswith(_POSSESSIVE_TAILS) or (
+            i > 0 and raw[i - 1].lower() in _POSSESSOR
+        )
+        name = i > 0 and word[:1].isupper() and word.lower() not in ("i", "i'm", "i've")
+        if (possessive or name) and analysed[i] in terms:
+            entities.add(analysed[i])
+    pairs = []
+    for left, right in itertools.pairwise(analysed):
+        if left and right and left in terms and right in terms:
+            pairs.append((left, right))
+    first = raw[0].lower() if raw else ""
+    wants = ("who" if first in ("who", "who's", "whom") else
+             "count" if first == "how" and len(raw) > 1 and raw[1].lower() in ("many", "much")
+             else "list" if _LIST.match(body) else "")
+    return Question(terms, frozenset(entities), _WHEN.match(body) is not None, tuple(pairs),
+                    wants)
+
+
+#: Questions with at most this many content terms get synonyms added to their search.
+_SHORT_QUERY: Final = 3
+
+
+def search_text(text: str) -> str:
+    """``text`` with the synonyms of its words appended when it is short (a missing synonym
+    decides a one- or two-word match; longer questions have other words to match, and the
+    added words, often frequent ones, would cost search time for little)."""
+    if len(analyze(text)) > _SHORT_QUERY:
+        return text
+    extra = [o for w in dict.fromkeys(_SYNONYM_RE.findall(text.lower()))
+             for o in SYNONYM_WORDS[w]]
+    return f"{text} {' '.join(extra)}" if extra else text
+
+
+def _has_answer_kind(question: Question, text: str) -> bool:
+    if question.wants == "who":
+        return _CAPITALISED.search(text) is not None
+    if question.wants == "count":
+        return _NUMBER.search(text) is not None
+    return True
+
+
+@lru_cache(maxsize=8192)
+def _terms(text: str) -> frozenset[str]:
+    """The index terms of ``text`` (cached: the same memories come back question after
+    question)."""
+    return frozenset(analyze(text))
+
+
+@lru_cache(maxsize=4096)
+def _profile(
+    content: str,
+) -> tuple[str | None, str, frozenset[str], frozenset[str], tuple[str, ...]]:
+    """A memory's speaker, body, expanded terms, speaker terms and sentences (cached)."""
+    speaker, body = split_speaker(content)
+    parts = tuple(sentences(body) or [body])
+    speaker_terms = _terms(speaker) if speaker else frozenset()
+    # the union of the sentences' terms (each cached, the answer step reads them again)
+    all_terms = frozenset(_expand(set(speaker_terms)).union(*map(_expanded, parts)))
+    return speaker, body, all_terms, speaker_terms, parts
+
+
+@lru_cache(maxsize=4096)
+def _asked_terms(context: str) -> frozenset[str]:
+    """The expanded terms of the question a memory answered, its vocatives left out."""
+    return _expanded(_VOCATIVE.sub(" ", split_speaker(context)[1]))
+
+
+@lru_cache(maxsize=8192)
+def _expanded(text: str) -> frozenset[str]:
+    """:func:`_terms` plus the synonyms of each term."""
+    return frozenset(_expand(set(_terms(text))))
+
+
+@lru_cache(maxsize=8192)
+def _addressed_out(sentence: str) -> frozenset[str]:
+    """:func:`_expanded` of ``sentence`` without the names it addresses."""
+    return _expanded(_VOCATIVE.sub(" ", sentence))
+
+
+def _expand(terms: set[str]) -> set[str]:
+    out = set(terms)
+    for t in terms:
+        out |= _SYNONYMS.get(t, set())
+    return out
+
+
+@dataclass(slots=True)
+class Evidence:
+    """The best answering clause found in the memories and how well it covers the question."""
+
+    clause: str
+    coverage: float
+    relevance: float
+    memory: dict[str, Any]
+    speaker: str | None
+    sentence: str
+    share: float = 1.0
+    said_by_entity: bool = False
+
+
+def find_evidence(
+    question: Question, memories: list[dict[str, Any]]
+) -> tuple[list[Evidence], list[Evidence]]:
+    """Memories that answer ``question``, best first, each with its answering text: those with
+    enough evidence, and those that only come close (one pass computes both).
+
+    Enough evidence: every entity covered, at least half of the other terms (or some of them
+    in a memory that retrieval ranked at the top), no compound of the question naming another
+    thing of the same kind, and the kind of answer asked for. Close: every entity and some of
+    the other terms. In a transcript memory (``"Name: text"``) an entity counts only when the
+    speaker is it or the answering sentence names it (a name used to address someone is not
+    what the turn is about). The reply quotes the sentence that matches the question best,
+    with the next one when the two are short or the best adds little (the answer is often
+    said right after).
+    """
+    if not question.terms:
+        return [], []
+    attributes = question.terms - question.entities
+    strict: list[tuple[float, Evidence]] = []
+    near: list[tuple[float, Evidence]] = []
+    for position, memory in enumerate(memories):
+        content = str(memory.get("content", ""))
+        speaker, body, all_terms, speaker_set, parts = _profile(content)
+        if not question.entities <= all_terms:
+            continue
+        compound_clash = any(
+            head in all_terms and modifier not in all_terms
+            for modifier, head in question.compounds
+        )
+        memory_terms = set(all_terms)
+        context = memory.get("context")  # the question it answered, when there was one
+        if isinstance(context, str):
+            memory_terms |= _asked_terms(context) - question.entities
+        # memories come best first; without a relevance, their order stands for it
+        relevance = float(memory.get("relevance", 1.0 if position == 0 else 0.5))
+        share = len(attributes & memory_terms) / len(attributes) if attributes else 1.0
+        if share == 0.0:
+            continue
+        scored = [(len(question.terms & _expanded(sentence)), -index, sentence)
+                  for index, sentence in enumerate(parts)]
+        _, neg_index, sentence = max(scored)
+        if speaker and not question.entities <= _addressed_out(sentence) | speaker_set:
+            continue
+        answer = sentence
+        novel = _terms(sentence) - question.terms - speaker_set
+        if -neg_index + 1 < len(parts) and (
+            len(novel) < 3 or len(f"{sentence} {parts[-neg_index + 1]}".split()) <= _WINDOW_WORDS
+        ):
+            answer = f"{sentence} {parts[-neg_index + 1]}"  # the answer is often said next
+        covered = question.terms & (memory_terms | question.entities)
+        coverage = len(covered) / len(question.terms)
+        said_by_entity = bool(speaker_set & question.entities)
+        rank = 0.6 * relevance + 0.4 * coverage + (0.2 if said_by_entity else 0.0)
+        evidence = Evidence(answer, coverage, relevance, memory, speaker, sentence, share,
+                            said_by_entity)
+        enough = (
+            (share >= 0.5 or relevance >= 1.0)
+            and not compound_clash
+            and _has_answer_kind(question, body)
+        )
+        (strict if enough else near).append((rank, evidence))
+    strict.sort(key=lambda item: item[0], reverse=True)
+    near.sort(key=lambda item: item[0], reverse=True)
+    return [e for _, e in strict], [e for _, e in near]
+
+
+# -- perspective --------------------------------------------------------------------------
+
+_TO_LISTENER: Final = {
+    "i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself",
+    "i'm": "you're", "i've": "you've", "i'll": "you'll", "i'd": "you'd", "am": "are",
+    "your": "my", "yours": "mine", "yourself": "myself", "you're": "I'm", "you've": "I've",
+    "you'll": "I'll", "you'd": "I'd", "we": "we", "our": "our",
+}
+_PAIRS: Final = re.compile(r"\b(I am|I was|you are|you were)\b", re.IGNORECASE)
+_PAIR_FLIP: Final = {"i am": "you are", "i was": "you were", "you are": "I am",
+                     "you were": "I was"}
+
+
+def _speaker_map(name: str) -> dict[str, str]:
+    return {"i": name, "me": name, "my": f"{name}'s", "mine": f"{name}'s", "myself": name,
+            "i'm": f"{name} is", "i've": f"{name} has", "i'll": f"{name} will",
+            "i'd": f"{name} would", "am": "is"}
+
+
+def flip_perspective(text: str, speaker: str | None = None) -> str:
+    """The user's first person as the listener's second ("my sister" → "your sister"), the
+    user's "you" (Echo) as "I"; with a speaker label, their first person as their name."""
+    if speaker is None:
+        text = _PAIRS.sub(lambda m: "\0" + _PAIR_FLIP[m.group(1).lower()] + "\0", text)
+        mapping = _TO_LISTENER
+    else:
+        text = _PAIRS.sub(lambda m: "\0" + (f"{speaker} is" if m.group(1).lower() == "i am"
+                                             else f"{speaker} was" if m.group(1).lower() == "i was"
+                                             else m.group(1)) + "\0", text)
+        mapping = _speaker_map(speaker)
+    out: list[str] = []
+    protected = False
+    prev_word = ""
+    for token in _TOKEN.findall(text.replace("\0", " \0 ")):
+        if token.strip() == "\0":
+            protected = not protected
+            continue
+        if protected or not token[:1].isalnum():
+            out.append(token)
+            continue
+        key = token.lower().replace("\u2019", "'")
+        if key == "you" and speaker is None:
+            new = "I" if prev_word in ("", "and", "that", "because", "if", "when", "so") else "me"
+        else:
+            new = mapping.get(key, token)
+        if new != token and token[:1].isupper() and new[:1].islower():
+            new = new[:1].upper() + new[1:]
+        out.append(new)
+        prev_word = key
+    result = "".join(out)
+    result = re.sub(r" {2,}", " ", result).strip()
+    return result[:1].upper() + result[1:]
+
+
+# -- replies ------------------------------------------------------------------------------
+
+
+def _date_of(evidence: Evidence) -> tuple[str | None, bool]:
+    """A date label for a "when" answer and whether it came from a resolved expression."""
+    raw = evidence.memory.get("dates")
+    if not isinstance(raw, list):  # not resolved when stored: against the day it was said
+        said = reference_date(evidence.memory.get("said_on")) or datetime.now(UTC).date()
+        raw = [ref.to_dict() for ref in resolve(str(evidence.memory.get("content", "")), said)]
+    dates = [d for d in raw if isinstance(d, dict)]
+    in_clause = [d for d in dates if str(d.get("text", "")).lower() in evidence.sentence.lower()]
+    chosen = (in_clause or dates)[:1]
+    if chosen:
+        return str(chosen[0].get("label") or chosen[0].get("date")), True
+    said_text = evidence.memory.get("said_on")
+    if isinstance(said_text, str):
+        try:
+            return format_day(date.fromisoformat(said_text[:10])), False
+        except ValueError:
+            return None, False
+    return None, False
+
+
+def _said(evidence: Evidence) -> str:
+    clause = flip_perspective(evidence.clause.rstrip(" ,;"), evidence.speaker)
+    return clause if clause[-1:] in ".!?" else clause + "."
+
+
+def _confidence(evidence: Evidence) -> float:
+    """How sure the answer is, from what the bench shows predicts a right answer: the share of
+    the asked attribute covered, whether retrieval ranked the memory first (BM25 weighs rare
+    words, which coverage alone does not) and whether the person asked about said it."""
+    top = evidence.relevance >= 0.999
+    confidence = 0.05 + 0.25 * evidence.share
+    confidence += 0.3 if top else 0.05 * evidence.relevance
+    confidence += 0.15 if evidence.said_by_entity or evidence.speaker is None else 0.0
+    return min(confidence, 0.4) if evidence.share < 0.5 else confidence
+
+
+def _said_on(evidence: Evidence) -> str | None:
+    said = evidence.memory.get("said_on")
+    if not isinstance(said, str):
+        return None
+    try:
+        return format_day(date.fromisoformat(said[:10]))
+    except ValueError:
+        return None
+
+
+def _dated(question: Question, evidence: Evidence, text: str) -> tuple[str, float]:
+    """For "When ...?": the text led by the resolved date (and a confidence factor)."""
+    if not question.when:
+        return text, 1.0
+    label, resolved = _date_of(evidence)
+    if label and resolved:
+        said = _said_on(evidence)
+        return f"{label}: {text}" + (f" (said on {said})" if said else ""), 1.0
+    if label:
+        return f"Around {label}: {text}", 0.8
+    return text, 0.6
+
+
+def compose(question: Question, found: list[Evidence]) -> tuple[str, float]:
+    """The reply text and its confidence: the best clause, plus up to two more from other
+    memories that cover the question as well (lists are often told over several turns)."""
+    evidence = found[0]
+    clause = _said(evidence)
+    if question.wants == "list":
+        more = [e for e in found[1:3] if e.coverage >= evidence.coverage]
+        if more:
+            clause = " ".join([clause, "Also:", *(_said(e) for e in more)])
+    text, factor = _dated(question, evidence, clause)
+    return text, min(1.0, _confidence(evidence) * factor)
+
+
+def tentative(question: Question, found: list[Evidence]) -> tuple[str, float]:
+    """A don't-know reply that shows the nearest memory (entity covered, attribute in part)."""
+    evidence = found[0]
+    text, _ = _dated(question, evidence, _said(evidence))
+    return f"{NOT_SURE} {text}", round(0.15 + 0.2 * evidence.coverage, 4)
