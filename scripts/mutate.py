@@ -47,6 +47,11 @@ class Target:
 _MEM = "tests/aar_core/memory"
 _RES = "tests/resilience"
 _SRV = "tests/server"
+_STORE_TESTS = (
+    f"{_MEM}/test_memory_stores.py",
+    f"{_MEM}/test_memory_purge.py",
+    f"{_MEM}/test_version_order.py",
+)
 
 TARGETS: dict[str, Target] = {
     "circuit_breaker": Target(
@@ -81,12 +86,12 @@ TARGETS: dict[str, Target] = {
     ),
     "store_inmemory": Target(
         f"{PKG}/aar_core/memory/_inmemory.py",
-        (f"{_MEM}/test_memory_stores.py", f"{_MEM}/test_memory_purge.py", f"{_MEM}/test_version_order.py"),
+        _STORE_TESTS,
         ("put_if_newer", "purge"),
     ),
     "store_sqlite": Target(
         f"{PKG}/aar_core/memory/sqlite.py",
-        (f"{_MEM}/test_memory_stores.py", f"{_MEM}/test_memory_purge.py", f"{_MEM}/test_version_order.py"),
+        (*_STORE_TESTS, f"{_MEM}/test_sqlite_commit.py"),
         ("put_if_newer", "purge", "_commit"),
     ),
     "store_redis": Target(
@@ -124,7 +129,8 @@ def _toml_value(value: object) -> str:
 
 def _pyproject(target: Target) -> str:
     """The scratch pyproject: the project's pytest settings plus a one-module mutmut config."""
-    pytest_ini = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pytest_ini = project["tool"]["pytest"]["ini_options"]
     pytest_ini = {k: v for k, v in pytest_ini.items() if k != "testpaths"}
     mutmut = {
         "source_paths": ["src"],
@@ -190,7 +196,7 @@ def main() -> int:
         parser.error(f"unknown module(s) {unknown}; choose from {', '.join(TARGETS)}")
     for name in names:
         run(name, TARGETS[name], args.budget, args.children, fresh=not args.keep)
-    from mutation_report import report  # noqa: PLC0415  (sibling script)
+    from mutation_report import report
 
     return report(names)
 

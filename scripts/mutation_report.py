@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mutate import TARGETS, WORK  # noqa: E402
+from mutate import TARGETS, WORK
 
 EQUIVALENTS = Path(__file__).resolve().parent / "mutation_equivalents.txt"
 
