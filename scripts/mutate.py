@@ -80,6 +80,7 @@ TARGETS: dict[str, Target] = {
     "record": Target(
         f"{PKG}/aar_core/memory/record.py",
         (
+            f"{_MEM}/test_record_parsing.py",
             f"{_MEM}/test_memory_stores.py",
             f"{_MEM}/test_memory_hlc.py",
             f"{_MEM}/test_version_order.py",
