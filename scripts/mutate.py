@@ -75,6 +75,7 @@ TARGETS: dict[str, Target] = {
             f"{_RES}/test_rate_limiter.py",
             f"{_RES}/test_limiter_edges.py",
             f"{_RES}/test_breaker_edges.py",
+            f"{_RES}/test_redis_backends_edges.py",
         ),
     ),
     "record": Target(

@@ -96,3 +96,16 @@ async def test_one_failing_statement_fails_only_its_writer(tmp_path: Path) -> No
     assert s.committed_writes == 1 + 3  # the holder, then a batch of three (one failed)
     assert {r.id async for r in s.scan()} == {"a", "b"}
     await s.close()
+
+
+async def test_data_that_is_not_strict_json_is_refused_before_it_is_stored(
+    tmp_path: Path,
+) -> None:
+    s = SQLiteStore(tmp_path / "n.db")
+    await s.open()
+    bad = rec("nan")
+    bad.data = {"score": float("nan")}
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        await s.put_if_newer(bad)
+    assert await s.count() == 0
+    await s.close()
