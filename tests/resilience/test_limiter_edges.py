@@ -7,11 +7,15 @@ The idle reset (a key idle for long gets one burst, not everything it "saved"), 
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Any
 
 import pytest
 
 from deep_tree_echo.errors import ConfigurationError
-from deep_tree_echo.resilience import RateLimiter, RateLimitExceeded
+from deep_tree_echo.resilience import RateLimiter, RateLimitExceeded, RedisRateLimitBackend
+from deep_tree_echo.resilience.rate_limiter import BACKEND_RETRY_INTERVAL
+from deep_tree_echo.testing._process import free_port
 
 
 class FakeClock:
@@ -187,3 +191,115 @@ def test_smallest_valid_settings_names_and_interval() -> None:
     anonymous = RateLimiter(3, 1)
     assert anonymous.name == f"limiter-{id(anonymous):x}"
     assert anonymous.interval == pytest.approx(1 / 3)
+
+
+async def test_the_default_key_is_one_shared_bucket() -> None:
+    limiter = RateLimiter(1, 60.0, name="api", clock=FakeClock())
+    await limiter.acquire_or_raise()
+    assert limiter.try_acquire("default") is False
+    assert limiter.try_acquire() is False
+    with pytest.raises(RateLimitExceeded) as info:
+        await limiter.acquire_or_raise()
+    assert (info.value.key, info.value.name) == ("default", "api")
+    limiter.reset("never-seen")  # forgetting an unknown key is fine
+    assert len(limiter) == 1
+
+
+async def test_waiting_on_new_keys_also_keeps_the_key_bound() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(1, 100.0, clock=clock, max_keys=2, sleep=RecordingSleep())
+    for key in ("a", "b", "c"):
+        assert await limiter.wait(key, timeout=0)
+        assert len(limiter) <= 2
+    assert limiter.evictions == 1
+    assert await limiter.wait("c", timeout=0) is False
+    assert await limiter.wait("c", timeout=0) is False
+    assert limiter.rejections == 2
+
+
+def test_a_key_exactly_at_its_arrival_time_counts_as_idle_for_eviction() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(1, 10.0, clock=clock, max_keys=2)
+    assert limiter.try_acquire("a")  # arrival time 510
+    clock.advance(5)
+    assert limiter.try_acquire("b")  # arrival time 515
+    clock.advance(5)  # now 510: "a" holds no information any more
+    assert limiter.try_acquire("c")
+    assert limiter.evictions == 0
+    assert limiter.try_acquire("b") is False  # kept
+
+
+def test_evictions_accumulate_across_sweeps() -> None:
+    limiter = RateLimiter(1, 100.0, clock=FakeClock(), max_keys=2)
+    for key in ("a", "b", "c", "d", "e"):
+        assert limiter.try_acquire(key)
+    assert limiter.evictions == 3  # one busy key dropped at each of "c", "d" and "e"
+    assert len(limiter) == 2
+
+
+class CountingBackend(RedisRateLimitBackend):
+    """The real backend, counting how often the limiter asks it."""
+
+    calls = 0
+
+    async def reserve(self, key: str, *, interval: float, limit: float, max_wait: float) -> Any:
+        self.calls += 1
+        return await super().reserve(key, interval=interval, limit=limit, max_wait=max_wait)
+
+
+async def test_an_unreachable_backend_is_skipped_for_the_retry_interval_per_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    backend = CountingBackend(f"redis://127.0.0.1:{free_port()}")
+    limiter = RateLimiter(1, 60.0, clock=clock, backend=backend, name="rl")
+    with caplog.at_level(logging.WARNING):
+        assert await limiter.acquire("a") is True
+        assert await limiter.acquire("b") is True  # local fallback keeps keys apart
+        assert await limiter.acquire("a") is False
+    assert backend.calls == 1  # skipped until the retry interval has passed
+    (warning,) = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
+    assert warning == (
+        "rate limiter rl: backend unreachable (network:ConnectionError); using local state"
+    )
+    clock.advance(BACKEND_RETRY_INTERVAL)
+    assert await limiter.acquire("c") is True
+    assert backend.calls == 2
+    await backend.aclose()
+
+
+async def test_backend_answers_are_exact(redis_url: str) -> None:
+    clock = FakeClock(now=0.5)  # a small clock: a hint defaulting to anything but 0 would show
+    sleep = RecordingSleep()
+    backend = RedisRateLimitBackend(redis_url)
+    limiter = RateLimiter(2, 1.0, clock=clock, backend=backend, sleep=sleep)
+    assert limiter.retry_after("k") == 0.0  # no rejection seen yet
+    assert await limiter.wait("k") is True
+    assert sleep.delays == []  # granted at once: no sleep, not even sleep(0)
+    assert await limiter.acquire("k") is True
+    assert await limiter.acquire("k") is False  # the next slot is ~0.5 s away: not "now"
+    assert 0.0 < limiter.retry_after("k") <= 0.5
+    assert await limiter.wait("k", timeout=0) is False
+    assert await limiter.wait("k", timeout=0) is False
+    assert limiter.rejections == 3
+    assert await limiter.wait("k") is True
+    assert len(sleep.delays) == 1 and 0.0 < sleep.delays[0] <= 0.5
+    await backend.aclose()
+
+
+async def test_backend_hints_are_bounded_like_keys(redis_url: str) -> None:
+    backend = RedisRateLimitBackend(redis_url)
+    limiter = RateLimiter(1, 60.0, backend=backend, max_keys=2)
+    for key in ("a", "b"):
+        assert await limiter.acquire(key) is True
+        assert await limiter.acquire(key) is False
+    assert limiter.retry_after("a") > 0 and limiter.retry_after("b") > 0
+    assert await limiter.acquire("a") is False  # a known key: nothing is dropped
+    assert limiter.retry_after("b") > 0
+    assert await limiter.acquire("c") is True
+    assert await limiter.acquire("c") is False  # a third hint: the table starts over
+    assert limiter.retry_after("a") == 0.0 and limiter.retry_after("b") == 0.0
+    assert limiter.retry_after("c") > 0
+    limiter.reset("c")
+    assert limiter.retry_after("c") == 0.0
+    await backend.aclose()
