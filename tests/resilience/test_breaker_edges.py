@@ -6,6 +6,9 @@ half-open trials, the ``>=`` in thresholds, exact ``retry_after`` figures, confi
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import pytest
 
 from deep_tree_echo.errors import ConfigurationError
@@ -289,3 +292,89 @@ def test_names_and_reprs() -> None:
     anonymous = CircuitBreaker()
     assert anonymous.name == f"breaker-{id(anonymous):x}"
     assert repr(Permit(4, trial=True)) == "Permit(generation=4, trial=True, shared=False)"
+
+
+async def test_the_general_call_path_passes_arguments_and_records_outcomes() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(1, 10, clock=clock, slow_call_duration=5.0)
+
+    async def echo(a: int, *, b: int) -> tuple[int, int]:
+        return a, b
+
+    assert await breaker.call(echo, 1, b=2) == (1, 2)
+    assert breaker.state is CircuitState.CLOSED  # a fast success is not slow
+    assert breaker.failure_count == 0
+
+    async def fail() -> None:
+        raise Boom()
+
+    with pytest.raises(Boom):
+        await breaker.call(fail)
+    assert breaker.state is CircuitState.OPEN  # the failure was recorded, not just released
+
+
+async def test_async_with_measures_the_body_and_records_failures() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(1, 10, clock=clock, slow_call_duration=1.0)
+    async with breaker:
+        clock.advance(0.5)
+    assert breaker.state is CircuitState.CLOSED
+    async with breaker:
+        clock.advance(1.0)
+    assert breaker.state is CircuitState.OPEN
+
+
+async def test_nested_async_with_restores_the_outer_permit() -> None:
+    breaker = CircuitBreaker(1, 10, clock=FakeClock())
+    with pytest.raises(Boom):
+        async with breaker:
+            async with breaker:
+                pass
+            raise Boom()
+    assert breaker.state is CircuitState.OPEN
+
+
+async def test_a_cancelled_trial_inside_async_with_frees_its_permit() -> None:
+    clock = FakeClock()
+    breaker = open_breaker(clock)
+    clock.advance(10)
+    entered = asyncio.Event()
+
+    async def body() -> None:
+        async with breaker:
+            entered.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(body())
+    await entered.wait()
+    assert breaker.try_acquire() is None  # the only trial is taken
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert breaker.try_acquire() is not None  # given back
+
+
+async def test_listeners_get_the_breaker_and_their_failures_are_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[object] = []
+
+    def broken(breaker: CircuitBreaker, old: CircuitState, new: CircuitState) -> None:
+        raise RuntimeError("listener bug")
+
+    async def broken_async(breaker: CircuitBreaker, old: CircuitState, new: CircuitState) -> None:
+        raise RuntimeError("async listener bug")
+
+    breaker = CircuitBreaker(
+        1, 10, name="svc", clock=FakeClock(),
+        listeners=[lambda b, old, new: seen.append(b), broken, broken_async],
+    )  # fmt: skip
+    with caplog.at_level(logging.ERROR):
+        permit = breaker.try_acquire()
+        assert permit is not None
+        breaker.on_failure(permit, Boom())
+        await breaker.drain()
+    assert seen == [breaker]
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"circuit svc: state listener {broken!r} failed" in messages
+    assert "circuit svc: background notification failed" in messages

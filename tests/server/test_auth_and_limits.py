@@ -223,3 +223,26 @@ async def test_a_malformed_content_length_is_a_clear_400(app_client: AppClient) 
     assert json.loads(sent[1]["body"]) == {
         "error": {"code": "bad_request", "message": "invalid Content-Length header"}
     }
+
+
+async def test_callers_without_a_client_address_share_one_bucket() -> None:
+    app = create_app(make_settings(rate_limit_requests=1, rate_limit_window=60))
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": "/v1/memories/x", "raw_path": b"/v1/memories/x",
+        "root_path": "", "query_string": b"", "client": None, "server": ("testserver", 80),
+        "headers": [(b"host", b"testserver")],
+    }  # fmt: skip
+    async with app.router.lifespan_context(app):
+        for _ in range(2):
+            await app({**scope, "state": {}}, receive, send)
+    assert statuses == [404, 429]
