@@ -170,7 +170,8 @@ def run(name: str, target: Target, budget: float, children: int, fresh: bool) ->
     work = prepare(name, target, fresh)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MUTANT_UNDER_TEST")}
     cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children)]
-    cmd += target.mutant_patterns()
+    if target.functions:  # otherwise no names: mutmut then resumes a kept run where it stopped
+        cmd += target.mutant_patterns()
     print(f"== {name}: {target.source} against {', '.join(target.tests)}", flush=True)
     log = work / "run.log"
     with log.open("w") as out:
@@ -191,7 +192,8 @@ def main() -> int:
     parser.add_argument("modules", nargs="*", metavar="MODULE", help="default: all")
     parser.add_argument("--budget", type=float, default=600.0, help="wall-clock seconds per module")
     parser.add_argument("--children", type=int, default=2, help="parallel mutant workers")
-    parser.add_argument("--keep", action="store_true", help="reuse earlier results (no fresh copy)")
+    parser.add_argument("--keep", action="store_true",
+                        help="resume: keep earlier results and run only the mutants not yet run")
     args = parser.parse_args()
     from mutation_manual import MUTANTS
     from mutation_manual import run as run_manual

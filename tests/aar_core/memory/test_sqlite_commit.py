@@ -62,6 +62,7 @@ async def test_a_failed_commit_fails_every_writer_in_the_batch_and_stores_nothin
         assert isinstance(outcome, StoreError)
         assert "commit failed" in str(outcome)
         assert "FOREIGN KEY" in str(outcome)
+        assert outcome.details == {"path": str(tmp_path / "f.db")}
     assert s.commits == commits + 1  # the held transaction only
     assert await s.count() == 0  # the whole batch was rolled back
     assert not conn.in_transaction
@@ -90,8 +91,9 @@ async def test_one_failing_statement_fails_only_its_writer(tmp_path: Path) -> No
     await holder
     await releaser
     assert await before is True
-    with pytest.raises(StoreError, match="write failed: no such table: nowhere"):
+    with pytest.raises(StoreError, match="write failed: no such table: nowhere") as info:
         await bad
+    assert info.value.details == {"path": str(tmp_path / "g.db")}
     assert await after is True
     assert s.committed_writes == 1 + 3  # the holder, then a batch of three (one failed)
     assert {r.id async for r in s.scan()} == {"a", "b"}
