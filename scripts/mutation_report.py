@@ -70,7 +70,8 @@ def report(names: list[str], diff: bool = False) -> int:
     for name in names:
         res = results(name)
         counts = Counter(res.values())
-        eq = [m for m, s in res.items() if m in equiv and s not in ("killed", "timeout")]
+        eq = [m for m, s in res.items()
+              if m in equiv and s not in ("killed", "timeout", "not checked")]
         killed = counts["killed"] + counts["timeout"]
         unrun = counts["not checked"]
         judged = len(res) - unrun - len(eq)

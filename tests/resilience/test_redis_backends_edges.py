@@ -69,6 +69,7 @@ async def test_forced_transitions_return_the_new_state_and_generation(redis_url:
     state = RedisCircuitState(redis_url)
     opened = await state.transition("gen", "open")
     assert opened[0] == "open"
+    assert await state.client.exists("dte:cb:gen") == 1  # the default prefix
     closed = await state.transition("gen", "closed")
     assert closed == ("closed", opened[1] + 1)
     half = await state.transition("gen", "half_open", half_open_max_calls=2)
@@ -87,7 +88,14 @@ async def test_a_trial_outcome_is_recorded_as_a_trial(redis_url: str) -> None:
         "failure_threshold": 1, "failure_rate_threshold": None, "window_size": 10,
         "minimum_calls": 10, "half_open_max_calls": 2,
     }  # fmt: skip
-    # One successful trial of two: still half-open (a closed-state success would not count).
+    # An outcome that is not a trial does not count towards closing a half-open circuit.
+    assert await state.record("trial", gen, failed=False, trial=False, **common) == (
+        "half_open", gen,
+    )  # fmt: skip
+    assert await state.record("trial", gen, failed=True, trial=False, **common) == (
+        "half_open", gen,
+    )  # fmt: skip
+    # One successful trial of two: still half-open.
     assert await state.record("trial", gen, failed=False, trial=True, **common) == (
         "half_open", gen,
     )  # fmt: skip
