@@ -111,3 +111,28 @@ async def test_data_that_is_not_strict_json_is_refused_before_it_is_stored(
         await s.put_if_newer(bad)
     assert await s.count() == 0
     await s.close()
+
+
+async def test_a_put_overrides_accesses_still_waiting_to_be_written(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path / "a.db")
+    await s.open()
+    assert await s.put_if_newer(rec("a"))
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(c: sqlite3.Connection) -> None:
+        entered.set()
+        release.wait()
+
+    holder = asyncio.ensure_future(s._write(hold))
+    await asyncio.to_thread(entered.wait)
+    await s.record_access("a", at=5.0)  # waits for the next batch
+    newer = rec("a", wall=2)  # carries the whole truth: access_count 0
+    put = asyncio.ensure_future(s.put_if_newer(newer))
+    releaser = asyncio.ensure_future(asyncio.to_thread(release.set))
+    await holder
+    await releaser
+    assert await put is True
+    await s.flush()
+    got = await s.get("a")
+    assert got is not None and (got.access_count, got.last_access) == (0, None)
+    await s.close()
