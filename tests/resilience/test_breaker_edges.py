@@ -378,3 +378,20 @@ async def test_listeners_get_the_breaker_and_their_failures_are_logged(
     messages = [r.getMessage() for r in caplog.records]
     assert f"circuit svc: state listener {broken!r} failed" in messages
     assert "circuit svc: background notification failed" in messages
+
+
+def test_call_sync_measures_fast_calls_as_fast_and_passes_keywords() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(1, 10, name="sync", clock=clock, slow_call_duration=1.0)
+
+    def add(a: int, *, b: int) -> int:
+        clock.advance(0.5)
+        return a + b
+
+    assert breaker.call_sync(add, 1, b=2) == 3
+    assert breaker.state is CircuitState.CLOSED  # 0.5 s is under the slow threshold
+    with pytest.raises(Boom):
+        breaker.call_sync(lambda: (_ for _ in ()).throw(Boom()))
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.call_sync(add, 1, b=2)
+    assert (info.value.name, info.value.state) == ("sync", "open")
