@@ -9,7 +9,7 @@ PORT ?= 8000
 DATA_DIR ?= .echo
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-deps lint bench clean
+.PHONY: install run test test-deps lint bench mutate clean
 
 install: $(STAMP)
 
@@ -41,5 +41,12 @@ bench: $(STAMP)
 	$(PY) bench/memory.py
 	$(PY) bench/gateway.py
 
+## mutate: mutation testing (mutmut) on the critical modules, one at a time against their own
+## tests; prints the kill rate per module and the surviving mutants. Slow: not part of `make test`.
+## MUTATE_ARGS picks modules and limits, e.g. MUTATE_ARGS="rate_limiter hlc --budget 300".
+MUTATE_ARGS ?=
+mutate: $(STAMP) test-deps
+	$(PY) scripts/mutate.py $(MUTATE_ARGS)
+
 clean:
-	rm -rf $(VENV) .echo .pytest_cache .mypy_cache .ruff_cache build dist
+	rm -rf $(VENV) .echo .mutmut .pytest_cache .mypy_cache .ruff_cache build dist

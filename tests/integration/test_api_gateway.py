@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
@@ -141,10 +142,12 @@ async def test_invalid_external_requests_raise_a_typed_error(
 async def test_process_external_request_reaches_the_agent_with_the_mapped_context(
     api: APIIntegrationGateway,
 ) -> None:
+    before = time.perf_counter()
     result = await api.process_external_request(
         {"message_type": "inspect", "data": {"q": "hello"}, "source": "crm",
          "timestamp": "2024-05-01T10:00:00Z", "session_id": "sess-9"}
     )
+    elapsed = time.perf_counter() - before
     assert result["success"] is True
     data = result["data"]
     assert data["agent"] == "inspect"
@@ -153,7 +156,8 @@ async def test_process_external_request_reaches_the_agent_with_the_mapped_contex
                                     "timestamp": "2024-05-01T10:00:00Z", "session_id": "sess-9"}
     assert data["seen_session"] == "sess-9"
     assert result["metadata"]["confidence"] == 0.75
-    assert result["metadata"]["processing_time"] >= 0
+    # The AAR gateway's own measurement, passed through: positive and within the call.
+    assert 0 < result["metadata"]["processing_time"] <= elapsed
 
 
 # -- lifecycle ----------------------------------------------------------------------------------

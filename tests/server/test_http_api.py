@@ -78,7 +78,9 @@ async def test_search_ranks_with_breakdown_and_filters(client: httpx.AsyncClient
     assert r.status_code == 200
     body = r.json()
     ids = [x["id"] for x in body["results"]]
-    assert set(ids) == {"a", "c"}
+    assert sorted(ids) == ["a", "c"]
+    scores = [x["score"] for x in body["results"]]
+    assert scores == sorted(scores, reverse=True)  # highest score first
     for result in body["results"]:
         assert set(result["breakdown"]) >= {"relevance", "recency", "importance"}
         assert isinstance(result["score"], float)
@@ -87,6 +89,23 @@ async def test_search_ranks_with_breakdown_and_filters(client: httpx.AsyncClient
     assert r.json()["filters"] == {"session_id": "s2"}
     r = await client.get("/v1/memories", params={"query": "cats", "limit": 1})
     assert r.json()["count"] == 1
+
+
+async def test_search_ranking_order_is_by_relevance_then_importance(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.put("/v1/memories/once", json={"content": "owls hoot at night in the woods"})
+    await client.put("/v1/memories/thrice", json={"content": "owls owls owls"})
+    await client.put("/v1/memories/low", json={"content": "herons wade", "importance": 0.1})
+    await client.put("/v1/memories/high", json={"content": "herons wade", "importance": 0.9})
+    r = await client.get("/v1/memories", params={"query": "owls"})
+    assert [x["id"] for x in r.json()["results"]] == ["thrice", "once"]
+    # Same text, same age: importance alone orders them.
+    r = await client.get("/v1/memories", params={"query": "herons"})
+    results = r.json()["results"]
+    assert [x["id"] for x in results] == ["high", "low"]
+    assert [x["breakdown"]["importance"] for x in results] == [0.9, 0.1]
+    assert results[0]["score"] > results[1]["score"]
 
 
 async def test_search_filters_named_self_or_query_are_data_fields(

@@ -1,4 +1,8 @@
-"""SQLite durability: every write acknowledged before a SIGKILL is there after reopening."""
+"""SQLite durability: every write acknowledged before a SIGKILL is there after reopening.
+
+The harness also proves it can fail: the same kill run against a store variant that
+acknowledges a write before its COMMIT must report acknowledged writes as lost.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,19 @@ CHILD = textwrap.dedent(
     import asyncio, sys
     from deep_tree_echo.aar_core.memory import MemoryManager, SQLiteStore
 
+    class AckBeforeCommit(SQLiteStore):
+        # Deliberately broken: says a write is stored, then commits it in the background.
+
+        def __init__(self, path):
+            super().__init__(path)
+            self.background = set()
+
+        async def put_if_newer(self, record, **options):
+            task = asyncio.ensure_future(SQLiteStore.put_if_newer(self, record, **options))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
+            return True
+
     async def writer(m, w):
         i = 0
         while True:
@@ -29,7 +46,8 @@ CHILD = textwrap.dedent(
             i += 1
 
     async def main():
-        m = MemoryManager(SQLiteStore(sys.argv[1]), node_id="child")
+        store_class = AckBeforeCommit if sys.argv[2] == "broken" else SQLiteStore
+        m = MemoryManager(store_class(sys.argv[1]), node_id="child")
         await m.initialize()
         sys.stdout.write("ready\\n")
         sys.stdout.flush()
@@ -40,15 +58,19 @@ CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
-    db = tmp_path / "durable.db"
+async def kill_after_acks(
+    tmp_path: Path, variant: str, acks: int = 300
+) -> tuple[list[str], set[str]]:
+    """Run the writer child with store ``variant``, SIGKILL it after ``acks`` acknowledged
+    writes; return the acknowledged ids and the live ids found in the file afterwards."""
+    db = tmp_path / f"{variant}.db"
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         str(script),
         str(db),
+        variant,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -56,7 +78,7 @@ async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     acked: list[str] = []
     try:
         assert await child.stdout.readline() == b"ready\n"
-        while len(acked) < 300:  # the child's acks are the events we wait on
+        while len(acked) < acks:  # the child's acks are the events we wait on
             line = await child.stdout.readline()
             assert line, f"child died early: {(await child.stderr.read()).decode()}"
             acked.append(line.decode().rstrip("\n"))
@@ -74,12 +96,29 @@ async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     store = SQLiteStore(db)
     present = {r.id for r in [r async for r in store.scan()] if not r.deleted}
     await store.close()
+    return acked, present
+
+
+@pytest.mark.slow
+async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
+    acked, present = await kill_after_acks(tmp_path, "sqlite")
     missing = [memory_id for memory_id in acked if memory_id not in present]
     assert not missing, f"{len(missing)} acknowledged writes lost, e.g. {missing[:5]}"
     assert len(acked) >= 300
+    db = tmp_path / "sqlite.db"
 
     manager = MemoryManager(SQLiteStore(db))
     await manager.initialize()
     assert await manager.count() == len(present)
     assert await manager.retrieve_memory(acked[-1]) is not None
     await manager.close()
+
+
+@pytest.mark.slow
+async def test_the_kill_harness_catches_a_store_that_acks_before_commit(tmp_path: Path) -> None:
+    acked, present = await kill_after_acks(tmp_path, "broken")
+    missing = [memory_id for memory_id in acked if memory_id not in present]
+    # The same check as above fails for this store: acknowledged writes are gone.
+    assert missing, "the harness did not notice writes acknowledged before COMMIT"
+    assert len(acked) >= 300
+    assert set(acked) >= present  # nothing appeared that was not acknowledged

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -99,3 +100,37 @@ def test_logical_overflow_carries_into_milliseconds_so_text_still_sorts() -> Non
 def test_node_id_with_dashes_round_trips() -> None:
     v = HybridLogicalClock("eu-west-1-node-7", SteppingClock()).now()
     assert Version.parse(v.to_str()) == v
+
+
+def test_a_new_clock_has_issued_nothing_and_needs_a_node_id() -> None:
+    assert HybridLogicalClock("a", SteppingClock()).peek() == Version(0, 0, "a")
+    with pytest.raises(ValueError, match=r"^node_id must be a non-empty string$"):
+        HybridLogicalClock("", SteppingClock())
+
+
+def test_update_with_a_remote_on_the_same_millisecond_takes_the_larger_counter() -> None:
+    clock = SteppingClock()
+    hlc = HybridLogicalClock("a", clock)
+    wall = hlc.now().wall_ms
+    assert hlc.update(Version(wall, 5, "b")) == Version(wall, 6, "a")
+    # Ours (6) is now larger than the remote's (2): the merge continues from ours.
+    assert hlc.update(Version(wall, 2, "b")) == Version(wall, 7, "a")
+    assert hlc.peek() == Version(wall, 7, "a")
+
+
+def test_update_when_the_wall_clock_is_ahead_of_both_restarts_the_counter() -> None:
+    clock = SteppingClock()
+    hlc = HybridLogicalClock("a", clock)
+    first = hlc.update(Version(int(clock.t * 1000), 40, "b"))
+    assert first.logical == 41
+    clock.t += 1.0
+    assert hlc.update(Version(first.wall_ms, 90, "b")) == Version(first.wall_ms + 1000, 0, "a")
+
+
+def test_counter_carries_only_past_max_logical_and_by_exactly_one_millisecond() -> None:
+    clock = SteppingClock()
+    wall = int(clock.t * 1000)
+    hlc = HybridLogicalClock("a", clock)
+    # MAX_LOGICAL itself still fits the five-digit text form: no carry.
+    assert hlc.update(Version(wall, MAX_LOGICAL - 1, "b")) == Version(wall, MAX_LOGICAL, "a")
+    assert hlc.now() == Version(wall + 1, 0, "a")

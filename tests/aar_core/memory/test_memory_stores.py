@@ -167,6 +167,15 @@ async def test_sqlite_uses_wal_and_full_sync_and_survives_reopen(tmp_path: Path)
     await s.open()
     await s.put_if_newer(rec("p", 1))
     await s.record_access("p", at=1234.0)
+
+    def pragmas(conn: sqlite3.Connection) -> tuple[str, int]:
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        return mode, conn.execute("PRAGMA synchronous").fetchone()[0]
+
+    # synchronous is per connection (not stored in the file): ask the store's own
+    # connections. 2 is FULL: a commit is on disk before the writer is told it succeeded.
+    assert await s._write(pragmas) == ("wal", 2)
+    assert await s._read(pragmas) == ("wal", 2)
     await s.close()
     await s.close()  # idempotent
     with sqlite3.connect(path) as raw:
