@@ -100,7 +100,7 @@ async def test_resume_past_the_window_is_a_clear_error() -> None:
     app = create_app(make_settings())
     async with live_server(app) as host, connect(f"ws://{host}/v1/ws") as ws:
         await ws.send(json.dumps({"type": "user_message", "session_id": "s",
-                                  "message": "hello"}))
+                                  "message": "the vault code is 7741"}))  # a fact: stored
         first = await recv_json(ws)
         while first["type"] != "agent_message":
             first = await recv_json(ws)

@@ -59,7 +59,7 @@ def test_every_check_is_on() -> None:
 
 
 @schema.parametrize()
-@settings(max_examples=15, derandomize=True, database=None, deadline=None,
+@settings(max_examples=8, derandomize=True, database=None, deadline=None,
           suppress_health_check=list(HealthCheck))
 def test_the_server_does_what_its_schema_says(case: Any, app: FastAPI) -> None:
     case.call_and_validate(headers=_auth(case.path), app=app)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -28,6 +29,7 @@ from deep_tree_echo.server.outbox._base import (
     decode_payload,
 )
 
+logger = logging.getLogger("deep_tree_echo.server.outbox")
 _T = TypeVar("_T")
 
 _SCHEMA: Final = (
@@ -110,23 +112,36 @@ class SQLiteOutbox(EventOutbox):
         return conn
 
     def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Wake the tailer when another connection committed (``PRAGMA data_version``)."""
+        """Wake the tailer when another connection committed (``PRAGMA data_version``).
+
+        A failing check (a busy or briefly unreadable file) never ends the watch: the
+        connection is opened again and the tailer woken once, in case a change was missed.
+        """
+        conn: sqlite3.Connection | None = None
+        last: int | None = None
         try:
-            conn = _connect(self.path, "NORMAL")
-        except sqlite3.Error:
-            return
-        try:
-            last = conn.execute("PRAGMA data_version").fetchone()[0]
-            while not self._stop.wait(self.poll_interval):
-                version = conn.execute("PRAGMA data_version").fetchone()[0]
+            while not self._stop.is_set():
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(self.path, isolation_level=None,
+                                               check_same_thread=False)
+                        conn.execute("PRAGMA busy_timeout = 1000")
+                    version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+                except sqlite3.Error as exc:
+                    logger.debug("event outbox change check on %s failed: %s", self.path, exc)
+                    if conn is not None:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.close()
+                    conn, version = None, -1
                 if version != last:
+                    if last is not None:
+                        with contextlib.suppress(RuntimeError):  # loop closed under us
+                            loop.call_soon_threadsafe(self.changed.set)
                     last = version
-                    with contextlib.suppress(RuntimeError):  # loop closed under us
-                        loop.call_soon_threadsafe(self.changed.set)
-        except sqlite3.Error:
-            pass
+                self._stop.wait(self.poll_interval)
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     async def close(self) -> None:
         await super().close()
