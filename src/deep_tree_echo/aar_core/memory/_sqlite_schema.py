@@ -6,7 +6,7 @@ token exactly as ``tokenize`` made it, whatever characters it holds) and joined 
 tombstones have no terms. An external-content FTS5 table over ``terms`` is kept in step by
 triggers, i.e. inside the very transaction that writes the record.
 
-Since schema 3, ``postings`` holds the memory's ``[hex term, impact]`` pairs (JSON) and
+Since schema 3, ``postings`` holds the memory's ``[hex term, impact, tf]`` (JSON) and
 triggers copy them into ``memories_postings``, ordered per ``(tenant, term)`` by impact so a
 search reads the best postings of each query term first (see ``_sqlite_topk``).
 """
@@ -94,16 +94,17 @@ _SCHEMA_V3: Final = (
     "ALTER TABLE memories ADD COLUMN postings TEXT NOT NULL DEFAULT '[]'",
     "CREATE TABLE IF NOT EXISTS memories_postings ("
     "tenant TEXT NOT NULL, term TEXT NOT NULL, impact REAL NOT NULL, rid INTEGER NOT NULL, "
-    "PRIMARY KEY (tenant, term, impact, rid)) WITHOUT ROWID",
-    "CREATE INDEX IF NOT EXISTS memories_postings_rid ON memories_postings (rid)",
+    "tf INTEGER NOT NULL, dl INTEGER NOT NULL, PRIMARY KEY (tenant, term, impact, rid)) "
+    "WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS memories_postings_rid ON memories_postings (rid, term, tf)",
     # Per tenant and term: how many memories hold it (BM25's df, one tenant's own).
     "CREATE TABLE IF NOT EXISTS memories_df (tenant TEXT NOT NULL, term TEXT NOT NULL, "
     "n INTEGER NOT NULL, PRIMARY KEY (tenant, term)) WITHOUT ROWID",
     """
     CREATE TRIGGER IF NOT EXISTS memories_postings_insert AFTER INSERT ON memories BEGIN
-        INSERT INTO memories_postings (tenant, term, impact, rid)
+        INSERT INTO memories_postings (tenant, term, impact, rid, tf, dl)
             SELECT new.tenant, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),
-                   new.rid
+                   new.rid, json_extract(j.value, '$[2]'), new.dl
             FROM json_each(new.postings) AS j;
         INSERT INTO memories_df (tenant, term, n)
             SELECT new.tenant, json_extract(j.value, '$[0]'), 1
@@ -124,9 +125,9 @@ _SCHEMA_V3: Final = (
         DELETE FROM memories_postings WHERE rid = old.rid;
         UPDATE memories_df SET n = n - 1 WHERE tenant = old.tenant
             AND term IN (SELECT json_extract(j.value, '$[0]') FROM json_each(old.postings) AS j);
-        INSERT INTO memories_postings (tenant, term, impact, rid)
+        INSERT INTO memories_postings (tenant, term, impact, rid, tf, dl)
             SELECT new.tenant, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),
-                   new.rid
+                   new.rid, json_extract(j.value, '$[2]'), new.dl
             FROM json_each(new.postings) AS j;
         INSERT INTO memories_df (tenant, term, n)
             SELECT new.tenant, json_extract(j.value, '$[0]'), 1
@@ -231,10 +232,10 @@ def impact_slack(avgdl: float) -> float:
 
 
 def postings_json(hexed: Sequence[str]) -> str:
-    """The ``[term, impact]`` pairs of a document given its hex tokens (JSON text)."""
+    """The ``[term, impact, tf]`` triples of a document given its hex tokens (JSON text)."""
     dl = len(hexed)
     counts = Counter(hexed)
-    return json.dumps([[t, impact(n, dl)] for t, n in counts.items()], separators=(",", ":"))
+    return json.dumps([[t, impact(n, dl), n] for t, n in counts.items()], separators=(",", ":"))
 
 
 def row_to_record(row: tuple[Any, ...]) -> MemoryRecord:

@@ -29,18 +29,25 @@ from deep_tree_echo.aar_core.memory.ranking import Candidate
 
 _MISSING: Final = object()
 
-#: Postings of one term, best impact first, resuming after ``(impact, rid)`` and not below a
-#: cutoff; each joined to its live memory (what exact scoring needs, no JSON unless filtering).
+#: Postings of one term, best stored impact first, resuming after ``(impact, rid)``, whose
+#: exact BM25 saturation at the live avgdl reaches a cutoff (checked on the index entry), each
+#: with its memory's exact BM25 ({score}: one term each, from the ``(rid, term, tf)`` index).
 _POSTINGS: Final = """
-SELECT p.impact, p.rid, m.id, m.terms, m.dl, COALESCE(m.last_access, m.updated_at),
-       m.importance, {data}
-FROM memories_postings AS p JOIN memories AS m ON m.rid = p.rid
+SELECT p.impact, p.rid, {score}
+FROM memories_postings AS p
 WHERE p.tenant = ? AND p.term = ? AND (p.impact, p.rid) < (?, ?) AND p.impact >= ?
-  AND m.deleted = 0 AND (m.expires_at IS NULL OR m.expires_at > ?)
+  AND p.tf * 2.2 / (p.tf + 0.3 + ? * p.dl) >= ?
 ORDER BY p.impact DESC, p.rid DESC LIMIT ?
 """
-_PLAIN: Final = _POSTINGS.format(data="NULL")
-_WITH_DATA: Final = _POSTINGS.format(data="m.data")
+_TERM_SCORE: Final = (
+    "? * COALESCE((SELECT s.tf * 2.2 / (s.tf + 0.3 + ? * p.dl) FROM memories_postings AS s "
+    "WHERE s.rid = p.rid AND s.term = ?), 0.0)"
+)
+#: What ranking needs of the live memories among ``?`` rids.
+_LIVE_ROWS: Final = """
+SELECT rid, id, COALESCE(last_access, updated_at), importance, {data} FROM memories
+WHERE rid IN ({marks}) AND deleted = 0 AND (expires_at IS NULL OR expires_at > ?)
+"""
 
 #: Postings read per term in the first round (then doubled each round).
 FIRST_BATCH: Final = 64
@@ -69,17 +76,20 @@ def top_candidates(
     for word in qtf:
         hit = conn.execute(sql.DOC_FREQ, (tenant, word)).fetchone()
         df[word] = hit[0] if hit else 0
-    slack = sql.impact_slack(avgdl)
-    # Upper bound of a term's exact contribution per unit of stored impact.
+    slack = sql.impact_slack(avgdl) * 2.2  # stored impact -> bound of the exact saturation
+    per_dl = 0.9 / avgdl if avgdl else 0.0
+    # A term's exact contribution is its weight times the saturation tf (k1 + 1) / (tf + norm).
     weight = {
-        w: math.log(1.0 + (n - df[w] + 0.5) / (df[w] + 0.5)) * qtf[w] * 2.2 * slack
-        for w in qtf
-        if df[w]
+        w: math.log(1.0 + (n - df[w] + 0.5) / (df[w] + 0.5)) * qtf[w] for w in qtf if df[w]
     }
-    statement = _WITH_DATA if filters else _PLAIN
+    terms = list(weight)
+    statement = _POSTINGS.format(score=" + ".join([_TERM_SCORE] * len(terms)) or "0.0")
+    score_params: list[Any] = []
+    for w in terms:
+        score_params += (weight[w], per_dl, w)
     cursor = {w: (math.inf, 0) for w in weight}  # (impact, rid) of the last posting read
-    # Highest impact a memory not seen yet can have in each term (impacts are below 1).
-    frontier = dict.fromkeys(weight, 1.0)
+    # Highest saturation a memory not seen yet can have in each term (below k1 + 1).
+    frontier = dict.fromkeys(weight, 2.2)
     done: set[str] = set()
     seen: set[int] = set()
     best: list[tuple[float, int, str]] = []  # min-heap of (score, rid, id), at most ``pool``
@@ -98,30 +108,27 @@ def top_candidates(
             break
         everything = sum(bound.values())
         for w in essential:
-            cutoff = max((theta - (everything - bound[w])) / weight[w], 0.0)
+            # Below this saturation a memory cannot reach theta, even with every other term.
+            cutoff = max((theta - (everything - bound[w])) / weight[w], 0.0) * (1.0 - 1e-9)
             impact, rid = cursor[w]
-            rows = conn.execute(statement, (tenant, w, impact, rid, cutoff, now, batch)).fetchall()
+            params = (*score_params, tenant, w, impact, rid, cutoff / slack, per_dl, cutoff)
+            rows = conn.execute(statement, (*params, batch)).fetchall()
             if rows:
                 cursor[w] = (rows[-1][0], rows[-1][1])
-                frontier[w] = rows[-1][0]
+                frontier[w] = min(frontier[w], rows[-1][0] * slack)
             if len(rows) < batch:  # nothing left at or above the cutoff
                 done.add(w)
                 frontier[w] = min(frontier[w], cutoff)
-            for _impact, rid_, mid, terms, dl, touched, importance, raw in rows:
-                if rid_ in seen:
-                    continue
-                seen.add(rid_)
-                if filters and not _matches(raw, filters):
-                    continue
-                score = sql.lucene_bm25(hex_query, terms, dl, df, n, avgdl)
-                item = (score, rid_, mid)
-                if len(best) < pool:
-                    heapq.heappush(best, item)
-                elif item > best[0]:
-                    extra.pop(heapq.heapreplace(best, item)[1], None)
-                else:
-                    continue
-                extra[rid_] = (touched, importance)
+            # Memories that would enter the pool now, if live (and kept by the filters).
+            floor = best[0][0] if len(best) >= pool else -math.inf
+            scores: dict[int, float] = {}
+            for _impact, rid_, score in rows:
+                if rid_ not in seen:
+                    seen.add(rid_)
+                    if score > floor:
+                        scores[rid_] = score
+            if scores:
+                _admit(conn, scores, best, extra, pool=pool, now=now, filters=filters)
         batch *= 2
     ranked = sorted(best, reverse=True)
     if not ranked:
@@ -132,3 +139,32 @@ def top_candidates(
     return [
         Candidate(mid, json.loads(data[rid]), score, *extra[rid]) for score, rid, mid in ranked
     ]
+
+
+def _admit(
+    conn: sqlite3.Connection,
+    scores: dict[int, float],
+    best: list[tuple[float, int, str]],
+    extra: dict[int, tuple[float, float]],
+    *,
+    pool: int,
+    now: float,
+    filters: Mapping[str, Any] | None,
+) -> None:
+    """Push the live (and filtered) memories among ``scores`` into the ``best`` heap."""
+    rids = list(scores)
+    for start in range(0, len(rids), 500):  # below SQLite's bound-parameter limit
+        part = rids[start : start + 500]
+        marks = ",".join("?" * len(part))
+        query = _LIVE_ROWS.format(data="data" if filters else "NULL", marks=marks)
+        for rid, mid, touched, importance, raw in conn.execute(query, (*part, now)):
+            if filters and not _matches(raw, filters):
+                continue
+            item = (scores[rid], rid, mid)
+            if len(best) < pool:
+                heapq.heappush(best, item)
+            elif item > best[0]:
+                extra.pop(heapq.heapreplace(best, item)[1], None)
+            else:
+                continue
+            extra[rid] = (touched, importance)
