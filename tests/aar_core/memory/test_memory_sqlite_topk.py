@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 from pathlib import Path
@@ -115,21 +116,30 @@ async def pruned_default(store: SQLiteStore, query: str) -> list[Candidate]:
 
 async def test_a_schema_2_file_gets_its_postings_on_open(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    store = SQLiteStore(path)
-    await store.open()
-    await store.put_if_newer(MemoryRecord("a", {"content": "green tea"}, Version(1, 0, "n"), 1, 1))
-    await store.close()
-    conn = sqlite3.connect(path, isolation_level=None)  # turn the file back into schema 2
-    for name in ("insert", "delete", "update"):
-        conn.execute(f"DROP TRIGGER memories_postings_{name}")
-    conn.execute("DROP TABLE memories_postings")
-    conn.execute("DROP TABLE memories_df")
-    conn.execute("ALTER TABLE memories DROP COLUMN postings")
+    conn = sqlite3.connect(path, isolation_level=None)  # a file as schema 2 wrote it
+    for statement in sql._SCHEMA_V2:
+        conn.execute(statement)
+    texts = ("green tea", "green green tea leaves", "black coffee")
+    index = BM25Index()
+    for i, text in enumerate(texts):
+        index.add(f"m{i}", text)
+        terms = " ".join(sql.encode_terms(tokenize(text)))
+        conn.execute(
+            "INSERT INTO memories (tenant, id, version, data, created_at, updated_at, terms, dl) "
+            "VALUES ('default', ?, ?, ?, 1, 1, ?, ?)",
+            (f"m{i}", Version(1, 0, "n").to_str(), json.dumps({"content": text}), terms,
+             len(terms.split())),
+        )
     conn.execute("PRAGMA user_version = 2")
     conn.close()
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert [c.id for c in await pruned_default(store, "tea")] == ["a"]
+        found = await pruned_default(store, "green tea")
+        want = index.top("green tea", 10)
+        expected = [(d, texts[int(d[1:])]) for d, _ in want]
+        assert [(c.id, c.data["content"]) for c in found] == expected
+        assert [c.bm25 for c in found] == pytest.approx([score for _, score in want])
+        assert [c.id for c in await pruned_default(store, "coffee")] == ["m2"]
     finally:
         await store.close()

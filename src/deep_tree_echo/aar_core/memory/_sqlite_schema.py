@@ -1,14 +1,12 @@
-"""Schema, versioned migrations and search SQL of :class:`SQLiteStore` (FTS5 full-text index).
+"""Schema, versioned migrations and search SQL of :class:`SQLiteStore` (postings index).
 
 Rows are keyed by ``(tenant, id)``. ``terms`` holds the output of ``_bm25.tokenize`` over the
-memory's searchable text, each token hex-encoded (so FTS5's ``unicode61`` tokenizer keeps every
-token exactly as ``tokenize`` made it, whatever characters it holds) and joined by spaces;
-tombstones have no terms. An external-content FTS5 table over ``terms`` is kept in step by
-triggers, i.e. inside the very transaction that writes the record.
-
-Since schema 3, ``postings`` holds the memory's ``[hex term, impact, tf]`` (JSON) and
-triggers copy them into ``memories_postings``, ordered per ``(tenant, term)`` by impact so a
-search reads the best postings of each query term first (see ``_sqlite_topk``).
+memory's searchable text, each token hex-encoded and joined by spaces; tombstones have no
+terms. Schema 2 indexed ``terms`` with FTS5; schema 3 replaces it: ``postings`` holds the
+memory's ``[hex term, impact, tf]`` (JSON) and triggers copy them into ``memories_postings``
+(ordered per ``(tenant, term)`` by impact, so a search reads each query term's best postings
+first, see ``_sqlite_topk``) and keep ``memories_df`` and ``memories_stats`` (df, N, summed
+length per tenant), i.e. inside the very transaction that writes the record.
 """
 
 from __future__ import annotations
@@ -92,6 +90,35 @@ _SCHEMA_V2: Final = (
 #: Schema 3: impact-ordered postings, kept by triggers from the ``postings`` JSON column.
 _SCHEMA_V3: Final = (
     "ALTER TABLE memories ADD COLUMN postings TEXT NOT NULL DEFAULT '[]'",
+    # The postings replace FTS5; N and the summed length keep their own triggers.
+    "DROP TRIGGER IF EXISTS memories_fts_insert",
+    "DROP TRIGGER IF EXISTS memories_fts_delete",
+    "DROP TRIGGER IF EXISTS memories_fts_update",
+    "DROP TABLE IF EXISTS memories_vocab",
+    "DROP TABLE IF EXISTS memories_fts",
+    """
+    CREATE TRIGGER IF NOT EXISTS memories_stats_insert AFTER INSERT ON memories
+    WHEN new.deleted = 0 BEGIN
+        INSERT INTO memories_stats (tenant, n, total) VALUES (new.tenant, 1, new.dl)
+            ON CONFLICT (tenant) DO UPDATE SET n = n + 1, total = total + excluded.total;
+    END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS memories_stats_delete AFTER DELETE ON memories
+    WHEN old.deleted = 0 BEGIN
+        UPDATE memories_stats SET n = n - 1, total = total - old.dl WHERE tenant = old.tenant;
+    END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS memories_stats_update AFTER UPDATE OF dl, deleted ON memories
+    BEGIN
+        UPDATE memories_stats SET n = n - 1, total = total - old.dl
+            WHERE tenant = old.tenant AND old.deleted = 0;
+        INSERT INTO memories_stats (tenant, n, total) SELECT new.tenant, 1, new.dl
+            WHERE new.deleted = 0
+            ON CONFLICT (tenant) DO UPDATE SET n = n + 1, total = total + excluded.total;
+    END
+    """,
     "CREATE TABLE IF NOT EXISTS memories_postings ("
     "tenant TEXT NOT NULL, term TEXT NOT NULL, impact REAL NOT NULL, rid INTEGER NOT NULL, "
     "tf INTEGER NOT NULL, dl INTEGER NOT NULL, PRIMARY KEY (tenant, term, impact, rid)) "
@@ -184,7 +211,7 @@ WHERE tenant = ? AND expires_at < ? AND deleted = 0 LIMIT ?
 
 
 def encode_terms(tokens: Sequence[str]) -> list[str]:
-    """Tokens as FTS5-safe words (hex of their UTF-8)."""
+    """Tokens as index words (hex of their UTF-8: any character, one plain key)."""
     return [t.encode("utf-8").hex() for t in tokens]
 
 
