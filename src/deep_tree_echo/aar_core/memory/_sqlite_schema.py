@@ -1,10 +1,12 @@
-"""Schema, versioned migrations and search SQL of :class:`SQLiteStore` (FTS5 full-text index).
+"""Schema, versioned migrations and search SQL of :class:`SQLiteStore` (postings index).
 
 Rows are keyed by ``(tenant, id)``. ``terms`` holds the output of ``_bm25.tokenize`` over the
-memory's searchable text, each token hex-encoded (so FTS5's ``unicode61`` tokenizer keeps every
-token exactly as ``tokenize`` made it, whatever characters it holds) and joined by spaces;
-tombstones have no terms. An external-content FTS5 table over ``terms`` is kept in step by
-triggers, i.e. inside the very transaction that writes the record.
+memory's searchable text, each token hex-encoded and joined by spaces; tombstones have no
+terms. Schema 2 indexed ``terms`` with FTS5; schema 3 replaces it: ``postings`` holds the
+memory's ``[hex term, impact, tf]`` (JSON) and triggers copy them into ``memories_postings``
+(ordered per ``(tenant, term)`` by impact, so a search reads each query term's best postings
+first, see ``_sqlite_topk``) and keep ``memories_df`` and ``memories_stats`` (df, N, summed
+length per tenant), i.e. inside the very transaction that writes the record.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -20,7 +23,7 @@ from deep_tree_echo.aar_core.memory.ranking import normalise_importance
 from deep_tree_echo.aar_core.memory.record import MemoryRecord, Version
 
 #: ``PRAGMA user_version`` of the current schema. 0: empty file or the v1 table (no tenants).
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 _SCHEMA_V2: Final = (
     """
@@ -84,23 +87,100 @@ _SCHEMA_V2: Final = (
     """,
 )
 
+#: Schema 3: impact-ordered postings, kept by triggers from the ``postings`` JSON column.
+_SCHEMA_V3: Final = (
+    "ALTER TABLE memories ADD COLUMN postings TEXT NOT NULL DEFAULT '[]'",
+    # The postings replace FTS5; N and the summed length keep their own triggers.
+    "DROP TRIGGER IF EXISTS memories_fts_insert",
+    "DROP TRIGGER IF EXISTS memories_fts_delete",
+    "DROP TRIGGER IF EXISTS memories_fts_update",
+    "DROP TABLE IF EXISTS memories_vocab",
+    "DROP TABLE IF EXISTS memories_fts",
+    """
+    CREATE TRIGGER IF NOT EXISTS memories_stats_insert AFTER INSERT ON memories
+    WHEN new.deleted = 0 BEGIN
+        INSERT INTO memories_stats (tenant, n, total) VALUES (new.tenant, 1, new.dl)
+            ON CONFLICT (tenant) DO UPDATE SET n = n + 1, total = total + excluded.total;
+    END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS memories_stats_delete AFTER DELETE ON memories
+    WHEN old.deleted = 0 BEGIN
+        UPDATE memories_stats SET n = n - 1, total = total - old.dl WHERE tenant = old.tenant;
+    END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS memories_stats_update AFTER UPDATE OF dl, deleted ON memories
+    BEGIN
+        UPDATE memories_stats SET n = n - 1, total = total - old.dl
+            WHERE tenant = old.tenant AND old.deleted = 0;
+        INSERT INTO memories_stats (tenant, n, total) SELECT new.tenant, 1, new.dl
+            WHERE new.deleted = 0
+            ON CONFLICT (tenant) DO UPDATE SET n = n + 1, total = total + excluded.total;
+    END
+    """,
+    "CREATE TABLE IF NOT EXISTS memories_postings ("
+    "tenant TEXT NOT NULL, term TEXT NOT NULL, impact REAL NOT NULL, rid INTEGER NOT NULL, "
+    "tf INTEGER NOT NULL, dl INTEGER NOT NULL, PRIMARY KEY (tenant, term, impact, rid)) "
+    "WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS memories_postings_rid ON memories_postings (rid, term, tf)",
+    # Per tenant and term: how many memories hold it (BM25's df, one tenant's own).
+    "CREATE TABLE IF NOT EXISTS memories_df (tenant TEXT NOT NULL, term TEXT NOT NULL, "
+    "n INTEGER NOT NULL, PRIMARY KEY (tenant, term)) WITHOUT ROWID",
+    """
+    CREATE TRIGGER IF NOT EXISTS memories_postings_insert AFTER INSERT ON memories BEGIN
+        INSERT INTO memories_postings (tenant, term, impact, rid, tf, dl)
+            SELECT new.tenant, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),
+                   new.rid, json_extract(j.value, '$[2]'), new.dl
+            FROM json_each(new.postings) AS j;
+        INSERT INTO memories_df (tenant, term, n)
+            SELECT new.tenant, json_extract(j.value, '$[0]'), 1
+            FROM json_each(new.postings) AS j WHERE true
+            ON CONFLICT (tenant, term) DO UPDATE SET n = n + 1;
+    END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS memories_postings_delete AFTER DELETE ON memories BEGIN
+        DELETE FROM memories_postings WHERE rid = old.rid;
+        UPDATE memories_df SET n = n - 1 WHERE tenant = old.tenant
+            AND term IN (SELECT json_extract(j.value, '$[0]') FROM json_each(old.postings) AS j);
+    END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS memories_postings_update AFTER UPDATE OF postings
+    ON memories BEGIN
+        DELETE FROM memories_postings WHERE rid = old.rid;
+        UPDATE memories_df SET n = n - 1 WHERE tenant = old.tenant
+            AND term IN (SELECT json_extract(j.value, '$[0]') FROM json_each(old.postings) AS j);
+        INSERT INTO memories_postings (tenant, term, impact, rid, tf, dl)
+            SELECT new.tenant, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),
+                   new.rid, json_extract(j.value, '$[2]'), new.dl
+            FROM json_each(new.postings) AS j;
+        INSERT INTO memories_df (tenant, term, n)
+            SELECT new.tenant, json_extract(j.value, '$[0]'), 1
+            FROM json_each(new.postings) AS j WHERE true
+            ON CONFLICT (tenant, term) DO UPDATE SET n = n + 1;
+    END
+    """,
+)
+
 COLUMNS: Final = (
     "id, version, data, created_at, updated_at, access_count, last_access, expires_at, deleted, "
     "extra"
 )
-_WRITE_COLUMNS: Final = f"tenant, {COLUMNS}, importance, terms, dl"
+_WRITE_COLUMNS: Final = f"tenant, {COLUMNS}, importance, terms, dl, postings"
 
 # Last-writer-wins in one statement: the row is replaced only when the incoming version is
 # newer (``Version.to_str`` sorts like the version tuple: fixed-width numbers, then the node id
 # compared bytewise, as Python compares str), so concurrent writers cannot lose it.
 PUT_IF_NEWER: Final = f"""
-INSERT INTO memories ({_WRITE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO memories ({_WRITE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(tenant, id) DO UPDATE SET
     version = excluded.version, data = excluded.data, created_at = excluded.created_at,
     updated_at = excluded.updated_at, access_count = excluded.access_count,
     last_access = excluded.last_access, expires_at = excluded.expires_at,
     deleted = excluded.deleted, extra = excluded.extra, importance = excluded.importance,
-    terms = excluded.terms, dl = excluded.dl
+    terms = excluded.terms, dl = excluded.dl, postings = excluded.postings
 WHERE excluded.version > memories.version
 """
 
@@ -114,18 +194,9 @@ WHERE tenant = ? AND id = ?
 
 _LIVE: Final = "m.deleted = 0 AND (m.expires_at IS NULL OR m.expires_at > ?)"
 
-#: Candidates of a text query, best FTS5 ``bm25()`` first (it returns lower = better); they are
-#: re-scored with the exact Lucene BM25 of the in-memory index (see ``lucene_bm25``).
-SEARCH_TERMS: Final = f"""
-SELECT m.id, m.data, m.terms, m.dl, COALESCE(m.last_access, m.updated_at), m.importance
-FROM memories_fts JOIN memories AS m ON m.rid = memories_fts.rowid
-WHERE memories_fts MATCH ? AND m.tenant = ? AND {_LIVE}
-ORDER BY bm25(memories_fts)
-"""
-
 #: Every live memory of a tenant (an empty query ranks them by recency and importance).
 SEARCH_ALL: Final = f"""
-SELECT m.id, m.data, '', 0, COALESCE(m.last_access, m.updated_at), m.importance
+SELECT m.id, m.data, COALESCE(m.last_access, m.updated_at), m.importance
 FROM memories AS m WHERE m.tenant = ? AND {_LIVE}
 """
 
@@ -140,23 +211,19 @@ WHERE tenant = ? AND expires_at < ? AND deleted = 0 LIMIT ?
 
 
 def encode_terms(tokens: Sequence[str]) -> list[str]:
-    """Tokens as FTS5-safe words (hex of their UTF-8)."""
+    """Tokens as index words (hex of their UTF-8: any character, one plain key)."""
     return [t.encode("utf-8").hex() for t in tokens]
-
-
-def fts_query(terms: Sequence[str]) -> str:
-    """An FTS5 query matching any of ``terms`` (each a quoted hex word)."""
-    return " OR ".join(f'"{word}"' for word in dict.fromkeys(encode_terms(terms)))
 
 
 def write_params(tenant: str, record: MemoryRecord) -> tuple[Any, ...]:
     """Parameters of :data:`PUT_IF_NEWER` for ``record``."""
     if record.deleted:
-        importance, terms, dl = 0.5, "", 0
+        importance, terms, dl, postings = 0.5, "", 0, "[]"
     else:
         importance = normalise_importance(record.data.get("importance"))
         tokens = tokenize(document_text(record.data))
-        terms, dl = " ".join(encode_terms(tokens)), len(tokens)
+        hexed = encode_terms(tokens)
+        terms, dl, postings = " ".join(hexed), len(tokens), postings_json(hexed)
     return (
         tenant,
         record.id,
@@ -172,7 +239,30 @@ def write_params(tenant: str, record: MemoryRecord) -> tuple[Any, ...]:
         importance,
         terms,
         dl,
+        postings,
     )
+
+
+#: Average document length the stored impacts assume (a constant, so impacts never need
+#: rewriting; searches correct for the live average, see ``impact_slack``).
+IMPACT_AVGDL: Final = 16.0
+
+
+def impact(tf: int, dl: int) -> float:
+    """A term's BM25 saturation ``tf / (tf + k1 (1 - b + b dl / IMPACT_AVGDL))``."""
+    return tf / (tf + 1.2 * (0.25 + 0.75 * dl / IMPACT_AVGDL))
+
+
+def impact_slack(avgdl: float) -> float:
+    """Factor by which a true BM25 saturation (at ``avgdl``) can exceed the stored impact."""
+    return max(1.0, avgdl / IMPACT_AVGDL) * (1.0 + 1e-9)
+
+
+def postings_json(hexed: Sequence[str]) -> str:
+    """The ``[term, impact, tf]`` triples of a document given its hex tokens (JSON text)."""
+    dl = len(hexed)
+    counts = Counter(hexed)
+    return json.dumps([[t, impact(n, dl), n] for t, n in counts.items()], separators=(",", ":"))
 
 
 def row_to_record(row: tuple[Any, ...]) -> MemoryRecord:
@@ -201,11 +291,21 @@ def migrate(conn: sqlite3.Connection) -> None:
             old = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'memories'"
             ).fetchone()
-            if old is not None and version == 0:  # v1: id primary key, no tenant, no index
+            v1 = old is not None and version == 0  # v1: id primary key, no tenant, no index
+            if v1:
                 conn.execute("ALTER TABLE memories RENAME TO memories_v1")
-            for statement in _SCHEMA_V2:
+            if version < 2:
+                for statement in _SCHEMA_V2:
+                    conn.execute(statement)
+            for statement in _SCHEMA_V3:
                 conn.execute(statement)
-            if old is not None and version == 0:
+            if version == 2:  # index the postings of every stored memory
+                stored = conn.execute("SELECT rid, terms FROM memories WHERE deleted = 0")
+                conn.executemany(
+                    "UPDATE memories SET postings = ? WHERE rid = ?",
+                    [(postings_json(terms.split()), rid) for rid, terms in stored.fetchall()],
+                )
+            if v1:
                 rows = conn.execute(f"SELECT {COLUMNS} FROM memories_v1").fetchall()
                 conn.executemany(
                     PUT_IF_NEWER, [write_params("default", row_to_record(r)) for r in rows]
@@ -221,8 +321,8 @@ def migrate(conn: sqlite3.Connection) -> None:
 
 #: N (indexed memories) and summed length of a tenant, kept by the triggers.
 STATS: Final = "SELECT n, total FROM memories_stats WHERE tenant = ?"
-#: Documents holding each (hex) term, from FTS5's own vocabulary (all tenants of the file).
-DOC_FREQ: Final = "SELECT term, doc FROM memories_vocab WHERE term = ?"
+#: Memories of a tenant holding a (hex) term, kept by the postings triggers.
+DOC_FREQ: Final = "SELECT n FROM memories_df WHERE tenant = ? AND term = ?"
 
 
 def lucene_bm25(

@@ -7,9 +7,10 @@ returns) only after ``COMMIT`` returned, so acknowledged writes survive ``kill -
 ``synchronous=FULL``, power loss. Reads run on a second connection in their own thread and see
 every acknowledged write (WAL readers never block the writer).
 
-Search is SQLite FTS5 (``bm25()``) over the ``_bm25.tokenize`` output of each memory, kept in
-step with the records by triggers in the same transaction (see ``_sqlite_schema``); the
-candidates are then ranked by ``ranking.rank`` like every store. Several processes may open
+Search reads impact-ordered postings of the ``_bm25.tokenize`` output of each memory, kept in
+step with the records by triggers in the same transaction (see ``_sqlite_schema``), and finds
+the exact BM25 top candidates with MaxScore pruning (``_sqlite_topk``); they are then ranked
+by ``ranking.rank`` like every store. Several processes may open
 one file: WAL, ``busy_timeout`` and ``BEGIN IMMEDIATE`` serialise their writers, and nothing
 read is cached, so each process sees every write another one committed.
 
@@ -33,6 +34,7 @@ from typing import Any, Final, TypeVar
 
 from deep_tree_echo.aar_core.errors import StoreError
 from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
+from deep_tree_echo.aar_core.memory._sqlite_topk import top_candidates
 from deep_tree_echo.aar_core.memory.ranking import (
     Candidate,
     RankWeights,
@@ -55,8 +57,6 @@ class _WriteOp:
 
 
 _STOP: Final = object()
-#: FTS5 candidates fetched per result-pool slot before the exact BM25 re-scoring.
-RESCORE: Final = 4
 _MISSING: Final = object()
 
 
@@ -122,6 +122,9 @@ class SQLiteStore(MemoryStore):
         if str(mode).lower() != "wal" and self.path != ":memory:":
             raise sqlite3.OperationalError(f"could not enable WAL (journal_mode={mode})")
         conn.execute("PRAGMA synchronous = FULL")
+        # The postings index is written and read at random places: give each connection
+        # 32 MiB of page cache (SQLite's default is 2 MiB).
+        conn.execute("PRAGMA cache_size = -32768")
         return conn
 
     async def open(self) -> None:
@@ -413,50 +416,20 @@ class SQLiteStore(MemoryStore):
     ) -> list[SearchResult]:
         if limit <= 0:
             return []
-        pool = candidate_pool(limit) if terms else None
-        match = sql.fts_query(terms) if terms else None
+        pool = candidate_pool(limit)
         hex_query = sql.encode_terms(terms)
 
         def fetch(conn: sqlite3.Connection) -> list[Candidate]:
-            if match is None:
-                cur = conn.execute(sql.SEARCH_ALL, (tenant, now))
-            else:
-                # FTS5's bm25() chooses RESCORE x pool candidates (its idf differs from the
-                # in-memory index's), which are re-scored exactly; with filters, rows stream
-                # best first until enough pass (filters apply before the cut).
-                query = sql.SEARCH_TERMS if filters else sql.SEARCH_TERMS + " LIMIT ?"
-                params: tuple[Any, ...] = (match, tenant, now)
-                if not filters:
-                    assert pool is not None
-                    params += (pool * RESCORE,)
-                cur = conn.execute(query, params)
-            rows: list[tuple[Any, ...]] = []
-            for row in cur:
-                if filters:  # JSON is parsed only where needed: filters, then the final pool
-                    data = json.loads(row[1])
-                    if not _matches(data, filters):
-                        continue
-                    row = (row[0], data, *row[2:])
-                rows.append(row)
-                if pool is not None and len(rows) >= pool * RESCORE:
-                    break
-            if match is None:
-                return [Candidate(r[0], _data(r[1]), 0.0, r[4], r[5]) for r in rows]
-            stats = conn.execute(sql.STATS, (tenant,)).fetchone() or (0, 0)
-            n, avgdl = stats[0], (stats[1] / stats[0] if stats[0] else 0.0)
-            df = {}
-            for word in set(hex_query):
-                hit = conn.execute(sql.DOC_FREQ, (word,)).fetchone()
-                df[word] = hit[1] if hit else 0
-            scored = [
-                Candidate(rid, data, sql.lucene_bm25(hex_query, text, dl, df, n, avgdl), t, imp)
-                for rid, data, text, dl, t, imp in rows
-            ]
-            scored.sort(key=lambda c: c.bm25, reverse=True)
-            best = scored[:pool]
-            for c in best:
-                c.data = _data(c.data)
-            return best
+            if hex_query:
+                return top_candidates(
+                    conn, hex_query, tenant=tenant, pool=pool, now=now, filters=filters
+                )
+            candidates = []
+            for rid, raw, touched, importance in conn.execute(sql.SEARCH_ALL, (tenant, now)):
+                data = _data(raw)
+                if not filters or _matches(data, filters):
+                    candidates.append(Candidate(rid, data, 0.0, touched, importance))
+            return candidates
 
         candidates = await self._read(fetch)
         return rank(candidates, weights=weights, now=now, limit=limit)
