@@ -21,5 +21,5 @@ __all__ = [
 #: ASGI scope key holding the tenant a request acts on (set by the auth middleware).
 TENANT_SCOPE_KEY = "dte.tenant"
 #: The tenant name rule as an anchored JSON-schema pattern (for the OpenAPI document).
-TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(?![\s\S])"
 MAX_TENANT_LENGTH = 64

@@ -48,7 +48,9 @@ async def test_the_schema_states_auth_ids_and_errors(app_client: AppClient) -> N
     get = doc["paths"]["/v1/memories/{memory_id}"]["get"]
     assert get["security"] == [{"apiKey": []}]  # ... and sends the key it is given
     params = {p["name"]: p for p in get["parameters"]}
-    assert params["memory_id"]["schema"]["pattern"] == r"^[^/\x00-\x1f\x7f-\x9f]+$"
+    # "(?![\s\S])" ends the string in every regex flavour; Python's "$" would also match
+    # before a trailing newline, so a validator using re.search would allow "id\n"
+    assert params["memory_id"]["schema"]["pattern"] == r"^[^/\x00-\x1f\x7f-\x9f]+(?![\s\S])"
     assert params["memory_id"]["schema"]["minLength"] == 1
     assert params["X-Echo-Tenant"]["schema"]["pattern"] == TENANT_PATTERN
     assert {"401", "403", "404", "422", "500", "503"} <= set(get["responses"])
@@ -67,7 +69,7 @@ async def test_the_schema_states_auth_ids_and_errors(app_client: AppClient) -> N
 
 def test_the_session_id_pattern_is_what_the_server_checks() -> None:
     pattern = re.compile(SESSION_ID_PATTERN)
-    for value in ["a", " a ", "é", "x\x01", " ", "", "\x85", "\t", "tab\tin"]:
+    for value in ["a", " a ", "é", "x\x01", " ", "", "\x85", "\t", "tab\tin", "s\n", "s\n\n"]:
         try:
             validate_session_id(value)
             accepted = True

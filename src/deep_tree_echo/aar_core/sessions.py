@@ -24,7 +24,7 @@ MAX_SESSION_ID = 128
 #: DEL, C1) or lone surrogates, and at least one character that is not whitespace.
 SESSION_ID_PATTERN = (
     r"^[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*[^\s\x00-\x1f\x7f-\x9f\ud800-\udfff]"
-    r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*$"
+    r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*(?![\s\S])"
 )
 _SESSION_ID_RE = re.compile(SESSION_ID_PATTERN)
 

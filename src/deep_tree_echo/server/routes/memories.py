@@ -25,7 +25,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 #: What ``validate_memory_id`` accepts (a URL path cannot carry lone surrogates): documented,
 #: and enforced by the manager with a 400 ``invalid_memory``.
-MEMORY_ID_PATTERN = r"^[^/\x00-\x1f\x7f-\x9f]+$"
+MEMORY_ID_PATTERN = r"^[^/\x00-\x1f\x7f-\x9f]+(?![\s\S])"
 MemoryId = Annotated[
     str,
     Path(min_length=1, max_length=MAX_ID_LENGTH, description="memory id",

@@ -21,7 +21,7 @@ from deep_tree_echo.server.routes._deps import Memory, only_query
 from deep_tree_echo.server.routes.memories import MEMORY_ID_PATTERN, MemoryId
 
 #: ``Version.to_str`` text as ``parse_version`` accepts it.
-VERSION_PATTERN = r"^[0-9]{1,16}-[0-9]{1,5}-[^\x00-\x1f\x7f]{1,256}$"
+VERSION_PATTERN = r"^[0-9]{1,16}-[0-9]{1,5}-[^\x00-\x1f\x7f]{1,256}(?![\s\S])"
 
 router = APIRouter(prefix="/v1/replica", tags=["replication"],
                    dependencies=[Depends(only_query())])
