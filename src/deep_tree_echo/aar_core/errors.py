@@ -19,7 +19,8 @@ class NotInitializedError(CoreError):
 
 
 class InvalidSessionIdError(InvalidInputError, CoreError):
-    """A session id is not a printable, non-blank string of at most 128 characters."""
+    """A session id is not a non-empty string of at most 128 characters without control
+    characters."""
 
     code = "invalid_session_id"
 

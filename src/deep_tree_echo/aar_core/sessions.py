@@ -20,17 +20,15 @@ from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
 #: Longest accepted session id (characters).
 MAX_SESSION_ID = 128
 #: What :func:`validate_session_id` accepts, as a JSON-schema/OpenAPI pattern (the function
-#: uses this very pattern, so the schema and the server agree): no control characters (C0,
-#: DEL, C1) or lone surrogates, and at least one character that is not whitespace.
-SESSION_ID_PATTERN = (
-    r"^[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*[^\s\x00-\x1f\x7f-\x9f\ud800-\udfff]"
-    r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*(?![\s\S])"
-)
+#: uses this very pattern, so the schema and the server agree): one or more characters, none a
+#: control character (C0, DEL, C1) or a lone surrogate. One plain character class, so every
+#: schema-driven generator reads it as the server does.
+SESSION_ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\ud800-\udfff]+(?![\s\S])"
 _SESSION_ID_RE = re.compile(SESSION_ID_PATTERN)
 
 
 def validate_session_id(value: object) -> str:
-    """Return ``value`` if it is a usable session id: a non-blank string without control
+    """Return ``value`` if it is a usable session id: a non-empty string without control
     characters of at most :data:`MAX_SESSION_ID` characters (:data:`SESSION_ID_PATTERN`);
     else raise :class:`InvalidSessionIdError` (``invalid_session_id``)."""
     if (
@@ -39,7 +37,7 @@ def validate_session_id(value: object) -> str:
         or _SESSION_ID_RE.fullmatch(value) is None
     ):
         raise InvalidSessionIdError(
-            f"'session_id' must be a non-blank string of at most {MAX_SESSION_ID} characters "
+            f"'session_id' must be a non-empty string of at most {MAX_SESSION_ID} characters "
             "without control characters"
         )
     return value
