@@ -105,7 +105,9 @@ async def run_conversation(path: Path, stats: dict[str, Any]) -> None:
             cat = int(item["category"])
             result = await gateway.process_cognitive_input(
                 {"type": "text", "content": item["question"],
-                 "context": {"session_id": f"{path.stem}-qa", "timestamp": asked_at}}
+                 # asked from another session, over the tenant's memories (the told turns)
+                 "context": {"session_id": f"{path.stem}-qa", "timestamp": asked_at,
+                             "memory_scope": "tenant"}}
             )
             reply = str(result.get("cognitive_response", {}).get("text", ""))
             confidence = float(result.get("confidence", 0.0))

@@ -32,6 +32,9 @@ _NUMBERS = {
     "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
     "a few": 3, "a couple of": 2, "a couple": 2, "couple of": 2, "several": 3,
 }
+#: Counts said exactly ("two days ago"); "a few", "several", "a couple" are vague.
+_NUMBER_WORDS = frozenset(k for k in _NUMBERS if k[:2] != "a " and k not in ("several",
+                                                                          "couple of"))
 _FUTURE = re.compile(
     r"\b(will|won't|shall|going to|gonna|plan(?:ning)? to|'ll|(?:am|is|are|'m|'re) going)\b", re.I
 )
@@ -136,7 +139,11 @@ def _resolve_one(kind: str, m: re.Match[str], ref: date, tense: str) -> TimeRef 
         raw, unit = m.group(1).lower(), m.group(2).lower()
         n = int(raw) if raw.isdigit() else _NUMBERS[raw]
         if unit == "day":
-            return _day_ref(text, ref - timedelta(days=n))
+            if raw.isdigit() or raw in _NUMBER_WORDS:
+                return _day_ref(text, ref - timedelta(days=n))
+            day = ref - timedelta(days=n)  # "a few days ago": say it as vaguely as it was said
+            return TimeRef(text, day, "day", f"{raw} days before {format_day(ref)} "
+                           f"(about {format_day(day)})")
         if unit == "week":
             start = ref - timedelta(weeks=n)
             return TimeRef(text, start, "week", f"{n} week{'s' * (n > 1)} before "

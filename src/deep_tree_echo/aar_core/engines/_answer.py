@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from deep_tree_echo.aar_core.engines._dialogue import sentences, split_speaker
+from deep_tree_echo.aar_core.engines._period import Period, in_periods, question_periods
 from deep_tree_echo.aar_core.memory.analysis import analyze, strip_tail, term
 from deep_tree_echo.aar_core.timeref import format_day, reference_date, resolve
 
@@ -44,7 +45,12 @@ for _word, _others in SYNONYM_WORDS.items():
 _POSSESSOR: Final = frozenset(("my", "your", "our"))
 _POSSESSIVE_TAILS: Final = ("'s", "\u2019s", "s'", "s\u2019")
 _RAW_WORD: Final = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
-_LIST: Final = re.compile(r"^\s*(?:what|which)\s+(?:are\b|[a-z]+[^s\W]s\b)", re.IGNORECASE)
+#: "What/Which <words> <auxiliary>": the words name what is asked for.
+_ASKED_FOR: Final = re.compile(
+    r"^\s*(?:what|which|where|who)\s+(.*?)\b(is|are|was|were|do|does|did|has|have|had)\b",
+    re.IGNORECASE,
+)
+_PLURAL: Final = re.compile(r"[a-z]{2,}[^s\W']s$", re.IGNORECASE)
 _CAPITALISED: Final = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zA-Z]+")
 _NUMBER: Final = re.compile(r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
                             r"twelve|dozen|a few|several|no)\b", re.IGNORECASE)
@@ -72,12 +78,17 @@ class Question:
     compounds: tuple[tuple[str, str], ...] = ()
     #: What kind of answer: "who" wants a name, "count" a number, "list" several memories.
     wants: str = ""
+    #: Periods the question names ("on 16 June, 2023"): when the answer was said or happened.
+    periods: tuple[Period, ...] = ()
 
 
-def parse_question(text: str) -> Question:
-    """Content terms (minus recall verbs) and entities: possessors and mid-sentence names."""
+def parse_question(text: str, reference: date | None = None) -> Question:
+    """Content terms (minus recall verbs and the words of dates it names), entities
+    (possessors and mid-sentence names) and the periods it names (resolved against
+    ``reference``, the time it is asked; today without one)."""
     _, body = split_speaker(text)
-    terms = frozenset(t for t in analyze(body) if t not in _ASKING)
+    periods, date_words = question_periods(body, reference or datetime.now(UTC).date())
+    terms = frozenset(t for t in analyze(body) if t not in _ASKING and t not in date_words)
     entities: set[str] = set()
     raw = _RAW_WORD.findall(body)
     analysed = [term(strip_tail(w.lower().replace("\u2019", "'"))) for w in raw]
@@ -95,9 +106,9 @@ def parse_question(text: str) -> Question:
     first = raw[0].lower() if raw else ""
     wants = ("who" if first in ("who", "who's", "whom") else
              "count" if first == "how" and len(raw) > 1 and raw[1].lower() in ("many", "much")
-             else "list" if _LIST.match(body) else "")
+             else "list" if asks_for_several(body) else "")
     return Question(terms, frozenset(entities), _WHEN.match(body) is not None, tuple(pairs),
-                    wants)
+                    wants, periods)
 
 
 #: Questions with at most this many content terms get synonyms added to their search.
@@ -113,6 +124,29 @@ def search_text(text: str) -> str:
     extra = [o for w in dict.fromkeys(_SYNONYM_RE.findall(text.lower()))
              for o in SYNONYM_WORDS[w]]
     return f"{text} {' '.join(extra)}" if extra else text
+
+
+def asks_for_several(body: str) -> bool:
+    """Whether a question asks for several things: a plural noun as what is asked for ("What
+    books ...", "Which activities ..."), "what are", or the present perfect, which asks for
+    everything so far ("What has Melanie painted?", "Where has Maria made friends?")."""
+    m = _ASKED_FOR.match(body)
+    if m is None:
+        return False
+    named, aux = m.group(1).split(), m.group(2).lower()
+    if not named:
+        return aux in ("are", "were", "has", "have")
+    return any(_PLURAL.search(w) for w in named) and aux not in ("is", "was")
+
+
+def wants_several(text: str) -> bool:
+    """:func:`asks_for_several` of a message (its speaker label set aside)."""
+    return asks_for_several(split_speaker(text)[1])
+
+
+def _asks(sentence: str) -> float:
+    """0.5 for a sentence that asks (ends with "?"), else 0."""
+    return 0.5 if sentence.endswith("?") else 0.0
 
 
 def _has_answer_kind(question: Question, text: str) -> bool:
@@ -180,6 +214,7 @@ class Evidence:
     sentence: str
     share: float = 1.0
     said_by_entity: bool = False
+    rank: float = 0.0
 
 
 def find_evidence(
@@ -220,9 +255,10 @@ def find_evidence(
         share = len(attributes & memory_terms) / len(attributes) if attributes else 1.0
         if share == 0.0:
             continue
-        scored = [(len(question.terms & _expanded(sentence)), -index, sentence)
+        # a sentence that asks something is not the answer (the next turn usually is)
+        scored = [(len(question.terms & _expanded(sentence)) - _asks(sentence), -index, sentence)
                   for index, sentence in enumerate(parts)]
-        _, neg_index, sentence = max(scored)
+        best, neg_index, sentence = max(scored)
         if speaker and not question.entities <= _addressed_out(sentence) | speaker_set:
             continue
         answer = sentence
@@ -234,11 +270,15 @@ def find_evidence(
         covered = question.terms & (memory_terms | question.entities)
         coverage = len(covered) / len(question.terms)
         said_by_entity = bool(speaker_set & question.entities)
-        rank = 0.6 * relevance + 0.4 * coverage + (0.2 if said_by_entity else 0.0)
+        dated = not question.periods or in_periods(memory, question.periods)
+        rank = (0.6 * relevance + 0.4 * coverage + (0.2 if said_by_entity else 0.0)
+                + 0.2 * best / len(question.terms) + (0.0 if dated else -0.3))
         evidence = Evidence(answer, coverage, relevance, memory, speaker, sentence, share,
-                            said_by_entity)
+                            said_by_entity, rank)
         enough = (
-            (share >= 0.5 or relevance >= 1.0)
+            dated
+            and not _asks(sentence)
+            and (share >= 0.5 or relevance >= 1.0)
             and not compound_clash
             and _has_answer_kind(question, body)
         )
@@ -364,21 +404,37 @@ def _dated(question: Question, evidence: Evidence, text: str) -> tuple[str, floa
     return text, 0.6
 
 
+#: A list answer quotes up to this many memories beyond the best one.
+_LIST_MORE: Final = 6
+#: A second memory ranked within this of the best is quoted too.
+_CLOSE_RANK: Final = 0.1
+
+
 def compose(question: Question, found: list[Evidence]) -> tuple[str, float]:
-    """The reply text and its confidence: the best clause, plus up to two more from other
-    memories that cover the question as well (lists are often told over several turns)."""
+    """The reply text and its confidence: the best clause; for a question asking for several
+    things, the clauses of the other answering memories too (lists are told over several
+    turns); otherwise the second one as well when it ranks about as high."""
     evidence = found[0]
     clause = _said(evidence)
+    others = [e for e in found[1:] if not _asks(e.sentence)]
     if question.wants == "list":
-        more = [e for e in found[1:3] if e.coverage >= evidence.coverage]
-        if more:
-            clause = " ".join([clause, "Also:", *(_said(e) for e in more)])
+        more = others[:_LIST_MORE]
+    else:  # a second memory about as good: both, rather than a guess between them
+        more = [e for e in others[:1] if e.rank >= evidence.rank - _CLOSE_RANK]
+    if more:
+        clause = " ".join([clause, "Also:", *(_said(e) for e in more)])
     text, factor = _dated(question, evidence, clause)
     return text, min(1.0, _confidence(evidence) * factor)
 
 
 def tentative(question: Question, found: list[Evidence]) -> tuple[str, float]:
-    """A don't-know reply that shows the nearest memory (entity covered, attribute in part)."""
-    evidence = found[0]
+    """A don't-know reply that shows the nearest memories (entity covered, attribute in part;
+    statements before questions), two when the second ranks about as high."""
+    ordered = sorted(found, key=lambda e: _asks(e.sentence) > 0)  # stable: rank order kept
+    evidence = ordered[0]
     text, _ = _dated(question, evidence, _said(evidence))
+    second = [e for e in ordered[1:2] if not _asks(e.sentence)
+              and e.rank >= evidence.rank - _CLOSE_RANK]
+    if second:
+        text = f"{text} Or: {_said(second[0])}"
     return f"{NOT_SURE} {text}", round(0.15 + 0.2 * evidence.coverage, 4)

@@ -10,6 +10,9 @@ memory when that one at least names what was asked about).
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 from deep_tree_echo.aar_core.engines._answer import (
     DONT_KNOW,
     compose,
@@ -18,10 +21,18 @@ from deep_tree_echo.aar_core.engines._answer import (
     tentative,
 )
 from deep_tree_echo.aar_core.engines.base import CognitiveEngine, EngineAnswer, EngineQuery
+from deep_tree_echo.aar_core.timeref import reference_date
 
 NO_MEMORY_ANSWER = DONT_KNOW
 #: Confidence of a "don't know" reply: low, so callers can tell it from an answer.
 DONT_KNOW_CONFIDENCE = 0.0
+
+
+def _asked_on(memories: list[dict[str, Any]]) -> date | None:
+    """The latest day the memories were said: what a date without a year in the question is
+    resolved against (the engine does not get the question's own time)."""
+    days = [d for d in (reference_date(m.get("said_on")) for m in memories) if d is not None]
+    return max(days, default=None)
 
 
 class EmbeddedEngine(CognitiveEngine):
@@ -35,7 +46,7 @@ class EmbeddedEngine(CognitiveEngine):
     async def generate(self, query: EngineQuery) -> EngineAnswer:
         if not query.is_question:
             return EngineAnswer("Noted. I'll remember that.", 1.0, {"stored": True})
-        question = parse_question(query.text)
+        question = parse_question(query.text, _asked_on(query.memories))
         found, near = find_evidence(question, query.memories)
         if not found:
             if not near:
