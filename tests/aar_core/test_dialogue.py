@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from deep_tree_echo.aar_core.engines._answer import asks_for_several
 from deep_tree_echo.aar_core.engines._dialogue import classify
 from deep_tree_echo.aar_core.gateway import AARGateway
 
@@ -178,3 +179,48 @@ async def test_questions_stay_out_of_search_unless_asked_for(told: AARGateway) -
 )
 def test_dialogue_act_by_sentence_form(text: str, act: str) -> None:
     assert classify(text).act == act
+
+
+async def test_a_list_question_gets_every_item_told_over_time() -> None:
+    told = [("I read Dune on holiday.", "2023-03-02T10:00:00Z"),
+            ("My neighbour lent me a new gardening book.", "2023-03-20T10:00:00Z"),
+            ("Last night I finished reading The Hobbit, what a book!", "2023-04-11T10:00:00Z"),
+            ("I also read Emma last winter.", "2023-04-30T10:00:00Z"),
+            ("The weather was lovely in Porto.", "2023-05-01T10:00:00Z")]
+    async with AARGateway({"test_mode": True}) as gw:
+        for text, at in told:
+            await gw.process_cognitive_input(
+                {"content": text, "context": {"session_id": "b", "timestamp": at}})
+        result = await gw.process_cognitive_input(say("What books have I read?", "b"))
+        text = result["cognitive_response"]["text"]
+        for title in ("Dune", "Hobbit", "Emma"):
+            assert title in text, text
+        assert "Porto" not in text
+        assert result["confidence"] >= 0.5
+
+
+async def test_a_date_in_the_question_picks_the_memory_of_that_day() -> None:
+    async with AARGateway({"test_mode": True}) as gw:
+        for text, at in [("I bought a red scarf at the market.", "2023-05-02T10:00:00Z"),
+                         ("I bought a new lamp for the study.", "2023-06-16T10:00:00Z")]:
+            await gw.process_cognitive_input(
+                {"content": text, "context": {"session_id": "d", "timestamp": at}})
+        result = await gw.process_cognitive_input(say("What did I buy on 16 June, 2023?", "d"))
+        assert "lamp" in result["cognitive_response"]["text"]
+        assert "scarf" not in result["cognitive_response"]["text"]
+        result = await gw.process_cognitive_input(say("What did I buy in May 2023?", "d"))
+        assert "scarf" in result["cognitive_response"]["text"]
+        result = await gw.process_cognitive_input(say("What did I buy in March 2022?", "d"))
+        assert result["confidence"] < 0.5, result["cognitive_response"]["text"]
+
+
+@pytest.mark.parametrize(
+    ("question", "several"),
+    [("What books has Tim read?", True), ("Which activities does Mel enjoy?", True),
+     ("What are the names of my kids?", True), ("What has Melanie painted?", True),
+     ("Where has Maria made friends?", True), ("What is my sister's name?", False),
+     ("What kind of art does Caroline make?", False), ("Where does Paul live?", False),
+     ("What was his reason?", False), ("When did I go to the dentist?", False)],
+)
+def test_questions_asking_for_several_things_by_their_form(question: str, several: bool) -> None:
+    assert asks_for_several(question) is several

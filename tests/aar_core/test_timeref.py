@@ -69,6 +69,13 @@ def test_labels_say_the_date_and_relative_ones_the_reference() -> None:
     }
 
 
+def test_vague_counts_are_said_as_vaguely_as_told() -> None:
+    [few] = resolve("had a check-up a few days ago", date(2023, 5, 24))
+    assert few.label == "a few days before 24 May 2023 (about 21 May 2023)"
+    [exact] = resolve("three days ago I bought a book", date(2022, 4, 29))
+    assert exact.label == "26 April 2022"
+
+
 def test_the_reference_decides_not_today() -> None:
     assert resolve("yesterday", date(2020, 3, 1))[0].start == date(2020, 2, 29)
     assert resolve("last month", date(2024, 1, 15))[0].start == date(2023, 12, 1)

@@ -38,6 +38,22 @@ SYNONYM_WORDS: Final = {
     "enjoy": ("like", "love"), "favorite": ("like", "love"), "eat": ("food",),
     "food": ("eat",), "drive": ("car",), "car": ("drive",),
 }
+#: Irregular past forms (the stemmer leaves "bought" apart from "buy"): each form stands for
+#: the others.
+_IRREGULAR: Final = (
+    "buy bought", "go went gone", "make made", "see saw seen", "meet met", "take took taken",
+    "give gave given", "get got gotten", "write wrote written", "find found", "leave left",
+    "feel felt", "tell told", "think thought", "bring brought", "teach taught", "win won",
+    "lose lost", "run ran", "begin began begun", "sing sang sung", "swim swam swum",
+    "eat ate eaten", "drive drove driven", "fly flew flown", "draw drew drawn", "grow grew grown",
+    "speak spoke spoken", "break broke broken", "choose chose chosen", "sell sold",
+    "build built", "send sent", "spend spent", "catch caught", "fall fell fallen",
+    "hold held", "keep kept", "sleep slept", "hear heard", "pay paid", "lead led",
+)
+for _forms in _IRREGULAR:
+    _all = _forms.split()
+    for _form in _all:
+        SYNONYM_WORDS[_form] = (*SYNONYM_WORDS.get(_form, ()), *(f for f in _all if f != _form))
 _SYNONYM_RE: Final = re.compile(r"\b(" + "|".join(SYNONYM_WORDS) + r")\b")
 _SYNONYMS: Final[dict[str, set[str]]] = {}
 for _word, _others in SYNONYM_WORDS.items():
@@ -115,11 +131,18 @@ def parse_question(text: str, reference: date | None = None) -> Question:
 _SHORT_QUERY: Final = 3
 
 
+#: Any day does to find where a date is named in a question (not what it resolves to).
+_TODAY: Final = date(2000, 1, 1)
+
+
 def search_text(text: str) -> str:
     """``text`` with the synonyms of its words appended when it is short (a missing synonym
     decides a one- or two-word match; longer questions have other words to match, and the
     added words, often frequent ones, would cost search time for little)."""
-    if len(analyze(text)) > _SHORT_QUERY:
+    undated = text
+    for ref in resolve(text, _TODAY):  # the words of a date do not make a question long
+        undated = undated.replace(ref.text, " ")
+    if len(analyze(undated)) > _SHORT_QUERY:
         return text
     extra = [o for w in dict.fromkeys(_SYNONYM_RE.findall(text.lower()))
              for o in SYNONYM_WORDS[w]]
