@@ -26,7 +26,7 @@ from deep_tree_echo.aar_core._echo_dialogue import (
     question_replied_to,
 )
 from deep_tree_echo.aar_core.agents import Agent, AgentContext, AgentResult
-from deep_tree_echo.aar_core.engines._answer import search_text, wants_several
+from deep_tree_echo.aar_core.engines._answer import search_text
 from deep_tree_echo.aar_core.engines._dialogue import classify
 from deep_tree_echo.aar_core.engines.base import EngineQuery
 from deep_tree_echo.aar_core.memory.ranking import SearchResult
@@ -69,8 +69,6 @@ class EchoAgent(Agent):
             return AgentResult(greeting_reply(ctx.text), 1.0, {"act": "greeting"})
         question = act.is_question
         limit = ctx.settings.memories_per_answer
-        if question and wants_several(ctx.text):  # "What books has Tim read?": told over time
-            limit *= 2
         memories: list[dict[str, Any]] = []
         if question:
             # earlier questions are not evidence: fetch twice what the engine reads and skip

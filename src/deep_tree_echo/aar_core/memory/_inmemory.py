@@ -159,9 +159,17 @@ class InMemoryStore(MemoryStore):
         t.drop_expired(now)
         records = t.records
 
-        def keep(memory_id: str) -> bool:
-            data = records[memory_id].data
-            return all(data.get(k, _MISSING) == v for k, v in (filters or {}).items())
+        wanted = list((filters or {}).items())
+        if len(wanted) == 1:  # the common case (a session): one lookup, no generator
+            [(key, value)] = wanted
+
+            def keep(memory_id: str) -> bool:
+                return bool(records[memory_id].data.get(key, _MISSING) == value)
+        else:
+
+            def keep(memory_id: str) -> bool:
+                data = records[memory_id].data
+                return all(data.get(k, _MISSING) == v for k, v in wanted)
 
         scored: list[tuple[str, float]]
         if terms:
