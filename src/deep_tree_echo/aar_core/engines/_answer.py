@@ -79,7 +79,7 @@ _VOCATIVE: Final = re.compile(
     re.IGNORECASE,
 )
 _TOKEN: Final = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*|[^\w\s]+|\s+|_")
-#: The answering sentence takes the next one along while the two stay this short.
+#: The answering sentence takes its neighbours while the passage stays this short (words).
 _WINDOW_WORDS: Final = 40
 
 
@@ -225,6 +225,31 @@ def _expand(terms: set[str]) -> set[str]:
     return out
 
 
+def _window(parts: tuple[str, ...], index: int, says_little: bool) -> str:
+    """The answering sentence with its neighbours (the next first, then the one before) while
+    the passage stays short: the question's words find the place, the answer is the new
+    information said around it. A sentence that says little beyond the question always takes
+    the next one."""
+    first = last = index
+    words = len(parts[index].split())
+    if says_little and last + 1 < len(parts):
+        last += 1
+        words += len(parts[last].split())
+    while True:
+        grown = False
+        for side in (1, -1):
+            at = last + 1 if side == 1 else first - 1
+            if 0 <= at < len(parts) and words + len(parts[at].split()) <= _WINDOW_WORDS:
+                words += len(parts[at].split())
+                if side == 1:
+                    last = at
+                else:
+                    first = at
+                grown = True
+        if not grown:
+            return " ".join(parts[first:last + 1])
+
+
 @dataclass(slots=True)
 class Evidence:
     """The best answering clause found in the memories and how well it covers the question."""
@@ -284,12 +309,8 @@ def find_evidence(
         best, neg_index, sentence = max(scored)
         if speaker and not question.entities <= _addressed_out(sentence) | speaker_set:
             continue
-        answer = sentence
         novel = _terms(sentence) - question.terms - speaker_set
-        if -neg_index + 1 < len(parts) and (
-            len(novel) < 3 or len(f"{sentence} {parts[-neg_index + 1]}".split()) <= _WINDOW_WORDS
-        ):
-            answer = f"{sentence} {parts[-neg_index + 1]}"  # the answer is often said next
+        answer = _window(parts, -neg_index, len(novel) < 3)
         covered = question.terms & (memory_terms | question.entities)
         coverage = len(covered) / len(question.terms)
         said_by_entity = bool(speaker_set & question.entities)
