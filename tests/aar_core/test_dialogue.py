@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from deep_tree_echo.aar_core.engines._answer import asks_for_several
+from deep_tree_echo.aar_core.engines._answer import asks_for_several, parse_question
 from deep_tree_echo.aar_core.engines._dialogue import classify
 from deep_tree_echo.aar_core.gateway import AARGateway
 
@@ -224,3 +224,41 @@ async def test_a_date_in_the_question_picks_the_memory_of_that_day() -> None:
 )
 def test_questions_asking_for_several_things_by_their_form(question: str, several: bool) -> None:
     assert asks_for_several(question) is several
+
+
+async def test_the_answer_said_around_the_matching_sentence_is_quoted() -> None:
+    async with AARGateway({"test_mode": True}) as gw:
+        await gw.process_cognitive_input(say(
+            "Jo: Thanks, Sam! The pottery class was great. We made a cup with a dog face on it."
+            " Then we had tea.", "w"))
+        await gw.process_cognitive_input(say(
+            "Jo: I watch tutorials and keep up with developer forums. Basically, staying informed"
+            " about game design is key!", "w"))
+        result = await gw.process_cognitive_input(say("What did Jo make in pottery class?", "w"))
+        assert "cup with a dog face" in result["cognitive_response"]["text"]
+        result = await gw.process_cognitive_input(
+            say("How does Jo stay informed about game design?", "w"))
+        assert "developer forums" in result["cognitive_response"]["text"]
+        assert result["confidence"] >= 0.5
+
+
+async def test_a_when_question_prefers_the_memory_that_says_when() -> None:
+    async with AARGateway({"test_mode": True}) as gw:
+        for text in ("Jo: I went to the UK Harry Potter conference! Harry Potter fans at a"
+                     " Harry Potter conference.",
+                     "Jo: Last week I went to a Harry Potter conference in the UK."):
+            await gw.process_cognitive_input(say(text, "c"))
+        result = await gw.process_cognitive_input(
+            say("When did Jo go to the Harry Potter conference in the UK?", "c"))
+        assert result["cognitive_response"]["text"].startswith("the week before 8 May 2023")
+
+
+@pytest.mark.parametrize(
+    ("question", "when"),
+    [("When did I go?", True), ("Which week did Tim visit the UK?", True),
+     ("In which month did we move?", True), ("What year was it?", True),
+     ("How long ago was her birthday?", True), ("Which book did Tim read?", False),
+     ("What did I buy on 16 June, 2023?", False)],
+)
+def test_when_questions_by_their_form(question: str, when: bool) -> None:
+    assert parse_question(question).when is when

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from deep_tree_echo.aar_core.engines._dialogue import sentences, split_speaker
 from deep_tree_echo.aar_core.engines._period import Period, in_periods, question_periods
+from deep_tree_echo.aar_core.engines._perspective import flip_perspective
 from deep_tree_echo.aar_core.memory.analysis import analyze, strip_tail, term
 from deep_tree_echo.aar_core.timeref import format_day, reference_date, resolve
 
@@ -70,15 +71,15 @@ _PLURAL: Final = re.compile(r"[a-z]{2,}[^s\W']s$", re.IGNORECASE)
 _CAPITALISED: Final = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zA-Z]+")
 _NUMBER: Final = re.compile(r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
                             r"twelve|dozen|a few|several|no)\b", re.IGNORECASE)
-_WHEN: Final = re.compile(r"^\s*(when\b|what (?:year|date|day|month|time)\b|how long ago\b)",
-                          re.IGNORECASE)
+_WHEN: Final = re.compile(
+    r"^\s*(when\b|(?:in |on |during )?(?:what|which) (?:year|date|day|month|week|weekend|time)\b|"
+    r"how long ago\b)", re.IGNORECASE)
 #: A name used to address someone: "Thanks, Maria!", "Wow John, ...", "Maria, since ...".
 _VOCATIVE: Final = re.compile(
     r"(?:^|(?<=[.!?,;])\s*|\b(?:hey|hi|hello|thanks|thank you|wow|yeah|yes|congrats|oh|"
     r"sorry|dear|bye|ok|okay|aw+)\s*,?\s*)([A-Z][a-z]+)(?=\s*[,!?.;]|\s*$)",
     re.IGNORECASE,
 )
-_TOKEN: Final = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*|[^\w\s]+|\s+|_")
 #: The answering sentence takes its neighbours while the passage stays this short (words).
 _WINDOW_WORDS: Final = 40
 
@@ -225,11 +226,33 @@ def _expand(terms: set[str]) -> set[str]:
     return out
 
 
+def _names_a_time(memory: dict[str, Any]) -> bool:
+    """Whether a memory holds a time expression (resolved when stored; else looked for now):
+    the answer to "when" is usually said with one."""
+    dates = memory.get("dates")
+    if isinstance(dates, list):
+        return bool(dates)
+    return bool(resolve(str(memory.get("content", "")), _TODAY))
+
+
+#: First words of a sentence that goes on from the one before ("Basically, ...", "It was ...").
+_CONTINUES: Final = frozenset((
+    "it", "its", "it's", "this", "that", "these", "those", "they", "them", "so", "and", "but",
+    "also", "basically", "anyway", "plus", "then", "which", "there", "he", "she", "his", "her",
+    "we", "our",
+))
+
+
+def _continues(sentence: str) -> bool:
+    first = _RAW_WORD.match(sentence.lstrip("\"'([ "))
+    return first is not None and first.group(0).lower().replace("\u2019", "'") in _CONTINUES
+
+
 def _window(parts: tuple[str, ...], index: int, says_little: bool) -> str:
-    """The answering sentence with its neighbours (the next first, then the one before) while
-    the passage stays short: the question's words find the place, the answer is the new
-    information said around it. A sentence that says little beyond the question always takes
-    the next one."""
+    """The answering sentence with the ones after it, and the one before when it goes on from
+    it ("Basically, ...", "It was ..."), while the passage stays short: the question's words
+    find the place, the answer is the new information said around it. A sentence that says
+    little beyond the question always takes the next one."""
     first = last = index
     words = len(parts[index].split())
     if says_little and last + 1 < len(parts):
@@ -237,15 +260,15 @@ def _window(parts: tuple[str, ...], index: int, says_little: bool) -> str:
         words += len(parts[last].split())
     while True:
         grown = False
-        for side in (1, -1):
-            at = last + 1 if side == 1 else first - 1
-            if 0 <= at < len(parts) and words + len(parts[at].split()) <= _WINDOW_WORDS:
-                words += len(parts[at].split())
-                if side == 1:
-                    last = at
-                else:
-                    first = at
-                grown = True
+        if last + 1 < len(parts) and words + len(parts[last + 1].split()) <= _WINDOW_WORDS:
+            last += 1
+            words += len(parts[last].split())
+            grown = True
+        if (first > 0 and _continues(parts[first])
+                and words + len(parts[first - 1].split()) <= _WINDOW_WORDS):
+            first -= 1
+            words += len(parts[first].split())
+            grown = True
         if not grown:
             return " ".join(parts[first:last + 1])
 
@@ -316,7 +339,8 @@ def find_evidence(
         said_by_entity = bool(speaker_set & question.entities)
         dated = not question.periods or in_periods(memory, question.periods)
         rank = (0.6 * relevance + 0.4 * coverage + (0.2 if said_by_entity else 0.0)
-                + 0.2 * best / len(question.terms) + (0.0 if dated else -0.3))
+                + 0.2 * best / len(question.terms) + (0.0 if dated else -0.3)
+                + (0.2 if question.when and _names_a_time(memory) else 0.0))
         evidence = Evidence(answer, coverage, relevance, memory, speaker, sentence, share,
                             said_by_entity, rank)
         enough = (
@@ -330,60 +354,6 @@ def find_evidence(
     strict.sort(key=lambda item: item[0], reverse=True)
     near.sort(key=lambda item: item[0], reverse=True)
     return [e for _, e in strict], [e for _, e in near]
-
-
-# -- perspective --------------------------------------------------------------------------
-
-_TO_LISTENER: Final = {
-    "i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself",
-    "i'm": "you're", "i've": "you've", "i'll": "you'll", "i'd": "you'd", "am": "are",
-    "your": "my", "yours": "mine", "yourself": "myself", "you're": "I'm", "you've": "I've",
-    "you'll": "I'll", "you'd": "I'd", "we": "we", "our": "our",
-}
-_PAIRS: Final = re.compile(r"\b(I am|I was|you are|you were)\b", re.IGNORECASE)
-_PAIR_FLIP: Final = {"i am": "you are", "i was": "you were", "you are": "I am",
-                     "you were": "I was"}
-
-
-def _speaker_map(name: str) -> dict[str, str]:
-    return {"i": name, "me": name, "my": f"{name}'s", "mine": f"{name}'s", "myself": name,
-            "i'm": f"{name} is", "i've": f"{name} has", "i'll": f"{name} will",
-            "i'd": f"{name} would", "am": "is"}
-
-
-def flip_perspective(text: str, speaker: str | None = None) -> str:
-    """The user's first person as the listener's second ("my sister" → "your sister"), the
-    user's "you" (Echo) as "I"; with a speaker label, their first person as their name."""
-    if speaker is None:
-        text = _PAIRS.sub(lambda m: "\0" + _PAIR_FLIP[m.group(1).lower()] + "\0", text)
-        mapping = _TO_LISTENER
-    else:
-        text = _PAIRS.sub(lambda m: "\0" + (f"{speaker} is" if m.group(1).lower() == "i am"
-                                             else f"{speaker} was" if m.group(1).lower() == "i was"
-                                             else m.group(1)) + "\0", text)
-        mapping = _speaker_map(speaker)
-    out: list[str] = []
-    protected = False
-    prev_word = ""
-    for token in _TOKEN.findall(text.replace("\0", " \0 ")):
-        if token.strip() == "\0":
-            protected = not protected
-            continue
-        if protected or not token[:1].isalnum():
-            out.append(token)
-            continue
-        key = token.lower().replace("\u2019", "'")
-        if key == "you" and speaker is None:
-            new = "I" if prev_word in ("", "and", "that", "because", "if", "when", "so") else "me"
-        else:
-            new = mapping.get(key, token)
-        if new != token and token[:1].isupper() and new[:1].islower():
-            new = new[:1].upper() + new[1:]
-        out.append(new)
-        prev_word = key
-    result = "".join(out)
-    result = re.sub(r" {2,}", " ", result).strip()
-    return result[:1].upper() + result[1:]
 
 
 # -- replies ------------------------------------------------------------------------------
