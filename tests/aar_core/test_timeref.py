@@ -72,6 +72,8 @@ def test_labels_say_the_date_and_relative_ones_the_reference() -> None:
 def test_vague_counts_are_said_as_vaguely_as_told() -> None:
     [few] = resolve("had a check-up a few days ago", date(2023, 5, 24))
     assert few.label == "a few days before 24 May 2023 (about 21 May 2023)"
+    [few] = resolve("a painting I finished few days ago", date(2023, 12, 17))
+    assert few.label == "few days before 17 December 2023 (about 14 December 2023)"
     [exact] = resolve("three days ago I bought a book", date(2022, 4, 29))
     assert exact.label == "26 April 2022"
 

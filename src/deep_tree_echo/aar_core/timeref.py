@@ -30,11 +30,11 @@ _WEEKDAYS.update({"mon": 0, "tue": 1, "tues": 1, "wed": 2, "thu": 3, "thur": 3, 
 _NUMBERS = {
     "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
     "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
-    "a few": 3, "a couple of": 2, "a couple": 2, "couple of": 2, "several": 3,
+    "a few": 3, "few": 3, "a couple of": 2, "a couple": 2, "couple of": 2, "several": 3,
 }
 #: Counts said exactly ("two days ago"); "a few", "several", "a couple" are vague.
-_NUMBER_WORDS = frozenset(k for k in _NUMBERS if k[:2] != "a " and k not in ("several",
-                                                                          "couple of"))
+_NUMBER_WORDS = frozenset(_NUMBERS) - {"a few", "few", "a couple of", "a couple", "couple of",
+                                       "several"}
 _FUTURE = re.compile(
     r"\b(will|won't|shall|going to|gonna|plan(?:ning)? to|'ll|(?:am|is|are|'m|'re) going)\b", re.I
 )
