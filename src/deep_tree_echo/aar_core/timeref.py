@@ -15,7 +15,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 Granularity = Literal["day", "week", "weekend", "month", "year"]
 
@@ -223,8 +223,16 @@ def _modal_may(m: re.Match[str]) -> bool:
                                    and m.group(0).lower().startswith("this"))
 
 
+#: A word every expression above holds: most texts have none, and one search settles it.
+_ANY_TIME: Final = re.compile(
+    rf"\b(?:yesterday|tomorrow|today|tonight|night|morning|afternoon|evening|ago|week|month|"
+    rf"year|{_DAY_RE}|{_MONTH_RE}|(?:19|20)\d\d)", re.I)
+
+
 def resolve(text: str, reference: date) -> list[TimeRef]:
     """Every time expression of ``text`` resolved against ``reference``, in text order."""
+    if _ANY_TIME.search(text) is None:
+        return []
     tense = "future" if _FUTURE.search(text) else "past" if _PAST.search(text) else ""
     taken: list[tuple[int, int]] = []
     found: list[tuple[int, TimeRef]] = []

@@ -232,7 +232,12 @@ def _names_a_time(memory: dict[str, Any]) -> bool:
     dates = memory.get("dates")
     if isinstance(dates, list):
         return bool(dates)
-    return bool(resolve(str(memory.get("content", "")), _TODAY))
+    return _holds_a_time(str(memory.get("content", "")))
+
+
+@lru_cache(maxsize=4096)
+def _holds_a_time(text: str) -> bool:
+    return bool(resolve(text, _TODAY))
 
 
 #: First words of a sentence that goes on from the one before ("Basically, ...", "It was ...").

@@ -5,6 +5,7 @@ their name."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Final
 
 _TOKEN: Final = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*|[^\w\s]+|\s+|_")
@@ -26,6 +27,7 @@ def _speaker_map(name: str) -> dict[str, str]:
             "i'd": f"{name} would", "am": "is"}
 
 
+@lru_cache(maxsize=4096)
 def flip_perspective(text: str, speaker: str | None = None) -> str:
     """The user's first person as the listener's second ("my sister" → "your sister"), the
     user's "you" (Echo) as "I"; with a speaker label, their first person as their name."""
