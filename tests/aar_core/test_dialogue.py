@@ -262,3 +262,23 @@ async def test_a_when_question_prefers_the_memory_that_says_when() -> None:
 )
 def test_when_questions_by_their_form(question: str, when: bool) -> None:
     assert parse_question(question).when is when
+
+
+async def test_transcript_turns_know_who_speaks_to_whom() -> None:
+    async with AARGateway({"test_mode": True}) as gw:
+        for text in ("Evan: Try flavored seltzer water instead. It is a great alternative to soda.",
+                     "Sam: I keep drinking soda, it is a hard habit.",
+                     "Melanie: We all made our own pots at the pottery workshop."):
+            await gw.process_cognitive_input(say(text, "t"))
+        # the speaker is named, the one spoken to is the other person named
+        result = await gw.process_cognitive_input(
+            say("What did Evan suggest Sam try instead of soda?", "t"))
+        assert "seltzer" in result["cognitive_response"]["text"]
+        # "Mel" is a short form of the speaker's name
+        result = await gw.process_cognitive_input(
+            say("What did Mel make at the pottery workshop?", "t"))
+        assert "pots" in result["cognitive_response"]["text"]
+        assert result["confidence"] >= 0.5
+        # nobody named here said anything about seltzer
+        result = await gw.process_cognitive_input(say("What did Tom suggest Sam try?", "t"))
+        assert "seltzer" not in result["cognitive_response"]["text"]

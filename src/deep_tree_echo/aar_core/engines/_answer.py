@@ -97,6 +97,8 @@ class Question:
     wants: str = ""
     #: Periods the question names ("on 16 June, 2023"): when the answer was said or happened.
     periods: tuple[Period, ...] = ()
+    #: The entities that are people's names (capitalised mid-sentence words).
+    names: frozenset[str] = frozenset()
 
 
 def parse_question(text: str, reference: date | None = None) -> Question:
@@ -107,6 +109,7 @@ def parse_question(text: str, reference: date | None = None) -> Question:
     periods, date_words = question_periods(body, reference or datetime.now(UTC).date())
     terms = frozenset(t for t in analyze(body) if t not in _ASKING and t not in date_words)
     entities: set[str] = set()
+    names: set[str] = set()
     raw = _RAW_WORD.findall(body)
     analysed = [term(strip_tail(w.lower().replace("\u2019", "'"))) for w in raw]
     for i, word in enumerate(raw):
@@ -116,6 +119,8 @@ def parse_question(text: str, reference: date | None = None) -> Question:
         name = i > 0 and word[:1].isupper() and word.lower() not in ("i", "i'm", "i've")
         if (possessive or name) and analysed[i] in terms:
             entities.add(analysed[i])
+            if name and not possessive:
+                names.add(analysed[i])
     pairs = []
     for left, right in itertools.pairwise(analysed):
         if left and right and left in terms and right in terms:
@@ -125,7 +130,7 @@ def parse_question(text: str, reference: date | None = None) -> Question:
              "count" if first == "how" and len(raw) > 1 and raw[1].lower() in ("many", "much")
              else "list" if asks_for_several(body) else "")
     return Question(terms, frozenset(entities), _WHEN.match(body) is not None, tuple(pairs),
-                    wants, periods)
+                    wants, periods, frozenset(names))
 
 
 #: Questions with at most this many content terms get synonyms added to their search.
@@ -226,6 +231,14 @@ def _expand(terms: set[str]) -> set[str]:
     return out
 
 
+def _short_names(entities: frozenset[str], speaker_terms: frozenset[str]) -> frozenset[str]:
+    """The entities that are a short form of the speaker's name ("Mel" for Melanie)."""
+    if not speaker_terms:
+        return frozenset()
+    return frozenset(e for e in entities if len(e) >= 3 and e not in speaker_terms
+                     and any(s.startswith(e) for s in speaker_terms))
+
+
 def _names_a_time(memory: dict[str, Any]) -> bool:
     """Whether a memory holds a time expression (resolved when stored; else looked for now):
     the answer to "when" is usually said with one."""
@@ -291,6 +304,8 @@ class Evidence:
     share: float = 1.0
     said_by_entity: bool = False
     rank: float = 0.0
+    #: A person the question names was taken to be the one spoken to (not named in it).
+    listener_assumed: bool = False
 
 
 def find_evidence(
@@ -304,9 +319,10 @@ def find_evidence(
     thing of the same kind, and the kind of answer asked for. Close: every entity and some of
     the other terms. In a transcript memory (``"Name: text"``) an entity counts only when the
     speaker is it or the answering sentence names it (a name used to address someone is not
-    what the turn is about). The reply quotes the sentence that matches the question best,
-    with the next one when the two are short or the best adds little (the answer is often
-    said right after).
+    what the turn is about); when the speaker is one of the people the question names, the
+    others are whom they talk to and need not be named ("What did Evan suggest Sam try?"),
+    and a short form of the speaker's name counts as it ("Mel" for Melanie). The reply quotes
+    the answering passage (see :func:`_window`).
     """
     if not question.terms:
         return [], []
@@ -316,10 +332,15 @@ def find_evidence(
     for position, memory in enumerate(memories):
         content = str(memory.get("content", ""))
         speaker, body, all_terms, speaker_set, parts = _profile(content)
-        if not question.entities <= all_terms:
+        speaker_set = speaker_set | _short_names(question.entities, speaker_set)
+        said_by_entity = bool(speaker_set & question.entities)
+        # the speaker named, the other people named are whom they talk to (named or not)
+        required = (question.entities - (question.names - speaker_set) if said_by_entity
+                    else question.entities)
+        if not required <= all_terms | speaker_set:
             continue
         compound_clash = any(
-            head in all_terms and modifier not in all_terms
+            head in all_terms and modifier not in all_terms and modifier not in speaker_set
             for modifier, head in question.compounds
         )
         memory_terms = set(all_terms)
@@ -335,19 +356,19 @@ def find_evidence(
         scored = [(len(question.terms & _expanded(sentence)) - _asks(sentence), -index, sentence)
                   for index, sentence in enumerate(parts)]
         best, neg_index, sentence = max(scored)
-        if speaker and not question.entities <= _addressed_out(sentence) | speaker_set:
+        if speaker and not required <= _addressed_out(sentence) | speaker_set:
             continue
         novel = _terms(sentence) - question.terms - speaker_set
         answer = _window(parts, -neg_index, len(novel) < 3)
         covered = question.terms & (memory_terms | question.entities)
         coverage = len(covered) / len(question.terms)
-        said_by_entity = bool(speaker_set & question.entities)
         dated = not question.periods or in_periods(memory, question.periods)
         rank = (0.6 * relevance + 0.4 * coverage + (0.2 if said_by_entity else 0.0)
                 + 0.2 * best / len(question.terms) + (0.0 if dated else -0.3)
                 + (0.2 if question.when and _names_a_time(memory) else 0.0))
         evidence = Evidence(answer, coverage, relevance, memory, speaker, sentence, share,
-                            said_by_entity, rank)
+                            said_by_entity, rank,
+                            bool(question.entities - required - all_terms))
         enough = (
             dated
             and not _asks(sentence)
@@ -397,6 +418,7 @@ def _confidence(evidence: Evidence) -> float:
     confidence = 0.05 + 0.25 * evidence.share
     confidence += 0.3 if top else 0.05 * evidence.relevance
     confidence += 0.15 if evidence.said_by_entity or evidence.speaker is None else 0.0
+    confidence -= 0.1 if evidence.listener_assumed else 0.0  # who was spoken to is a guess
     return min(confidence, 0.4) if evidence.share < 0.5 else confidence
 
 
