@@ -282,3 +282,17 @@ async def test_transcript_turns_know_who_speaks_to_whom() -> None:
         # nobody named here said anything about seltzer
         result = await gw.process_cognitive_input(say("What did Tom suggest Sam try?", "t"))
         assert "seltzer" not in result["cognitive_response"]["text"]
+
+
+async def test_a_list_answer_also_quotes_items_told_without_the_question_words() -> None:
+    async with AARGateway({"test_mode": True}) as gw:
+        for text in ("I read Dune, a great fantasy book.",
+                     "The Hobbit is my favourite fantasy story.",
+                     "The weather was lovely in Porto."):
+            await gw.process_cognitive_input(say(text, "l"))
+        result = await gw.process_cognitive_input(say("What fantasy books have I read?", "l"))
+        text = result["cognitive_response"]["text"]
+        assert "Dune" in text and "Hobbit" in text and "Porto" not in text, text
+        # a question asking for one thing gets the one that answers
+        result = await gw.process_cognitive_input(say("Which fantasy book did I read?", "l"))
+        assert "Hobbit" not in result["cognitive_response"]["text"]

@@ -451,13 +451,18 @@ _LIST_MORE: Final = 6
 _CLOSE_RANK: Final = 0.1
 
 
-def compose(question: Question, found: list[Evidence]) -> tuple[str, float]:
-    """The reply text and its confidence: the best clause; for a question asking for several
-    things, the clauses of the other answering memories too (lists are told over several
-    turns); otherwise the second one as well when it ranks about as high."""
+def compose(
+    question: Question, found: list[Evidence], near: list[Evidence] | None = None
+) -> tuple[str, float]:
+    """The reply text and its confidence (from the best evidence): the best clause; for a
+    question asking for several things, the clauses of the other answering memories too, then
+    of those that come ``near`` (lists are told over several turns, an item often without the
+    question's words); otherwise the second one as well when it ranks about as high."""
     evidence = found[0]
     clause = _said(evidence)
     others = [e for e in found[1:] if not _asks(e.sentence)]
+    if question.wants == "list":
+        others += [e for e in near or () if not _asks(e.sentence)]
     if question.wants == "list":
         more = others[:_LIST_MORE]
     else:  # a second memory about as good: both, rather than a guess between them

@@ -54,7 +54,7 @@ class EmbeddedEngine(CognitiveEngine):
             text, confidence = tentative(question, near)
             return EngineAnswer(text, confidence, {"grounded": False,
                                                    "closest_memory": near[0].memory.get("id")})
-        text, confidence = compose(question, found)
+        text, confidence = compose(question, found, near)
         evidence = found[0]
         return EngineAnswer(
             text,
