@@ -186,14 +186,14 @@ def _has_answer_kind(question: Question, text: str) -> bool:
     return True
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=2048)
 def _terms(text: str) -> frozenset[str]:
     """The index terms of ``text`` (cached: the same memories come back question after
     question)."""
     return frozenset(analyze(text))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _profile(
     content: str,
 ) -> tuple[str | None, str, frozenset[str], frozenset[str], tuple[str, ...]]:
@@ -206,19 +206,19 @@ def _profile(
     return speaker, body, all_terms, speaker_terms, parts
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _asked_terms(context: str) -> frozenset[str]:
     """The expanded terms of the question a memory answered, its vocatives left out."""
     return _expanded(_VOCATIVE.sub(" ", split_speaker(context)[1]))
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=2048)
 def _expanded(text: str) -> frozenset[str]:
     """:func:`_terms` plus the synonyms of each term."""
     return frozenset(_expand(set(_terms(text))))
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=2048)
 def _addressed_out(sentence: str) -> frozenset[str]:
     """:func:`_expanded` of ``sentence`` without the names it addresses."""
     return _expanded(_VOCATIVE.sub(" ", sentence))
@@ -248,7 +248,7 @@ def _names_a_time(memory: dict[str, Any]) -> bool:
     return _holds_a_time(str(memory.get("content", "")))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _holds_a_time(text: str) -> bool:
     return bool(resolve(text, _TODAY))
 

@@ -27,7 +27,7 @@ def _speaker_map(name: str) -> dict[str, str]:
             "i'd": f"{name} would", "am": "is"}
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def flip_perspective(text: str, speaker: str | None = None) -> str:
     """The user's first person as the listener's second ("my sister" → "your sister"), the
     user's "you" (Echo) as "I"; with a speaker label, their first person as their name."""

@@ -75,7 +75,7 @@ _UK_US: Final = {
 _STEMMER: Final = Stemmer.Stemmer("english")
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=1024)  # analyze() keeps its own dict; an lru entry is a GC-tracked list
 def term(word: str) -> str:
     """The index term of one lowercased word with its tail dropped ("" for a stopword)."""
     word = _UK_US.get(word, word)
