@@ -12,15 +12,16 @@ length per tenant), i.e. inside the very transaction that writes the record.
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Final
 
 from deep_tree_echo.aar_core.memory._bm25 import document_text, tokenize
+from deep_tree_echo.aar_core.memory._rows import row_to_record
+from deep_tree_echo.aar_core.memory._topk import impact
 from deep_tree_echo.aar_core.memory.ranking import normalise_importance
-from deep_tree_echo.aar_core.memory.record import MemoryRecord, Version
+from deep_tree_echo.aar_core.memory.record import MemoryRecord
 
 #: ``PRAGMA user_version`` of the current schema. 0: empty file or the v1 table (no tenants).
 SCHEMA_VERSION: Final = 3
@@ -243,42 +244,11 @@ def write_params(tenant: str, record: MemoryRecord) -> tuple[Any, ...]:
     )
 
 
-#: Average document length the stored impacts assume (a constant, so impacts never need
-#: rewriting; searches correct for the live average, see ``impact_slack``).
-IMPACT_AVGDL: Final = 16.0
-
-
-def impact(tf: int, dl: int) -> float:
-    """A term's BM25 saturation ``tf / (tf + k1 (1 - b + b dl / IMPACT_AVGDL))``."""
-    return tf / (tf + 1.2 * (0.25 + 0.75 * dl / IMPACT_AVGDL))
-
-
-def impact_slack(avgdl: float) -> float:
-    """Factor by which a true BM25 saturation (at ``avgdl``) can exceed the stored impact."""
-    return max(1.0, avgdl / IMPACT_AVGDL) * (1.0 + 1e-9)
-
-
 def postings_json(hexed: Sequence[str]) -> str:
     """The ``[term, impact, tf]`` triples of a document given its hex tokens (JSON text)."""
     dl = len(hexed)
     counts = Counter(hexed)
     return json.dumps([[t, impact(n, dl), n] for t, n in counts.items()], separators=(",", ":"))
-
-
-def row_to_record(row: tuple[Any, ...]) -> MemoryRecord:
-    (rid, version, data, created, updated, count, last, expires, deleted, extra) = row
-    return MemoryRecord(
-        id=rid,
-        data=json.loads(data),
-        version=Version.parse(version),
-        created_at=created,
-        updated_at=updated,
-        access_count=count,
-        last_access=last,
-        expires_at=expires,
-        deleted=bool(deleted),
-        extra=json.loads(extra) if extra else {},
-    )
 
 
 def migrate(conn: sqlite3.Connection) -> None:
@@ -324,19 +294,3 @@ STATS: Final = "SELECT n, total FROM memories_stats WHERE tenant = ?"
 #: Memories of a tenant holding a (hex) term, kept by the postings triggers.
 DOC_FREQ: Final = "SELECT n FROM memories_df WHERE tenant = ? AND term = ?"
 
-
-def lucene_bm25(
-    query: Sequence[str], terms: str, dl: int, df: dict[str, int], n: int, avgdl: float
-) -> float:
-    """The in-memory index's BM25 (k1 1.2, b 0.75, idf ``log(1 + (N - df + .5)/(df + .5))``)
-    of one document given its hex ``terms`` text; ``query`` holds hex words with repeats."""
-    words = terms.split()
-    norm = 1.2 * (0.25 + (0.75 * dl / avgdl if avgdl else 0.0))
-    score = 0.0
-    for word in set(query):
-        tf = words.count(word)
-        if tf:
-            d = df.get(word, 1)
-            idf = math.log(1.0 + (n - d + 0.5) / (d + 0.5)) * query.count(word)
-            score += idf * tf * 2.2 / (tf + norm)
-    return score
