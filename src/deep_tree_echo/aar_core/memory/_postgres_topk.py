@@ -44,7 +44,7 @@ WITH q AS (
 )
 SELECT e.ord, p.impact, p.id,
        (SELECT sum(q.w * (d.tf ->> q.term)::float8 * 2.2
-                   / ((d.tf ->> q.term)::float8 + 0.3 + :per_dl * d.dl))
+                   / ((d.tf ->> q.term)::float8 + 0.3 + CAST(:per_dl AS float8) * d.dl))
         FROM q WHERE d.tf ? q.term),
        NOT d.deleted AND (d.expires_at IS NULL OR d.expires_at > :now),
        COALESCE(d.last_access, d.updated_at), d.importance,
@@ -52,7 +52,8 @@ SELECT e.ord, p.impact, p.id,
 FROM e CROSS JOIN LATERAL (
     SELECT p.impact, p.id FROM dte_postings AS p
     WHERE p.tenant = :tenant AND p.term = e.term AND (p.impact, p.id) < (e.imp, e.id)
-      AND p.impact >= e.minimp AND p.tf * 2.2 / (p.tf + 0.3 + :per_dl * p.dl) >= e.cut
+      AND p.impact >= e.minimp
+      AND p.tf * 2.2 / (p.tf + 0.3 + CAST(:per_dl AS float8) * p.dl) >= e.cut
     ORDER BY p.impact DESC, p.id DESC LIMIT :batch
 ) AS p
 JOIN dte_memories AS d ON d.tenant = :tenant AND d.id = p.id
