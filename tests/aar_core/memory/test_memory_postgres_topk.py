@@ -17,9 +17,14 @@ WORDS = [f"w{i}" for i in range(300)]
 ZIPF = [1.0 / (r + 1) ** 1.07 for r in range(len(WORDS))]
 
 
-def corpus(n: int, seed: int) -> list[str]:
+def corpus(n: int, seed: int, lengths: tuple[int, int] = (3, 30)) -> list[str]:
     rng = random.Random(seed)
-    return [" ".join(rng.choices(WORDS, weights=ZIPF, k=rng.randint(3, 30))) for _ in range(n)]
+    return [" ".join(rng.choices(WORDS, weights=ZIPF, k=rng.randint(*lengths))) for _ in range(n)]
+
+
+#: Memory lengths (words) whose average is near, well below and well above the length the
+#: stored impacts assume (16): the bounds between impact and exact BM25 differ in each case.
+LENGTHS = [(3, 30), (1, 6), (40, 120)]
 
 
 async def pruned(
@@ -32,8 +37,11 @@ async def pruned(
     return await store._top(tokenize(query), tenant=tenant, pool=pool, now=0.0, filters=filters)
 
 
-async def test_pruned_top_k_has_the_exact_bm25_scores(postgres_db: str) -> None:
-    texts = corpus(800, 7)
+@pytest.mark.parametrize("lengths", LENGTHS)
+async def test_pruned_top_k_has_the_exact_bm25_scores(
+    postgres_db: str, lengths: tuple[int, int]
+) -> None:
+    texts = corpus(800, 7, lengths)
     store = PostgresStore(postgres_db)
     index = BM25Index()
     records = []

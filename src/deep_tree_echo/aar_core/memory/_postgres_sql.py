@@ -72,7 +72,7 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
                 id     text COLLATE "C" NOT NULL,
                 tf     integer NOT NULL,
                 dl     integer NOT NULL,
-                PRIMARY KEY (tenant, term, impact, id)
+                PRIMARY KEY (tenant, term, impact, id) INCLUDE (tf, dl)
             )
             """,
             'CREATE TABLE dte_df (tenant text COLLATE "C" NOT NULL, term text COLLATE "C" '

@@ -28,7 +28,8 @@ _STATS: Final = """
 SELECT s.n, s.total, d.term, d.n
 FROM (SELECT 1) AS one
 LEFT JOIN dte_stats AS s ON s.tenant = :tenant
-LEFT JOIN dte_df AS d ON d.tenant = :tenant AND d.term = ANY (CAST(:terms AS text[]))
+LEFT JOIN (unnest(CAST(:terms AS text[])) AS t(term)
+           JOIN dte_df AS d ON d.tenant = :tenant AND d.term = t.term) ON true
 """
 
 #: One MaxScore round: per probe (term, resume point, impact floor, cutoff), the next postings
@@ -43,8 +44,8 @@ WITH q AS (
          WITH ORDINALITY AS e(term, imp, id, minimp, cut, ord)
 )
 SELECT e.ord, p.impact, p.id,
-       (SELECT sum(q.w * (d.tf ->> q.term)::float8 * 2.2
-                   / ((d.tf ->> q.term)::float8 + 0.3 + CAST(:per_dl AS float8) * d.dl))
+       (SELECT sum(q.w * (d.tf ->> q.term)::float8 * 2.2::float8
+                   / ((d.tf ->> q.term)::float8 + 0.3::float8 + CAST(:per_dl AS float8) * d.dl))
         FROM q WHERE d.tf ? q.term),
        NOT d.deleted AND (d.expires_at IS NULL OR d.expires_at > :now),
        COALESCE(d.last_access, d.updated_at), d.importance,
@@ -53,16 +54,17 @@ FROM e CROSS JOIN LATERAL (
     SELECT p.impact, p.id FROM dte_postings AS p
     WHERE p.tenant = :tenant AND p.term = e.term AND (p.impact, p.id) < (e.imp, e.id)
       AND p.impact >= e.minimp
-      AND p.tf * 2.2 / (p.tf + 0.3 + CAST(:per_dl AS float8) * p.dl) >= e.cut
+      AND p.tf * 2.2::float8 / (p.tf + 0.3::float8 + CAST(:per_dl AS float8) * p.dl) >= e.cut
     ORDER BY p.impact DESC, p.id DESC LIMIT :batch
 ) AS p
 JOIN dte_memories AS d ON d.tenant = :tenant AND d.id = p.id
 ORDER BY e.ord, p.impact DESC, p.id DESC
 """
 
-_DATA: Final = (
-    "SELECT id, data FROM dte_memories WHERE tenant = :tenant AND id = ANY (CAST(:ids AS text[]))"
-)
+_DATA: Final = """
+SELECT d.id, d.data FROM unnest(CAST(:ids AS text[])) AS k(id)
+JOIN dte_memories AS d ON d.tenant = :tenant AND d.id = k.id
+"""
 
 
 def _matches(data: dict[str, Any], filters: Mapping[str, Any]) -> bool:

@@ -38,9 +38,31 @@ def impact(tf: int, dl: int) -> float:
     return tf / (tf + 1.2 * (0.25 + 0.75 * dl / IMPACT_AVGDL))
 
 
-def impact_slack(avgdl: float) -> float:
-    """Factor by which a true BM25 saturation (at ``avgdl``) can exceed the stored impact."""
-    return max(1.0, avgdl / IMPACT_AVGDL) * (1.0 + 1e-9)
+class ImpactBounds:
+    """Exact saturation ``2.2 tf / (tf + 0.3 + 0.9 dl / avgdl)`` vs stored impact (the same at
+    ``IMPACT_AVGDL``): the highest saturation a posting of impact <= ``i`` can have at the live
+    ``avgdl``, and its inverse. With ``r = IMPACT_AVGDL / avgdl`` and ``dl`` eliminated, the
+    saturation over 2.2 is ``1 / (1 + r (1/i - 1) + 0.3 (1 - r) / tf)``: its supremum is at
+    ``tf`` -> infinity when ``r <= 1`` and at ``tf = 1`` when ``r > 1``."""
+
+    __slots__ = ("_extra", "_r")
+
+    def __init__(self, avgdl: float) -> None:
+        self._r = IMPACT_AVGDL / avgdl if avgdl > 0 else 1.0
+        self._extra = 0.3 * (self._r - 1.0) if self._r > 1.0 else 0.0
+
+    def saturation(self, i: float) -> float:
+        """Upper bound of the exact saturation of a posting whose impact is <= ``i``."""
+        if i <= 0.0:
+            return 0.0
+        den = 1.0 + self._r * (1.0 / i - 1.0) - self._extra
+        return _MAX_SATURATION / max(den, 1.0) * (1.0 + 1e-9)
+
+    def impact(self, s: float) -> float:
+        """Lower bound of the impact of a posting whose exact saturation is >= ``s``."""
+        if s <= 0.0:
+            return 0.0
+        return (1.0 - 1e-9) / (1.0 + (_MAX_SATURATION / s - 1.0 + self._extra) / self._r)
 
 
 def idf(n: int, df: int) -> float:
@@ -83,7 +105,7 @@ class MaxScore(Generic[K]):
         avgdl = total / n if n else 0.0
         #: ``per_dl`` of the exact saturation: k1 * b / avgdl.
         self.per_dl = 0.9 / avgdl if avgdl else 0.0
-        self._slack = impact_slack(avgdl) * _MAX_SATURATION  # impact -> exact saturation bound
+        self._bounds = ImpactBounds(avgdl)
         #: Query term -> idf times its repeat count (terms the tenant does not hold dropped).
         self.weight = {w: idf(n, df[w]) * qtf[w] for w in qtf if df.get(w)}
         self._cursor: dict[str, tuple[float, K]] = {w: (math.inf, start) for w in self.weight}
@@ -118,7 +140,9 @@ class MaxScore(Generic[K]):
                 continue
             # Below this saturation a memory cannot reach theta, even with every other term.
             cutoff = max((theta - (everything - bound[w])) / weight[w], 0.0) * (1.0 - 1e-9)
-            out.append(Probe(w, self._cursor[w], cutoff / self._slack, cutoff, self._batch))
+            out.append(
+                Probe(w, self._cursor[w], self._bounds.impact(cutoff), cutoff, self._batch)
+            )
         self._batch *= 2
         return out
 
@@ -128,7 +152,7 @@ class MaxScore(Generic[K]):
         w = probe.term
         if rows:
             self._cursor[w] = (rows[-1][0], rows[-1][1])
-            self._frontier[w] = min(self._frontier[w], rows[-1][0] * self._slack)
+            self._frontier[w] = min(self._frontier[w], self._bounds.saturation(rows[-1][0]))
         if len(rows) < probe.limit:  # nothing left at or above the cutoff
             self._done.add(w)
             self._frontier[w] = min(self._frontier[w], probe.cutoff)
