@@ -36,6 +36,7 @@ _TERM_SCORE: Final = (
     "? * COALESCE((SELECT s.tf * 2.2 / (s.tf + 0.3 + ? * p.dl) FROM memories_postings AS s "
     "WHERE s.rid = p.rid AND s.term = ?), 0.0)"
 )
+_OWN_SCORE: Final = "? * (p.tf * 2.2 / (p.tf + 0.3 + ? * p.dl))"
 #: What ranking needs of the live memories among ``?`` rids.
 _LIVE_ROWS: Final = """
 SELECT rid, COALESCE(last_access, updated_at), importance, {data} FROM memories
@@ -68,13 +69,18 @@ def top_candidates(
     plan: MaxScore[int] = MaxScore(
         n=stats[0], total=stats[1], df=df, qtf=qtf, pool=pool, start=1 << 62
     )
-    statement = _POSTINGS.format(score=" + ".join([_TERM_SCORE] * len(plan.weight)) or "0.0")
-    score_params: list[Any] = []
-    for w, weight in plan.weight.items():
-        score_params += (weight, plan.per_dl, w)
+    # Per term read: its statement and score parameters (its own tf is on the posting).
+    statements: dict[str, tuple[str, list[Any]]] = {}
+    for read in plan.weight:
+        parts, score_params = [], []
+        for w, weight in plan.weight.items():
+            parts.append(_OWN_SCORE if w == read else _TERM_SCORE)
+            score_params += (weight, plan.per_dl) if w == read else (weight, plan.per_dl, w)
+        statements[read] = (_POSTINGS.format(score=" + ".join(parts)), score_params)
     while probes := plan.probes():
         for probe in probes:
             impact, rid = probe.after
+            statement, score_params = statements[probe.term]
             params = (*score_params, tenant, probe.term, impact, rid, probe.min_impact)
             rows = conn.execute(
                 statement, (*params, plan.per_dl, probe.cutoff, probe.limit)
