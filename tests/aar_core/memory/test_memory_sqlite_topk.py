@@ -151,3 +151,36 @@ async def test_a_schema_2_file_gets_its_postings_on_open(tmp_path: Path) -> None
         assert [c.id for c in await pruned_default(store, "coffee")] == ["m2"]
     finally:
         await store.close()
+
+
+async def test_a_schema_3_file_gets_the_covering_live_index_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    conn = sqlite3.connect(path, isolation_level=None)  # a file as schema 3 wrote it
+    for statement in (*sql._SCHEMA_V2, *sql._SCHEMA_V3):
+        conn.execute(statement)
+    texts = ("green tea", "green green tea leaves", "black coffee")
+    index = BM25Index()
+    for i, text in enumerate(texts):
+        index.add(f"m{i}", text)
+        rec = MemoryRecord(f"m{i}", {"content": text}, Version(1, 0, "n"), 1.0, 1.0)
+        conn.execute(sql.PUT_IF_NEWER, sql.write_params("default", rec))
+    conn.execute("PRAGMA user_version = 3")
+    conn.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        found = await pruned_default(store, "green tea")
+        want = index.top("green tea", 10)
+        assert [c.id for c in found] == [d for d, _ in want]
+        assert [c.bm25 for c in found] == pytest.approx([score for _, score in want])
+
+        def schema(conn: sqlite3.Connection) -> tuple[int, int]:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            live = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'memories_live'"
+            ).fetchone()[0]
+            return version, live
+
+        assert await store._read(schema) == (sql.SCHEMA_VERSION, 1)
+    finally:
+        await store.close()

@@ -24,7 +24,7 @@ from deep_tree_echo.aar_core.memory.ranking import normalise_importance
 from deep_tree_echo.aar_core.memory.record import MemoryRecord
 
 #: ``PRAGMA user_version`` of the current schema. 0: empty file or the v1 table (no tenants).
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 _SCHEMA_V2: Final = (
     """
@@ -165,6 +165,13 @@ _SCHEMA_V3: Final = (
     """,
 )
 
+#: Schema 4: what ranking needs of a memory in a small covering index, so a search checks the
+#: liveness of its candidates without reading their (wide) rows.
+_SCHEMA_V4: Final = (
+    "CREATE INDEX IF NOT EXISTS memories_live ON memories "
+    "(rid, deleted, expires_at, last_access, updated_at, importance)",
+)
+
 COLUMNS: Final = (
     "id, version, data, created_at, updated_at, access_count, last_access, expires_at, deleted, "
     "extra"
@@ -267,7 +274,10 @@ def migrate(conn: sqlite3.Connection) -> None:
             if version < 2:
                 for statement in _SCHEMA_V2:
                     conn.execute(statement)
-            for statement in _SCHEMA_V3:
+            if version < 3:
+                for statement in _SCHEMA_V3:
+                    conn.execute(statement)
+            for statement in _SCHEMA_V4:
                 conn.execute(statement)
             if version == 2:  # index the postings of every stored memory
                 stored = conn.execute("SELECT rid, terms FROM memories WHERE deleted = 0")

@@ -39,7 +39,7 @@ _TERM_SCORE: Final = (
 _OWN_SCORE: Final = "? * (p.tf * 2.2 / (p.tf + 0.3 + ? * p.dl))"
 #: What ranking needs of the live memories among ``?`` rids.
 _LIVE_ROWS: Final = """
-SELECT rid, COALESCE(last_access, updated_at), importance, {data} FROM memories
+SELECT rid, COALESCE(last_access, updated_at), importance, {data} FROM memories {index}
 WHERE rid IN ({marks}) AND deleted = 0 AND (expires_at IS NULL OR expires_at > ?)
 """
 
@@ -113,7 +113,11 @@ def _admit(
     for start in range(0, len(rids), 500):  # below SQLite's bound-parameter limit
         part = rids[start : start + 500]
         marks = ",".join("?" * len(part))
-        query = _LIVE_ROWS.format(data="data" if filters else "NULL", marks=marks)
+        query = _LIVE_ROWS.format(
+            data="data" if filters else "NULL",
+            index="" if filters else "INDEXED BY memories_live",  # covering without the data
+            marks=marks,
+        )
         for rid, touched, importance, raw in conn.execute(query, (*part, now)):
             if filters and not _matches(raw, filters):
                 continue
