@@ -72,7 +72,8 @@ def top_candidates(
     # Per term read: its statement and score parameters (its own tf is on the posting).
     statements: dict[str, tuple[str, list[Any]]] = {}
     for read in plan.weight:
-        parts, score_params = [], []
+        parts: list[str] = []
+        score_params: list[Any] = []
         for w, weight in plan.weight.items():
             parts.append(_OWN_SCORE if w == read else _TERM_SCORE)
             score_params += (weight, plan.per_dl) if w == read else (weight, plan.per_dl, w)
