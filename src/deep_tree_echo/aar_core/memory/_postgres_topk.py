@@ -4,9 +4,9 @@
 key, so a term's best postings come first; ``dte_df`` and ``dte_stats`` hold df, N and the
 summed length (all kept by a trigger in the writing transaction). A search runs in one
 ``REPEATABLE READ`` read-only transaction (one snapshot for every statement): N and df, then
-one statement per MaxScore round that reads the next postings of every essential term
-(``LATERAL``, index order) with their memories' exact BM25 (from the row's ``tf``), liveness
-and ranking inputs, then the pool's data. Round trips: 2 + rounds (usually 2-6).
+per MaxScore round one statement that reads the next postings of every essential term
+(``LATERAL`` index-only scans) and one that scores the memories seen for the first time
+(exact BM25 from the row's ``tf``, liveness, ranking inputs), then the pool's data.
 """
 
 from __future__ import annotations
@@ -33,32 +33,37 @@ LEFT JOIN (unnest(CAST(:terms AS text[])) AS t(term)
 """
 
 #: One MaxScore round: per probe (term, resume point, impact floor, cutoff), the next postings
-#: in (impact, id) descending order, each with its memory's exact BM25 over the query terms
-#: (weights :qw), whether it is live, its ranking inputs and (when filtering) its data.
+#: in (impact, id) descending order (an index-only scan of the primary key).
 _ROUND: Final = """
-WITH q AS (
-    SELECT * FROM unnest(CAST(:qterms AS text[]), CAST(:qw AS float8[])) AS q(term, w)
-), e AS (
-    SELECT * FROM unnest(CAST(:terms AS text[]), CAST(:imps AS float8[]),
-                         CAST(:ids AS text[]), CAST(:mins AS float8[]), CAST(:cuts AS float8[]))
-         WITH ORDINALITY AS e(term, imp, id, minimp, cut, ord)
-)
-SELECT e.ord, p.impact, p.id,
-       (SELECT sum(q.w * (d.tf ->> q.term)::float8 * 2.2::float8
-                   / ((d.tf ->> q.term)::float8 + 0.3::float8 + CAST(:per_dl AS float8) * d.dl))
-        FROM q WHERE d.tf ? q.term),
-       NOT d.deleted AND (d.expires_at IS NULL OR d.expires_at > :now),
-       COALESCE(d.last_access, d.updated_at), d.importance,
-       CASE WHEN :filtered THEN d.data END
-FROM e CROSS JOIN LATERAL (
+SELECT e.ord, p.impact, p.id
+FROM unnest(CAST(:terms AS text[]), CAST(:imps AS float8[]), CAST(:ids AS text[]),
+            CAST(:mins AS float8[]), CAST(:cuts AS float8[]))
+     WITH ORDINALITY AS e(term, imp, id, minimp, cut, ord)
+CROSS JOIN LATERAL (
     SELECT p.impact, p.id FROM dte_postings AS p
     WHERE p.tenant = :tenant AND p.term = e.term AND (p.impact, p.id) < (e.imp, e.id)
       AND p.impact >= e.minimp
       AND p.tf * 2.2::float8 / (p.tf + 0.3::float8 + CAST(:per_dl AS float8) * p.dl) >= e.cut
     ORDER BY p.impact DESC, p.id DESC LIMIT :batch
 ) AS p
-JOIN dte_memories AS d ON d.tenant = :tenant AND d.id = p.id
 ORDER BY e.ord, p.impact DESC, p.id DESC
+"""
+
+#: The memories first seen in a round: exact BM25 over the query terms (weights :qw, from the
+#: row's ``tf``), whether live, ranking inputs and (when filtering) data.
+_SCORE: Final = """
+WITH q AS (
+    SELECT * FROM unnest(CAST(:qterms AS text[]), CAST(:qw AS float8[])) AS q(term, w)
+)
+SELECT d.id,
+       (SELECT sum(q.w * (d.tf ->> q.term)::float8 * 2.2::float8
+                   / ((d.tf ->> q.term)::float8 + 0.3::float8 + CAST(:per_dl AS float8) * d.dl))
+        FROM q WHERE d.tf ? q.term),
+       COALESCE(d.last_access, d.updated_at), d.importance,
+       CASE WHEN :filtered THEN d.data END
+FROM unnest(CAST(:ids AS text[])) AS k(id)
+JOIN dte_memories AS d ON d.tenant = :tenant AND d.id = k.id
+WHERE NOT d.deleted AND (d.expires_at IS NULL OR d.expires_at > :now)
 """
 
 _DATA: Final = """
@@ -104,7 +109,8 @@ async def top_candidates(
     }
     while probes := plan.probes():
         params = {
-            **base,
+            "tenant": tenant,
+            "per_dl": plan.per_dl,
             "terms": [p.term for p in probes],
             "imps": [p.after[0] for p in probes],
             "ids": [p.after[1] for p in probes],
@@ -113,17 +119,16 @@ async def top_candidates(
             "batch": probes[0].limit,
         }
         rows = list(await conn.execute(text(_ROUND), params))
+        fresh: list[str] = []
         for i, probe in enumerate(probes, start=1):
-            mine = [r for r in rows if r[0] == i]
-            fresh = plan.read(probe, [(r[1], r[2], float(r[3] or 0.0)) for r in mine])
-            if not fresh:
+            fresh += plan.read(probe, [(r[1], r[2]) for r in rows if r[0] == i])
+        if not fresh:
+            continue
+        scored = await conn.execute(text(_SCORE), {**base, "ids": fresh})
+        for key, score, touched, importance, raw in scored:
+            if filters and not _matches(json.loads(raw), filters):
                 continue
-            for _, _, key, _, live, touched, importance, raw in mine:
-                if key not in fresh or not live:
-                    continue
-                if filters and not _matches(json.loads(raw), filters):
-                    continue
-                plan.admit(key, fresh[key], (touched, importance))
+            plan.admit(key, float(score or 0.0), (touched, importance))
     ranked = plan.ranked()
     if not ranked:
         return []

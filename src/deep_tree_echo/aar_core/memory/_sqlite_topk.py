@@ -86,7 +86,9 @@ def top_candidates(
             rows = conn.execute(
                 statement, (*params, plan.per_dl, probe.cutoff, probe.limit)
             ).fetchall()
-            fresh = plan.read(probe, rows)
+            new = set(plan.read(probe, [(i, k) for i, k, _ in rows]))
+            floor = plan.floor
+            fresh = {k: score for _, k, score in rows if k in new and score > floor}
             if fresh:
                 _admit(conn, fresh, plan, now=now, filters=filters)
     ranked = plan.ranked()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
@@ -146,9 +146,9 @@ class MaxScore(Generic[K]):
         self._batch *= 2
         return out
 
-    def read(self, probe: Probe[K], rows: list[tuple[float, K, float]]) -> dict[K, float]:
-        """Take the ``(impact, key, exact score)`` postings ``probe`` returned, in order; the
-        keys not seen before that would enter the pool now (if live), with their scores."""
+    def read(self, probe: Probe[K], rows: Sequence[tuple[float, K]]) -> list[K]:
+        """Take the ``(impact, key)`` postings ``probe`` returned, in order; the keys not seen
+        before (the store scores them and offers the live ones to :meth:`admit`)."""
         w = probe.term
         if rows:
             self._cursor[w] = (rows[-1][0], rows[-1][1])
@@ -156,17 +156,15 @@ class MaxScore(Generic[K]):
         if len(rows) < probe.limit:  # nothing left at or above the cutoff
             self._done.add(w)
             self._frontier[w] = min(self._frontier[w], probe.cutoff)
-        floor = self.floor
-        fresh: dict[K, float] = {}
-        for _impact, key, score in rows:
+        fresh = []
+        for _impact, key in rows:
             if key not in self._seen:
                 self._seen.add(key)
-                if score > floor:
-                    fresh[key] = score
+                fresh.append(key)
         return fresh
 
     def admit(self, key: K, score: float, payload: Any) -> None:
-        """Offer a live memory (that passed the filters) to the pool."""
+        """Offer a live memory (that passed the filters) with its exact BM25 to the pool."""
         item = (score, key)
         best = self._best
         if len(best) < self.pool:
