@@ -6,7 +6,8 @@ terms. Schema 2 indexed ``terms`` with FTS5; schema 3 replaces it: ``postings`` 
 memory's ``[hex term, impact, tf]`` (JSON) and triggers copy them into ``memories_postings``
 (ordered per ``(tenant, term)`` by impact, so a search reads each query term's best postings
 first, see ``_sqlite_topk``) and keep ``memories_df`` and ``memories_stats`` (df, N, summed
-length per tenant), i.e. inside the very transaction that writes the record.
+length per tenant), i.e. inside the very transaction that writes the record. Schema 4 adds a
+covering index of what ranking needs (``memories_live``), read instead of the wide rows.
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ _MISSING: Final = object()
 
 #: Postings of one term, best stored impact first, resuming after ``(impact, rid)``, whose
 #: exact BM25 saturation at the live avgdl reaches a cutoff (checked on the index entry), each
-#: with its memory's exact BM25 ({score}: one term each, from the ``(rid, term, tf)`` index).
+#: with its memory's exact BM25 ({score}: one part per query term, the term read from the
+#: posting itself, the others from the ``(rid, term, tf)`` index).
 _POSTINGS: Final = """
 SELECT p.impact, p.rid, {score}
 FROM memories_postings AS p

@@ -25,7 +25,7 @@ from typing import Any, Final, Generic, TypeVar
 K = TypeVar("K", int, str)
 
 #: Average document length the stored impacts assume (a constant, so impacts never need
-#: rewriting; searches correct for the live average, see :func:`impact_slack`).
+#: rewriting; searches correct for the live average, see :class:`ImpactBounds`).
 IMPACT_AVGDL: Final = 16.0
 #: Postings read per term in the first round (then doubled each round).
 FIRST_BATCH: Final = 64
