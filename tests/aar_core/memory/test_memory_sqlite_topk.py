@@ -19,9 +19,14 @@ WORDS = [f"w{i}" for i in range(300)]
 ZIPF = [1.0 / (r + 1) ** 1.07 for r in range(len(WORDS))]
 
 
-def corpus(n: int, seed: int) -> list[str]:
+def corpus(n: int, seed: int, lengths: tuple[int, int] = (3, 30)) -> list[str]:
     rng = random.Random(seed)
-    return [" ".join(rng.choices(WORDS, weights=ZIPF, k=rng.randint(3, 30))) for _ in range(n)]
+    return [" ".join(rng.choices(WORDS, weights=ZIPF, k=rng.randint(*lengths))) for _ in range(n)]
+
+
+#: Memory lengths (words) whose average is near, well below and well above the length the
+#: stored impacts assume (16): the bounds between impact and exact BM25 differ in each case.
+LENGTHS = [(3, 30), (1, 6), (40, 120)]
 
 
 async def pruned(
@@ -44,8 +49,11 @@ def queries(texts: list[str], seed: int) -> list[str]:
     return out
 
 
-async def test_pruned_top_k_has_the_exact_bm25_scores(tmp_path: Path) -> None:
-    texts = corpus(1500, 7)
+@pytest.mark.parametrize("lengths", LENGTHS)
+async def test_pruned_top_k_has_the_exact_bm25_scores(
+    tmp_path: Path, lengths: tuple[int, int]
+) -> None:
+    texts = corpus(1500, 7, lengths)
     store = SQLiteStore(tmp_path / "m.db")
     await store.open()
     index = BM25Index()
@@ -141,5 +149,38 @@ async def test_a_schema_2_file_gets_its_postings_on_open(tmp_path: Path) -> None
         assert [(c.id, c.data["content"]) for c in found] == expected
         assert [c.bm25 for c in found] == pytest.approx([score for _, score in want])
         assert [c.id for c in await pruned_default(store, "coffee")] == ["m2"]
+    finally:
+        await store.close()
+
+
+async def test_a_schema_3_file_gets_the_covering_live_index_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    conn = sqlite3.connect(path, isolation_level=None)  # a file as schema 3 wrote it
+    for statement in (*sql._SCHEMA_V2, *sql._SCHEMA_V3):
+        conn.execute(statement)
+    texts = ("green tea", "green green tea leaves", "black coffee")
+    index = BM25Index()
+    for i, text in enumerate(texts):
+        index.add(f"m{i}", text)
+        rec = MemoryRecord(f"m{i}", {"content": text}, Version(1, 0, "n"), 1.0, 1.0)
+        conn.execute(sql.PUT_IF_NEWER, sql.write_params("default", rec))
+    conn.execute("PRAGMA user_version = 3")
+    conn.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        found = await pruned_default(store, "green tea")
+        want = index.top("green tea", 10)
+        assert [c.id for c in found] == [d for d, _ in want]
+        assert [c.bm25 for c in found] == pytest.approx([score for _, score in want])
+
+        def schema(conn: sqlite3.Connection) -> tuple[int, int]:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            live = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'memories_live'"
+            ).fetchone()[0]
+            return version, live
+
+        assert await store._read(schema) == (sql.SCHEMA_VERSION, 1)
     finally:
         await store.close()

@@ -14,6 +14,12 @@ from typing import Final
 #: Key of the advisory lock that serialises migrations (any constant shared by all nodes).
 MIGRATION_LOCK: Final = 0x0D7E_3E30
 
+#: A posting's tf and impact, read from a ``dte_memories`` row (``{row}``) and a term ``t.term``.
+_TF: Final = "({row}.tf ->> t.term)::integer"
+_IMPACT: Final = "dte_impact(({row}.tf ->> t.term)::integer, {row}.dl)"
+#: Key class of the per-tenant write locks (``pg_advisory_xact_lock(WRITE_LOCK, hashtext(t))``).
+WRITE_LOCK: Final = 0x0D7E
+
 MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
     (
         1,
@@ -44,6 +50,77 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
             "WHERE deleted",
             "CREATE INDEX dte_memories_expiry ON dte_memories (tenant, expires_at) "
             "WHERE expires_at IS NOT NULL",
+        ],
+    ),
+    (
+        2,
+        [
+            # Impact-ordered postings replace the tsvector + GIN match (see _postgres_topk).
+            # The impact formula is _topk.impact's, in float8 (the same IEEE operations).
+            """
+            CREATE FUNCTION dte_impact(tf integer, dl integer) RETURNS float8
+            LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+                SELECT tf::float8 / (tf::float8 + 1.2::float8
+                       * (0.25::float8 + 0.75::float8 * dl::float8 / 16.0::float8))
+            $$
+            """,
+            """
+            CREATE TABLE dte_postings (
+                tenant text COLLATE "C" NOT NULL,
+                term   text COLLATE "C" NOT NULL,
+                impact float8 NOT NULL,
+                id     text COLLATE "C" NOT NULL,
+                tf     integer NOT NULL,
+                dl     integer NOT NULL,
+                PRIMARY KEY (tenant, term, impact, id) INCLUDE (tf, dl)
+            )
+            """,
+            'CREATE TABLE dte_df (tenant text COLLATE "C" NOT NULL, term text COLLATE "C" '
+            "NOT NULL, n bigint NOT NULL, PRIMARY KEY (tenant, term))",
+            'CREATE TABLE dte_stats (tenant text COLLATE "C" PRIMARY KEY, n bigint NOT NULL, '
+            "total bigint NOT NULL)",
+            f"INSERT INTO dte_postings (tenant, term, impact, id, tf, dl) "
+            f"SELECT m.tenant, t.term, {_IMPACT.format(row='m')}, m.id, "
+            f"{_TF.format(row='m')}, m.dl "
+            "FROM dte_memories AS m, unnest(m.terms) AS t(term) WHERE NOT m.deleted",
+            "INSERT INTO dte_df (tenant, term, n) SELECT m.tenant, t.term, count(*) "
+            "FROM dte_memories AS m, unnest(m.terms) AS t(term) WHERE NOT m.deleted "
+            "GROUP BY m.tenant, t.term",
+            "INSERT INTO dte_stats (tenant, n, total) SELECT tenant, count(*), sum(dl) "
+            "FROM dte_memories WHERE NOT deleted GROUP BY tenant",
+            f"""
+            CREATE FUNCTION dte_index_memory() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP <> 'INSERT' AND NOT OLD.deleted THEN
+                    UPDATE dte_stats SET n = n - 1, total = total - OLD.dl
+                        WHERE tenant = OLD.tenant;
+                    DELETE FROM dte_postings AS p USING unnest(OLD.terms) AS t(term)
+                        WHERE p.tenant = OLD.tenant AND p.term = t.term
+                          AND p.impact = {_IMPACT.format(row='OLD')} AND p.id = OLD.id;
+                    UPDATE dte_df SET n = n - 1
+                        WHERE tenant = OLD.tenant AND term = ANY (OLD.terms);
+                END IF;
+                IF TG_OP <> 'DELETE' AND NOT NEW.deleted THEN
+                    INSERT INTO dte_stats AS s (tenant, n, total) VALUES (NEW.tenant, 1, NEW.dl)
+                        ON CONFLICT (tenant)
+                        DO UPDATE SET n = s.n + 1, total = s.total + excluded.total;
+                    INSERT INTO dte_postings (tenant, term, impact, id, tf, dl)
+                        SELECT NEW.tenant, t.term, {_IMPACT.format(row='NEW')}, NEW.id,
+                               {_TF.format(row='NEW')}, NEW.dl
+                        FROM unnest(NEW.terms) AS t(term);
+                    INSERT INTO dte_df AS d (tenant, term, n)
+                        SELECT NEW.tenant, t.term, 1 FROM unnest(NEW.terms) AS t(term)
+                        ON CONFLICT (tenant, term) DO UPDATE SET n = d.n + 1;
+                END IF;
+                RETURN NULL;
+            END
+            $$
+            """,
+            "CREATE TRIGGER dte_memories_index "
+            "AFTER INSERT OR DELETE OR UPDATE OF terms, tf, dl, deleted ON dte_memories "
+            "FOR EACH ROW EXECUTE FUNCTION dte_index_memory()",
+            "DROP INDEX dte_memories_tsv",
+            "ALTER TABLE dte_memories DROP COLUMN tsv",
         ],
     ),
 ]
@@ -98,39 +175,12 @@ UNION ALL
 
 _LIVE: Final = "NOT deleted AND (expires_at IS NULL OR expires_at > :now)"
 
-#: Exact Lucene BM25 (k1 = 1.2, b = 0.75: the in-memory index's formula) of every live match of
-#: the query (GIN on ``tsv``), with df, N and avgdl over the tenant's live memories; best first.
-SEARCH_TERMS: Final = f"""
-WITH m AS MATERIALIZED (
-    SELECT id, tf, dl FROM dte_memories
-    WHERE tenant = :tenant AND {_LIVE} AND tsv @@ CAST(:query AS tsquery)
-), s AS MATERIALIZED (
-    SELECT count(*)::float8 AS n, COALESCE(avg(dl), 0)::float8 AS avgdl
-    FROM dte_memories WHERE tenant = :tenant AND {_LIVE}
-), q AS MATERIALIZED (
-    SELECT t.term, t.qtf, (SELECT count(*) FROM m WHERE m.tf ? t.term)::float8 AS df
-    FROM unnest(CAST(:terms AS text[]), CAST(:qtfs AS int[])) AS t(term, qtf)
-), scored AS MATERIALIZED (
-    SELECT m.id, sum(
-        ln(1.0 + (s.n - q.df + 0.5) / (q.df + 0.5)) * q.qtf * 2.2 * (m.tf ->> q.term)::float8
-        / ((m.tf ->> q.term)::float8 + 0.3
-           + CASE WHEN s.avgdl > 0 THEN 0.9 * m.dl / s.avgdl ELSE 0 END)
-    ) AS bm25
-    FROM m JOIN q ON m.tf ? q.term CROSS JOIN s
-    GROUP BY m.id
-)
-SELECT d.id, d.data, scored.bm25, COALESCE(d.last_access, d.updated_at), d.importance
-FROM scored JOIN dte_memories AS d ON d.tenant = :tenant AND d.id = scored.id
-ORDER BY scored.bm25 DESC, d.id DESC
-"""
-
 SEARCH_ALL: Final = f"""
 SELECT id, data, 0.0::float8, COALESCE(last_access, updated_at), importance
 FROM dte_memories WHERE tenant = :tenant AND {_LIVE}
 """
 
 
-def tsquery(terms: list[str]) -> str:
-    """``'a' | 'b'`` with each lexeme quoted (no parser, no normalisation: exact tokens)."""
-    quoted = ("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
-    return " | ".join(quoted)
+#: Taken first by every write transaction: one tenant's index writers queue here, so their
+#: updates of the shared ``dte_stats``/``dte_df`` rows can never deadlock.
+LOCK_TENANT: Final = f"SELECT pg_advisory_xact_lock({WRITE_LOCK}, hashtext(:tenant))"

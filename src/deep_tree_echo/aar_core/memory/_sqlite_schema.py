@@ -6,24 +6,26 @@ terms. Schema 2 indexed ``terms`` with FTS5; schema 3 replaces it: ``postings`` 
 memory's ``[hex term, impact, tf]`` (JSON) and triggers copy them into ``memories_postings``
 (ordered per ``(tenant, term)`` by impact, so a search reads each query term's best postings
 first, see ``_sqlite_topk``) and keep ``memories_df`` and ``memories_stats`` (df, N, summed
-length per tenant), i.e. inside the very transaction that writes the record.
+length per tenant), i.e. inside the very transaction that writes the record. Schema 4 adds a
+covering index of what ranking needs (``memories_live``), read instead of the wide rows.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Final
 
 from deep_tree_echo.aar_core.memory._bm25 import document_text, tokenize
+from deep_tree_echo.aar_core.memory._rows import row_to_record
+from deep_tree_echo.aar_core.memory._topk import impact
 from deep_tree_echo.aar_core.memory.ranking import normalise_importance
-from deep_tree_echo.aar_core.memory.record import MemoryRecord, Version
+from deep_tree_echo.aar_core.memory.record import MemoryRecord
 
 #: ``PRAGMA user_version`` of the current schema. 0: empty file or the v1 table (no tenants).
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 _SCHEMA_V2: Final = (
     """
@@ -164,6 +166,13 @@ _SCHEMA_V3: Final = (
     """,
 )
 
+#: Schema 4: what ranking needs of a memory in a small covering index, so a search checks the
+#: liveness of its candidates without reading their (wide) rows.
+_SCHEMA_V4: Final = (
+    "CREATE INDEX IF NOT EXISTS memories_live ON memories "
+    "(rid, deleted, expires_at, last_access, updated_at, importance)",
+)
+
 COLUMNS: Final = (
     "id, version, data, created_at, updated_at, access_count, last_access, expires_at, deleted, "
     "extra"
@@ -243,42 +252,11 @@ def write_params(tenant: str, record: MemoryRecord) -> tuple[Any, ...]:
     )
 
 
-#: Average document length the stored impacts assume (a constant, so impacts never need
-#: rewriting; searches correct for the live average, see ``impact_slack``).
-IMPACT_AVGDL: Final = 16.0
-
-
-def impact(tf: int, dl: int) -> float:
-    """A term's BM25 saturation ``tf / (tf + k1 (1 - b + b dl / IMPACT_AVGDL))``."""
-    return tf / (tf + 1.2 * (0.25 + 0.75 * dl / IMPACT_AVGDL))
-
-
-def impact_slack(avgdl: float) -> float:
-    """Factor by which a true BM25 saturation (at ``avgdl``) can exceed the stored impact."""
-    return max(1.0, avgdl / IMPACT_AVGDL) * (1.0 + 1e-9)
-
-
 def postings_json(hexed: Sequence[str]) -> str:
     """The ``[term, impact, tf]`` triples of a document given its hex tokens (JSON text)."""
     dl = len(hexed)
     counts = Counter(hexed)
     return json.dumps([[t, impact(n, dl), n] for t, n in counts.items()], separators=(",", ":"))
-
-
-def row_to_record(row: tuple[Any, ...]) -> MemoryRecord:
-    (rid, version, data, created, updated, count, last, expires, deleted, extra) = row
-    return MemoryRecord(
-        id=rid,
-        data=json.loads(data),
-        version=Version.parse(version),
-        created_at=created,
-        updated_at=updated,
-        access_count=count,
-        last_access=last,
-        expires_at=expires,
-        deleted=bool(deleted),
-        extra=json.loads(extra) if extra else {},
-    )
 
 
 def migrate(conn: sqlite3.Connection) -> None:
@@ -297,7 +275,10 @@ def migrate(conn: sqlite3.Connection) -> None:
             if version < 2:
                 for statement in _SCHEMA_V2:
                     conn.execute(statement)
-            for statement in _SCHEMA_V3:
+            if version < 3:
+                for statement in _SCHEMA_V3:
+                    conn.execute(statement)
+            for statement in _SCHEMA_V4:
                 conn.execute(statement)
             if version == 2:  # index the postings of every stored memory
                 stored = conn.execute("SELECT rid, terms FROM memories WHERE deleted = 0")
@@ -324,19 +305,3 @@ STATS: Final = "SELECT n, total FROM memories_stats WHERE tenant = ?"
 #: Memories of a tenant holding a (hex) term, kept by the postings triggers.
 DOC_FREQ: Final = "SELECT n FROM memories_df WHERE tenant = ? AND term = ?"
 
-
-def lucene_bm25(
-    query: Sequence[str], terms: str, dl: int, df: dict[str, int], n: int, avgdl: float
-) -> float:
-    """The in-memory index's BM25 (k1 1.2, b 0.75, idf ``log(1 + (N - df + .5)/(df + .5))``)
-    of one document given its hex ``terms`` text; ``query`` holds hex words with repeats."""
-    words = terms.split()
-    norm = 1.2 * (0.25 + (0.75 * dl / avgdl if avgdl else 0.0))
-    score = 0.0
-    for word in set(query):
-        tf = words.count(word)
-        if tf:
-            d = df.get(word, 1)
-            idf = math.log(1.0 + (n - d + 0.5) / (d + 0.5)) * query.count(word)
-            score += idf * tf * 2.2 / (tf + norm)
-    return score

@@ -6,11 +6,10 @@ write, and nothing is cached in the process. Rows are keyed by ``(tenant, id)``.
 - ``put_if_newer`` is one ``INSERT … ON CONFLICT … DO UPDATE … WHERE excluded.version >
   version`` (``COLLATE "C"``: versions compare bytewise like Python and the other stores).
 - Search: ``terms`` holds the distinct ``_bm25.tokenize`` tokens of a memory, ``tf`` their
-  counts (jsonb), ``dl`` its length; ``tsv`` is a generated ``array_to_tsvector(terms)``
-  column under a GIN index (the tokens are already analysed, so no text-search configuration
-  re-parses them: that is ``'simple'`` without its parser). A query matches through the GIN
-  index and every match gets its exact Lucene BM25 in SQL (df, N and avgdl over the tenant's
-  live memories), the in-memory index's formula: recall cannot be worse than it.
+  counts (jsonb), ``dl`` its length; a trigger keeps impact-ordered postings, df and N of
+  them in the writing transaction, and ``_postgres_topk`` finds the exact BM25 top
+  candidates with MaxScore pruning (the in-memory index's formula: recall cannot be worse).
+  Every write takes its tenant's advisory write lock first (``_postgres_sql.LOCK_TENANT``).
 - The schema is created and migrated on ``open()`` (see ``_postgres_sql``). Extensions such as
   ``rum`` are detected at start (``extensions``) and only reported for now.
 """
@@ -27,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 from deep_tree_echo.aar_core.errors import StoreError
 from deep_tree_echo.aar_core.memory import _postgres_sql as sql
 from deep_tree_echo.aar_core.memory._bm25 import document_text, tokenize
+from deep_tree_echo.aar_core.memory._postgres_topk import top_candidates
+from deep_tree_echo.aar_core.memory._rows import row_to_record
 from deep_tree_echo.aar_core.memory.ranking import (
     Candidate,
     RankWeights,
@@ -56,22 +57,6 @@ def async_url(url: str) -> str:
 
 def _matches(data: dict[str, Any], filters: Mapping[str, Any]) -> bool:
     return all(data.get(k, _MISSING) == v for k, v in filters.items())
-
-
-def _row_to_record(row: Sequence[Any]) -> MemoryRecord:
-    (rid, version, data, created, updated, count, last, expires, deleted, extra) = row
-    return MemoryRecord(
-        id=rid,
-        data=json.loads(data),
-        version=Version.parse(version),
-        created_at=created,
-        updated_at=updated,
-        access_count=count,
-        last_access=last,
-        expires_at=expires,
-        deleted=bool(deleted),
-        extra=json.loads(extra) if extra else {},
-    )
 
 
 def write_params(tenant: str, record: MemoryRecord) -> dict[str, Any]:
@@ -190,12 +175,18 @@ class PostgresStore(MemoryStore):
             raise StoreError("PostgresStore is closed")
         return self._engine
 
-    async def _fetch(self, what: str, statement: str, params: Mapping[str, Any]) -> list[Any]:
+    async def _fetch(
+        self, what: str, statement: str, params: Mapping[str, Any], *, lock: str | None = None
+    ) -> list[Any]:
+        """Run one statement in its own transaction; a write passes ``lock=tenant`` to take
+        the tenant's write lock first (``_postgres_sql.LOCK_TENANT``)."""
         from sqlalchemy import text
 
         engine = await self._ready()
         with self._errors(what):
             async with engine.begin() as conn:
+                if lock is not None:
+                    await conn.execute(text(sql.LOCK_TENANT), {"tenant": lock})
                 result = await conn.execute(text(statement), dict(params))
                 return list(result) if result.returns_rows else []
 
@@ -207,10 +198,12 @@ class PostgresStore(MemoryStore):
             f"SELECT {sql.COLUMNS} FROM dte_memories WHERE tenant = :tenant AND id = :id",
             {"tenant": tenant, "id": memory_id},
         )
-        return _row_to_record(rows[0]) if rows else None
+        return row_to_record(rows[0]) if rows else None
 
     async def put_if_newer(self, record: MemoryRecord, *, tenant: str = DEFAULT_TENANT) -> bool:
-        rows = await self._fetch("write", sql.PUT_IF_NEWER, write_params(tenant, record))
+        rows = await self._fetch(
+            "write", sql.PUT_IF_NEWER, write_params(tenant, record), lock=tenant
+        )
         return bool(rows)
 
     async def put_many(
@@ -225,6 +218,7 @@ class PostgresStore(MemoryStore):
         statement = sql.PUT_IF_NEWER.replace("RETURNING 1", "")
         with self._errors("batch write"):
             async with engine.begin() as conn:
+                await conn.execute(text(sql.LOCK_TENANT), {"tenant": tenant})
                 await conn.execute(text(statement), [write_params(tenant, r) for r in records])
 
     async def record_access(
@@ -244,7 +238,7 @@ class PostgresStore(MemoryStore):
             "ids": list(expected),
             "versions": [v.to_str() for v in expected.values()],
         }
-        return [row[0] for row in await self._fetch("purge", sql.PURGE, params)]
+        return [row[0] for row in await self._fetch("purge", sql.PURGE, params, lock=tenant)]
 
     async def purge_candidates(
         self, cutoff: float, *, tenant: str = DEFAULT_TENANT, limit: int = 1000
@@ -266,7 +260,7 @@ class PostgresStore(MemoryStore):
                 else {"tenant": tenant, "n": self.scan_chunk},
             )
             for row in rows:
-                yield _row_to_record(row)
+                yield row_to_record(row)
             if len(rows) < self.scan_chunk:
                 return
             after = rows[-1][0]
@@ -302,30 +296,40 @@ class PostgresStore(MemoryStore):
     ) -> list[SearchResult]:
         if limit <= 0:
             return []
-        pool = candidate_pool(limit)
         if terms:
-            qtf = Counter(terms)
-            statement = sql.SEARCH_TERMS if filters else sql.SEARCH_TERMS + " LIMIT :pool"
-            params: dict[str, Any] = {
-                "tenant": tenant,
-                "now": now,
-                "query": sql.tsquery(list(qtf)),
-                "terms": list(qtf),
-                "qtfs": list(qtf.values()),
-            }
-            if not filters:
-                params["pool"] = pool
-        else:
-            statement, params = sql.SEARCH_ALL, {"tenant": tenant, "now": now}
-        found: list[Candidate] = []
-        for rid, data, bm25, touched, importance in await self._fetch("search", statement, params):
+            found = await self._top(terms, tenant=tenant, pool=candidate_pool(limit), now=now,
+                                    filters=filters)
+            return rank(found, weights=weights, now=now, limit=limit)
+        found = []
+        params = {"tenant": tenant, "now": now}
+        for rid, data, bm25, touched, importance in await self._fetch(
+            "search", sql.SEARCH_ALL, params
+        ):
             candidate = Candidate(rid, json.loads(data), float(bm25), touched, importance)
-            if filters and not _matches(candidate.data, filters):
-                continue
-            found.append(candidate)
-            if terms and len(found) >= pool:
-                break
+            if not filters or _matches(candidate.data, filters):
+                found.append(candidate)
         return rank(found, weights=weights, now=now, limit=limit)
+
+    async def _top(
+        self,
+        terms: Sequence[str],
+        *,
+        tenant: str,
+        pool: int,
+        now: float,
+        filters: Mapping[str, Any] | None,
+    ) -> list[Candidate]:
+        """BM25 top ``pool`` in one repeatable-read, read-only transaction (one snapshot)."""
+        engine = await self._ready()
+        with self._errors("search"):
+            async with engine.connect() as conn:
+                conn = await conn.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
+                async with conn.begin():
+                    return await top_candidates(
+                        conn, terms, tenant=tenant, pool=pool, now=now, filters=filters
+                    )
 
     def __repr__(self) -> str:
         return f"PostgresStore(url={self.url.split('@')[-1]!r})"

@@ -34,6 +34,7 @@ from typing import Any, Final, TypeVar
 
 from deep_tree_echo.aar_core.errors import StoreError
 from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
+from deep_tree_echo.aar_core.memory._rows import row_to_record
 from deep_tree_echo.aar_core.memory._sqlite_topk import top_candidates
 from deep_tree_echo.aar_core.memory.ranking import (
     Candidate,
@@ -297,7 +298,7 @@ class SQLiteStore(MemoryStore):
             return row
 
         row = await self._read(fetch)
-        return None if row is None else self._overlay(sql.row_to_record(row), tenant)
+        return None if row is None else self._overlay(row_to_record(row), tenant)
 
     async def put_if_newer(self, record: MemoryRecord, *, tenant: str = DEFAULT_TENANT) -> bool:
         params = sql.write_params(tenant, record)
@@ -378,7 +379,7 @@ class SQLiteStore(MemoryStore):
 
             rows = await self._read(chunk)
             for row in rows:
-                yield self._overlay(sql.row_to_record(row), tenant)
+                yield self._overlay(row_to_record(row), tenant)
             if len(rows) < self.scan_chunk:
                 return
             after = rows[-1][0]

@@ -1,0 +1,168 @@
+"""PostgreSQL's pruned top-k (impact-ordered postings, MaxScore) equals the exact BM25 top-k;
+schema-1 databases migrate to the postings on open."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from deep_tree_echo.aar_core.memory import MemoryRecord, Version
+from deep_tree_echo.aar_core.memory import _postgres_sql as sql
+from deep_tree_echo.aar_core.memory._bm25 import BM25Index, tokenize
+from deep_tree_echo.aar_core.memory.postgres_store import PostgresStore, write_params
+from deep_tree_echo.aar_core.memory.ranking import Candidate
+
+WORDS = [f"w{i}" for i in range(300)]
+ZIPF = [1.0 / (r + 1) ** 1.07 for r in range(len(WORDS))]
+
+
+def corpus(n: int, seed: int, lengths: tuple[int, int] = (3, 30)) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(WORDS, weights=ZIPF, k=rng.randint(*lengths))) for _ in range(n)]
+
+
+#: Memory lengths (words) whose average is near, well below and well above the length the
+#: stored impacts assume (16): the bounds between impact and exact BM25 differ in each case.
+LENGTHS = [(3, 30), (1, 6), (40, 120)]
+
+
+async def pruned(
+    store: PostgresStore,
+    query: str,
+    pool: int,
+    filters: dict[str, int] | None = None,
+    tenant: str = "t",
+) -> list[Candidate]:
+    return await store._top(tokenize(query), tenant=tenant, pool=pool, now=0.0, filters=filters)
+
+
+@pytest.mark.parametrize("lengths", LENGTHS)
+async def test_pruned_top_k_has_the_exact_bm25_scores(
+    postgres_db: str, lengths: tuple[int, int]
+) -> None:
+    texts = corpus(800, 7, lengths)
+    store = PostgresStore(postgres_db)
+    index = BM25Index()
+    records = []
+    for i, text in enumerate(texts):
+        records.append(
+            MemoryRecord(f"m{i}", {"content": text, "k": i % 4}, Version(1, 0, "n"), 1.0, 1.0)
+        )
+        index.add(f"m{i}", text)
+    await store.put_many(records, tenant="t")
+    # Another tenant's memories are never candidates.
+    await store.put_if_newer(
+        MemoryRecord("x", {"content": "w0 w0 w0"}, Version(1, 0, "n"), 1.0, 1.0), tenant="u"
+    )
+    rng = random.Random(11)
+    queries = ["w0", "w0 w1", "w0 w1 w2 w3", "w299 w0", "w0 w0 w5"]
+    queries += [" ".join(rng.sample(t.split(), min(3, len(t.split())))) for t in texts[:25]]
+    try:
+        for query in queries:
+            for pool in (1, 10, 200):
+                want = index.top(query, pool)
+                got = await pruned(store, query, pool)
+                # Ties at the cut may pick other memories: compare the scores, then the ids
+                # of every memory scored above the cut.
+                assert [c.bm25 for c in got] == pytest.approx([s for _, s in want]), query
+                cut = want[-1][1]
+                assert {c.id for c in got if c.bm25 > cut * (1 + 1e-9)} == {
+                    d for d, s in want if s > cut * (1 + 1e-9)
+                }, query
+        # Filters apply before the cut.
+        keep = {f"m{i}" for i in range(len(texts)) if i % 4 == 2}
+        for query in ("w0 w1", "w3"):
+            want = index.top(query, 20, keep.__contains__)
+            got = await pruned(store, query, 20, {"k": 2})
+            assert [c.bm25 for c in got] == pytest.approx([s for _, s in want])
+            assert all(c.data["k"] == 2 for c in got)
+        assert [c.id for c in await pruned(store, "w0", 5, tenant="u")] == ["x"]
+    finally:
+        await store.close()
+
+
+async def test_postings_follow_updates_deletes_expiry_and_purges(postgres_db: str) -> None:
+    store = PostgresStore(postgres_db)
+    try:
+        for rid, text, v in (("a", "red fox", 1), ("b", "red owl", 1), ("a", "blue fox", 2)):
+            rec = MemoryRecord(rid, {"content": text}, Version(v, 0, "n"), 1, v)
+            assert await store.put_if_newer(rec)
+        await store.put_if_newer(MemoryRecord("b", {}, Version(2, 0, "n"), 1, 2, deleted=True))
+        await store.put_if_newer(
+            MemoryRecord("c", {"content": "red hat"}, Version(3, 0, "n"), 1, 3, expires_at=5.0)
+        )
+
+        async def postings() -> list[tuple[str, str]]:
+            rows = await store._fetch(
+                "t", "SELECT term, id FROM dte_postings WHERE tenant = 'default' ORDER BY 1, 2", {}
+            )
+            return [(t, i) for t, i in rows]
+
+        async def stats() -> list[tuple[int, int]]:
+            return [tuple(r) for r in await store._fetch("t", "SELECT n, total FROM dte_stats", {})]
+
+        assert await postings() == [("blue", "a"), ("fox", "a"), ("hat", "c"), ("red", "c")]
+        assert await stats() == [(2, 4)]
+        found = await store._top(["red"], tenant="default", pool=10, now=1.0, filters=None)
+        assert [c.id for c in found] == ["c"]
+        # Expired: still indexed until purged, never a candidate.
+        assert await store._top(["red"], tenant="default", pool=10, now=9.0, filters=None) == []
+        assert await store.purge({"b": Version(2, 0, "n"), "c": Version(3, 0, "n")}) == ["b", "c"]
+        assert await postings() == [("blue", "a"), ("fox", "a")]
+        assert await stats() == [(1, 2)]
+        await store.purge({"a": Version(2, 0, "n")})
+        assert await postings() == []
+        assert await stats() == [(0, 0)]
+    finally:
+        await store.close()
+
+
+async def test_a_schema_1_database_gets_its_postings_on_open(postgres_db: str) -> None:
+    import asyncpg
+
+    texts = ("green tea", "green green tea leaves", "black coffee")
+    conn = await asyncpg.connect(postgres_db)  # a database as schema 1 left it
+    try:
+        await conn.execute(sql.CREATE_MIGRATIONS)
+        for statement in sql.MIGRATIONS[0][1]:
+            await conn.execute(statement)
+        await conn.execute("INSERT INTO dte_schema_migrations (version) VALUES (1)")
+        for i, text in enumerate((*texts, "green ghost")):
+            record = MemoryRecord(
+                f"m{i}", {"content": text}, Version(1, 0, "n"), 1, 1, deleted=i == 3
+            )
+            p = write_params("default", record)
+            await conn.execute(
+                "INSERT INTO dte_memories (tenant, id, version, data, created_at, updated_at, "
+                "deleted, terms, tf, dl) VALUES ($1, $2, $3, $4, 1, 1, $5, $6, $7::jsonb, $8)",
+                "default", p["id"], p["version"], p["data"], p["deleted"], p["terms"], p["tf"],
+                p["dl"],
+            )
+    finally:
+        await conn.close()
+    index = BM25Index()
+    for i, text in enumerate(texts):
+        index.add(f"m{i}", text)
+    store = PostgresStore(postgres_db)
+    try:
+        found = await store._top(
+            tokenize("green tea"), tenant="default", pool=10, now=2.0, filters=None
+        )
+        want = index.top("green tea", 10)
+        assert [(c.id, c.data["content"]) for c in found] == [
+            (d, texts[int(d[1:])]) for d, _ in want
+        ]
+        assert [c.bm25 for c in found] == pytest.approx([score for _, score in want])
+        # The new schema keeps indexing writes.
+        await store.put_if_newer(
+            MemoryRecord("m9", {"content": "coffee"}, Version(2, 0, "n"), 1, 2)
+        )
+        coffee = await store._top(["coffe"], tenant="default", pool=10, now=2.0, filters=None)
+        assert sorted(c.id for c in coffee) == ["m2", "m9"]
+        rows = await store._fetch("t", "SELECT version FROM dte_schema_migrations", {})
+        assert sorted(r[0] for r in rows) == [v for v, _ in sql.MIGRATIONS]
+        ghosts = await store._fetch("t", "SELECT count(*) FROM dte_postings WHERE id = 'm3'", {})
+        assert ghosts[0][0] == 0  # the tombstone got no postings
+    finally:
+        await store.close()
