@@ -24,6 +24,10 @@ from deep_tree_echo.server.app import create_app
 from deep_tree_echo.server.principals import append_key
 
 ADMIN_KEY = "admin-" + "a" * 32
+#: How long an event stream (GET /v1/events, endless by design) is read before the transport
+#: cuts it: the ": connected" comment comes at once, and schemathesis' default of 10 s per
+#: call made this one operation most of the run. A bound on reading, not a timing assertion.
+STREAM_SECONDS = 2.0
 CLUSTER_KEY = "cluster-" + "c" * 32
 
 
@@ -62,9 +66,5 @@ def test_every_check_is_on() -> None:
 @settings(max_examples=8, derandomize=True, database=None, deadline=None,
           suppress_health_check=list(HealthCheck))
 def test_the_server_does_what_its_schema_says(case: Any, app: FastAPI) -> None:
-    # Open: on clean CI machines schemathesis now and then sends data it takes as schema-valid
-    # and the server refuses (seen on /v1/process session ids and one other operation), not
-    # reproduced here yet; until that is found, positive-data acceptance is off. Every other
-    # check (server errors, status and response conformance, negative data, auth...) runs.
-    excluded = CHECKS.get_by_names(["positive_data_acceptance"])
-    case.call_and_validate(headers=_auth(case.path), app=app, excluded_checks=excluded)
+    bound = {"timeout": STREAM_SECONDS} if case.path == "/v1/events" else {}
+    case.call_and_validate(headers=_auth(case.path), app=app, **bound)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from deep_tree_echo.aar_core.ids import MEMORY_ID
 from deep_tree_echo.aar_core.memory.manager import MAX_ID_LENGTH, parse_filter_value
 from deep_tree_echo.integration.errors import DecodeError
 from deep_tree_echo.server import _negotiation
@@ -23,9 +24,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such memory"},
     503: {"description": "gateway not ready or store unavailable"},
 }
-#: What ``validate_memory_id`` accepts (a URL path cannot carry lone surrogates): documented,
-#: and enforced by the manager with a 400 ``invalid_memory``.
-MEMORY_ID_PATTERN = r"^[^/\x00-\x1f\x7f-\x9f]+(?![\s\S])"
+#: What ``validate_memory_id`` accepts (:data:`~deep_tree_echo.aar_core.ids.MEMORY_ID`):
+#: documented here, enforced by the manager with a 400 ``invalid_memory``.
+MEMORY_ID_PATTERN = MEMORY_ID.pattern
 MemoryId = Annotated[
     str,
     Path(min_length=1, max_length=MAX_ID_LENGTH, description="memory id",
