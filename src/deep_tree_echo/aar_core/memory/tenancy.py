@@ -104,5 +104,17 @@ class TenantMemory:
         """The tenant's live memories ranked as :meth:`MemoryManager.search` ranks them."""
         return await self.manager._search(self.tenant, query, limit, filters, exclude)
 
+    async def search_where(
+        self,
+        query: str,
+        limit: int = 10,
+        filters: dict[str, Any] | None = None,
+        exclude: dict[str, Any] | None = None,
+    ) -> list[SearchResult]:
+        """:meth:`search` with the filters as a dict, so any field name (``limit``,
+        ``exclude``, ``""``...) can be filtered on: what the HTTP search route needs."""
+        return await self.manager._search(self.tenant, query, limit, dict(filters or {}),
+                                          exclude)
+
     def __repr__(self) -> str:
         return f"TenantMemory(tenant={self.tenant!r}, manager={self.manager!r})"

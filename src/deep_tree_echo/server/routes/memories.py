@@ -33,6 +33,22 @@ MemoryId = Annotated[
          json_schema_extra={"pattern": MEMORY_ID_PATTERN}),
 ]
 
+#: The search's free-form filters, stated so that a schema-driven client knows any other
+#: query parameter is a filter (form style, exploded: ``?lang=en&importance=0.7``).
+_FILTERS_PARAMETER: dict[str, Any] = {
+    "name": "filters",
+    "in": "query",
+    "required": False,
+    "style": "form",
+    "explode": True,
+    "description": "field=value filters on top-level data fields (every other query parameter)",
+    "schema": {
+        "type": "object",
+        "propertyNames": {"not": {"enum": sorted(_RESERVED_QUERY)}},
+        "additionalProperties": {"type": "string"},
+    },
+}
+
 _DATA_SCHEMA = {
     "requestBody": {
         "required": True,
@@ -108,6 +124,7 @@ async def delete_memory(memory_id: MemoryId, memory: Memory) -> Response:
         "Fields named `query`, `limit`, `token` or `include_questions` cannot be filtered on."
     ),
     responses=_ERRORS,
+    openapi_extra={"parameters": [_FILTERS_PARAMETER]},
 )
 async def search_memories(
     request: Request,
@@ -124,7 +141,7 @@ async def search_memories(
         if k not in _RESERVED_QUERY
     }
     exclude = None if include_questions or "is_question" in filters else {"is_question": True}
-    results = await memory.search(query, limit, exclude=exclude, **filters)
+    results = await memory.search_where(query, limit, filters, exclude)
     return {
         "query": query,
         "filters": filters,
