@@ -14,14 +14,16 @@ import json
 import re
 from typing import Any, Final
 
-__all__ = ["COMPACT_ENCODER", "LoneSurrogateError", "loads_text"]
+__all__ = ["COMPACT_ENCODER", "LoneSurrogateError", "is_unicode_text", "loads_text"]
 
 COMPACT_ENCODER: Final = json.JSONEncoder(default=str, separators=(",", ":"))
 _SURROGATE_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, check_circular=False)
 # what a lone surrogate can look like in a body: an escape of one, or its raw UTF-8 bytes
-# (json.loads decodes bytes with 'surrogatepass'); a match only means "look closer"
-_MAYBE_SURROGATE_BYTES: Final = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
-_MAYBE_SURROGATE_TEXT: Final = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+# (json.loads decodes bytes with 'surrogatepass'); a match only means "look closer". Each
+# regex runs only after a one-byte test (memchr-fast) found the byte it starts with.
+_ESCAPE_BYTES: Final = re.compile(rb"\\u[dD][89a-fA-F]")
+_RAW_BYTES: Final = re.compile(rb"\xed[\xa0-\xbf]")
+_ESCAPE_TEXT: Final = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class LoneSurrogateError(ValueError):
@@ -30,10 +32,23 @@ class LoneSurrogateError(ValueError):
 
 def _might_hold_surrogates(body: bytes | str) -> bool:
     if isinstance(body, str):
-        return _MAYBE_SURROGATE_TEXT.search(body) is not None
+        if "\\" in body and _ESCAPE_TEXT.search(body) is not None:
+            return True
+        return not body.isascii() and not is_unicode_text(body)
     if b"\x00" in body[:4] or body[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return True  # UTF-16/32 (json.loads detects them): no cheap scan, always look closer
-    return _MAYBE_SURROGATE_BYTES.search(body) is not None
+    return (b"\\" in body and _ESCAPE_BYTES.search(body) is not None) or (
+        b"\xed" in body and _RAW_BYTES.search(body) is not None
+    )
+
+
+def is_unicode_text(value: str) -> bool:
+    """Whether ``value`` is Unicode text (no lone surrogates), i.e. encodable as UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def loads_text(body: bytes | str) -> Any:

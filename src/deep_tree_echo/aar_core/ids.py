@@ -18,16 +18,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeGuard
 
+from deep_tree_echo._json import is_unicode_text
+
 __all__ = ["MEMORY_ID", "SESSION_ID", "TENANT", "IdRule", "is_unicode_text"]
-
-
-def is_unicode_text(value: str) -> bool:
-    """Whether ``value`` is Unicode text (no lone surrogates), i.e. encodable as UTF-8."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from deep_tree_echo.aar_core.ids import MEMORY_ID
 from deep_tree_echo.aar_core.memory.manager import MAX_ID_LENGTH, parse_filter_value
+from deep_tree_echo.errors import InvalidInputError
 from deep_tree_echo.integration.errors import DecodeError
 from deep_tree_echo.server import _negotiation
 from deep_tree_echo.server.routes._deps import Memory, only_query
@@ -18,9 +19,12 @@ from deep_tree_echo.server.routes._deps import Memory, only_query
 router = APIRouter(prefix="/v1", tags=["memories"])
 
 _RESERVED_QUERY = frozenset({"query", "limit", "token", "include_questions"})
+#: The schema's name of the exploded filters object: never itself a field filter (400), so
+#: ``?filters=x`` means the same to the server as to a schema-driven client (not an object).
+_FILTERS = "filters"
 _JSON_ONLY: tuple[_negotiation.Format, ...] = ("json",)
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "malformed id or body"},
+    400: {"description": "malformed id, body or query parameter"},
     404: {"description": "no such memory"},
     503: {"description": "gateway not ready or store unavailable"},
 }
@@ -44,7 +48,7 @@ _FILTERS_PARAMETER: dict[str, Any] = {
     "description": "field=value filters on top-level data fields (every other query parameter)",
     "schema": {
         "type": "object",
-        "propertyNames": {"not": {"enum": sorted(_RESERVED_QUERY)}},
+        "propertyNames": {"not": {"enum": sorted({*_RESERVED_QUERY, _FILTERS})}},
         "additionalProperties": {"type": "string"},
     },
 }
@@ -121,7 +125,8 @@ async def delete_memory(memory_id: MemoryId, memory: Memory) -> Response:
         "`null` match that value (`importance=0.7` matches the number 0.7); anything else "
         "matches the string. Questions told to the echo agent (`is_question: true`) are left "
         "out unless `include_questions=true` (or an `is_question` filter) asks for them. "
-        "Fields named `query`, `limit`, `token` or `include_questions` cannot be filtered on."
+        "Fields named `query`, `limit`, `token`, `include_questions` or `filters` cannot be "
+        "filtered on (`filters` is refused with 400)."
     ),
     responses=_ERRORS,
     openapi_extra={"parameters": [_FILTERS_PARAMETER]},
@@ -135,6 +140,11 @@ async def search_memories(
         bool, Query(description="also return questions asked to the echo agent")
     ] = False,
 ) -> dict[str, Any]:
+    if _FILTERS in request.query_params:
+        raise InvalidInputError(
+            "'filters' is not a field filter: name each field (?lang=en&importance=0.7)",
+            code="invalid_parameter",
+        )
     filters = {
         k: parse_filter_value(v)
         for k, v in request.query_params.items()
