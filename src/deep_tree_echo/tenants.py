@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from deep_tree_echo.aar_core.cognitive import MEMORY_SCOPES
 from deep_tree_echo.aar_core.errors import InvalidTenantError
+from deep_tree_echo.aar_core.ids import TENANT
 from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
 from deep_tree_echo.aar_core.memory.tenancy import validate_tenant
 
@@ -21,5 +22,5 @@ __all__ = [
 #: ASGI scope key holding the tenant a request acts on (set by the auth middleware).
 TENANT_SCOPE_KEY = "dte.tenant"
 #: The tenant name rule as an anchored JSON-schema pattern (for the OpenAPI document).
-TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(?![\s\S])"
-MAX_TENANT_LENGTH = 64
+TENANT_PATTERN = TENANT.pattern
+MAX_TENANT_LENGTH = TENANT.max_length

@@ -243,3 +243,35 @@ async def test_malformed_replica_writes_are_refused(
     r = await http.put(url, content=b"{", headers={**AUTH, "content-type": "application/json"})
     assert r.status_code == 400
     assert await replica(http, nodes[1], "malformed") is None
+
+
+async def test_replication_carries_the_tenant_end_to_end(
+    nodes: list[str], http: httpx.AsyncClient
+) -> None:
+    memory_id = "shared-name"
+    acme, globex = (DistributedMemoryIntegration(nodes, replication_factor=2, api_key=KEY,
+                                                 cluster_key=CLUSTER_KEY, tenant=t)
+                    for t in ("acme", "globex"))
+    readers = [DistributedMemoryIntegration(nodes, replication_factor=2, cluster_key=CLUSTER_KEY,
+                                            tenant=t) for t in ("acme", "default")]
+    try:
+        assert await acme.store_distributed_memory(memory_id, {"content": "acme's wifi: a1"})
+        assert await globex.store_distributed_memory(memory_id, {"content": "globex's: g2"})
+        for node in acme.coordinator.select_nodes(memory_id, 2):
+            for tenant, content in [("acme", "acme's wifi: a1"), ("globex", "globex's: g2")]:
+                r = await http.get(f"{node}/v1/replica/records/{memory_id}",
+                                   headers={**AUTH, "X-Echo-Tenant": tenant})
+                assert r.status_code == 200 and r.json()["data"]["content"] == content
+            assert await replica(http, node, memory_id) is None  # not in tenant default
+            public = await http.get(f"{node}/v1/memories/{memory_id}", headers=CLIENT)
+            assert public.status_code == 404  # the client key is tenant default's
+        acme_reader, default_reader = readers
+        assert await acme_reader.retrieve_distributed_memory(memory_id) == {
+            "content": "acme's wifi: a1"}
+        assert await default_reader.retrieve_distributed_memory(memory_id) is None
+        assert await globex.delete_distributed_memory(memory_id) is True
+        assert await acme.retrieve_distributed_memory(memory_id) == {"content": "acme's wifi: a1"}
+        assert await acme.local_manager.retrieve_memory(memory_id) is None  # default's view
+    finally:
+        for dist in (acme, globex, *readers):
+            await dist.aclose()

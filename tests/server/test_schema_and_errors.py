@@ -76,3 +76,26 @@ def test_the_session_id_pattern_is_what_the_server_checks() -> None:
         except ValueError:
             accepted = False
         assert accepted == (pattern.search(value) is not None), repr(value)
+
+
+async def test_every_other_search_parameter_is_a_filter_and_the_schema_says_so(
+    app_client: AppClient,
+) -> None:
+    async with app_client() as c:
+        r = await c.put("/v1/memories/m", json={"content": "x", "exclude": "yes", "limit": "3"})
+        assert r.status_code == 201
+        # "exclude" was a 500 (it collided with search()'s own keyword); now a plain filter
+        hit = await c.get("/v1/memories", params={"exclude": "yes"})
+        assert hit.status_code == 200 and [x["id"] for x in hit.json()["results"]] == ["m"]
+        miss = await c.get("/v1/memories", params={"exclude": "no", "": ""})
+        assert miss.status_code == 200 and miss.json()["results"] == []
+        # the schema's name of the filters object is no field filter (fuzzers send ?filters=)
+        bad = await c.get("/v1/memories", params={"filters": ""})
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_parameter"
+        doc = (await c.get("/openapi.json")).json()
+    params = {p["name"]: p for p in doc["paths"]["/v1/memories"]["get"]["parameters"]}
+    filters = params["filters"]  # a schema-driven client knows other parameters are filters
+    assert (filters["in"], filters["style"], filters["explode"]) == ("query", "form", True)
+    assert filters["schema"]["additionalProperties"] == {"type": "string"}
+    assert set(filters["schema"]["propertyNames"]["not"]["enum"]) == {
+        "query", "limit", "token", "include_questions", "filters"}

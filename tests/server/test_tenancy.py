@@ -61,9 +61,11 @@ async def fresh_database(server_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture(params=STORES)
-async def client(
+async def store_settings(
     request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[httpx.AsyncClient]:
+) -> AsyncIterator[dict[str, Any]]:
+    """Settings of an app on one store kind (a clean store), with the two tenants' keys and
+    an admin key of tenant ``ops``."""
     overrides: dict[str, Any] = {"api_keys": KEYS, "memory_store": request.param}
     if request.param == "sqlite":
         overrides |= {"test_mode": False, "data_dir": tmp_path / "data"}
@@ -83,7 +85,13 @@ async def client(
             server = request.getfixturevalue("postgres_url")
             overrides["database_url"] = await stack.enter_async_context(fresh_database(server))
             overrides["database_pool_size"] = 2
-        yield await stack.enter_async_context(running_app(create_app(make_settings(**overrides))))
+        yield overrides
+
+
+@pytest.fixture
+async def client(store_settings: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_app(create_app(make_settings(**store_settings))) as c:
+        yield c
 
 
 async def test_two_tenants_use_the_same_ids_without_seeing_each_other(
@@ -135,30 +143,29 @@ async def ask(client: httpx.AsyncClient, key: str, text: str, session: str,
 
 
 async def test_process_answers_only_from_the_tenant_and_the_session(
-    app_client: Any,
+    client: httpx.AsyncClient,
 ) -> None:
-    async with app_client(api_keys=KEYS) as c:
-        await ask(c, ACME, "the wifi password is hunter2", "conv")
-        # another tenant, same session id: nothing of acme's
-        other = await ask(c, GLOBEX, "what is the wifi password?", "conv")
-        assert "hunter2" not in other["text"] and other["memories_used"] == []
-        # the same tenant, another session: not by default ...
-        stranger = await ask(c, ACME, "what is the wifi password?", "stranger")
-        assert "hunter2" not in stranger["text"]
-        # ... unless the request asks for the whole tenant
-        wide = await ask(c, ACME, "what is the wifi password?", "stranger", memory_scope="tenant")
-        assert "hunter2" in wide["text"]
-        # the session itself, and the tenant's shared memories (stored without a session)
-        assert "hunter2" in (await ask(c, ACME, "what is the wifi password?", "conv"))["text"]
-        assert (await c.put("/v1/memories/door", json={"content": "the door code is 4711"},
-                            headers=auth(ACME))).status_code == 201
-        shared = await ask(c, ACME, "what is the door code?", "stranger")
-        assert "4711" in shared["text"]
-        assert "4711" not in (await ask(c, GLOBEX, "what is the door code?", "x"))["text"]
-        r = await c.post("/v1/process", headers=auth(ACME), json={
-            "data": "hi", "context": {"memory_scope": "everything"}})
-        assert r.status_code == 422  # an invalid external request, like any malformed field
-        assert "memory_scope" in r.json()["error"]["message"]
+    await ask(client, ACME, "the wifi password is hunter2", "conv")
+    # another tenant, same session id: nothing of acme's
+    other = await ask(client, GLOBEX, "what is the wifi password?", "conv")
+    assert "hunter2" not in other["text"] and other["memories_used"] == []
+    # the same tenant, another session: not by default ...
+    stranger = await ask(client, ACME, "what is the wifi password?", "stranger")
+    assert "hunter2" not in stranger["text"]
+    # ... unless the request asks for the whole tenant
+    wide = await ask(client, ACME, "what is the wifi password?", "stranger", memory_scope="tenant")
+    assert "hunter2" in wide["text"]
+    # the session itself, and the tenant's shared memories (stored without a session)
+    assert "hunter2" in (await ask(client, ACME, "what is the wifi password?", "conv"))["text"]
+    assert (await client.put("/v1/memories/door", json={"content": "the door code is 4711"},
+                             headers=auth(ACME))).status_code == 201
+    shared = await ask(client, ACME, "what is the door code?", "stranger")
+    assert "4711" in shared["text"]
+    assert "4711" not in (await ask(client, GLOBEX, "what is the door code?", "x"))["text"]
+    r = await client.post("/v1/process", headers=auth(ACME), json={
+        "data": "hi", "context": {"memory_scope": "everything"}})
+    assert r.status_code == 422  # an invalid external request, like any malformed field
+    assert "memory_scope" in r.json()["error"]["message"]
 
 
 async def recv(ws: ClientConnection) -> dict[str, Any]:
@@ -173,10 +180,8 @@ async def next_is_pong(ws: ClientConnection) -> None:
     assert (await recv(ws))["type"] == "pong"
 
 
-async def test_websocket_events_stay_inside_their_tenant(tmp_path: Path) -> None:
-    keys_file = tmp_path / "keys.toml"
-    append_key(keys_file, ADMIN, tenant="ops", role="admin")
-    app = create_app(make_settings(api_keys=KEYS, api_keys_file=keys_file))
+async def test_websocket_events_stay_inside_their_tenant(store_settings: dict[str, Any]) -> None:
+    app = create_app(make_settings(**store_settings))  # events pass through the store's outbox
     async with live_server(app) as host, httpx.AsyncClient(base_url=f"http://{host}") as http:
         url = f"ws://{host}/v1/ws?session_id=room"
         async with (

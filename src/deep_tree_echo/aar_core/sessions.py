@@ -7,7 +7,6 @@ kept by ``(tenant, session_id)``: two tenants may use the same session id, and n
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections import OrderedDict, deque
@@ -15,27 +14,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from deep_tree_echo.aar_core.errors import InvalidSessionIdError
+from deep_tree_echo.aar_core.ids import SESSION_ID
 from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
 
 #: Longest accepted session id (characters).
-MAX_SESSION_ID = 128
-#: What :func:`validate_session_id` accepts, as a JSON-schema/OpenAPI pattern (the function
-#: uses this very pattern, so the schema and the server agree): one or more characters, none a
-#: control character (C0, DEL, C1) or a lone surrogate. One plain character class, so every
-#: schema-driven generator reads it as the server does.
-SESSION_ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\ud800-\udfff]+(?![\s\S])"
-_SESSION_ID_RE = re.compile(SESSION_ID_PATTERN)
+MAX_SESSION_ID = SESSION_ID.max_length
+#: What :func:`validate_session_id` accepts, as a JSON-schema/OpenAPI pattern: the one rule in
+#: :mod:`deep_tree_echo.aar_core.ids`, so the schema and the server agree.
+SESSION_ID_PATTERN = SESSION_ID.pattern
 
 
 def validate_session_id(value: object) -> str:
-    """Return ``value`` if it is a usable session id: a non-empty string without control
-    characters of at most :data:`MAX_SESSION_ID` characters (:data:`SESSION_ID_PATTERN`);
-    else raise :class:`InvalidSessionIdError` (``invalid_session_id``)."""
-    if (
-        not isinstance(value, str)
-        or len(value) > MAX_SESSION_ID
-        or _SESSION_ID_RE.fullmatch(value) is None
-    ):
+    """Return ``value`` if it is a usable session id (:data:`~.ids.SESSION_ID`): non-empty
+    Unicode text without control characters, at most :data:`MAX_SESSION_ID` characters; else
+    raise :class:`InvalidSessionIdError` (``invalid_session_id``)."""
+    if not SESSION_ID.matches(value):
         raise InvalidSessionIdError(
             f"'session_id' must be a non-empty string of at most {MAX_SESSION_ID} characters "
             "without control characters"

@@ -8,6 +8,11 @@ plus enough replicas acknowledged it (``write_quorum``, default the replication 
 read that misses locally asks the replicas, keeps the newest version (a tombstone beats older
 live copies) and pushes it to the replicas that answered with an older one or none (read
 repair).
+
+An integration acts for one tenant (``tenant=``, default ``default``): its local reads and
+writes use that tenant's namespace, and every record it replicates or fetches is sent with
+``X-Echo-Tenant`` (with the cluster key, which may name any tenant), so the peers file it
+under the same tenant. Use one integration per tenant; they may share a coordinator.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from deep_tree_echo.aar_core.memory import (
     MemoryRecord,
 )
 from deep_tree_echo.errors import ConfigurationError
+from deep_tree_echo.tenants import DEFAULT_TENANT, validate_tenant
 
 T = TypeVar("T")
 
@@ -76,13 +82,18 @@ class DistributedMemoryIntegration:
         local_node_id: str | None = None,
         api_key: str | None = None,
         cluster_key: str | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> None:
         if replication_factor < 1:
             raise ConfigurationError("replication_factor must be at least 1")
+        #: The tenant whose memories this integration stores, reads and replicates.
+        self.tenant = validate_tenant(tenant)
         self.coordinator = coordinator or DistributedMemoryCoordinator(
             list(nodes), local_node_id=local_node_id, api_key=api_key, cluster_key=cluster_key
         )
         self.local_manager = local_manager or MemoryManager()
+        #: The local store's view of :attr:`tenant` (what every local read and write uses).
+        self.local = self.local_manager.for_tenant(self.tenant)
         self.replication_factor = replication_factor
         self.write_quorum = write_quorum
         self.logger = logging.getLogger("deep_tree_echo.integration.distributed_memory")
@@ -121,7 +132,8 @@ class DistributedMemoryIntegration:
         outcome = ReplicationOutcome(
             memory_id, acknowledged=[self.coordinator.local_node_id or "local"]
         )
-        calls = [self.coordinator.replicate_record(node, record) for node in remote]
+        calls = [self.coordinator.replicate_record(node, record, tenant=self.tenant)
+                 for node in remote]
         for node, result in await self._each(remote, calls):
             if isinstance(result, Exception):
                 outcome.failed[node] = _reason(result)
@@ -143,12 +155,13 @@ class DistributedMemoryIntegration:
         """
         outcome = ReadOutcome(memory_id)
         self.last_read = outcome
-        local = await self.local_manager.get_record(memory_id, include_deleted=True)
+        local = await self.local.get_record(memory_id, include_deleted=True)
         _, remote = self._remote_targets(memory_id)
         answers: dict[str, MemoryRecord | None] = {}
 
         async def ask(nodes: list[str]) -> None:
-            calls = [self.coordinator.fetch_record(node, memory_id) for node in nodes]
+            calls = [self.coordinator.fetch_record(node, memory_id, tenant=self.tenant)
+                     for node in nodes]
             for node, result in await self._each(nodes, calls):
                 if isinstance(result, Exception):
                     outcome.failed[node] = _reason(result)
@@ -173,7 +186,7 @@ class DistributedMemoryIntegration:
         newest = max(candidates, key=lambda r: r.version)
         outcome.version = newest.version.to_str()
         if local is None or local.version < newest.version:
-            await self.local_manager.apply_remote(newest)
+            await self.local.apply_remote(newest)
 
         stale = []
         for node in remote:
@@ -182,7 +195,8 @@ class DistributedMemoryIntegration:
             held = answers[node]
             if held is None or held.version < newest.version:
                 stale.append(node)
-        calls = [self.coordinator.replicate_record(node, newest) for node in stale]
+        calls = [self.coordinator.replicate_record(node, newest, tenant=self.tenant)
+                 for node in stale]
         for node, result in await self._each(stale, calls):
             if isinstance(result, Exception):
                 outcome.failed[node] = _reason(result)
@@ -198,20 +212,20 @@ class DistributedMemoryIntegration:
         """Store locally, send the same record (same version) to the other target replicas;
         True when the write quorum acknowledged."""
         targets, remote = self._remote_targets(memory_id)
-        record = await self.local_manager.store_memory(memory_id, memory_data)
+        record = await self.local.store_memory(memory_id, memory_data)
         return await self._replicate(record, targets, remote)
 
     async def retrieve_distributed_memory(self, memory_id: str) -> dict[str, Any] | None:
         """Local first; otherwise the newest version among the replicas, cached here with its
         version and repaired on stale replicas. None when absent or deleted (a tombstone
         newer than every live copy wins)."""
-        memory = await self.local_manager.retrieve_memory(memory_id)
+        memory = await self.local.retrieve_memory(memory_id)
         if memory is not None:
             return memory
         newest = await self._converge(memory_id)
         if newest is None or newest.deleted:
             return None
-        return await self.local_manager.retrieve_memory(memory_id)
+        return await self.local.retrieve_memory(memory_id)
 
     async def delete_distributed_memory(self, memory_id: str) -> bool:
         """Delete everywhere: learn the newest version from the replicas (so the tombstone is
@@ -222,8 +236,8 @@ class DistributedMemoryIntegration:
         copy; an existing tombstone is still sent to replicas that lack it.
         """
         await self._converge(memory_id)
-        deleted = await self.local_manager.delete_memory(memory_id)
-        tombstone = await self.local_manager.get_record(memory_id, include_deleted=True)
+        deleted = await self.local.delete_memory(memory_id)
+        tombstone = await self.local.get_record(memory_id, include_deleted=True)
         if tombstone is None or not tombstone.deleted:
             return False  # no node knows the id
         targets, remote = self._remote_targets(memory_id)

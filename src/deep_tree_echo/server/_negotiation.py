@@ -16,7 +16,7 @@ import msgpack
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
-from deep_tree_echo._json import COMPACT_ENCODER
+from deep_tree_echo._json import COMPACT_ENCODER, loads_text
 from deep_tree_echo.integration.errors import (
     DecodeError,
     InvalidRequestError,
@@ -160,10 +160,11 @@ def protobuf_to_request(message: EchoRequest) -> dict[str, Any]:
 
 
 def decode_json(body: bytes, *, what: str = "invalid JSON body") -> Any:
-    """Parse a JSON body; :class:`DecodeError` is ``"{what}: {reason}"``."""
+    """Parse a JSON body (I-JSON: no lone surrogates); :class:`DecodeError` is
+    ``"{what}: {reason}"``."""
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return loads_text(body)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, LoneSurrogateError
         raise DecodeError(f"{what}: {exc}") from exc
     except RecursionError as exc:
         raise DecodeError(f"{what}: nested too deeply") from exc

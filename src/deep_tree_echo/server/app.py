@@ -112,15 +112,6 @@ def keyring_from(settings: EchoSettings) -> KeyRing:
     )
 
 
-def _per_key_limiters(keyring: KeyRing) -> dict[str, RateLimiter]:
-    """A limiter for each key with its own rate limit (keys file)."""
-    return {
-        p.key_id: RateLimiter(p.rate_limit[0], p.rate_limit[1], name=f"http-key-{p.key_id}")
-        for p in keyring.principals()
-        if p.rate_limit is not None
-    }
-
-
 def _fastapi_telemetry() -> TelemetryConfig | None:
     """FastAPI's OpenTelemetry bridge, on (its defaults) only when an OTel SDK is installed.
 
@@ -198,7 +189,7 @@ def create_app(
     # resilient API clients (the OpenAI engine's...) report their calls to the monitor
     set_default_on_result(default_monitor.record_request)
     keyring = keyring_from(settings)
-    per_key = _per_key_limiters(keyring)
+    own_limits = settings.api_keys_file is not None  # keys of the file may have their own
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -258,14 +249,15 @@ def create_app(
 
     # add_middleware wraps: the last one added is the outermost
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    if limiter is not None or per_key:
-        app.add_middleware(RateLimitMiddleware, limiter=limiter, per_key=per_key)
+    if limiter is not None or own_limits:
+        app.add_middleware(RateLimitMiddleware, limiter=limiter, own_limits=own_limits)
     # the console page and the API docs hold no data: public
     public = (*PUBLIC_PATHS, *DOCS_PATHS, *console.console_paths(),
               *(("/metrics",) if settings.metrics_public else ()))
+    app.state.keyring = keyring  # follows the keys file (KeyRing.refresh)
     app.add_middleware(APIKeyAuthMiddleware, keyring=keyring, public_paths=public,
                        app_of_routes=app)
-    install_openapi(app, keyring, limited=limiter is not None or bool(per_key),
+    install_openapi(app, keyring, limited=limiter is not None or own_limits,
                     metrics_public=settings.metrics_public)
     render, metrics = _setup_metrics(gw, manager)
     app.state.render_metrics = render

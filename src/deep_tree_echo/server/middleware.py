@@ -7,7 +7,7 @@ buffered, and WebSocket handshakes pass through the same checks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deep_tree_echo._http import retry_after_seconds
+from deep_tree_echo.resilience import RateLimiter
 from deep_tree_echo.server._responses import send_error
 from deep_tree_echo.server._routes import app_route_table, routes_for_path
 from deep_tree_echo.server.errors import PayloadTooLargeError
@@ -151,7 +152,6 @@ class APIKeyAuthMiddleware:
         self.public_paths = frozenset(public_paths)
         self.replica_prefix = replica_prefix
         self._routed_app = app_of_routes  # the app whose route table labels refusals
-        self._any_key = len(self.keyring) > 0
 
     @staticmethod
     def _presented(scope: Scope) -> str | None:
@@ -226,11 +226,12 @@ class APIKeyAuthMiddleware:
             scope["route"] = matching[0].route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] not in ("http", "websocket")
-            or not self._any_key  # no credential configured: one tenant, nothing to check
-            or scope["path"] in self.public_paths
-        ):
+        if scope["type"] not in ("http", "websocket") or scope["path"] in self.public_paths:
+            await self.app(scope, receive, send)
+            return
+        self.keyring.refresh()  # a changed keys file takes effect without a restart
+        if not self.keyring.clients_configured and not self.keyring.cluster_configured:
+            # no credential configured: one tenant, nothing to check
             await self.app(scope, receive, send)
             return
         refusal = self._decide(scope)
@@ -278,20 +279,26 @@ class RateLimitMiddleware:
         *,
         limiter: Limiter | None,
         prefix: str = "/v1/",
-        per_key: Mapping[str, Limiter] | None = None,
+        own_limits: bool = False,
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.prefix = prefix
-        #: Limiters of keys with their own rate limit (keys file), by key id.
-        self.per_key = dict(per_key or {})
+        #: Whether keys may carry their own limit (keys file): their limiters, made on first use
+        #: and remade when the key's limit changes (the keys file is reloaded while running).
+        self.own_limits = own_limits
+        self._own: dict[str, tuple[tuple[int, float], Limiter]] = {}
 
     def _limiter_for(self, scope: Scope) -> Limiter | None:
         principal = scope.get(AUTH_KEY)
-        if isinstance(principal, Principal):
-            own = self.per_key.get(principal.key_id)
-            if own is not None:
-                return own
+        if self.own_limits and isinstance(principal, Principal) and principal.rate_limit:
+            known = self._own.get(principal.key_id)
+            if known is not None and known[0] == principal.rate_limit:
+                return known[1]
+            requests, window = principal.rate_limit
+            own = RateLimiter(requests, window, name=f"http-key-{principal.key_id}")
+            self._own[principal.key_id] = (principal.rate_limit, own)
+            return own
         return self.limiter
 
     @staticmethod

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import os
 import secrets
+import time
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +27,8 @@ from typing import Any, Literal
 
 from deep_tree_echo.errors import ConfigurationError
 from deep_tree_echo.tenants import DEFAULT_TENANT, InvalidTenantError, validate_tenant
+
+logger = logging.getLogger("deep_tree_echo.server")
 
 Role = Literal["user", "admin", "cluster"]
 ROLES: tuple[Role, ...] = ("user", "admin")
@@ -127,6 +132,16 @@ def load_keys_file(path: str | Path) -> list[_Entry]:
     return [_file_entry(path, item, n) for n, item in enumerate(keys)]
 
 
+def _entry_lines(digest_hex: str, tenant: str, role: str,
+                 rate_limit: tuple[int, float] | None) -> list[str]:
+    lines = ["", "[[keys]]", f'hash = "{_HASH_SCHEME}{digest_hex}"', f'tenant = "{tenant}"',
+             f'role = "{role}"']
+    if rate_limit is not None:
+        lines += [f"rate_limit_requests = {rate_limit[0]}",
+                  f"rate_limit_window = {float(rate_limit[1])}"]
+    return lines
+
+
 def append_key(
     path: str | Path,
     key: str,
@@ -140,16 +155,7 @@ def append_key(
     tenant = validate_tenant(tenant)
     load_keys_file(path)  # refuse to append to a file that is already broken
     digest = key_digest(key).hex()
-    lines = [
-        "",
-        "[[keys]]",
-        f'hash = "{_HASH_SCHEME}{digest}"',
-        f'tenant = "{tenant}"',
-        f'role = "{role}"',
-    ]
-    if rate_limit is not None:
-        lines += [f"rate_limit_requests = {rate_limit[0]}",
-                  f"rate_limit_window = {float(rate_limit[1])}"]
+    lines = _entry_lines(digest, tenant, role, rate_limit)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         path.touch(mode=0o600)
@@ -158,13 +164,64 @@ def append_key(
     return Principal(digest[:16], tenant, role, rate_limit)
 
 
+def revoke_key(path: str | Path, key_id_: str) -> Principal:
+    """Remove the key whose id is ``key_id_`` from the keys file (rewritten atomically, mode
+    0600); :class:`ConfigurationError` when no key has that id. Running servers drop it within
+    :data:`RECHECK_SECONDS`."""
+    path = Path(path)
+    entries = load_keys_file(path)
+    gone = [e for e in entries if e.principal.key_id == key_id_]
+    if not gone:
+        raise ConfigurationError(f"{path}: no key with id {key_id_!r}")
+    lines: list[str] = []
+    for e in entries:
+        if e not in gone:
+            p = e.principal
+            lines += _entry_lines(e.digest.hex(), p.tenant, p.role, p.rate_limit)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n" if lines else "")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(temp, path)
+    return gone[0].principal
+
+
+#: Seconds between two looks at the keys file's stat (a stat costs microseconds: not per request).
+RECHECK_SECONDS = 1.0
+_Signature = tuple[int, int, int]  # (inode, size, mtime in ns) of the keys file
+
+
+def _signature(path: Path) -> _Signature | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError:  # unreadable right now: a load would say why
+        return (-1, -1, -1)
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 class KeyRing:
-    """Every credential the server accepts, as digests, with the principal each one means."""
+    """Every credential the server accepts, as digests, with the principal each one means.
+
+    Built by :meth:`from_settings`, it follows the keys file: :meth:`refresh` (called by the
+    auth middleware before each check, at most every :data:`RECHECK_SECONDS`) reloads every key
+    when the file changed, so ``keys create`` and ``keys revoke`` take effect without a
+    restart. A file that no longer loads leaves the keys as they were (logged as an error).
+    """
 
     def __init__(self, entries: Iterable[_Entry] = ()) -> None:
         self._entries: list[_Entry] = []
+        self._has_client = self._has_cluster = False
         for entry in entries:
             self._add(entry)
+        self._source: tuple[tuple[str, ...], Path, str | None] | None = None
+        self._signature: _Signature | None = None
+        self._last_check = 0.0
+        #: Seconds between looks at the keys file (0: before every request).
+        self.recheck_seconds = RECHECK_SECONDS
 
     def _add(self, entry: _Entry) -> None:
         for known in self._entries:
@@ -173,6 +230,8 @@ class KeyRing:
                     f"the same key is configured twice (key id {entry.principal.key_id})"
                 )
         self._entries.append(entry)
+        self._has_client |= entry.principal.role != "cluster"
+        self._has_cluster |= entry.principal.role == "cluster"
 
     @classmethod
     def from_settings(
@@ -183,6 +242,18 @@ class KeyRing:
         cluster_key: str | None = None,
     ) -> KeyRing:
         """Keys of ``DTE_API_KEYS`` (role user), of the keys file and the cluster key."""
+        path = None if keys_file is None else Path(keys_file)
+        signature = None if path is None else _signature(path)
+        ring = cls._built(tuple(api_keys), path, cluster_key)
+        if path is not None:
+            ring._source = (tuple(api_keys), path, cluster_key)
+            ring._signature = signature
+            ring._last_check = time.monotonic()
+        return ring
+
+    @classmethod
+    def _built(cls, api_keys: Sequence[str], keys_file: Path | None,
+               cluster_key: str | None) -> KeyRing:
         ring = cls()
         for item in api_keys:
             if not item:
@@ -198,14 +269,42 @@ class KeyRing:
             ring._add(_Entry(digest, Principal(digest.hex()[:16], DEFAULT_TENANT, "cluster")))
         return ring
 
+    def refresh(self, *, force: bool = False) -> bool:
+        """Reload the keys when the keys file changed (looked at no more often than every
+        :attr:`recheck_seconds` unless ``force``); True when the keys were replaced."""
+        if self._source is None:
+            return False
+        now = time.monotonic()
+        if not force and now - self._last_check < self.recheck_seconds:
+            return False
+        self._last_check = now
+        api_keys, path, cluster_key = self._source
+        signature = _signature(path)
+        if signature == self._signature:
+            return False
+        self._signature = signature  # a broken file is reported once, not every second
+        try:
+            fresh = self._built(api_keys, path, cluster_key)
+        except ConfigurationError as exc:
+            logger.error("keys file not reloaded, the %d keys loaded before stay: %s",
+                         len(self._entries), exc.message)
+            return False
+        before = len(self._entries)
+        # a check (same event loop, no await in between) sees the old keys or the new ones
+        self._entries, self._has_client = fresh._entries, fresh._has_client
+        logger.info("keys file %s reloaded: %d keys (%d before)", path, len(fresh), before)
+        return True
+
     @property
     def clients_configured(self) -> bool:
-        """Whether any user or admin key exists (client auth on)."""
-        return any(e.principal.role != "cluster" for e in self._entries)
+        """Whether client auth is on: a user or admin key exists, or a keys file is configured
+        (even empty or missing: revoking the last key must not open the service)."""
+        return self._source is not None or self._has_client
 
     @property
     def cluster_configured(self) -> bool:
-        return any(e.principal.role == "cluster" for e in self._entries)
+        """Whether the cluster key is set (it comes from the settings, never from the file)."""
+        return self._has_cluster
 
     def principals(self) -> list[Principal]:
         return [e.principal for e in self._entries]

@@ -84,9 +84,12 @@ class DistributedMemoryCoordinator:
             self._client = httpx.AsyncClient(timeout=self.timeout)
         return self._client
 
-    def _headers(self, *, replica: bool = False) -> dict[str, str]:
+    def _headers(self, *, replica: bool = False, tenant: str | None = None) -> dict[str, str]:
         key = self.cluster_key if replica else self.api_key
-        return {"Authorization": f"Bearer {key}"} if key else {}
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        if tenant is not None:  # the peer files the record under this tenant (X-Echo-Tenant)
+            headers["X-Echo-Tenant"] = tenant
+        return headers
 
     @staticmethod
     def _url(node: str, memory_id: str) -> str:
@@ -97,7 +100,8 @@ class DistributedMemoryCoordinator:
         return f"{node.rstrip('/')}/v1/replica/records/{quote(memory_id, safe='')}"
 
     async def _request(
-        self, method: str, node: str, memory_id: str, *, replica: bool = False, **kw: Any
+        self, method: str, node: str, memory_id: str, *, replica: bool = False,
+        tenant: str | None = None, **kw: Any
     ) -> httpx.Response:
         import httpx
 
@@ -105,7 +109,7 @@ class DistributedMemoryCoordinator:
             return await self._http().request(
                 method,
                 self._record_url(node, memory_id) if replica else self._url(node, memory_id),
-                headers=self._headers(replica=replica),
+                headers=self._headers(replica=replica, tenant=tenant),
                 timeout=self.timeout,
                 **kw,
             )
@@ -132,15 +136,18 @@ class DistributedMemoryCoordinator:
                 memory_id=memory_id,
             ) from exc
 
-    async def replicate_record(self, node: str, record: MemoryRecord) -> bool:
-        """PUT the whole record (its version included) on ``node``'s replica API.
+    async def replicate_record(
+        self, node: str, record: MemoryRecord, *, tenant: str | None = None
+    ) -> bool:
+        """PUT the whole record (its version included) on ``node``'s replica API, filed under
+        ``tenant`` there (None: the peer's ``default``).
 
         Returns True when ``node`` applied it, False when it already held this or a newer
         version (either way it now holds at least this version). Raises
         :class:`ReplicationError` on a transport error, a non-2xx answer or a malformed one.
         """
         memory_id = record.id
-        response = await self._request("PUT", node, memory_id, replica=True,
+        response = await self._request("PUT", node, memory_id, replica=True, tenant=tenant,
                                        json=record.to_dict())
         body = self._json(response, "PUT record", node, memory_id)
         if not isinstance(body, dict) or not isinstance(body.get("applied"), bool):
@@ -152,10 +159,13 @@ class DistributedMemoryCoordinator:
         applied: bool = body["applied"]
         return applied
 
-    async def fetch_record(self, node: str, memory_id: str) -> MemoryRecord | None:
-        """The record ``node`` holds for ``memory_id``, tombstones included; None when the node
-        never saw the id. Raises :class:`ReplicationError` on failures and malformed records."""
-        response = await self._request("GET", node, memory_id, replica=True)
+    async def fetch_record(
+        self, node: str, memory_id: str, *, tenant: str | None = None
+    ) -> MemoryRecord | None:
+        """The record ``node`` holds for ``memory_id`` in ``tenant`` (None: ``default``),
+        tombstones included; None when the node never saw the id. Raises
+        :class:`ReplicationError` on failures and malformed records."""
+        response = await self._request("GET", node, memory_id, replica=True, tenant=tenant)
         if response.status_code == 404:
             return None
         body = self._json(response, "GET record", node, memory_id)

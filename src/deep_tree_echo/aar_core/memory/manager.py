@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar
 
 from deep_tree_echo._events import EventSink
 from deep_tree_echo.aar_core.errors import InvalidMemoryError, NotInitializedError, StoreError
+from deep_tree_echo.aar_core.ids import MEMORY_ID, is_unicode_text
 from deep_tree_echo.aar_core.memory._bm25 import tokenize
 from deep_tree_echo.aar_core.memory._inmemory import InMemoryStore
 from deep_tree_echo.aar_core.memory.hlc import HybridLogicalClock
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 #: Event emitted on the bus after every acknowledged change.
 MEMORY_UPDATE_EVENT = "memory.update"
-MAX_ID_LENGTH = 256
+MAX_ID_LENGTH = MEMORY_ID.max_length
 #: Ids handed to ``store.purge`` per call, so one purge never holds the writer for long.
 PURGE_BATCH = 1000
 #: The most results one search asks the store for while making up for excluded memories.
@@ -58,14 +59,12 @@ def validate_memory_id(memory_id: object) -> str:
         raise InvalidMemoryError("memory id must be a non-empty string", memory_id=repr(memory_id))
     if len(memory_id) > MAX_ID_LENGTH:
         raise InvalidMemoryError(f"memory id is longer than {MAX_ID_LENGTH} characters")
-    if "/" in memory_id or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in memory_id):
+    if not is_unicode_text(memory_id):
+        raise InvalidMemoryError("memory id is not valid unicode text")
+    if not MEMORY_ID.matches(memory_id):  # the one rule the OpenAPI schema states too
         raise InvalidMemoryError(
             "memory id must not contain '/' or control characters", memory_id=repr(memory_id)
         )
-    try:
-        memory_id.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidMemoryError("memory id is not valid unicode text") from exc
     return memory_id
 
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final
 
 from deep_tree_echo.aar_core.errors import InvalidTenantError
+from deep_tree_echo.aar_core.ids import TENANT
 
 if TYPE_CHECKING:
     from deep_tree_echo.aar_core.memory.manager import MemoryManager
@@ -18,13 +19,14 @@ if TYPE_CHECKING:
     from deep_tree_echo.aar_core.memory.record import MemoryRecord
 
 #: A tenant name: 1-64 characters, letters, digits, ``_``, ``.`` and ``-``, not starting
-#: with punctuation (safe as a key prefix, a column value and a path segment).
-TENANT_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+#: with punctuation (safe as a key prefix, a column value and a path segment); the one rule
+#: :data:`deep_tree_echo.aar_core.ids.TENANT`, which the OpenAPI schema states too.
+TENANT_PATTERN: Final = re.compile(TENANT.pattern)
 
 
 def validate_tenant(tenant: object) -> str:
     """Return ``tenant`` when it is a valid name, else raise :class:`InvalidTenantError`."""
-    if not isinstance(tenant, str) or TENANT_PATTERN.fullmatch(tenant) is None:
+    if not TENANT.matches(tenant):
         raise InvalidTenantError(
             "tenant must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or "
             f"digit, got {str(tenant)[:80]!r}",
@@ -101,6 +103,18 @@ class TenantMemory:
     ) -> list[SearchResult]:
         """The tenant's live memories ranked as :meth:`MemoryManager.search` ranks them."""
         return await self.manager._search(self.tenant, query, limit, filters, exclude)
+
+    async def search_where(
+        self,
+        query: str,
+        limit: int = 10,
+        filters: dict[str, Any] | None = None,
+        exclude: dict[str, Any] | None = None,
+    ) -> list[SearchResult]:
+        """:meth:`search` with the filters as a dict, so any field name (``limit``,
+        ``exclude``, ``""``...) can be filtered on: what the HTTP search route needs."""
+        return await self.manager._search(self.tenant, query, limit, dict(filters or {}),
+                                          exclude)
 
     def __repr__(self) -> str:
         return f"TenantMemory(tenant={self.tenant!r}, manager={self.manager!r})"

@@ -9,7 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from deep_tree_echo.aar_core.ids import MEMORY_ID
 from deep_tree_echo.aar_core.memory.manager import MAX_ID_LENGTH, parse_filter_value
+from deep_tree_echo.errors import InvalidInputError
 from deep_tree_echo.integration.errors import DecodeError
 from deep_tree_echo.server import _negotiation
 from deep_tree_echo.server.routes._deps import Memory, only_query
@@ -17,20 +19,39 @@ from deep_tree_echo.server.routes._deps import Memory, only_query
 router = APIRouter(prefix="/v1", tags=["memories"])
 
 _RESERVED_QUERY = frozenset({"query", "limit", "token", "include_questions"})
+#: The schema's name of the exploded filters object: never itself a field filter (400), so
+#: ``?filters=x`` means the same to the server as to a schema-driven client (not an object).
+_FILTERS = "filters"
 _JSON_ONLY: tuple[_negotiation.Format, ...] = ("json",)
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "malformed id or body"},
+    400: {"description": "malformed id, body or query parameter"},
     404: {"description": "no such memory"},
     503: {"description": "gateway not ready or store unavailable"},
 }
-#: What ``validate_memory_id`` accepts (a URL path cannot carry lone surrogates): documented,
-#: and enforced by the manager with a 400 ``invalid_memory``.
-MEMORY_ID_PATTERN = r"^[^/\x00-\x1f\x7f-\x9f]+(?![\s\S])"
+#: What ``validate_memory_id`` accepts (:data:`~deep_tree_echo.aar_core.ids.MEMORY_ID`):
+#: documented here, enforced by the manager with a 400 ``invalid_memory``.
+MEMORY_ID_PATTERN = MEMORY_ID.pattern
 MemoryId = Annotated[
     str,
     Path(min_length=1, max_length=MAX_ID_LENGTH, description="memory id",
          json_schema_extra={"pattern": MEMORY_ID_PATTERN}),
 ]
+
+#: The search's free-form filters, stated so that a schema-driven client knows any other
+#: query parameter is a filter (form style, exploded: ``?lang=en&importance=0.7``).
+_FILTERS_PARAMETER: dict[str, Any] = {
+    "name": "filters",
+    "in": "query",
+    "required": False,
+    "style": "form",
+    "explode": True,
+    "description": "field=value filters on top-level data fields (every other query parameter)",
+    "schema": {
+        "type": "object",
+        "propertyNames": {"not": {"enum": sorted({*_RESERVED_QUERY, _FILTERS})}},
+        "additionalProperties": {"type": "string"},
+    },
+}
 
 _DATA_SCHEMA = {
     "requestBody": {
@@ -104,9 +125,11 @@ async def delete_memory(memory_id: MemoryId, memory: Memory) -> Response:
         "`null` match that value (`importance=0.7` matches the number 0.7); anything else "
         "matches the string. Questions told to the echo agent (`is_question: true`) are left "
         "out unless `include_questions=true` (or an `is_question` filter) asks for them. "
-        "Fields named `query`, `limit`, `token` or `include_questions` cannot be filtered on."
+        "Fields named `query`, `limit`, `token`, `include_questions` or `filters` cannot be "
+        "filtered on (`filters` is refused with 400)."
     ),
     responses=_ERRORS,
+    openapi_extra={"parameters": [_FILTERS_PARAMETER]},
 )
 async def search_memories(
     request: Request,
@@ -117,13 +140,18 @@ async def search_memories(
         bool, Query(description="also return questions asked to the echo agent")
     ] = False,
 ) -> dict[str, Any]:
+    if _FILTERS in request.query_params:
+        raise InvalidInputError(
+            "'filters' is not a field filter: name each field (?lang=en&importance=0.7)",
+            code="invalid_parameter",
+        )
     filters = {
         k: parse_filter_value(v)
         for k, v in request.query_params.items()
         if k not in _RESERVED_QUERY
     }
     exclude = None if include_questions or "is_question" in filters else {"is_question": True}
-    results = await memory.search(query, limit, exclude=exclude, **filters)
+    results = await memory.search_where(query, limit, filters, exclude)
     return {
         "query": query,
         "filters": filters,

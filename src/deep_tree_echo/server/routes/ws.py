@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from deep_tree_echo._http import error_body
+from deep_tree_echo._json import loads_text
 from deep_tree_echo.aar_core.cognitive import build_input, failure_dict
 from deep_tree_echo.aar_core.sessions import validate_session_id
 from deep_tree_echo.errors import InvalidInputError
@@ -83,7 +83,7 @@ async def _handle(
     manager: ConnectionManager, client: WebSocketClient, websocket: WebSocket, raw: str
 ) -> None:
     try:
-        message = json.loads(raw)
+        message = loads_text(raw)
     except ValueError:
         await manager.send(client, _error("bad_message", "message is not valid JSON"))
         return
