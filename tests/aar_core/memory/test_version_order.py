@@ -2,7 +2,8 @@
 
 Found by mutation testing: no test used node ids where one is a prefix of the other, so
 reversing the length tie-break in Redis's Lua compare (``node-1`` kept over ``node-10``) or
-a non-strict compare passed. Each store is a real one (in-memory, SQLite file, redis-server).
+a non-strict compare passed. Each store is a real one (in-memory, SQLite file, redis-server,
+PostgreSQL server with a fresh database per test).
 """
 
 from __future__ import annotations
@@ -11,15 +12,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from _store_kinds import ALL_KINDS, new_store, store_target
 
-from deep_tree_echo.aar_core.memory import (
-    InMemoryStore,
-    MemoryRecord,
-    MemoryStore,
-    RedisStore,
-    SQLiteStore,
-    Version,
-)
+from deep_tree_echo.aar_core.memory import MemoryRecord, MemoryStore, Version
 
 #: (older, newer) pairs at the same wall time and counter: only the node id decides.
 NODE_PAIRS = [
@@ -40,23 +35,14 @@ def rec(memory_id: str, version: Version, content: str, *, deleted: bool = False
     )  # fmt: skip
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def backend(request: pytest.FixtureRequest) -> tuple[str, str | None]:
-    kind: str = request.param
-    return kind, request.getfixturevalue("redis_url") if kind == "redis" else None
+@pytest.fixture(params=ALL_KINDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    return store_target(request, tmp_path)
 
 
 @pytest.fixture
-async def store(backend: tuple[str, str | None], tmp_path: Path) -> AsyncIterator[MemoryStore]:
-    kind, url = backend
-    s: MemoryStore
-    if kind == "memory":
-        s = InMemoryStore()
-    elif kind == "sqlite":
-        s = SQLiteStore(tmp_path / "v.db")
-    else:
-        assert url is not None
-        s = RedisStore(url)
+async def store(backend: tuple[str, str]) -> AsyncIterator[MemoryStore]:
+    s = new_store(backend)
     await s.open()
     yield s
     await s.close()
