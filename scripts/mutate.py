@@ -58,6 +58,7 @@ _BREAKER_TESTS = (
     f"{_RES}/test_breaker_edges.py",
     f"{_RES}/test_breaker_trials.py",
     f"{_RES}/test_shared_circuit_state.py",
+    f"{_RES}/test_shared_circuit_edges.py",
 )
 _STORE_TESTS = (
     f"{_MEM}/test_memory_stores.py",

@@ -7,6 +7,7 @@ the error messages naming the entry, and which principal a key maps to were loos
 from __future__ import annotations
 
 import hashlib
+import locale
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,14 @@ def test_a_key_configured_twice_is_refused_naming_its_id(tmp_path: Path) -> None
         KeyRing.from_settings(["dup"], keys_file=keys_file)
     with pytest.raises(ConfigurationError, match="configured twice"):
         KeyRing.from_settings([], keys_file=keys_file, cluster_key="dup")
+
+
+def test_the_keys_file_is_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    path = write(tmp_path / "k.toml", f"# clé de Léa\n[[keys]]\nhash = '{HASH}'\n")
+    saved = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")  # a server started with LANG=C: ASCII by default
+    try:
+        (entry,) = load_keys_file(path)
+    finally:
+        locale.setlocale(locale.LC_CTYPE, saved)
+    assert entry.principal.key_id == key_id("file-key")
