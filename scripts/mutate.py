@@ -130,7 +130,7 @@ TARGETS: dict[str, Target] = {
     ),
     "store_postgres": Target(
         f"{PKG}/aar_core/memory/postgres_store.py",
-        _STORE_TESTS,
+        (*_STORE_TESTS, f"{_MEM}/test_memory_store_search.py", f"{_MEM}/test_store_refusals.py"),
         ("put_if_newer", "purge", "write_params", "_row_to_record"),
     ),
     "middleware": Target(
