@@ -106,7 +106,11 @@ TARGETS: dict[str, Target] = {
     ),
     "hlc": Target(
         f"{PKG}/aar_core/memory/hlc.py",
-        (f"{_MEM}/test_memory_hlc.py", f"{_MEM}/test_version_order.py"),
+        (
+            f"{_MEM}/test_memory_hlc.py",
+            f"{_MEM}/test_hlc_drift.py",
+            f"{_MEM}/test_version_order.py",
+        ),
     ),
     "store_inmemory": Target(
         f"{PKG}/aar_core/memory/_inmemory.py",
