@@ -64,6 +64,7 @@ _STORE_TESTS = (
     f"{_MEM}/test_memory_stores.py",
     f"{_MEM}/test_memory_purge.py",
     f"{_MEM}/test_version_order.py",
+    f"{_MEM}/test_memory_tenants.py",
 )
 
 TARGETS: dict[str, Target] = {
@@ -129,6 +130,8 @@ TARGETS: dict[str, Target] = {
             f"{_MEM}/test_memory_purge.py",
             f"{_MEM}/test_memory_redis.py",
             f"{_MEM}/test_version_order.py",
+            f"{_MEM}/test_memory_tenants.py",
+            f"{_MEM}/test_memory_store_search.py",
         ),
         ("put_if_newer", "purge"),
     ),
