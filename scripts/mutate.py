@@ -146,6 +146,8 @@ TARGETS: dict[str, Target] = {
             f"{_SRV}/test_http_guards.py",
             f"{_SRV}/test_auth_and_limits.py",
             f"{_SRV}/test_principals.py",
+            f"{_SRV}/test_auth_scopes.py",
+            f"{_SRV}/test_schema_and_errors.py",
         ),
     ),
     "principals": Target(
