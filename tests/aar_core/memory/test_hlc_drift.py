@@ -90,3 +90,17 @@ def test_a_negative_or_nan_bound_is_refused(bad: float) -> None:
     with pytest.raises(ValueError) as info:
         HybridLogicalClock("me", lambda: NOW, max_drift=bad)
     assert str(info.value) == f"max_drift must be >= 0 seconds or None, got {bad!r}"
+
+
+def test_a_bound_of_a_minute_is_sixty_thousand_milliseconds() -> None:
+    clock = HybridLogicalClock("me", lambda: NOW, max_drift=60)
+    clock.check_drift(stamp(60))
+    with pytest.raises(ClockDriftError):
+        clock.check_drift(stamp(60.001))
+
+
+def test_update_checks_the_drift_against_the_reading_it_merges_with() -> None:
+    readings = iter([NOW, NOW + 100, NOW + 100])  # the wall clock jumps after one reading
+    clock = HybridLogicalClock("me", lambda: next(readings), max_drift=60)
+    with pytest.raises(ClockDriftError):
+        clock.update(stamp(90))  # 90 s ahead of the reading update took
