@@ -120,10 +120,11 @@ async def test_a_newer_write_replaces_the_whole_record(store: MemoryStore) -> No
     first = MemoryRecord(
         id="r", data={"content": "x", "tag": "old"}, version=Version(7, 0, "node-1"),
         created_at=1.0, updated_at=2.0, access_count=4, last_access=3.0, expires_at=99.0,
-        extra={"origin": "peer"},
+        extra={"origin": "peer", "hops": [1, "é"]},
     )  # fmt: skip
     second = rec("r", Version(7, 0, "node-10"), "y")
     assert await store.put_if_newer(first) is True
+    assert await store.get("r") == first  # every field round-trips, extra included
     assert await store.put_if_newer(second) is True
     got = await store.get("r")
     assert got == second  # no field of the first write lingers (expiry, access, extra)
