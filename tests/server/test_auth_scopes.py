@@ -111,3 +111,22 @@ async def test_lifespan_and_paths_outside_the_limit_pass_through_untouched() -> 
     await RateLimitMiddleware(app, limiter=None)(scope("/metrics"), receive, send)
     assert received == [{"type": "lifespan.startup"}] * 2
     assert sent == [{"type": "lifespan.done"}, {"type": "http.done"}]
+
+
+def test_exact_decisions_for_tenants_and_missing_headers() -> None:
+    auth = middleware("acme:k1", cluster_key="peer")
+    peer = scope("/v1/replica/records/x", authorization="Bearer peer")
+    assert auth._decide(peer) is None
+    assert (peer[TENANT_KEY], peer[PRINCIPAL_KEY]) == ("default", key_id("peer"))
+    bad = scope("/v1/replica/records/x", authorization="Bearer peer", x_echo_tenant="no/pe")
+    status, code, _ = auth._decide(bad) or (0, "", "")
+    assert (status, code) == (400, "invalid_tenant")
+    assert auth._decide(scope(authorization="Bearer k1", x_echo_tenant="globex")) == (
+        403, "forbidden", "this key may act on its own tenant only")
+    no_headers = {"type": "http", "path": "/v1/memories"}
+    assert APIKeyAuthMiddleware._presented(no_headers) is None
+    assert auth._decide(no_headers) == (401, "unauthorized", "missing or invalid API key")
+    cluster_only = middleware(cluster_key="peer")
+    open_scope = scope()
+    assert cluster_only._decide(open_scope) is None  # no client keys: one tenant, no auth
+    assert open_scope[TENANT_KEY] == "default"
