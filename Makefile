@@ -43,7 +43,9 @@ bench: $(STAMP)
 
 ## mutate: mutation testing (mutmut) on the critical modules, one at a time against their own
 ## tests; prints the kill rate per module and the surviving mutants. Slow: not part of `make test`.
-## MUTATE_ARGS picks modules and limits, e.g. MUTATE_ARGS="rate_limiter hlc --budget 300".
+## Bounded: at most 300 s per module and 3600 s in all (--budget / --total), plus a few minutes of
+## hand-written mutants; modules left when the total is spent are skipped and reported unrun.
+## MUTATE_ARGS picks modules and limits, e.g. MUTATE_ARGS="rate_limiter hlc --budget 600".
 MUTATE_ARGS ?=
 mutate: $(STAMP) test-deps
 	$(PY) scripts/mutate.py $(MUTATE_ARGS)

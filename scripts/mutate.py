@@ -1,14 +1,17 @@
 """Run mutmut on the critical modules, one module at a time, each against its own tests.
 
-Usage: python scripts/mutate.py [MODULE ...] [--budget SECONDS] [--children N]
+Usage: python scripts/mutate.py [MODULE ...] [--budget SECONDS] [--total SECONDS] [--children N]
 
 Each module gets a scratch project in .mutmut/<module>/ (a generated pyproject.toml whose
 [tool.mutmut] names only that file and only its test files, plus symlinks to src/ and tests/),
 so mutmut's stats pass and every mutant run touch only the relevant tests. mutmut's own
-per-mutant CPU timeout applies; --budget bounds each module's whole run in wall-clock time.
+per-mutant CPU timeout applies; --budget bounds each module's whole run in wall-clock time and
+--total the whole command (default 300 s per module, 3600 s in all, plus the hand-written
+mutants: a few minutes).
 Results stay in .mutmut/<module>/mutants/ and are summarised by scripts/mutation_report.py.
 Code mutmut cannot reach (decorated routes, Lua scripts) has hand-written mutants in
-scripts/mutation_manual.py: the groups ``replication`` and ``store_redis_lua``.
+scripts/mutation_manual.py: the groups ``replication``, ``store_redis_lua`` and
+``store_postgres_sql``.
 Not part of `make test`: run it with `make mutate`.
 """
 
@@ -19,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,19 +53,32 @@ class Target:
 _MEM = "tests/aar_core/memory"
 _RES = "tests/resilience"
 _SRV = "tests/server"
+_BREAKER_TESTS = (
+    f"{_RES}/test_circuit_breaker.py",
+    f"{_RES}/test_breaker_edges.py",
+    f"{_RES}/test_breaker_trials.py",
+    f"{_RES}/test_shared_circuit_state.py",
+    f"{_RES}/test_shared_circuit_edges.py",
+)
 _STORE_TESTS = (
     f"{_MEM}/test_memory_stores.py",
     f"{_MEM}/test_memory_purge.py",
     f"{_MEM}/test_version_order.py",
+    f"{_MEM}/test_memory_tenants.py",
 )
 
 TARGETS: dict[str, Target] = {
-    "circuit_breaker": Target(
-        f"{PKG}/resilience/circuit_breaker.py",
+    "circuit_breaker": Target(f"{PKG}/resilience/circuit_breaker.py", _BREAKER_TESTS),
+    "circuit_state": Target(
+        f"{PKG}/resilience/_circuit_state.py",
+        (f"{_RES}/test_circuit_breaker.py", f"{_RES}/test_circuit_parts.py"),
+    ),
+    "shared_circuit": Target(
+        f"{PKG}/resilience/_shared_circuit.py",
         (
-            f"{_RES}/test_circuit_breaker.py",
-            f"{_RES}/test_breaker_edges.py",
             f"{_RES}/test_shared_circuit_state.py",
+            f"{_RES}/test_shared_circuit_edges.py",
+            f"{_RES}/test_breaker_edges.py",
         ),
     ),
     "rate_limiter": Target(
@@ -90,7 +107,11 @@ TARGETS: dict[str, Target] = {
     ),
     "hlc": Target(
         f"{PKG}/aar_core/memory/hlc.py",
-        (f"{_MEM}/test_memory_hlc.py", f"{_MEM}/test_version_order.py"),
+        (
+            f"{_MEM}/test_memory_hlc.py",
+            f"{_MEM}/test_hlc_drift.py",
+            f"{_MEM}/test_version_order.py",
+        ),
     ),
     "store_inmemory": Target(
         f"{PKG}/aar_core/memory/_inmemory.py",
@@ -109,12 +130,31 @@ TARGETS: dict[str, Target] = {
             f"{_MEM}/test_memory_purge.py",
             f"{_MEM}/test_memory_redis.py",
             f"{_MEM}/test_version_order.py",
+            f"{_MEM}/test_memory_tenants.py",
+            f"{_MEM}/test_memory_store_search.py",
         ),
         ("put_if_newer", "purge"),
     ),
+    "store_postgres": Target(
+        f"{PKG}/aar_core/memory/postgres_store.py",
+        (*_STORE_TESTS, f"{_MEM}/test_memory_store_search.py", f"{_MEM}/test_store_refusals.py"),
+        ("put_if_newer", "purge", "write_params", "_row_to_record"),
+    ),
     "middleware": Target(
         f"{PKG}/server/middleware.py",
-        (f"{_SRV}/test_http_guards.py", f"{_SRV}/test_auth_and_limits.py"),
+        (
+            f"{_SRV}/test_http_guards.py",
+            f"{_SRV}/test_auth_and_limits.py",
+            f"{_SRV}/test_principals.py",
+            f"{_SRV}/test_auth_scopes.py",
+            f"{_SRV}/test_schema_and_errors.py",
+        ),
+    ),
+    "principals": Target(
+        f"{PKG}/server/principals.py",
+        (f"{_SRV}/test_keyring.py", f"{_SRV}/test_principals.py"),
+        ("key_digest", "key_id", "parse_key_entry", "_file_entry", "load_keys_file", "_add",
+         "from_settings", "clients_configured", "cluster_configured", "match"),
     ),
 }
 
@@ -190,7 +230,9 @@ def run(name: str, target: Target, budget: float, children: int, fresh: bool) ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", metavar="MODULE", help="default: all")
-    parser.add_argument("--budget", type=float, default=600.0, help="wall-clock seconds per module")
+    parser.add_argument("--budget", type=float, default=300.0, help="wall-clock seconds per module")
+    parser.add_argument("--total", type=float, default=3600.0,
+                        help="wall-clock seconds for the whole run (modules left get none)")
     parser.add_argument("--children", type=int, default=2, help="parallel mutant workers")
     parser.add_argument("--keep", action="store_true",
                         help="resume: keep earlier results and run only the mutants not yet run")
@@ -203,9 +245,16 @@ def main() -> int:
     unknown = [n for n in names if n not in TARGETS and n not in MUTANTS]
     if unknown:
         parser.error(f"unknown module(s) {unknown}; choose from {', '.join([*TARGETS, *MUTANTS])}")
+    deadline = time.monotonic() + args.total
     for name in names:
         if name in TARGETS:
-            run(name, TARGETS[name], args.budget, args.children, fresh=not args.keep)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                print(f"== {name}: skipped, the total budget of {args.total:.0f}s is spent",
+                      flush=True)
+                continue
+            budget = min(args.budget, left)
+            run(name, TARGETS[name], budget, args.children, fresh=not args.keep)
     manual = [n for n in names if n in MUTANTS]
     if manual:
         print(f"== hand-written mutants: {', '.join(manual)}", flush=True)

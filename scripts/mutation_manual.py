@@ -1,10 +1,12 @@
 """Hand-written mutants for code mutmut cannot reach: decorated FastAPI routes and Lua scripts.
 
-mutmut 3 leaves decorated functions alone (``server/routes/replication.py`` is all routes) and
-treats a Lua script as one string. Each mutant below is one plausible bug, applied to a scratch
+mutmut 3 leaves decorated functions alone (``server/routes/replication.py`` is all routes),
+treats a Lua script as one string and never mutates module-level constants (the PostgreSQL
+statements in ``_postgres_sql.py``). Each mutant below is one plausible bug, applied to a scratch
 copy of ``src/`` in .mutmut/manual/; the named tests must fail for it to count as killed.
 
-Usage: python scripts/mutation_manual.py [GROUP ...]   (groups: replication, store_redis_lua)
+Usage: python scripts/mutation_manual.py [GROUP ...]
+       (groups: replication, store_redis_lua, store_postgres_sql)
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".mutmut" / "manual"
 _ROUTES = "src/deep_tree_echo/server/routes/replication.py"
-_REDIS = "src/deep_tree_echo/aar_core/memory/redis_store.py"
+_REDIS = "src/deep_tree_echo/aar_core/memory/_redis_lua.py"
+_PG_SQL = "src/deep_tree_echo/aar_core/memory/_postgres_sql.py"
+_PG_TESTS = (
+    "tests/aar_core/memory/test_version_order.py",
+    "tests/aar_core/memory/test_memory_stores.py",
+    "tests/aar_core/memory/test_memory_purge.py",
+    "tests/aar_core/memory/test_memory_tenants.py",
+    "-k", "postgres",
+)
 _REPL_TESTS = ("tests/server/test_replication_routes.py",)
 _LUA_TESTS = (
     "tests/aar_core/memory/test_version_order.py",
@@ -50,8 +60,8 @@ MUTANTS: dict[str, list[Mutant]] = {
         Mutant("applied_always_true", _ROUTES, '"applied": applied,', '"applied": True,',
                _REPL_TESTS),
         Mutant("get_hides_tombstones", _ROUTES,
-               "record = await gateway.memory.get_record(memory_id, include_deleted=True)",
-               "record = await gateway.memory.get_record(memory_id)", _REPL_TESTS),
+               "record = await memory.get_record(memory_id, include_deleted=True)",
+               "record = await memory.get_record(memory_id)", _REPL_TESTS),
         Mutant("get_unknown_is_200", _ROUTES,
                "raise HTTPException(404, f\"no record of {memory_id!r} on this node\")",
                "return {}", _REPL_TESTS),
@@ -76,8 +86,32 @@ MUTANTS: dict[str, list[Mutant]] = {
                _LUA_TESTS),
         Mutant("put_keeps_old_fields", _REDIS, "redis.call('DEL', KEYS[1])\n", "",
                _LUA_TESTS),
-        Mutant("put_not_indexed", _REDIS, "redis.call('ZADD', KEYS[2], 0, ARGV[1])\n", "",
+        Mutant("put_not_indexed", _REDIS, "redis.call('ZADD', KEYS[2], 0, id)\n", "",
                _LUA_TESTS),
+    ],
+    "store_postgres_sql": [
+        Mutant("equal_is_newer", _PG_SQL, "WHERE excluded.version > dte_memories.version",
+               "WHERE excluded.version >= dte_memories.version", _PG_TESTS),
+        Mutant("compare_reversed", _PG_SQL, "WHERE excluded.version > dte_memories.version",
+               "WHERE excluded.version < dte_memories.version", _PG_TESTS),
+        Mutant("put_unconditional", _PG_SQL,
+               "WHERE excluded.version > dte_memories.version\n", "", _PG_TESTS),
+        Mutant("put_keeps_old_data", _PG_SQL, "data = excluded.data, ", "", _PG_TESTS),
+        Mutant("put_keeps_old_version", _PG_SQL, "version = excluded.version, ", "", _PG_TESTS),
+        Mutant("put_keeps_tombstone_flag", _PG_SQL, "deleted = excluded.deleted, ", "",
+               _PG_TESTS),
+        Mutant("put_keeps_old_expiry", _PG_SQL, "expires_at = excluded.expires_at,", "",
+               _PG_TESTS),
+        Mutant("put_keeps_old_extra", _PG_SQL, "extra = excluded.extra, ", "", _PG_TESTS),
+        Mutant("put_keeps_old_access", _PG_SQL,
+               "access_count = excluded.access_count,\n    last_access = excluded.last_access,",
+               "", _PG_TESTS),
+        Mutant("purge_ignores_version", _PG_SQL,
+               "AND (id, version) IN (SELECT * FROM unnest(CAST(:ids AS text[]), "
+               "CAST(:versions AS text[])))",
+               "AND id IN (SELECT * FROM unnest(CAST(:ids AS text[])))", _PG_TESTS),
+        Mutant("purge_any_tenant", _PG_SQL, "WHERE tenant = :tenant\n  AND (id, version)",
+               "WHERE (id, version)", _PG_TESTS),
     ],
 }
 

@@ -138,3 +138,39 @@ async def test_a_redis_that_never_answers_fails_the_call_instead_of_hanging() ->
         with pytest.raises(state.unavailable_errors):
             await state.acquire("svc", recovery_timeout=1.0, half_open_max_calls=1)
         await state.aclose()
+
+
+async def test_aclose_closes_only_a_client_the_backend_created(redis_url: str) -> None:
+    admin = aioredis.from_url(redis_url)
+
+    async def connected_ids() -> set[int]:
+        return {int(c["id"]) for c in await admin.client_list()}
+
+    owned = RedisCircuitState(redis_url)
+    await owned.acquire("svc", recovery_timeout=1.0, half_open_max_calls=1)
+    owned_id = await owned.client.client_id()
+    assert owned_id in await connected_ids()
+    await owned.aclose()
+    assert owned_id not in await connected_ids()  # the connection it opened is gone
+
+    lent = aioredis.from_url(redis_url)
+    lent_id = await lent.client_id()
+    borrower = RedisCircuitState(lent)
+    await borrower.acquire("svc", recovery_timeout=1.0, half_open_max_calls=1)
+    await borrower.aclose()
+    assert lent_id in await connected_ids()  # a lent client stays open for its owner
+    assert await lent.client_id() == lent_id
+    await lent.aclose()
+    await admin.aclose()
+
+
+async def test_a_forced_half_open_grants_the_trials_it_names(redis_url: str) -> None:
+    state = RedisCircuitState(redis_url)
+    await state.transition("none", "half_open")  # default: no trial permits
+    refused = await state.acquire("none", recovery_timeout=60.0, half_open_max_calls=1)
+    assert (refused.allowed, refused.state) == (False, "half_open")
+    await state.transition("two", "half_open", half_open_max_calls=2)
+    got = [await state.acquire("two", recovery_timeout=60.0, half_open_max_calls=2)
+           for _ in range(3)]
+    assert [(d.allowed, d.trial) for d in got] == [(True, True), (True, True), (False, False)]
+    await state.aclose()

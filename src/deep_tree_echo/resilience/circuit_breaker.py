@@ -322,7 +322,7 @@ class CircuitBreaker(SharedCircuitMixin):
             logger.warning("circuit %s: no running event loop, async notification dropped",
                            self.name)
             return
-        task = asyncio.ensure_future(self._guard(awaitable), loop=loop)
+        task = loop.create_task(self._guard(awaitable))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -364,7 +364,7 @@ class CircuitBreaker(SharedCircuitMixin):
             if exc is None:
                 self.on_success(permit, duration)
             else:
-                self.on_failure(permit, exc, duration)
+                self.on_failure(permit, exc)
             return
         await self._complete_shared(permit, exc, duration)
 
@@ -421,8 +421,7 @@ class CircuitBreaker(SharedCircuitMixin):
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
-            duration = clock() - start if self.slow_call_duration is not None else 0.0
-            self.on_failure(permit, exc, duration)
+            self.on_failure(permit, exc)  # a failure counts whatever its duration
             raise
         self.on_success(permit, clock() - start if self.slow_call_duration is not None else 0.0)
         return result

@@ -2,7 +2,8 @@
 
 Found by mutation testing: no test used node ids where one is a prefix of the other, so
 reversing the length tie-break in Redis's Lua compare (``node-1`` kept over ``node-10``) or
-a non-strict compare passed. Each store is a real one (in-memory, SQLite file, redis-server).
+a non-strict compare passed. Each store is a real one (in-memory, SQLite file, redis-server,
+PostgreSQL server with a fresh database per test).
 """
 
 from __future__ import annotations
@@ -11,15 +12,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from _store_kinds import ALL_KINDS, new_store, store_target
 
-from deep_tree_echo.aar_core.memory import (
-    InMemoryStore,
-    MemoryRecord,
-    MemoryStore,
-    RedisStore,
-    SQLiteStore,
-    Version,
-)
+from deep_tree_echo.aar_core.memory import MemoryRecord, MemoryStore, Version
 
 #: (older, newer) pairs at the same wall time and counter: only the node id decides.
 NODE_PAIRS = [
@@ -40,23 +35,14 @@ def rec(memory_id: str, version: Version, content: str, *, deleted: bool = False
     )  # fmt: skip
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def backend(request: pytest.FixtureRequest) -> tuple[str, str | None]:
-    kind: str = request.param
-    return kind, request.getfixturevalue("redis_url") if kind == "redis" else None
+@pytest.fixture(params=ALL_KINDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    return store_target(request, tmp_path)
 
 
 @pytest.fixture
-async def store(backend: tuple[str, str | None], tmp_path: Path) -> AsyncIterator[MemoryStore]:
-    kind, url = backend
-    s: MemoryStore
-    if kind == "memory":
-        s = InMemoryStore()
-    elif kind == "sqlite":
-        s = SQLiteStore(tmp_path / "v.db")
-    else:
-        assert url is not None
-        s = RedisStore(url)
+async def store(backend: tuple[str, str]) -> AsyncIterator[MemoryStore]:
+    s = new_store(backend)
     await s.open()
     yield s
     await s.close()
@@ -134,10 +120,11 @@ async def test_a_newer_write_replaces_the_whole_record(store: MemoryStore) -> No
     first = MemoryRecord(
         id="r", data={"content": "x", "tag": "old"}, version=Version(7, 0, "node-1"),
         created_at=1.0, updated_at=2.0, access_count=4, last_access=3.0, expires_at=99.0,
-        extra={"origin": "peer"},
+        extra={"origin": "peer", "hops": [1, "é"]},
     )  # fmt: skip
     second = rec("r", Version(7, 0, "node-10"), "y")
     assert await store.put_if_newer(first) is True
+    assert await store.get("r") == first  # every field round-trips, extra included
     assert await store.put_if_newer(second) is True
     got = await store.get("r")
     assert got == second  # no field of the first write lingers (expiry, access, extra)
