@@ -141,8 +141,9 @@ class EventRelay:
             self.stats["append_failed"] += 1
             raise
         self.stats["appended"] += 1
-        # this worker's own clients get the event before the request is answered
-        if self.head >= event_id:
+        # this worker's own clients get the event before the request is answered (with no
+        # client connected, nobody waits for it: the next tail round moves past it)
+        if self.head >= event_id or not self.manager.active_connections:
             return
         if self.outbox.in_process:  # nobody else appends: no tail round is coming
             await self._round()
@@ -170,14 +171,27 @@ class EventRelay:
                 logger.exception("reading the %s event outbox failed", self.outbox.kind)
 
     async def _round(self) -> bool:
-        """Dispatch the next batch of events; True when there may be more."""
+        """Dispatch the next batch of events; True when there may be more.
+
+        With no WebSocket client connected to this worker there is nobody to deliver to: the
+        round moves ``head`` to the outbox's head without reading the events (a client that
+        connects later asks for what it missed with ``since``, which reads the outbox).
+        """
         async with self._lock:
-            events = await self.outbox.read(self.head)
-            self._dispatch(events)
-        if events and self._waiting:
+            if self.manager.active_connections:
+                events = await self.outbox.read(self.head)
+                self._dispatch(events)
+                moved, more = bool(events), len(events) >= READ_BATCH
+            else:
+                head = await self.outbox.head()
+                moved, more = head > self.head, False
+                if moved:
+                    self.stats["dispatched"] += head - self.head
+                    self.head = head
+        if moved and self._waiting:
             async with self._dispatched:
                 self._dispatched.notify_all()
-        return len(events) >= READ_BATCH
+        return more
 
     def _dispatch(self, events: Sequence[OutboxEvent]) -> None:
         """Queue ``events`` (in id order, after ``head``) for their tenant's clients of their
