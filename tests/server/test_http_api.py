@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -340,3 +341,30 @@ async def test_gateway_passed_in_is_not_cleaned_up() -> None:
         assert (await c.get("/readyz")).status_code == 200
     assert gateway.initialized
     await gateway.cleanup()
+
+
+async def test_process_fast_path_keeps_the_route_behaviour() -> None:
+    """POST /v1/process is served ahead of FastAPI's route walk (routes/process.py
+    FastPathRoute); what the documented route did still holds: errors from reading the body
+    reach the app's handlers, other methods get 405, metrics use the route's name."""
+    from deep_tree_echo.server.routes.process import FastPathRoute
+
+    app = create_app(make_settings(max_body_bytes=200))
+    assert isinstance(app.router.routes[0], FastPathRoute)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b'{"data": "' + b"x" * 50 + b'"}'
+
+    async with running_app(app) as c:
+        r = await c.post("/v1/process", content=chunks(),
+                         headers={"content-type": "application/json"})
+        assert r.status_code == 413
+        assert r.json()["error"]["code"] == "payload_too_large"
+        r = await c.post("/v1/process", json={"data": "hello"})
+        assert r.status_code == 200 and r.json()["success"] is True
+        assert (await c.put("/v1/process", json={})).status_code == 405
+        text = (await c.get("/metrics")).text
+    line = 'dte_http_requests_total{method="%s",route="/v1/process",status="%s"} 1.0'
+    for method, status in (("POST", 413), ("POST", 200), ("PUT", 405)):
+        assert line % (method, status) in text

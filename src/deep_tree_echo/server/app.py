@@ -246,6 +246,7 @@ def create_app(
     app.include_router(status.router)
     app.include_router(events.router)
     app.include_router(console.router)
+    process.install_fast_path(app)  # the hot route first, served without FastAPI's detours
 
     # add_middleware wraps: the last one added is the outermost
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

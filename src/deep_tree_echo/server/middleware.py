@@ -60,9 +60,11 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 class BodyLimitMiddleware:
     """Answer 413 when a request body is larger than ``max_bytes``.
 
-    ``Content-Length`` above the cap is rejected before reading anything; otherwise the
-    streamed chunks are counted as the app reads them and reading stops at the first chunk
-    that passes the cap, so at most one chunk beyond the cap is ever held.
+    ``Content-Length`` above the cap is rejected before reading anything; a body framed by a
+    ``Content-Length`` within the cap passes untouched (the HTTP server delivers exactly that
+    many bytes, never more). A body without one (chunked) is counted as the app reads it and
+    reading stops at the first chunk that passes the cap, so at most one chunk beyond the cap
+    is ever held.
     """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
@@ -74,7 +76,6 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.max_bytes
-        too_large = PayloadTooLargeError(f"request body exceeds {limit} bytes")
         length = _header(scope, b"content-length")
         if length is not None:
             try:
@@ -83,8 +84,10 @@ class BodyLimitMiddleware:
                 await send_error(send, 400, "bad_request", "invalid Content-Length header")
                 return
             if declared > limit:
-                await _send_too_large(send, too_large)
+                await _send_too_large(send, limit)
                 return
+            await self.app(scope, receive, send)
+            return
 
         received = 0
         started = False
@@ -109,10 +112,11 @@ class BodyLimitMiddleware:
         except _BodyTooLarge:
             if started:
                 raise
-            await _send_too_large(send, too_large)
+            await _send_too_large(send, limit)
 
 
-async def _send_too_large(send: Send, exc: PayloadTooLargeError) -> None:
+async def _send_too_large(send: Send, limit: int) -> None:
+    exc = PayloadTooLargeError(f"request body exceeds {limit} bytes")
     await send_error(send, exc.http_status, exc.code, exc.message, [("Connection", "close")])
 
 
@@ -154,39 +158,40 @@ class APIKeyAuthMiddleware:
         self._routed_app = app_of_routes  # the app whose route table labels refusals
 
     @staticmethod
-    def _presented(scope: Scope) -> str | None:
-        auth = _header(scope, b"authorization")
+    def _credentials(scope: Scope) -> tuple[str | None, str | None]:
+        """``(presented key, named tenant)`` from one pass over the headers (WebSockets: the
+        ``token`` / ``tenant`` query parameters when the headers lack them)."""
+        auth = named = None
+        for key, value in scope.get("headers", ()):
+            if key == b"authorization":
+                if auth is None:
+                    auth = bytes(value)
+            elif key == b"x-echo-tenant" and named is None:
+                named = bytes(value).decode("latin-1")
+        presented: str | None = None
         if auth is not None:
             scheme, _, token = auth.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-            return None  # another scheme (Basic ...) is not a credential here
-        if scope["type"] == "websocket":
+            token = token.strip()
+            if scheme.lower() == "bearer" and token:
+                presented = token  # another scheme (Basic ...) is not a credential here
+        if scope["type"] == "websocket" and (auth is None or named is None):
             for name, value in _query(scope):
-                if name == "token" and value:
-                    return value
-        return None
-
-    @staticmethod
-    def _named_tenant(scope: Scope) -> str | None:
-        header = _header(scope, b"x-echo-tenant")
-        if header is not None:
-            return header.decode("latin-1")
-        if scope["type"] == "websocket":
-            for name, value in _query(scope):
-                if name == "tenant":
-                    return value
-        return None
+                if name == "token" and auth is None and presented is None and value:
+                    presented = value
+                elif name == "tenant" and named is None:
+                    named = value
+        return presented, named
 
     def _decide(self, scope: Scope) -> tuple[int, str, str] | None:
         """None to let the request through (scope annotated), else (status, code, message)."""
-        principal = self.keyring.match(self._presented(scope))
+        presented, named = self._credentials(scope)
+        principal = self.keyring.match(presented)
         if self.keyring.cluster_configured and scope["path"].startswith(self.replica_prefix):
             if principal is None:
                 return 401, "unauthorized", "missing or invalid cluster key"
             if principal.role != "cluster":
                 return 403, "forbidden", "replica routes accept only the cluster key"
-            named = self._named_tenant(scope)  # a peer replicates every tenant's records
+            # a peer replicates every tenant's records
             try:
                 tenant = DEFAULT_TENANT if named is None else validate_tenant(named)
             except InvalidTenantError as exc:
@@ -203,7 +208,6 @@ class APIKeyAuthMiddleware:
         if principal.role == "cluster":
             return 403, "forbidden", "the cluster key is for replica routes only"
         tenant = principal.tenant
-        named = self._named_tenant(scope)
         if named is not None and named != tenant:
             if principal.role != "admin":
                 return 403, "forbidden", "this key may act on its own tenant only"

@@ -78,5 +78,11 @@ def service_node_id(node_id: str) -> str:
 
 
 def announce_ready() -> None:
-    """Tell the parent's output that this worker serves (see :data:`READY_MESSAGE`)."""
-    print(READY_MESSAGE.format(pid=os.getpid()), file=sys.stderr, flush=True)
+    """Tell the parent's output that this worker serves (see :data:`READY_MESSAGE`).
+
+    One ``write`` of the whole line: ``print`` writes the text and the newline separately, and
+    workers starting together then interleave them on the shared pipe ("...readydeep-tree-echo
+    worker 2 ready"), so a reader counting lines sees fewer workers than are ready.
+    """
+    sys.stderr.flush()
+    os.write(sys.stderr.fileno(), (READY_MESSAGE.format(pid=os.getpid()) + "\n").encode())

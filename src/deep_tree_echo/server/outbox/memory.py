@@ -6,8 +6,8 @@ WebSocket clients of this process.
 
 from __future__ import annotations
 
-import bisect
 from collections import deque
+from itertools import islice
 from typing import Any
 
 from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
@@ -17,8 +17,17 @@ from deep_tree_echo.server.outbox._base import READ_BATCH, EventOutbox, OutboxEv
 MAX_EVENTS = 100_000
 
 
+#: One stored event: ``(kind, session_id, payload items, created_at, tenant)``. The garbage
+#: collector stops tracking tuples of strings and numbers, so 100k kept events add no work
+#: (and no pauses) to its full collections; event objects or dicts would stay tracked.
+_Stored = tuple[str, str | None, tuple[tuple[str, Any], ...], float, str]
+
+
 class MemoryOutbox(EventOutbox):
-    """In-process outbox; ids start at 1 and reset with the process."""
+    """In-process outbox; ids start at 1 and reset with the process.
+
+    Ids are consecutive, so the event with id ``i`` sits at index ``i - purged - 1``.
+    """
 
     kind = "memory"
     in_process = True
@@ -26,21 +35,26 @@ class MemoryOutbox(EventOutbox):
     def __init__(self, max_events: int = MAX_EVENTS) -> None:
         super().__init__()
         self.max_events = max_events
-        self._events: deque[OutboxEvent] = deque()
-        self._ids: deque[int] = deque()
+        self._events: deque[_Stored] = deque()
         self._next = 1
-        self._purged = 0
+        self._purged = 0  # highest id dropped; the oldest kept event has id _purged + 1
 
     async def append(self, kind: str, session_id: str | None, payload: dict[str, Any],
                      created_at: float, tenant: str = DEFAULT_TENANT) -> int:
-        event = OutboxEvent(self._next, kind, session_id, dict(payload), created_at, tenant)
-        self._next += 1
-        self._events.append(event)
-        self._ids.append(event.id)
-        if len(self._events) > self.max_events:
-            self._purged = self._events.popleft().id
-            self._ids.popleft()
-        return event.id  # no wake-up: the relay dispatches in-process events inline
+        return self.add(kind, session_id, dict(payload), created_at, tenant).id
+
+    def add(self, kind: str, session_id: str | None, payload: dict[str, Any],
+            created_at: float, tenant: str = DEFAULT_TENANT) -> OutboxEvent:
+        """:meth:`append` without awaiting: the stored event (which keeps ``payload`` as is)."""
+        event_id = self._next
+        self._next = event_id + 1
+        events = self._events
+        events.append((kind, session_id, tuple(payload.items()), created_at, tenant))
+        if len(events) > self.max_events:
+            events.popleft()
+            self._purged += 1
+        # no wake-up: the relay dispatches in-process events inline
+        return OutboxEvent(event_id, kind, session_id, payload, created_at, tenant)
 
     async def _insert(self, rows: list[Row]) -> list[int]:
         raise NotImplementedError  # append() is overridden: nothing is batched in RAM
@@ -48,15 +62,16 @@ class MemoryOutbox(EventOutbox):
     async def read(self, after: int, *, session_id: str | None = None,
                    tenant: str = DEFAULT_TENANT, upto: int | None = None,
                    limit: int = READ_BATCH) -> list[OutboxEvent]:
-        start = bisect.bisect_right(self._ids, after)
+        first = self._purged + 1  # id of self._events[0]
+        start = max(after + 1, first)
+        end = self._next if upto is None else min(self._next, upto + 1)
         found: list[OutboxEvent] = []
-        for index in range(start, len(self._events)):
-            event = self._events[index]
-            if upto is not None and event.id > upto:
-                break
-            if session_id is None or (event.session_id == session_id
-                                      and event.tenant == tenant):
-                found.append(event)
+        if start >= end:
+            return found
+        stored = islice(self._events, start - first, end - first)
+        for event_id, (kind, sid, items, created_at, owner) in enumerate(stored, start):
+            if session_id is None or (sid == session_id and owner == tenant):
+                found.append(OutboxEvent(event_id, kind, sid, dict(items), created_at, owner))
                 if len(found) >= limit:
                     break
         return found
@@ -69,8 +84,9 @@ class MemoryOutbox(EventOutbox):
 
     async def purge(self, before: float) -> int:
         removed = 0
-        while self._events and self._events[0].created_at < before:
-            self._purged = self._events.popleft().id
-            self._ids.popleft()
+        events = self._events
+        while events and events[0][3] < before:
+            events.popleft()
             removed += 1
+        self._purged += removed
         return removed

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -24,6 +24,7 @@ from deep_tree_echo.aar_core.events import EventBus
 from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
 from deep_tree_echo.server.errors import EventsExpiredError
 from deep_tree_echo.server.outbox._base import READ_BATCH, EventOutbox, OutboxEvent
+from deep_tree_echo.server.outbox.memory import MemoryOutbox
 from deep_tree_echo.server.websocket import ConnectionManager, WebSocketClient
 
 logger = logging.getLogger("deep_tree_echo.server.outbox")
@@ -72,6 +73,8 @@ class EventRelay:
         retention: float = 3600.0,
     ) -> None:
         self.outbox = outbox
+        #: The in-process outbox, appended to and dispatched from without awaiting.
+        self._local = outbox if isinstance(outbox, MemoryOutbox) else None
         self.manager = manager
         self.bus = bus
         self.retention = retention
@@ -100,11 +103,28 @@ class EventRelay:
 
     # -- bus -> outbox ---------------------------------------------------------------------
 
-    async def _on_agent_message(self, data: dict[str, Any]) -> None:
-        await self._store("agent.message", data)
+    # Plain functions, not coroutines: on the in-process outbox an event is stored and
+    # dispatched synchronously (nothing to await), else they return the coroutine to await.
+    def _on_agent_message(self, data: dict[str, Any]) -> Coroutine[Any, Any, Any] | None:
+        return self._relay("agent.message", data)
 
-    async def _on_memory_update(self, data: dict[str, Any]) -> None:
-        await self._store("memory.update", data)
+    def _on_memory_update(self, data: dict[str, Any]) -> Coroutine[Any, Any, Any] | None:
+        return self._relay("memory.update", data)
+
+    def _relay(self, event_type: str, data: dict[str, Any]) -> Coroutine[Any, Any, Any] | None:
+        local = self._local
+        if local is None or ORIGIN_KEY in data:
+            return self._store(event_type, data)
+        kind, shape = _KINDS[event_type]
+        event = local.add(kind, _session(data), shape(data), time.time(), _tenant(data))
+        self.stats["appended"] += 1
+        # this worker's own clients get the event before the request is answered
+        if self.head >= event.id:
+            return None
+        if event.id == self.head + 1 and not self._lock.locked():
+            self._dispatch((event,))  # the next event and nobody replaying: no read
+            return None
+        return self._round()
 
     async def _store(self, event_type: str, data: dict[str, Any]) -> None:
         kind, shape = _KINDS[event_type]
@@ -121,15 +141,12 @@ class EventRelay:
             self.stats["append_failed"] += 1
             raise
         self.stats["appended"] += 1
-        # this worker's own clients get the event before the request is answered
-        if self.head >= event_id:
+        # this worker's own clients get the event before the request is answered (with no
+        # client connected, nobody waits for it: the next tail round moves past it)
+        if self.head >= event_id or not self.manager.active_connections:
             return
-        if self.outbox.in_process:
-            if event_id == self.head + 1 and not self._lock.locked():
-                # the next event and nobody replaying: dispatch it as is, no read
-                self._dispatch([OutboxEvent(event_id, kind, session_id, payload, now, tenant)])
-            else:
-                await self._round()
+        if self.outbox.in_process:  # nobody else appends: no tail round is coming
+            await self._round()
             return
         self._waiting += 1
         try:
@@ -154,20 +171,37 @@ class EventRelay:
                 logger.exception("reading the %s event outbox failed", self.outbox.kind)
 
     async def _round(self) -> bool:
-        """Dispatch the next batch of events; True when there may be more."""
+        """Dispatch the next batch of events; True when there may be more.
+
+        With no WebSocket client connected to this worker there is nobody to deliver to: the
+        round moves ``head`` to the outbox's head without reading the events (a client that
+        connects later asks for what it missed with ``since``, which reads the outbox).
+        """
         async with self._lock:
-            events = await self.outbox.read(self.head)
-            self._dispatch(events)
-        if events and self._waiting:
+            if self.manager.active_connections:
+                events = await self.outbox.read(self.head)
+                self._dispatch(events)
+                moved, more = bool(events), len(events) >= READ_BATCH
+            else:
+                head = await self.outbox.head()
+                moved, more = head > self.head, False
+                if moved:
+                    self.stats["dispatched"] += head - self.head
+                    self.head = head
+        if moved and self._waiting:
             async with self._dispatched:
                 self._dispatched.notify_all()
-        return len(events) >= READ_BATCH
+        return more
 
-    def _dispatch(self, events: list[OutboxEvent]) -> None:
+    def _dispatch(self, events: Sequence[OutboxEvent]) -> None:
         """Queue ``events`` (in id order, after ``head``) for their tenant's clients of their
         sessions (every client of the tenant for an event without a session)."""
+        manager = self.manager
         for event in events:
-            clients = self.manager.clients(event.session_id, tenant=event.tenant)
+            if manager.active_connections:
+                clients = manager.clients(event.session_id, tenant=event.tenant)
+            else:
+                clients = []
             if clients:
                 text = COMPACT_ENCODER.encode(event.frame())
                 for client in clients:
