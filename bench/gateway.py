@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -110,6 +111,8 @@ def _bare_app() -> Any:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> Any:
         async with gateway:
+            gc.collect()
+            gc.freeze()  # as serve's full app does (create_app(freeze_gc=True)): same footing
             yield
 
     return Starlette(routes=[Route("/v1/process", process, methods=["POST"])], lifespan=lifespan)
@@ -118,7 +121,7 @@ def _bare_app() -> Any:
 def _full_app() -> Any:
     from deep_tree_echo.server.app import create_app
 
-    return create_app(_settings())
+    return create_app(_settings(), freeze_gc=True)
 
 
 def serve(kind: str, port: int) -> None:

@@ -101,12 +101,20 @@ async def recv_type(ws: ClientConnection, kind: str) -> dict[str, Any]:
             assert frame["type"] in ("ping", "pong", "memory_update"), frame
 
 
-async def recv_events(ws: ClientConnection, count: int) -> list[dict[str, Any]]:
-    """The next ``count`` ``agent_message``/``memory_update`` frames, in arrival order."""
+async def recv_events(
+    ws: ClientConnection, count: int, session: str | None = None
+) -> list[dict[str, Any]]:
+    """The next ``count`` ``agent_message``/``memory_update`` frames, in arrival order.
+
+    With ``session``, only that session's: a ``memory_update`` without a session goes to every
+    client of the tenant, and one committed by an earlier test may still be on its way.
+    """
     frames: list[dict[str, Any]] = []
     async with asyncio.timeout(15):
         while len(frames) < count:
             frame = dict(json.loads(await ws.recv()))
-            if frame["type"] in ("agent_message", "memory_update"):
+            if frame["type"] not in ("agent_message", "memory_update"):
+                continue
+            if session is None or frame.get("session_id") == session:
                 frames.append(frame)
     return frames

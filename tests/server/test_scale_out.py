@@ -16,7 +16,14 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from _scale_out import WORKER, fresh_connections, random_workload, recv_events, recv_json
+from _scale_out import (
+    WORKER,
+    fresh_connections,
+    random_workload,
+    recv_events,
+    recv_json,
+    recv_type,
+)
 from websockets.asyncio.client import connect
 
 from deep_tree_echo.testing.live_server import EchoServer
@@ -57,7 +64,8 @@ async def test_events_cross_workers_and_resume_exactly(workers: EchoServer) -> N
     async with connect(f"{workers.ws_url}/v1/ws") as watcher:
         ws_pid = watcher.response.headers[WORKER]
         await watcher.send(json.dumps({"type": "subscribe", "session_id": "cross"}))
-        assert (await recv_json(watcher))["type"] == "subscribed"
+        # (a sessionless memory_update of an earlier test may come first: tenant-wide)
+        assert (await recv_type(watcher, "subscribed"))["session_id"] == "cross"
         # POST until one request lands on the *other* worker (bounded)
         async with fresh_connections(workers.url) as http:
             other = None
@@ -70,7 +78,7 @@ async def test_events_cross_workers_and_resume_exactly(workers: EchoServer) -> N
                     break
             assert other is not None, "every request landed on the WebSocket's worker"
             # one memory_update and one agent_message per request, in order, none twice
-            events = await recv_events(watcher, 2 * (other + 1))
+            events = await recv_events(watcher, 2 * (other + 1), session="cross")
         ids = [e["event_id"] for e in events]
         assert ids == sorted(set(ids)), ids
         assert all(e["session_id"] == "cross" for e in events)
@@ -84,16 +92,18 @@ async def test_events_cross_workers_and_resume_exactly(workers: EchoServer) -> N
             assert r.status_code == 200
     async with connect(f"{workers.ws_url}/v1/ws") as again:
         await again.send(json.dumps({"type": "subscribe", "session_id": "cross", "since": seen}))
-        assert await recv_json(again) == {"type": "subscribed", "session_id": "cross",
-                                          "since": seen}
+        assert await recv_type(again, "subscribed") == {"type": "subscribed",
+                                                        "session_id": "cross", "since": seen}
         missed = len(events) - 2 + 6
-        replay = await recv_events(again, missed)
+        replay = await recv_events(again, missed, session="cross")
         assert [e["event_id"] for e in replay[: len(events) - 2]] == ids[2:]
         replay_ids = [e["event_id"] for e in replay]
         assert replay_ids == sorted(set(replay_ids)) and replay_ids[0] > seen
-        # nothing else is queued for it: a ping round trip comes back next
+        # nothing else of the session is queued for it: the pong comes before any more
         await again.send(json.dumps({"type": "ping"}))
-        assert (await recv_json(again))["type"] == "pong"
+        async with asyncio.timeout(15):
+            while (frame := await recv_json(again))["type"] != "pong":
+                assert frame.get("session_id") != "cross", frame
 
 
 async def test_kill_9_of_a_worker_loses_no_acknowledged_write(workers: EchoServer) -> None:

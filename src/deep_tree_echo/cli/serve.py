@@ -101,7 +101,8 @@ def serve(
         if settings.workers > 1:
             started = _run_workers(settings, options)
         else:
-            server = _server_class()(uvicorn.Config(create_app(settings), **options))
+            app = create_app(settings, freeze_gc=True)
+            server = _server_class()(uvicorn.Config(app, **options))
             server.run()
             started = server.started
     finally:
