@@ -292,37 +292,45 @@ _SCHEMA_REQUEST = {
     "example": {"message_type": "text", "data": "what is the vault code?",
                 "session_id": "demo", "context": {"memory_scope": "session"}},
 }
+#: Replies (errors included) come in the negotiated format: JSON, protobuf or MessagePack.
+_NEGOTIATED: dict[str, Any] = {
+    "application/json": {},
+    "application/x-protobuf": {},
+    "application/msgpack": {},
+}
 _OPENAPI_PROCESS: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
             "application/json": {"schema": _SCHEMA_REQUEST},
             "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
-            "application/msgpack": {"schema": {"type": "string", "format": "binary"}},
+            # MessagePack carries the same data model as JSON: the same schema holds
+            "application/msgpack": {"schema": _SCHEMA_REQUEST},
         },
     },
     "responses": {
         "200": {
             "description": "The external response: success, data, metadata.",
-            "content": {
-                "application/json": {},
-                "application/x-protobuf": {},
-                "application/msgpack": {},
-            },
+            "content": _NEGOTIATED,
         },
         "400": {
             "description": "Undecodable body, or the core rejected the input "
             "(external response with success false and error.code invalid_*, "
-            "missing_content, empty_content, content_too_large, invalid_memory, query_error)"
+            "missing_content, empty_content, content_too_large, invalid_memory, query_error)",
+            "content": _NEGOTIATED,
         },
-        "403": {"description": "write_not_allowed (external response shape)"},
+        "403": {"description": "write_not_allowed (external response shape)",
+                "content": _NEGOTIATED},
         "406": {"description": "No acceptable response format"},
         "415": {"description": "Unsupported Content-Type"},
-        "422": {"description": "Invalid request, or an agent declined it (error.code)"},
-        "500": {"description": "internal_error, agent_error or an undeclared failure"},
+        "422": {"description": "Invalid request, or an agent declined it (error.code)",
+                "content": _NEGOTIATED},
+        "500": {"description": "internal_error, agent_error or an undeclared failure",
+                "content": _NEGOTIATED},
         "503": {
             "description": "engine_unavailable, store_error, not_initialized or "
-            "database_unavailable (external response shape)"
+            "database_unavailable (external response shape)",
+            "content": _NEGOTIATED,
         },
     },
 }
