@@ -40,8 +40,17 @@ def middleware(*api_keys: str, cluster_key: str | None = None) -> APIKeyAuthMidd
     return APIKeyAuthMiddleware(_never, keyring=ring)
 
 
+def presented(s: dict[str, Any]) -> str | None:
+    """The key a request presents, as the middleware reads it."""
+    return APIKeyAuthMiddleware._credentials(s)[0]
+
+
+def named_tenant(s: dict[str, Any]) -> str | None:
+    """The tenant a request names, as the middleware reads it."""
+    return APIKeyAuthMiddleware._credentials(s)[1]
+
+
 def test_the_token_is_everything_after_the_first_space() -> None:
-    presented = APIKeyAuthMiddleware._presented
     assert presented(scope(authorization="Bearer a b")) == "a b"
     assert presented(scope(authorization="bearer  k1 ")) == "k1"
     assert presented(scope(authorization="Basic k1")) is None
@@ -52,22 +61,22 @@ def test_the_token_is_everything_after_the_first_space() -> None:
 
 def test_websockets_may_carry_the_key_and_tenant_in_the_query() -> None:
     ws = scope("/v1/ws", kind="websocket", query=b"tenant=acme&token=k%201")
-    assert APIKeyAuthMiddleware._presented(ws) == "k 1"
-    assert APIKeyAuthMiddleware._named_tenant(ws) == "acme"
+    assert presented(ws) == "k 1"
+    assert named_tenant(ws) == "acme"
     empty = scope("/v1/ws", kind="websocket", query=b"token=&tenant=")
-    assert APIKeyAuthMiddleware._presented(empty) is None
-    assert APIKeyAuthMiddleware._named_tenant(empty) is None
+    assert presented(empty) is None
+    assert named_tenant(empty) is None
     bare = scope("/v1/ws", kind="websocket")  # no query string at all
-    assert APIKeyAuthMiddleware._presented(bare) is None
-    assert APIKeyAuthMiddleware._named_tenant(bare) is None
+    assert presented(bare) is None
+    assert named_tenant(bare) is None
     header = scope("/v1/ws", kind="websocket", query=b"tenant=acme", x_echo_tenant="ops")
-    assert APIKeyAuthMiddleware._named_tenant(header) == "ops"  # the header wins
+    assert named_tenant(header) == "ops"  # the header wins
 
 
 def test_plain_http_ignores_key_and_tenant_in_the_query() -> None:
     http = scope(query=b"token=k1&tenant=acme")
-    assert APIKeyAuthMiddleware._presented(http) is None
-    assert APIKeyAuthMiddleware._named_tenant(http) is None
+    assert presented(http) is None
+    assert named_tenant(http) is None
 
 
 def test_a_client_key_on_a_replica_path_without_a_cluster_key_is_an_ordinary_request() -> None:
@@ -124,7 +133,7 @@ def test_exact_decisions_for_tenants_and_missing_headers() -> None:
     assert auth._decide(scope(authorization="Bearer k1", x_echo_tenant="globex")) == (
         403, "forbidden", "this key may act on its own tenant only")
     no_headers = {"type": "http", "path": "/v1/memories"}
-    assert APIKeyAuthMiddleware._presented(no_headers) is None
+    assert presented(no_headers) is None
     assert auth._decide(no_headers) == (401, "unauthorized", "missing or invalid API key")
     cluster_only = middleware(cluster_key="peer")
     open_scope = scope()
