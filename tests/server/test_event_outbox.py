@@ -16,11 +16,13 @@ from _scale_out import recv_json
 from _server_helpers import live_server, make_settings
 from websockets.asyncio.client import connect
 
+from deep_tree_echo.aar_core.events import EventBus
 from deep_tree_echo.server.app import create_app
 from deep_tree_echo.server.outbox import EventOutbox, MemoryOutbox
 from deep_tree_echo.server.outbox.postgres import PostgresOutbox
 from deep_tree_echo.server.outbox.relay import EventRelay
 from deep_tree_echo.server.outbox.sqlite import SQLiteOutbox
+from deep_tree_echo.server.websocket import ConnectionManager
 
 Pair = Callable[[], Awaitable[tuple[EventOutbox, EventOutbox]]]
 
@@ -125,3 +127,17 @@ async def test_resume_past_the_window_is_a_clear_error() -> None:
             metrics = (await http.get("/metrics")).text
         assert "dte_events_resumed_total 1.0" in metrics
         assert "dte_events_appended_total 2.0" in metrics  # memory_update + agent_message
+
+
+async def test_the_relay_stops_when_a_wake_up_meets_the_cancel() -> None:
+    """A change signalled in the same loop step as the shutdown's cancel must not keep the tail
+    loop alive (Python 3.11's ``wait_for`` returned instead of raising there: shutdown hung)."""
+    outbox = MemoryOutbox()
+    relay = EventRelay(outbox, ConnectionManager(), EventBus())
+    await relay.start()
+    tasks = list(relay._tasks)
+    await asyncio.sleep(0)  # the tail task is now waiting for a change
+    outbox.changed.set()  # a wake-up ...
+    async with asyncio.timeout(10):  # a bound on a hang, not a timing assertion
+        await relay.stop()  # ... and the cancel, in one step
+    assert all(t.done() and t.cancelled() for t in tasks), tasks

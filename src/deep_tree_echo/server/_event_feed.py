@@ -103,8 +103,9 @@ class EventFeed:
         try:
             yield ": connected\n\n"
             while True:
-                try:
-                    line = await asyncio.wait_for(listener.queue.get(), keepalive)
+                try:  # (asyncio.timeout: 3.11's wait_for can swallow a cancel)
+                    async with asyncio.timeout(keepalive):
+                        line = await listener.queue.get()
                 except TimeoutError:
                     yield ": keepalive\n\n"
                     continue

@@ -283,8 +283,9 @@ class ConnectionManager:
                 if self.ping_interval is None:
                     text = await client.queue.get()
                 else:
-                    try:
-                        text = await asyncio.wait_for(client.queue.get(), self.ping_interval)
+                    try:  # (asyncio.timeout: 3.11's wait_for can swallow a cancel)
+                        async with asyncio.timeout(self.ping_interval):
+                            text = await client.queue.get()
                     except TimeoutError:
                         text = COMPACT_ENCODER.encode({"type": "ping", "ts": time.time()})
                 await ws.send_text(text)

@@ -161,8 +161,11 @@ class EventRelay:
     async def _tail(self) -> None:
         changed = self.outbox.changed
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for returns instead of raising
+            # when a cancel meets a wake-up, and this loop would then outlive its shutdown
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), FALLBACK_INTERVAL)
+                async with asyncio.timeout(FALLBACK_INTERVAL):
+                    await changed.wait()
             changed.clear()
             try:
                 while await self._round():
