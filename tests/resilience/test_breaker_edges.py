@@ -10,24 +10,10 @@ import asyncio
 import logging
 
 import pytest
+from _breaker_helpers import Boom, FakeClock
 
 from deep_tree_echo.errors import ConfigurationError
 from deep_tree_echo.resilience import CircuitBreaker, CircuitOpenError, CircuitState, Permit
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class Boom(Exception):
-    pass
 
 
 def open_breaker(clock: FakeClock, **kwargs: object) -> CircuitBreaker:

@@ -13,23 +13,9 @@ from collections.abc import Generator
 from typing import Any
 
 import pytest
+from _breaker_helpers import Boom, FakeClock
 
 from deep_tree_echo.resilience import CircuitBreaker, CircuitOpenError, CircuitState, Permit
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class Boom(Exception):
-    pass
 
 
 class Fatal(BaseException):

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import pytest
+from _breaker_helpers import Boom, FakeClock
 
 from deep_tree_echo.errors import EchoError
 from deep_tree_echo.resilience import (
@@ -16,21 +17,6 @@ from deep_tree_echo.resilience import (
     Permit,
 )
 from deep_tree_echo.resilience._registry import iter_breakers
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class Boom(Exception):
-    pass
 
 
 async def fail() -> None:

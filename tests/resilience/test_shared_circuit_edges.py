@@ -12,6 +12,7 @@ import asyncio
 import logging
 
 import pytest
+from _breaker_helpers import Boom, FakeClock
 from _services import redis_server
 
 from deep_tree_echo.resilience import (
@@ -21,21 +22,6 @@ from deep_tree_echo.resilience import (
     RedisCircuitState,
 )
 from deep_tree_echo.resilience.redis_backends import REDIS_UNAVAILABLE
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class Boom(Exception):
-    pass
 
 
 class Ignored(Exception):
