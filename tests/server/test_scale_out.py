@@ -13,6 +13,7 @@ import json
 import os
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -165,3 +166,30 @@ async def test_with_redis_the_rate_limit_is_one_for_all_workers(
                 workers_seen.add(r.headers[WORKER])
         assert statuses == {404: 12, 429: 28}, statuses  # 12 in all, not 12 per worker
         assert len(workers_seen) == 2
+
+
+def _wait_for_exit(pid: int, timeout: float) -> bool:
+    """Whether process ``pid`` (not our child) ends within ``timeout`` s: a pidfd becomes
+    readable when it does (an event, not polling)."""
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True  # already gone
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+    finally:
+        os.close(fd)
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    """SIGKILL leaves the supervisor no way to stop its workers: they notice and stop."""
+    with EchoServer(tmp_path, workers=2, env=ENV, timeout=90) as server:
+        pids = server.worker_pids
+        assert len(pids) == 2, server.output()
+        server.kill()
+        server.process.wait()
+        assert all(_wait_for_exit(pid, 30) for pid in pids), server.output()

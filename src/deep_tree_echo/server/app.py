@@ -60,6 +60,7 @@ from deep_tree_echo.server.websocket import ConnectionManager
 from deep_tree_echo.server.workers import (
     WorkerHeaderMiddleware,
     announce_ready,
+    exit_with_supervisor,
     service_node_id,
     worker_process_settings,
 )
@@ -226,6 +227,7 @@ def create_app(
                 gc.collect()
                 gc.freeze()
             if settings.workers > 1:
+                await stack.enter_async_context(exit_with_supervisor())
                 announce_ready()
             yield
 

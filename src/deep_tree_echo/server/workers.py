@@ -4,14 +4,20 @@
 the workers in the ``DTE_WORKER_SETTINGS`` environment variable (JSON) and lets uvicorn's
 supervisor start N processes that share the listening socket and import
 :func:`create_worker_app`. The parent holds the data-dir lock for the whole service; uvicorn
-restarts a worker that dies. Every worker answers with an ``X-Echo-Worker: <pid>`` header.
+restarts a worker that dies, and a worker stops when its supervisor is gone (even killed with
+SIGKILL, which leaves it no way to stop them). Every worker answers with an
+``X-Echo-Worker: <pid>`` header.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
+from collections.abc import AsyncIterator
 from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,6 +28,8 @@ SETTINGS_ENV: Final = "DTE_WORKER_SETTINGS"
 WORKER_HEADER: Final = "x-echo-worker"
 #: Printed by each worker once its app has started (tests wait for N of these lines).
 READY_MESSAGE: Final = "deep-tree-echo worker {pid} ready"
+
+logger = logging.getLogger(__name__)
 
 
 class WorkerHeaderMiddleware:
@@ -86,3 +94,38 @@ def announce_ready() -> None:
     """
     sys.stderr.flush()
     os.write(sys.stderr.fileno(), (READY_MESSAGE.format(pid=os.getpid()) + "\n").encode())
+
+
+@contextlib.asynccontextmanager
+async def exit_with_supervisor() -> AsyncIterator[None]:
+    """While open, stop this worker (SIGTERM to itself: a graceful shutdown) once its
+    supervisor is gone. Orphaned workers would go on holding the port and serving a service
+    nobody manages, and a restarted ``serve`` would find the port taken.
+
+    The supervisor's pidfd becomes readable when it exits (Linux 5.3+); where there is none,
+    nothing is watched.
+    """
+    parent = os.getppid()
+    try:
+        fd = os.pidfd_open(parent)
+    except (AttributeError, OSError):  # no pidfd here: uvicorn's own supervision only
+        logger.info("no pidfd: worker %d does not watch its supervisor", os.getpid())
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    gone = asyncio.Event()
+    loop.add_reader(fd, gone.set)
+
+    async def watch() -> None:
+        await gone.wait()
+        logger.warning("the supervisor (pid %d) is gone: worker %d stops", parent, os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    task = loop.create_task(watch(), name="supervisor-watch")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        loop.remove_reader(fd)
+        os.close(fd)
