@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the servers the test suite starts are installed: redis-server, PostgreSQL, nats-server,
-# and the headless browser of the console tests (Debian's chromium + chromium-driver).
+# the headless browser of the console tests (Debian's chromium + chromium-driver), and node (the
+# schema patterns are compiled as JavaScript regexes in tests/server/test_id_rules.py).
 # Installs them with apt-get when missing and we are root; otherwise fails loudly.
 set -euo pipefail
 
@@ -16,6 +17,7 @@ have_pg || missing+=(postgresql)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

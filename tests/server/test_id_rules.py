@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -26,6 +25,7 @@ from deep_tree_echo.aar_core.memory.manager import validate_memory_id
 from deep_tree_echo.aar_core.memory.tenancy import validate_tenant
 from deep_tree_echo.aar_core.sessions import validate_session_id
 from deep_tree_echo.server.app import create_app
+from deep_tree_echo.testing._process import require_binary
 
 #: The pattern the session id had before: valid for Python's re, not for Rust's.
 OLD_SESSION_ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\ud800-\udfff]+(?![\s\S])"
@@ -77,13 +77,13 @@ def test_every_schema_pattern_compiles_for_the_rust_validator() -> None:
         jsonschema_rs.validator_for({"type": "string", "pattern": pattern})  # raises if not
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_every_schema_pattern_compiles_as_ecma_262_with_and_without_u() -> None:
+    node = require_binary("node", "install Debian's nodejs (make test-deps does)")
     patterns = sorted(set(_patterns(_openapi())))
     script = ("const ps = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
               "for (const p of ps) { new RegExp(p); new RegExp(p, 'u'); }"
               "console.log(ps.length);")
-    done = subprocess.run(["node", "-e", script], input=json.dumps(patterns), text=True,
+    done = subprocess.run([node, "-e", script], input=json.dumps(patterns), text=True,
                           capture_output=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(len(patterns))
