@@ -17,12 +17,10 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from deep_tree_echo.aar_core.memory._topk import MaxScore
-from deep_tree_echo.aar_core.memory.ranking import Candidate
+from deep_tree_echo.aar_core.memory.ranking import Candidate, matches_filters
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
-
-_MISSING: Final = object()
 
 _STATS: Final = """
 SELECT s.n, s.total, d.term, d.n
@@ -71,9 +69,6 @@ SELECT d.id, d.data FROM unnest(CAST(:ids AS text[])) AS k(id)
 JOIN dte_memories AS d ON d.tenant = :tenant AND d.id = k.id
 """
 
-
-def _matches(data: dict[str, Any], filters: Mapping[str, Any]) -> bool:
-    return all(data.get(k, _MISSING) == v for k, v in filters.items())
 
 
 async def top_candidates(
@@ -126,7 +121,7 @@ async def top_candidates(
             continue
         scored = await conn.execute(text(_SCORE), {**base, "ids": fresh})
         for key, score, touched, importance, raw in scored:
-            if filters and not _matches(json.loads(raw), filters):
+            if filters and not matches_filters(json.loads(raw), filters):
                 continue
             plan.admit(key, float(score or 0.0), (touched, importance))
     ranked = plan.ranked()

@@ -33,6 +33,7 @@ from deep_tree_echo.aar_core.memory.ranking import (
     RankWeights,
     SearchResult,
     candidate_pool,
+    matches_filters,
     normalise_importance,
     rank,
 )
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 #: Longest token put in the tsvector (PostgreSQL refuses lexemes over 2 KiB).
 MAX_LEXEME_BYTES = 1024
-_MISSING = object()
 
 
 def async_url(url: str) -> str:
@@ -54,9 +54,6 @@ def async_url(url: str) -> str:
             return "postgresql+asyncpg://" + url[len(prefix) :]
     raise StoreError("database URL must start with postgresql:// or postgresql+asyncpg://")
 
-
-def _matches(data: dict[str, Any], filters: Mapping[str, Any]) -> bool:
-    return all(data.get(k, _MISSING) == v for k, v in filters.items())
 
 
 def write_params(tenant: str, record: MemoryRecord) -> dict[str, Any]:
@@ -306,7 +303,7 @@ class PostgresStore(MemoryStore):
             "search", sql.SEARCH_ALL, params
         ):
             candidate = Candidate(rid, json.loads(data), float(bm25), touched, importance)
-            if not filters or _matches(candidate.data, filters):
+            if not filters or matches_filters(candidate.data, filters):
                 found.append(candidate)
         return rank(found, weights=weights, now=now, limit=limit)
 

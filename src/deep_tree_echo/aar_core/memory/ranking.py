@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +95,15 @@ class Candidate:
 
 
 #: Candidates taken by BM25 before the final ranking (as the manager always did).
+_ABSENT = object()
+
+
+def matches_filters(data: Mapping[str, Any], filters: Mapping[str, Any]) -> bool:
+    """Whether every ``key: value`` of ``filters`` equals the memory's top-level field (an
+    absent field matches nothing, not even ``None``): the search filter of every store."""
+    return all(data.get(k, _ABSENT) == v for k, v in filters.items())
+
+
 def candidate_pool(limit: int) -> int:
     """How many BM25-best candidates a search ranks for ``limit`` results."""
     return max(limit * 20, 200)

@@ -47,6 +47,7 @@ from deep_tree_echo.aar_core.memory.ranking import (
     RankWeights,
     SearchResult,
     candidate_pool,
+    matches_filters,
     normalise_importance,
     rank,
 )
@@ -101,15 +102,11 @@ def _from_fields(memory_id: str, raw: Mapping[Any, Any]) -> MemoryRecord:
     )
 
 
-_MISSING = object()
 
 
 def _hex(token: str) -> str:
     return token.encode("utf-8").hex()
 
-
-def _matches(data: dict[str, Any], filters: Mapping[str, Any]) -> bool:
-    return all(data.get(k, _MISSING) == v for k, v in filters.items())
 
 
 def _candidate(record: MemoryRecord, bm25: float) -> Candidate:
@@ -316,7 +313,7 @@ class RedisStore(MemoryStore):
         found: list[Candidate] = []
         if not terms:
             async for record in self.scan(tenant=tenant):
-                if record.is_live(now) and (not filters or _matches(record.data, filters)):
+                if record.is_live(now) and (not filters or matches_filters(record.data, filters)):
                     found.append(_candidate(record, 0.0))
             return rank(found, weights=weights, now=now, limit=limit)
         qtf = [x for t, n in Counter(terms).items() for x in (_hex(t), str(n))]
@@ -338,7 +335,7 @@ class RedisStore(MemoryStore):
                 if not raw:
                     continue
                 record = _from_fields(rid, raw)
-                if record.is_live(now) and (not filters or _matches(record.data, filters)):
+                if record.is_live(now) and (not filters or matches_filters(record.data, filters)):
                     found.append(_candidate(record, float(_text(score))))
             if len(ids) < pool:
                 break
