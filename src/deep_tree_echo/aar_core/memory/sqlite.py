@@ -11,8 +11,9 @@ Search reads impact-ordered postings of the ``_bm25.tokenize`` output of each me
 step with the records by triggers in the same transaction (see ``_sqlite_schema``), and finds
 the exact BM25 top candidates with MaxScore pruning (``_sqlite_topk``); they are then ranked
 by ``ranking.rank`` like every store. Several processes may open
-one file: WAL, ``busy_timeout`` and ``BEGIN IMMEDIATE`` serialise their writers, and nothing
-read is cached, so each process sees every write another one committed.
+one file: a kernel lock next to it (``sqlite_writelock``: no sleeping busy handler), then
+``BEGIN IMMEDIATE`` serialise their writers, and nothing read is cached, so each process sees
+every write another one committed.
 
 Access bookkeeping (``record_access``) is lazy: it is merged in memory and written with the next
 transaction, so it costs no fsync of its own and is not durable by itself.
@@ -44,6 +45,7 @@ from deep_tree_echo.aar_core.memory.ranking import (
     rank,
 )
 from deep_tree_echo.aar_core.memory.record import MemoryRecord, Version
+from deep_tree_echo.aar_core.memory.sqlite_writelock import WriteLock
 from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT, MemoryStore
 
 _T = TypeVar("_T")
@@ -145,7 +147,7 @@ class SQLiteStore(MemoryStore):
             writer.start()
             try:
                 await ready
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OSError) as exc:
                 await asyncio.to_thread(writer.join)
                 raise StoreError(f"cannot open SQLite store: {exc}", path=self.path) from exc
             self._writer = writer
@@ -174,10 +176,14 @@ class SQLiteStore(MemoryStore):
     # -- writer thread ---------------------------------------------------------------------
 
     def _writer_main(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
+        lock = WriteLock(self.path)
         try:
+            lock.open()
             conn = self._connect()
-            sql.migrate(conn)
-        except sqlite3.Error as exc:
+            with lock.held():
+                sql.migrate(conn)
+        except (sqlite3.Error, OSError) as exc:
+            lock.close()
             loop.call_soon_threadsafe(_resolve, ready, None, exc)
             return
         loop.call_soon_threadsafe(_resolve, ready, None, None)
@@ -185,16 +191,19 @@ class SQLiteStore(MemoryStore):
             stop = False
             while not stop:
                 batch = [self._queue.get()]
-                while len(batch) < self.max_batch:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                ops = [item for item in batch if isinstance(item, _WriteOp)]
-                stop = any(item is _STOP for item in batch)
-                accesses = self._take_accesses()
-                if ops or accesses:
-                    self._commit(conn, ops, accesses)
+                # Wait for the file's other writers first, then take everything queued by
+                # then: the longer the wait, the bigger the batch.
+                with lock.held():
+                    while len(batch) < self.max_batch:
+                        try:
+                            batch.append(self._queue.get_nowait())
+                        except queue.Empty:
+                            break
+                    ops = [item for item in batch if isinstance(item, _WriteOp)]
+                    stop = any(item is _STOP for item in batch)
+                    accesses = self._take_accesses()
+                    if ops or accesses:
+                        self._commit(conn, ops, accesses)
             # Anything queued after the stop marker is refused, never left hanging.
             while True:
                 try:
@@ -205,6 +214,7 @@ class SQLiteStore(MemoryStore):
                     self._settle(item, None, StoreError("SQLiteStore is closed", path=self.path))
         finally:
             conn.close()
+            lock.close()
 
     def _take_accesses(self) -> dict[tuple[str, str], tuple[int, float]]:
         with self._access_lock:

@@ -16,9 +16,11 @@ import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
+from deep_tree_echo.aar_core.memory.sqlite_writelock import WriteLock
 from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
 from deep_tree_echo.server.errors import OutboxError
 from deep_tree_echo.server.outbox._base import (
@@ -78,6 +80,8 @@ class SQLiteOutbox(EventOutbox):
         self._read_pool: ThreadPoolExecutor | None = None
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        #: Shared with the memory store's writer of the same file (no sleeping busy waits).
+        self._lock = WriteLock(self.path)
 
     async def open(self) -> None:
         if self._writer is not None:
@@ -90,43 +94,61 @@ class SQLiteOutbox(EventOutbox):
             self._reader = await loop.run_in_executor(
                 self._read_pool, _connect, self.path, "NORMAL"
             )
+        except (sqlite3.Error, OSError) as exc:
+            await self.close()
+            raise OutboxError(f"cannot open the event outbox in {self.path}: {exc}") from exc
+        # The watch's baseline is taken before open() returns: a change committed right
+        # after it (by any process) must wake this outbox's tailer.
+        try:
+            watch = await loop.run_in_executor(self._read_pool, self._watch_connection)
         except sqlite3.Error as exc:
             await self.close()
             raise OutboxError(f"cannot open the event outbox in {self.path}: {exc}") from exc
         self._watcher = threading.Thread(
-            target=self._watch, args=(loop,), name="outbox-watch", daemon=True
+            target=self._watch, args=(loop, *watch), name="outbox-watch", daemon=True
         )
         self._watcher.start()
 
     def _open_writer(self) -> sqlite3.Connection:
+        self._lock.open()
         conn = _connect(self.path, "NORMAL")
-        conn.execute("BEGIN IMMEDIATE")  # several workers may create the schema at once
-        try:
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            conn.close()
-            raise
+        with self._lock.held():
+            conn.execute("BEGIN IMMEDIATE")  # several workers may create the schema at once
+            try:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                conn.close()
+                raise
         return conn
 
-    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _watch_connection(self) -> tuple[sqlite3.Connection, int]:
+        """The change watch's own connection and its first ``PRAGMA data_version``."""
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout = 1000")
+            return conn, int(conn.execute("PRAGMA data_version").fetchone()[0])
+        except BaseException:
+            conn.close()
+            raise
+
+    def _watch(
+        self, loop: asyncio.AbstractEventLoop, conn: sqlite3.Connection | None, last: int
+    ) -> None:
         """Wake the tailer when another connection committed (``PRAGMA data_version``).
 
         A failing check (a busy or briefly unreadable file) never ends the watch: the
         connection is opened again and the tailer woken once, in case a change was missed.
         """
-        conn: sqlite3.Connection | None = None
-        last: int | None = None
         try:
             while not self._stop.is_set():
                 try:
-                    if conn is None:
-                        conn = sqlite3.connect(self.path, isolation_level=None,
-                                               check_same_thread=False)
-                        conn.execute("PRAGMA busy_timeout = 1000")
-                    version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+                    if conn is None:  # after a failed check (which woke the tailer once)
+                        conn, version = self._watch_connection()
+                    else:
+                        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
                 except sqlite3.Error as exc:
                     logger.debug("event outbox change check on %s failed: %s", self.path, exc)
                     if conn is not None:
@@ -134,9 +156,8 @@ class SQLiteOutbox(EventOutbox):
                             conn.close()
                     conn, version = None, -1
                 if version != last:
-                    if last is not None:
-                        with contextlib.suppress(RuntimeError):  # loop closed under us
-                            loop.call_soon_threadsafe(self.changed.set)
+                    with contextlib.suppress(RuntimeError):  # loop closed under us
+                        loop.call_soon_threadsafe(self.changed.set)
                     last = version
                 self._stop.wait(self.poll_interval)
         finally:
@@ -157,6 +178,7 @@ class SQLiteOutbox(EventOutbox):
             pool.shutdown(wait=True)
         self._writer = self._reader = None
         self._write_pool = self._read_pool = None
+        self._lock.close()
 
     async def _run(self, pool: ThreadPoolExecutor | None, fn: Any, *args: Any) -> Any:
         if pool is None:
@@ -166,21 +188,26 @@ class SQLiteOutbox(EventOutbox):
         except sqlite3.Error as exc:
             raise OutboxError(f"event outbox in {self.path}: {exc}") from exc
 
-    async def _insert(self, rows: list[Row]) -> list[int]:
-        def insert() -> list[int]:
-            conn = self._writer
-            assert conn is not None
+    def _transaction(self, body: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``body`` in one write transaction, under the file's write lock (writer thread)."""
+        conn = self._writer
+        assert conn is not None
+        with self._lock.held():
             conn.execute("BEGIN IMMEDIATE")
             try:
-                ids = [int(conn.execute(_INSERT, row).lastrowid or 0) for row in rows]
+                out = body(conn)
                 conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 raise
-            return ids
+        return out
 
-        ids: list[int] = await self._run(self._write_pool, insert)
+    async def _insert(self, rows: list[Row]) -> list[int]:
+        def insert(conn: sqlite3.Connection) -> list[int]:
+            return [int(conn.execute(_INSERT, row).lastrowid or 0) for row in rows]
+
+        ids: list[int] = await self._run(self._write_pool, self._transaction, insert)
         return ids
 
     async def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -220,28 +247,19 @@ class SQLiteOutbox(EventOutbox):
         return int(rows[0][0])
 
     async def purge(self, before: float) -> int:
-        def delete() -> int:
-            conn = self._writer
-            assert conn is not None
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                last = conn.execute(
-                    "SELECT MAX(id) FROM events WHERE created_at < ?", (before,)
-                ).fetchone()[0]
-                removed = 0
-                if last is not None:
-                    removed = conn.execute("DELETE FROM events WHERE id <= ?", (last,)).rowcount
-                    conn.execute(
-                        "INSERT INTO events_meta (key, value) VALUES ('purged_through', ?) "
-                        "ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
-                        (last,),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
+        def delete(conn: sqlite3.Connection) -> int:
+            last = conn.execute(
+                "SELECT MAX(id) FROM events WHERE created_at < ?", (before,)
+            ).fetchone()[0]
+            if last is None:
+                return 0
+            removed = int(conn.execute("DELETE FROM events WHERE id <= ?", (last,)).rowcount)
+            conn.execute(
+                "INSERT INTO events_meta (key, value) VALUES ('purged_through', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
+                (last,),
+            )
             return removed
 
-        removed: int = await self._run(self._write_pool, delete)
+        removed: int = await self._run(self._write_pool, self._transaction, delete)
         return removed
