@@ -80,6 +80,10 @@ class History(Sequence[Turn]):
             (turn.input_type, turn.text, turn.response, turn.agent, turn.memory_id, turn.at)
         )
 
+    def exchanges(self) -> list[tuple[str, str]]:
+        """``(text, response)`` of every turn, oldest first, without making ``Turn`` objects."""
+        return [(t[1], t[2]) for t in self._turns]
+
     def __len__(self) -> int:
         return len(self._turns)
 

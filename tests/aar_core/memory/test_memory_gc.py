@@ -68,6 +68,7 @@ def test_history_reads_as_a_bounded_sequence_of_turns() -> None:
     assert session.history[-1] == turns[4] and session.history[0].text == "t2"
     assert session.history[1:] == turns[3:]
     assert turns[3] in session.history and turns[0] not in session.history
+    assert session.history.exchanges() == [("t2", "r2"), ("t3", "r3"), ("t4", "r4")]
 
 
 async def test_records_round_trip_and_filter_on_any_top_level_field() -> None:

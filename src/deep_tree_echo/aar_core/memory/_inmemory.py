@@ -55,6 +55,8 @@ _EXTRA: Final = 9
 Fields = dict[str, Any]
 #: Longer top-level strings (typically ``content``) are filtered from the JSON, not kept twice.
 _FIELD_CHARS = 64
+#: Exact types kept as fields (subclasses, such as enums, are read from the JSON).
+_ATOMIC: Final = frozenset({bool, int, float, type(None)})
 
 
 def _dumps(value: dict[str, Any]) -> str:
@@ -71,9 +73,8 @@ def _split(data: dict[str, Any]) -> tuple[Fields, tuple[str, ...]]:
     fields: Fields = {}
     nested: list[str] = []
     for key, value in data.items():
-        if value is None or isinstance(value, bool | int | float) or (
-            isinstance(value, str) and len(value) <= _FIELD_CHARS
-        ):
+        kind = type(value)
+        if kind in _ATOMIC or (kind is str and len(value) <= _FIELD_CHARS):
             fields[key] = value
         else:
             nested.append(key)
