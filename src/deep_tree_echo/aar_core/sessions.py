@@ -80,6 +80,11 @@ class History(Sequence[Turn]):
             (turn.input_type, turn.text, turn.response, turn.agent, turn.memory_id, turn.at)
         )
 
+    @property
+    def maxlen(self) -> int | None:
+        """How many turns are kept (as ``deque.maxlen``, which this replaces)."""
+        return self._turns.maxlen
+
     def exchanges(self) -> list[tuple[str, str]]:
         """``(text, response)`` of every turn, oldest first, without making ``Turn`` objects."""
         return [(t[1], t[2]) for t in self._turns]

@@ -60,7 +60,7 @@ async def test_session_turns_add_no_tracked_objects() -> None:
 
 def test_history_reads_as_a_bounded_sequence_of_turns() -> None:
     session = SessionRegistry(history=3).get_or_create("s")
-    assert not session.history and len(session.history) == 0
+    assert not session.history and len(session.history) == 0 and session.history.maxlen == 3
     turns = [Turn("text", f"t{i}", f"r{i}", "echo", "m0" if i else None, i) for i in range(5)]
     for turn in turns:
         session.add_turn(turn)
