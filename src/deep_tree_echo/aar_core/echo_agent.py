@@ -77,7 +77,7 @@ class EchoAgent(Agent):
             results = await recall(ctx, search_text(ctx.text), limit * 2)
             facts = [r for r in results if not r.data.get("is_question")]
             memories = evidence_entries(facts[:limit])
-        history = [(t.text, t.response) for t in ctx.session.history]
+        history = ctx.session.history.exchanges()
         answer = await ctx.call_engine(
             EngineQuery(ctx.text, question, memories, history, ctx.session_id)
         )

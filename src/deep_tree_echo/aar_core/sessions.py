@@ -1,7 +1,9 @@
 """Sessions: the arenas in which agents and a caller interact (the second "A" of AAR).
 
 Each session keeps a bounded history of turns; the registry keeps a bounded number of
-sessions, evicting the least recently used, so memory stays flat under any load. Sessions are
+sessions, evicting the least recently used, so memory stays flat under any load. Turns are
+kept as plain tuples, which the garbage collector stops tracking, so up to ``max_sessions x
+history`` of them add nothing to a full collection's work (``bench/gc_heap.py``). Sessions are
 kept by ``(tenant, session_id)``: two tenants may use the same session id, and never share it.
 """
 
@@ -10,8 +12,9 @@ from __future__ import annotations
 import time
 import uuid
 from collections import OrderedDict, deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from deep_tree_echo.aar_core.errors import InvalidSessionIdError
 from deep_tree_echo.aar_core.ids import SESSION_ID
@@ -58,13 +61,59 @@ class Turn:
         }
 
 
+#: A turn as stored: ``(input_type, text, response, agent, memory_id, at)``, an exact tuple.
+_Stored = tuple[str, str, str, str, str | None, float]
+
+
+class History(Sequence[Turn]):
+    """A session's most recent turns, oldest first, at most ``maxlen``: a read-only sequence
+    of :class:`Turn` over GC-untracked tuples (a fresh ``Turn`` per read)."""
+
+    __slots__ = ("_turns",)
+
+    def __init__(self, maxlen: int) -> None:
+        self._turns: deque[_Stored] = deque(maxlen=maxlen)
+
+    def append(self, turn: Turn) -> None:
+        """Keep ``turn``, dropping the oldest once ``maxlen`` are kept."""
+        self._turns.append(
+            (turn.input_type, turn.text, turn.response, turn.agent, turn.memory_id, turn.at)
+        )
+
+    @property
+    def maxlen(self) -> int | None:
+        """How many turns are kept (as ``deque.maxlen``, which this replaces)."""
+        return self._turns.maxlen
+
+    def exchanges(self) -> list[tuple[str, str]]:
+        """``(text, response)`` of every turn, oldest first, without making ``Turn`` objects."""
+        return [(t[1], t[2]) for t in self._turns]
+
+    def __len__(self) -> int:
+        return len(self._turns)
+
+    def __iter__(self) -> Iterator[Turn]:
+        return (Turn(*t) for t in self._turns)
+
+    @overload
+    def __getitem__(self, index: int) -> Turn: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Turn]: ...
+
+    def __getitem__(self, index: int | slice) -> Turn | list[Turn]:
+        if isinstance(index, slice):
+            return [Turn(*t) for t in list(self._turns)[index]]
+        return Turn(*self._turns[index])
+
+
 @dataclass(slots=True)
 class Session:
     """An arena: its id, when it began, its most recent turns and the tenant it belongs to."""
 
     id: str
     created_at: float
-    history: deque[Turn]
+    history: History
     tenant: str = DEFAULT_TENANT
 
     def add_turn(self, turn: Turn) -> None:
@@ -91,7 +140,7 @@ class SessionRegistry:
         session = self._sessions.get(key)
         if session is None:
             now = time.time()
-            session = Session(key[1], now, deque(maxlen=self.history), tenant)
+            session = Session(key[1], now, History(self.history), tenant)
             self._sessions[key] = session
             while len(self._sessions) > self.max_sessions:
                 self._sessions.popitem(last=False)

@@ -96,7 +96,9 @@ class BM25Index:
         tokens = tokenize(text) if isinstance(text, str) else list(text)
         if doc_id in self._doc_len:
             self.remove(doc_id)
-        tf = dict(Counter(tokens))
+        # built item by item: untracked by the collector (dict(Counter) is tracked until a full
+        # collection, and one per stored memory would keep triggering them)
+        tf = {term: n for term, n in Counter(tokens).items()}
         dl = len(tokens)
         postings, groups, long_postings = self._postings, self._groups, self.long_postings
         for term, n in tf.items():

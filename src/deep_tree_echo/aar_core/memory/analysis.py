@@ -73,6 +73,9 @@ _UK_US: Final = {
 # fmt: on
 
 _STEMMER: Final = Stemmer.Stemmer("english")
+#: No PyStemmer cache: ``_TERMS`` and ``term``'s cache do that, and PyStemmer's keeps one
+#: GC-tracked list per word (10,000 of them) for every full collection to scan.
+_STEMMER.maxCacheSize = 0
 
 
 @lru_cache(maxsize=1024)  # analyze() keeps its own dict; an lru entry is a GC-tracked list
