@@ -20,6 +20,7 @@ from deep_tree_echo.aar_core.engines._answer import (
     parse_question,
     tentative,
 )
+from deep_tree_echo.aar_core.engines._gather import list_reply
 from deep_tree_echo.aar_core.engines.base import CognitiveEngine, EngineAnswer, EngineQuery
 from deep_tree_echo.aar_core.timeref import reference_date
 
@@ -54,7 +55,10 @@ class EmbeddedEngine(CognitiveEngine):
             text, confidence = tentative(question, near)
             return EngineAnswer(text, confidence, {"grounded": False,
                                                    "closest_memory": near[0].memory.get("id")})
-        text, confidence = compose(question, found, near)
+        if question.wants == "list":
+            text, confidence = list_reply(question, found, near)
+        else:
+            text, confidence = compose(question, found)
         evidence = found[0]
         return EngineAnswer(
             text,

@@ -1,0 +1,89 @@
+"""What the echo agent retrieves for a question: one search, or for a question asking for
+several things ("What books has Tim read?", "Where has Maria made friends?") a few searches
+whose results are pooled.
+
+A list is told over many sessions, its items often far down one search's ranking: the
+question's own search is widened, and for each person it names (at most
+:data:`MAX_PEOPLE`) the memories that person said are searched for the question's other words
+(the name itself left out: a speaker seldom says their own name, and the name would only
+match the turns addressed to them). The pool keeps each memory once, the main search's
+relevance first; a memory found only by a focused search enters with its relevance scaled
+down (:data:`FOCUSED_WEIGHT`) so it never passes for the main search's best.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any, Final
+
+from deep_tree_echo.aar_core.agents import AgentContext
+from deep_tree_echo.aar_core.engines._answer import search_text
+from deep_tree_echo.aar_core.engines._dialogue import split_speaker
+from deep_tree_echo.aar_core.memory.ranking import SearchResult
+
+#: People searched for on their own, at most (each costs one more search).
+MAX_PEOPLE: Final = 2
+#: A list question reads this many times the memories of a plain one.
+LIST_WIDTH: Final = 4
+#: Relevance factor of a memory found only by a focused search.
+FOCUSED_WEIGHT: Final = 0.9
+#: A capitalised word after the first one: a person named ("Melanie", "Maria's").
+_NAME: Final = re.compile(r"(?<!^)(?<![.!?]\s)\b([A-Z][a-z]+)(?:['\u2019]s?)?\b")
+_NOT_NAMES: Final = frozenset(("I", "I'm", "I've", "I'd", "I'll"))
+
+
+def _session_of(data: dict[str, Any]) -> Any:
+    session = data.get("session_id")
+    if session is None and isinstance(data.get("context"), dict):
+        session = data["context"].get("session_id")
+    return session
+
+
+async def recall(
+    ctx: AgentContext, query: str, limit: int, **filters: Any
+) -> list[SearchResult]:
+    """The memories an answer in ``ctx`` may use, best first (tenant scope, or the session
+    plus the tenant's shared memories; ``filters`` as in ``MemoryManager.search``).
+
+    Session scope asks the store twice: the session's own memories (an exact filter on
+    ``session_id``), and the tenant's best matches from which those of any session are
+    dropped (the shared ones); the two lists are merged by score.
+    """
+    memory = ctx.memory
+    if ctx.memory_scope == "tenant":
+        return await memory.search(query, limit, **filters)
+    own = await memory.search(query, limit, session_id=ctx.session_id, **filters)
+    pool = await memory.search(query, max(limit * 10, 100), **filters)
+    shared = [r for r in pool if _session_of(r.data) is None]
+    merged = sorted([*own, *shared], key=lambda r: r.score, reverse=True)
+    return merged[:limit]
+
+
+def people_named(text: str) -> list[str]:
+    """The people a question names, as a speaker label would spell them ("What has Melanie
+    painted?" → ``["Melanie"]``), at most :data:`MAX_PEOPLE`."""
+    _, body = split_speaker(text)
+    names = [m.group(1) for m in _NAME.finditer(body) if m.group(1) not in _NOT_NAMES]
+    return list(dict.fromkeys(names))[:MAX_PEOPLE]
+
+
+def _without(text: str, names: list[str]) -> str:
+    for name in names:
+        text = re.sub(rf"\b{re.escape(name)}(?:['\u2019]s?)?\b", " ", text)
+    return text
+
+
+async def gather(ctx: AgentContext, text: str, limit: int) -> list[SearchResult]:
+    """The pooled memories for a question asking for several things: the question's search
+    ``limit`` wide, then each named person's own memories searched for the rest of the
+    question (see the module docstring); at most ``1 + MAX_PEOPLE`` searches."""
+    main = await recall(ctx, search_text(text), limit)
+    names = people_named(text)
+    rest = search_text(_without(split_speaker(text)[1], names))
+    pooled = {r.id: r for r in main}
+    for name in names:
+        for r in await recall(ctx, rest, limit, speaker=name):
+            if r.id not in pooled:
+                pooled[r.id] = replace(r, relevance=r.relevance * FOCUSED_WEIGHT)
+    return list(pooled.values())
