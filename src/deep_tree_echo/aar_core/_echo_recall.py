@@ -6,13 +6,15 @@ A list is told over many sessions, its items often far down one search's ranking
 question's own search is widened, and for each person it names (at most
 :data:`MAX_PEOPLE`) the memories that person said are searched for the question's other words
 (the name itself left out: a speaker seldom says their own name, and the name would only
-match the turns addressed to them). The pool keeps each memory once, the main search's
-relevance first; a memory found only by a focused search enters with its relevance scaled
-down (:data:`FOCUSED_WEIGHT`) so it never passes for the main search's best.
+match the turns addressed to them). The pool takes the searches' results in turns and keeps
+each memory once, as the main search found it; relevance is rescaled per search (its best
+fact 1.0), a focused search's down to :data:`FOCUSED_WEIGHT`, so none passes for the main
+search's best.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import replace
 from typing import Any, Final
@@ -74,16 +76,31 @@ def _without(text: str, names: list[str]) -> str:
     return text
 
 
+def _facts(results: list[SearchResult], weight: float = 1.0) -> list[SearchResult]:
+    """The results that are not earlier questions, relevance rescaled so the best of them
+    has ``weight``: each search is measured against its own best, the main one first."""
+    facts = [r for r in results if not r.data.get("is_question")]
+    best = max((r.relevance for r in facts), default=0.0)
+    if best <= 0.0:
+        return facts
+    return [replace(r, relevance=weight * r.relevance / best) for r in facts]
+
+
 async def gather(ctx: AgentContext, text: str, limit: int) -> list[SearchResult]:
-    """The pooled memories for a question asking for several things: the question's search
-    ``limit`` wide, then each named person's own memories searched for the rest of the
-    question (see the module docstring); at most ``1 + MAX_PEOPLE`` searches."""
-    main = await recall(ctx, search_text(text), limit)
+    """Up to ``limit`` pooled facts (earlier questions left out) for a question asking for
+    several things: the question's own search and each named person's own memories searched
+    for the rest of the question (see the module docstring), taken in turns so each search
+    contributes; at most ``1 + MAX_PEOPLE`` searches, each ``2 * limit`` wide."""
+    lists = [_facts(await recall(ctx, search_text(text), limit * 2))]
     names = people_named(text)
     rest = search_text(_without(split_speaker(text)[1], names))
-    pooled = {r.id: r for r in main}
     for name in names:
-        for r in await recall(ctx, rest, limit, speaker=name):
-            if r.id not in pooled:
-                pooled[r.id] = replace(r, relevance=r.relevance * FOCUSED_WEIGHT)
-    return list(pooled.values())
+        lists.append(_facts(await recall(ctx, rest, limit * 2, speaker=name), FOCUSED_WEIGHT))
+    pooled: dict[str, SearchResult] = {}
+    for row in itertools.zip_longest(*lists):
+        for r in row:
+            if r is not None and r.id not in pooled:
+                pooled[r.id] = r
+        if len(pooled) >= limit:
+            break
+    return list(pooled.values())[:limit]

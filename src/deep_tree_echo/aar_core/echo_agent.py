@@ -51,12 +51,11 @@ class EchoAgent(Agent):
             # them here (a search filter is checked on every candidate, a cost the search's
             # fast path avoids)
             if wants_several(ctx.text):  # a list: wider, and per person named
-                limit *= LIST_WIDTH
-                results = await gather(ctx, ctx.text, limit * 2)
+                facts = await gather(ctx, ctx.text, limit * LIST_WIDTH)
             else:
                 results = await recall(ctx, search_text(ctx.text), limit * 2)
-            facts = [r for r in results if not r.data.get("is_question")]
-            memories = evidence_entries(facts[:limit])
+                facts = [r for r in results if not r.data.get("is_question")][:limit]
+            memories = evidence_entries(facts)
         history = [(t.text, t.response) for t in ctx.session.history]
         answer = await ctx.call_engine(
             EngineQuery(ctx.text, question, memories, history, ctx.session_id)

@@ -95,7 +95,8 @@ def list_items(
         key = evidence.memory.get("id") or id(evidence.memory)
         if key in seen_memories or _asks(evidence.sentence) or not evidence.dated:
             continue
-        clause = _item_clause(question, evidence)
+        # the best answer keeps the passage said around it; the other items are short
+        clause = _item_clause(question, evidence) if order else evidence.clause
         hits = _hits(question, evidence, clause)
         if order and not hits:
             continue
