@@ -51,7 +51,9 @@ async def test_an_aggregate_question_lists_every_item_told_across_sessions(gw: A
     # what another person said is not an item of Melanie's list
     assert "desert" not in text, text
     assert "support group" not in text and "sunset" not in text, text
-    assert result["confidence"] >= 0.5
+    # an answer, not a guess; below the main search's top (Caroline's turn addressed to
+    # Melanie ranks first there), as the items come from Melanie's own memories
+    assert 0.4 <= result["confidence"] < 0.5
     # one short clause per item, not whole turns: at most LIST_CAP clauses after "Also:"
     assert text.count("Also:") == 1
     assert len(text.split()) <= 20 * LIST_CAP, text
