@@ -24,10 +24,11 @@ from deep_tree_echo.aar_core.engines._answer import search_text
 from deep_tree_echo.aar_core.engines._dialogue import split_speaker
 from deep_tree_echo.aar_core.memory.ranking import SearchResult
 
-#: People searched for on their own, at most (each costs one more search).
-MAX_PEOPLE: Final = 2
+#: People searched for on their own, at most (each costs one more search; a second one
+#: added nothing on the dev set and cost latency).
+MAX_PEOPLE: Final = 1
 #: A list question reads this many times the memories of a plain one.
-LIST_WIDTH: Final = 4
+LIST_WIDTH: Final = 3
 #: Relevance factor of a memory found only by a focused search.
 FOCUSED_WEIGHT: Final = 0.9
 #: A capitalised word after the first one: a person named ("Melanie", "Maria's").
@@ -90,12 +91,12 @@ async def gather(ctx: AgentContext, text: str, limit: int) -> list[SearchResult]
     """Up to ``limit`` pooled facts (earlier questions left out) for a question asking for
     several things: the question's own search and each named person's own memories searched
     for the rest of the question (see the module docstring), taken in turns so each search
-    contributes; at most ``1 + MAX_PEOPLE`` searches, each ``2 * limit`` wide."""
-    lists = [_facts(await recall(ctx, search_text(text), limit * 2))]
+    contributes; at most ``1 + MAX_PEOPLE`` searches, each ``limit`` wide."""
+    lists = [_facts(await recall(ctx, search_text(text), limit))]
     names = people_named(text)
     rest = search_text(_without(split_speaker(text)[1], names))
     for name in names:
-        lists.append(_facts(await recall(ctx, rest, limit * 2, speaker=name), FOCUSED_WEIGHT))
+        lists.append(_facts(await recall(ctx, rest, limit, speaker=name), FOCUSED_WEIGHT))
     pooled: dict[str, SearchResult] = {}
     for row in itertools.zip_longest(*lists):
         for r in row:
