@@ -107,3 +107,15 @@ async def test_items_saying_the_same_are_listed_once() -> None:
 def test_people_named_in_a_question(question: str, people: list[str]) -> None:
     assert people_named(question) == people[:MAX_PEOPLE]
     assert len(people_named(question)) <= MAX_PEOPLE  # each one costs a search
+
+
+async def test_a_reply_to_the_question_asked_starts_with_its_first_sentence() -> None:
+    async with AARGateway({"test_mode": True}) as gateway:
+        for turn in ("Sam: What are your dogs called?",
+                     "James: Max and Daisy. Walking to the dog park is the best part of my day."):
+            await gateway.process_cognitive_input(say(turn, "talk", "2023-04-02"))
+        result = await gateway.process_cognitive_input(
+            say("What are the names of James's dogs?", "qa", memory_scope="tenant"))
+        text = result["cognitive_response"]["text"]
+        # "dog park" is where the question's words are; the answer was said first
+        assert text.startswith("Max and Daisy."), text

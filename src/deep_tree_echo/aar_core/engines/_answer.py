@@ -362,6 +362,10 @@ def find_evidence(
             continue
         novel = _terms(sentence) - question.terms - speaker_set
         answer = _window(parts, -neg_index, len(novel) < 3)
+        if (isinstance(context, str) and not answer.startswith(parts[0])
+                and attributes & _asked_terms(context)):
+            # it answered a question asking this: its answer is said first ("Max and Daisy.")
+            answer = f"{parts[0]} {answer}"
         covered = question.terms & (memory_terms | question.entities)
         coverage = len(covered) / len(question.terms)
         dated = not question.periods or in_periods(memory, question.periods)
