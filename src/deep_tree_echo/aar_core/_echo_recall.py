@@ -2,14 +2,14 @@
 several things ("What books has Tim read?", "Where has Maria made friends?") a few searches
 whose results are pooled.
 
-A list is told over many sessions, its items often far down one search's ranking: the
-question's own search is widened, and for each person it names (at most
-:data:`MAX_PEOPLE`) the memories that person said are searched for the question's other words
-(the name itself left out: a speaker seldom says their own name, and the name would only
-match the turns addressed to them). The pool takes the searches' results in turns and keeps
-each memory once, as the main search found it; relevance is rescaled per search (its best
-fact 1.0), a focused search's down to :data:`FOCUSED_WEIGHT`, so none passes for the main
-search's best.
+A list is told over many sessions, its items often far down one search's ranking: besides
+the question's own search, for each person it names (at most :data:`MAX_PEOPLE`) the memories
+that person said are searched for the question's other words (the name itself left out: a
+speaker seldom says their own name, and the name would only match the turns addressed to
+them). The pool takes the searches' results in turns, keeps each memory once (as the main
+search found it) and hands the engine up to :data:`LIST_WIDTH` times what a plain question
+reads; relevance is rescaled per search (its best fact 1.0), a focused search's down to
+:data:`FOCUSED_WEIGHT`, so none passes for the main search's best.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from deep_tree_echo.aar_core.memory.ranking import SearchResult
 #: People searched for on their own, at most (each costs one more search; a second one
 #: added nothing on the dev set and cost latency).
 MAX_PEOPLE: Final = 1
-#: A list question reads this many times the memories of a plain one.
+#: A list question reads up to this many times the memories of a plain one.
 LIST_WIDTH: Final = 3
 #: Relevance factor of a memory found only by a focused search.
 FOCUSED_WEIGHT: Final = 0.9
@@ -88,20 +88,23 @@ def _facts(results: list[SearchResult], weight: float = 1.0) -> list[SearchResul
 
 
 async def gather(ctx: AgentContext, text: str, limit: int) -> list[SearchResult]:
-    """Up to ``limit`` pooled facts (earlier questions left out) for a question asking for
-    several things: the question's own search and each named person's own memories searched
-    for the rest of the question (see the module docstring), taken in turns so each search
-    contributes; at most ``1 + MAX_PEOPLE`` searches, each ``limit`` wide."""
-    lists = [_facts(await recall(ctx, search_text(text), limit))]
+    """Up to ``LIST_WIDTH * limit`` pooled facts (earlier questions left out) for a question
+    asking for several things, ``limit`` being what a plain question reads: the question's own
+    search, as a plain question runs it (``2 * limit`` wide, questions dropped), and each named
+    person's own memories searched for the rest of the question, as wide (see the module
+    docstring), taken in turns so each search contributes: the focused searches are the only
+    extra cost."""
+    width = limit * LIST_WIDTH
+    lists = [_facts(await recall(ctx, search_text(text), limit * 2))]
     names = people_named(text)
     rest = search_text(_without(split_speaker(text)[1], names))
     for name in names:
-        lists.append(_facts(await recall(ctx, rest, limit, speaker=name), FOCUSED_WEIGHT))
+        lists.append(_facts(await recall(ctx, rest, limit * 2, speaker=name), FOCUSED_WEIGHT))
     pooled: dict[str, SearchResult] = {}
     for row in itertools.zip_longest(*lists):
         for r in row:
             if r is not None and r.id not in pooled:
                 pooled[r.id] = r
-        if len(pooled) >= limit:
+        if len(pooled) >= width:
             break
-    return list(pooled.values())[:limit]
+    return list(pooled.values())[:width]

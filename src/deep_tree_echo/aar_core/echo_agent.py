@@ -25,7 +25,7 @@ from deep_tree_echo.aar_core._echo_dialogue import (
     memory_content,
     question_replied_to,
 )
-from deep_tree_echo.aar_core._echo_recall import LIST_WIDTH, gather, recall
+from deep_tree_echo.aar_core._echo_recall import gather, recall
 from deep_tree_echo.aar_core.agents import Agent, AgentContext, AgentResult
 from deep_tree_echo.aar_core.engines._answer import search_text, wants_several
 from deep_tree_echo.aar_core.engines._dialogue import classify
@@ -51,7 +51,7 @@ class EchoAgent(Agent):
             # them here (a search filter is checked on every candidate, a cost the search's
             # fast path avoids)
             if wants_several(ctx.text):  # a list: wider, and per person named
-                facts = await gather(ctx, ctx.text, limit * LIST_WIDTH)
+                facts = await gather(ctx, ctx.text, limit)
             else:
                 results = await recall(ctx, search_text(ctx.text), limit * 2)
                 facts = [r for r in results if not r.data.get("is_question")][:limit]
