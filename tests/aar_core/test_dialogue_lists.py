@@ -102,6 +102,8 @@ async def test_items_saying_the_same_are_listed_once() -> None:
      ("What are Maria's dogs' names?", ["Maria"]),
      ("What subject have Caroline and Melanie both painted?", ["Caroline"]),
      ("What books have I read?", []),
+     ("What European countries has Maria been to?", ["Maria"]),
+     ("Which LGBTQ events did Caroline attend?", ["Caroline"]),
      ("Which games did John, Tim and James play?", ["John"])],
 )
 def test_people_named_in_a_question(question: str, people: list[str]) -> None:

@@ -34,6 +34,11 @@ FOCUSED_WEIGHT: Final = 0.9
 #: A capitalised word after the first one: a person named ("Melanie", "Maria's").
 _NAME: Final = re.compile(r"(?<!^)(?<![.!?]\s)\b([A-Z][a-z]+)(?:['\u2019]s?)?\b")
 _NOT_NAMES: Final = frozenset(("I", "I'm", "I've", "I'd", "I'll"))
+#: Words a person's name follows in a question ("has Maria", "with John", "and Tim").
+_BEFORE_PEOPLE: Final = frozenset((
+    "has", "have", "had", "does", "do", "did", "is", "are", "was", "were", "will", "would",
+    "can", "could", "should", "with", "by", "for", "to", "from", "and", "about", "of", "at",
+))
 
 
 def _session_of(data: dict[str, Any]) -> Any:
@@ -65,10 +70,21 @@ async def recall(
 
 def people_named(text: str) -> list[str]:
     """The people a question names, as a speaker label would spell them ("What has Melanie
-    painted?" → ``["Melanie"]``), at most :data:`MAX_PEOPLE`."""
+    painted?" → ``["Melanie"]``), at most :data:`MAX_PEOPLE`: capitalised words after the
+    first, those in a person's place first (possessive, or after an auxiliary or a preposition:
+    "has Maria", "Maria's", "with John"; "European" in "What European countries" is not)."""
     _, body = split_speaker(text)
-    names = [m.group(1) for m in _NAME.finditer(body) if m.group(1) not in _NOT_NAMES]
-    return list(dict.fromkeys(names))[:MAX_PEOPLE]
+    found: list[tuple[bool, str]] = []
+    for m in _NAME.finditer(body):
+        name = m.group(1)
+        if name in _NOT_NAMES:
+            continue
+        before = body[:m.start()].split()
+        placed = (m.group(0) != name
+                  or (bool(before) and before[-1].lower().strip(",") in _BEFORE_PEOPLE))
+        found.append((not placed, name))
+    ordered = [name for _, name in sorted(found, key=lambda f: f[0])]  # stable: text order
+    return list(dict.fromkeys(ordered))[:MAX_PEOPLE]
 
 
 def _without(text: str, names: list[str]) -> str:
