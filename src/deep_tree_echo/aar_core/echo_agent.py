@@ -25,35 +25,11 @@ from deep_tree_echo.aar_core._echo_dialogue import (
     memory_content,
     question_replied_to,
 )
+from deep_tree_echo.aar_core._echo_recall import gather, recall
 from deep_tree_echo.aar_core.agents import Agent, AgentContext, AgentResult
-from deep_tree_echo.aar_core.engines._answer import search_text
+from deep_tree_echo.aar_core.engines._answer import search_text, wants_several
 from deep_tree_echo.aar_core.engines._dialogue import classify
 from deep_tree_echo.aar_core.engines.base import EngineQuery
-from deep_tree_echo.aar_core.memory.ranking import SearchResult
-
-
-def _session_of(data: dict[str, Any]) -> Any:
-    session = data.get("session_id")
-    if session is None and isinstance(data.get("context"), dict):
-        session = data["context"].get("session_id")
-    return session
-
-
-async def recall(ctx: AgentContext, query: str, limit: int) -> list[SearchResult]:
-    """The memories an answer in ``ctx`` may use, best first (see the module docstring).
-
-    Session scope asks the store twice: the session's own memories (an exact filter on
-    ``session_id``), and the tenant's best matches from which those of any session are
-    dropped (the shared ones); the two lists are merged by score.
-    """
-    memory = ctx.memory
-    if ctx.memory_scope == "tenant":
-        return await memory.search(query, limit)
-    own = await memory.search(query, limit, session_id=ctx.session_id)
-    pool = await memory.search(query, max(limit * 10, 100))
-    shared = [r for r in pool if _session_of(r.data) is None]
-    merged = sorted([*own, *shared], key=lambda r: r.score, reverse=True)
-    return merged[:limit]
 
 __all__ = ["EchoAgent", "memory_content"]
 
@@ -74,9 +50,12 @@ class EchoAgent(Agent):
             # earlier questions are not evidence: fetch twice what the engine reads and skip
             # them here (a search filter is checked on every candidate, a cost the search's
             # fast path avoids)
-            results = await recall(ctx, search_text(ctx.text), limit * 2)
-            facts = [r for r in results if not r.data.get("is_question")]
-            memories = evidence_entries(facts[:limit])
+            if wants_several(ctx.text):  # a list: wider, and per person named
+                facts = await gather(ctx, ctx.text, limit)
+            else:
+                results = await recall(ctx, search_text(ctx.text), limit * 2)
+                facts = [r for r in results if not r.data.get("is_question")][:limit]
+            memories = evidence_entries(facts)
         history = ctx.session.history.exchanges()
         answer = await ctx.call_engine(
             EngineQuery(ctx.text, question, memories, history, ctx.session_id)

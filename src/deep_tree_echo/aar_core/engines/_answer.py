@@ -306,6 +306,8 @@ class Evidence:
     rank: float = 0.0
     #: A person the question names was taken to be the one spoken to (not named in it).
     listener_assumed: bool = False
+    #: Said in the period the question names (True when it names none).
+    dated: bool = True
 
 
 def find_evidence(
@@ -360,6 +362,10 @@ def find_evidence(
             continue
         novel = _terms(sentence) - question.terms - speaker_set
         answer = _window(parts, -neg_index, len(novel) < 3)
+        if (isinstance(context, str) and not answer.startswith(parts[0])
+                and attributes & _asked_terms(context)):
+            # it answered a question asking this: its answer is said first ("Max and Daisy.")
+            answer = f"{parts[0]} {answer}"
         covered = question.terms & (memory_terms | question.entities)
         coverage = len(covered) / len(question.terms)
         dated = not question.periods or in_periods(memory, question.periods)
@@ -368,7 +374,7 @@ def find_evidence(
                 + (0.2 if question.when and _names_a_time(memory) else 0.0))
         evidence = Evidence(answer, coverage, relevance, memory, speaker, sentence, share,
                             said_by_entity, rank,
-                            bool(question.entities - required - all_terms))
+                            bool(question.entities - required - all_terms), dated)
         enough = (
             dated
             and not _asks(sentence)
@@ -445,28 +451,18 @@ def _dated(question: Question, evidence: Evidence, text: str) -> tuple[str, floa
     return text, 0.6
 
 
-#: A list answer quotes up to this many memories beyond the best one.
-_LIST_MORE: Final = 6
 #: A second memory ranked within this of the best is quoted too.
 _CLOSE_RANK: Final = 0.1
 
 
-def compose(
-    question: Question, found: list[Evidence], near: list[Evidence] | None = None
-) -> tuple[str, float]:
-    """The reply text and its confidence (from the best evidence): the best clause; for a
-    question asking for several things, the clauses of the other answering memories too, then
-    of those that come ``near`` (lists are told over several turns, an item often without the
-    question's words); otherwise the second one as well when it ranks about as high."""
+def compose(question: Question, found: list[Evidence]) -> tuple[str, float]:
+    """The reply text and its confidence (from the best evidence): the best clause, and the
+    second one as well when it ranks about as high (both, rather than a guess between them).
+    Questions asking for several things are answered by ``_gather.list_reply``."""
     evidence = found[0]
     clause = _said(evidence)
     others = [e for e in found[1:] if not _asks(e.sentence)]
-    if question.wants == "list":
-        others += [e for e in near or () if not _asks(e.sentence)]
-    if question.wants == "list":
-        more = others[:_LIST_MORE]
-    else:  # a second memory about as good: both, rather than a guess between them
-        more = [e for e in others[:1] if e.rank >= evidence.rank - _CLOSE_RANK]
+    more = [e for e in others[:1] if e.rank >= evidence.rank - _CLOSE_RANK]
     if more:
         clause = " ".join([clause, "Also:", *(_said(e) for e in more)])
     text, factor = _dated(question, evidence, clause)

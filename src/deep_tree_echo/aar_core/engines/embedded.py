@@ -3,9 +3,11 @@
 No model: retrieval does the work (BM25 relevance + recency + importance, ranked by the
 memory manager) and the answer is the clause of a memory that covers the question's entity
 and attribute (see ``_answer``), said from the listener's side ("my sister" → "your
-sister"); "When ...?" answers lead with the date resolved when the memory was stored. Without
-enough evidence it says it does not know yet, with a low confidence (showing the closest
-memory when that one at least names what was asked about).
+sister"); "When ...?" answers lead with the date resolved when the memory was stored, "How
+long ...?" ones with the duration said (``_duration``), questions asking for several things
+get a short list (``_gather``). Without enough evidence it says it does not know yet, with a
+low confidence (showing the closest memory when that one at least names what was asked
+about).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from deep_tree_echo.aar_core.engines._answer import (
     parse_question,
     tentative,
 )
+from deep_tree_echo.aar_core.engines._dialogue import split_speaker
+from deep_tree_echo.aar_core.engines._duration import asks_how_long, duration_lead
+from deep_tree_echo.aar_core.engines._gather import list_reply
 from deep_tree_echo.aar_core.engines.base import CognitiveEngine, EngineAnswer, EngineQuery
 from deep_tree_echo.aar_core.timeref import reference_date
 
@@ -54,8 +59,16 @@ class EmbeddedEngine(CognitiveEngine):
             text, confidence = tentative(question, near)
             return EngineAnswer(text, confidence, {"grounded": False,
                                                    "closest_memory": near[0].memory.get("id")})
-        text, confidence = compose(question, found, near)
+        if question.wants == "list":
+            text, confidence = list_reply(question, found, near)
+        else:
+            text, confidence = compose(question, found)
         evidence = found[0]
+        body = split_speaker(query.text)[1]
+        lead = (duration_lead(body, evidence.clause, evidence.memory.get("said_on"))
+                if asks_how_long(body) else None)
+        if lead:  # "How long ...?": the duration said, in digits, first
+            text = f"{lead}: {text}"
         return EngineAnswer(
             text,
             round(max(0.0, min(1.0, confidence)), 4),
