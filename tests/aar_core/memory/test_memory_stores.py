@@ -176,6 +176,13 @@ async def test_sqlite_uses_wal_and_full_sync_and_survives_reopen(tmp_path: Path)
     # connections. 2 is FULL: a commit is on disk before the writer is told it succeeded.
     assert await s._write(pragmas) == ("wal", 2)
     assert await s._read(pragmas) == ("wal", 2)
+
+    def mmap(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA mmap_size").fetchone()[0])
+
+    # searches read through a memory map (the writer keeps the page cache)
+    assert await s._read(mmap) == 1 << 30
+    assert await s._write(mmap) == 0
     await s.close()
     await s.close()  # idempotent
     with sqlite3.connect(path) as raw:
