@@ -34,7 +34,7 @@ from typing import Any
 
 from deep_tree_echo.aar_core.gateway import AARGateway
 
-DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "locomo-dev"
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo-dev"
 _WORD = re.compile(r"\w+")
 #: Function words left out of the gold answer before matching (the bench's own list, so the
 #: measure does not move with the analysis under test).

@@ -22,7 +22,7 @@ from _stores import KINDS, factory
 
 from deep_tree_echo.aar_core.memory import MemoryManager, MemoryStore
 
-DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "locomo-dev"
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo-dev"
 
 
 Turns = list[tuple[str, dict[str, str]]]
@@ -82,6 +82,8 @@ async def main() -> None:
     args = parser.parse_args()
     kinds = tuple(k for k in args.stores.split(",") if k)
     conversations = load(args.data)
+    if not conversations:
+        sys.exit(f"no conversations (*.json) in {args.data}: pass --data DIR")
     print(f"python {sys.version.split()[0]}; {len(conversations)} conversations from {args.data}")
     with factory(kinds) as stores:
         results = {kind: await measure(kind, stores.new, conversations) for kind in kinds}
