@@ -1,6 +1,9 @@
-"""Shared by the circuit-breaker tests: a clock the test moves, and the failure they raise."""
+"""Shared by the circuit-breaker tests: a clock the test moves, the failure they raise, and the
+two calls they protect."""
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class FakeClock:
@@ -18,3 +21,13 @@ class FakeClock:
 
 class Boom(Exception):
     """The failure a protected call raises in these tests."""
+
+
+async def fail() -> None:
+    """A protected call that fails."""
+    raise Boom("down")
+
+
+async def ok(value: Any = "ok") -> Any:
+    """A protected call that succeeds with ``value``."""
+    return value

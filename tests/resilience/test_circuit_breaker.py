@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 import pytest
-from _breaker_helpers import Boom, FakeClock
+from _breaker_helpers import Boom, FakeClock, fail, ok
 
 from deep_tree_echo.errors import EchoError
 from deep_tree_echo.resilience import (
@@ -17,14 +17,6 @@ from deep_tree_echo.resilience import (
     Permit,
 )
 from deep_tree_echo.resilience._registry import iter_breakers
-
-
-async def fail() -> None:
-    raise Boom("down")
-
-
-async def ok(value: Any = "ok") -> Any:
-    return value
 
 
 async def trip(breaker: CircuitBreaker, times: int) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 
 import pytest
-from _breaker_helpers import Boom, FakeClock
+from _breaker_helpers import Boom, FakeClock, fail, ok
 from _services import redis_server
 
 from deep_tree_echo.resilience import (
@@ -26,14 +26,6 @@ from deep_tree_echo.resilience.redis_backends import REDIS_UNAVAILABLE
 
 class Ignored(Exception):
     pass
-
-
-async def fail() -> None:
-    raise Boom()
-
-
-async def ok() -> str:
-    return "ok"
 
 
 def pair(url: str, name: str, *args: float, **kwargs: object) -> tuple[CircuitBreaker, ...]:

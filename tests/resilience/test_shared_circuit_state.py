@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import pytest
+from _breaker_helpers import Boom, fail, ok
 
 from deep_tree_echo.resilience import (
     CircuitBreaker,
@@ -14,18 +15,6 @@ from deep_tree_echo.resilience import (
     RedisCircuitState,
 )
 from deep_tree_echo.testing._process import free_port
-
-
-class Boom(Exception):
-    pass
-
-
-async def fail() -> None:
-    raise Boom()
-
-
-async def ok() -> str:
-    return "ok"
 
 
 async def test_failures_through_one_breaker_open_the_other(redis_url: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _flock import blocked_on
 from _scale_out import recv_json
 from _server_helpers import live_server, make_settings
 from websockets.asyncio.client import connect
@@ -165,7 +166,7 @@ async def test_an_append_right_after_open_wakes_the_other_outbox(tmp_path: Path)
 
 async def test_outbox_writes_wait_for_the_files_write_lock(tmp_path: Path) -> None:
     """The outbox takes the same kernel write lock as the memory store of its file."""
-    from deep_tree_echo.aar_core.memory.sqlite_writelock import WriteLock
+    from deep_tree_echo.aar_core.memory.sqlite_writelock import SUFFIX, WriteLock
 
     path = tmp_path / "memories.db"
     outbox = SQLiteOutbox(path, poll_interval=0.01)
@@ -177,8 +178,8 @@ async def test_outbox_writes_wait_for_the_files_write_lock(tmp_path: Path) -> No
             append = asyncio.ensure_future(
                 outbox.append("agent_message", "s", {"n": 1}, time.time())
             )
-            done, _ = await asyncio.wait([append], timeout=0.3)
-            assert not done  # blocked behind the lock (the bounded wait only proves absence)
+            await blocked_on(str(path) + SUFFIX)  # the outbox's writer waits for our lock
+            assert not append.done()
         assert await append >= 1
     finally:
         lock.close()

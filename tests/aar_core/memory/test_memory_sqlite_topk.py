@@ -8,25 +8,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from _topk_checks import LENGTHS, assert_exact_top, corpus
 
 from deep_tree_echo.aar_core.memory import MemoryRecord, SQLiteStore, Version
 from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
 from deep_tree_echo.aar_core.memory._bm25 import BM25Index, tokenize
 from deep_tree_echo.aar_core.memory._sqlite_topk import top_candidates
 from deep_tree_echo.aar_core.memory.ranking import Candidate
-
-WORDS = [f"w{i}" for i in range(300)]
-ZIPF = [1.0 / (r + 1) ** 1.07 for r in range(len(WORDS))]
-
-
-def corpus(n: int, seed: int, lengths: tuple[int, int] = (3, 30)) -> list[str]:
-    rng = random.Random(seed)
-    return [" ".join(rng.choices(WORDS, weights=ZIPF, k=rng.randint(*lengths))) for _ in range(n)]
-
-
-#: Memory lengths (words) whose average is near, well below and well above the length the
-#: stored impacts assume (16): the bounds between impact and exact BM25 differ in each case.
-LENGTHS = [(3, 30), (1, 6), (40, 120)]
 
 
 async def pruned(
@@ -68,15 +56,7 @@ async def test_pruned_top_k_has_the_exact_bm25_scores(
     try:
         for query in queries(texts, 11):
             for pool in (1, 10, 200):
-                want = index.top(query, pool)
-                got = await pruned(store, query, pool)
-                # Ties at the cut may pick other memories: compare the scores, then the ids
-                # of every memory scored above the cut.
-                assert [c.bm25 for c in got] == pytest.approx([s for _, s in want]), query
-                cut = want[-1][1]
-                assert {c.id for c in got if c.bm25 > cut * (1 + 1e-9)} == {
-                    d for d, s in want if s > cut * (1 + 1e-9)
-                }, query
+                assert_exact_top(await pruned(store, query, pool), index.top(query, pool), query)
         # Filters apply before the cut.
         keep = {f"m{i}" for i in range(len(texts)) if i % 4 == 2}
         for query in ("w0 w1", "w3"):

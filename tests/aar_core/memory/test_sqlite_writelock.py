@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from _flock import blocked_on
 
 from deep_tree_echo.aar_core.memory import MemoryRecord, SQLiteStore, Version
 from deep_tree_echo.aar_core.memory.sqlite_writelock import SUFFIX, WriteLock
@@ -52,17 +53,17 @@ def test_an_in_memory_database_has_no_lock_file() -> None:
 
 
 async def test_the_store_writes_only_under_the_files_write_lock(tmp_path: Path) -> None:
-    db = tmp_path / "m.db"
+    db = str(tmp_path / "m.db")
     store = SQLiteStore(db)
     await store.open()
-    lock = WriteLock(str(db))
+    lock = WriteLock(db)
     lock.open()
     try:
         rec = MemoryRecord("a", {"content": "x"}, Version(1, 0, "n"), 1.0, 1.0)
         with lock.held():
             put = asyncio.ensure_future(store.put_if_newer(rec))
-            done, _ = await asyncio.wait([put], timeout=0.3)
-            assert not done  # blocked behind the lock (the bounded wait only proves absence)
+            await blocked_on(db + SUFFIX)  # the store's writer waits for our lock
+            assert not put.done()
             assert await store.get("a") is None
         assert await put is True
         assert (await store.get("a")) is not None

@@ -76,7 +76,6 @@ JOIN dte_memories AS d ON d.tenant = :tenant AND d.id = k.id
 """
 
 
-
 async def top_candidates(
     conn: AsyncConnection,
     terms: Sequence[str],
