@@ -6,6 +6,8 @@ Run: ``.venv/bin/python bench/memory.py [--sizes 10000,100000] [--queries 300] [
   synchronous=FULL), one writer vs many concurrent writers (group commit batches the latter);
 * search: p50/p99 of ``MemoryManager.search(q, limit=10)`` over a synthetic Zipf-ish corpus on
   every store kind (memory, SQLite, Redis, PostgreSQL; servers started as the tests start them),
+  twice over the same queries (the first pass meets each word for the first time, the second
+  is a service that has run a while: SQLite's search cache holds the frequent words by then),
   beside a straightforward linear-scan BM25 over all documents in the same process (rank_bm25
   is not installed; this is what it does).
 """
@@ -203,17 +205,20 @@ async def bench_search(
         rows.append((f"build {size:,} {kind}", "bulk load + index", f"{size / build:,.0f} /s"))
         for q in qs[:10]:  # warm-up
             await manager.search(q, limit=10)
-        lat = []
-        for q in qs:
-            t0 = time.perf_counter()
-            await manager.search(q, limit=10)
-            lat.append((time.perf_counter() - t0) * 1000)
-        p50, p99 = pct(lat, 50), pct(lat, 99)
-        reference = reference or p99
-        rows.append(
-            (f"search {size:,} {kind}", "p50 / p99", f"{p50:.2f} / {p99:.2f} ms "
-             f"(p99 {p99 / reference:.1f}x {kinds[0]})")
-        )
+        # Pass 1 meets each query's words for the first time (SQLite's search cache reads
+        # them then); pass 2 asks the same queries again, as a service that has run a while.
+        for label in ("p50 / p99", "p50 / p99 again"):
+            lat = []
+            for q in qs:
+                t0 = time.perf_counter()
+                await manager.search(q, limit=10)
+                lat.append((time.perf_counter() - t0) * 1000)
+            p50, p99 = pct(lat, 50), pct(lat, 99)
+            reference = reference or p99
+            rows.append(
+                (f"search {size:,} {kind}", label, f"{p50:.2f} / {p99:.2f} ms "
+                 f"(p99 {p99 / reference:.1f}x {kinds[0]})")
+            )
         await manager.close()
 
 

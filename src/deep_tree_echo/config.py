@@ -100,6 +100,14 @@ class EchoSettings(BaseSettings):
         "(memory_store='postgres')",
     )
     database_pool_size: int = Field(5, gt=0, description="connections per process (postgres)")
+    search_cache: int = Field(
+        1_500_000,
+        ge=0,
+        description="postings of frequent terms each process holds for search (sqlite; 0: off)",
+    )
+    search_cache_min_df: int = Field(
+        1024, gt=0, description="memories a term must be in to be cached (sqlite)"
+    )
     session_history: int = Field(50, gt=0)
     max_sessions: int = Field(10_000, gt=0)
     handler_timeout: float = Field(5.0, gt=0)

@@ -31,7 +31,8 @@ from deep_tree_echo.testing.live_server import EchoServer
 
 pytestmark = pytest.mark.slow
 
-ENV = {"DTE_RATE_LIMIT_REQUESTS": "0", "DTE_LOG_LEVEL": "warning"}
+# Every term cached (min df 1): the search cache is checked by the model too.
+ENV = {"DTE_RATE_LIMIT_REQUESTS": "0", "DTE_LOG_LEVEL": "warning", "DTE_SEARCH_CACHE_MIN_DF": "1"}
 
 
 @pytest.fixture(scope="module")

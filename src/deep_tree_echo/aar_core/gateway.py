@@ -105,7 +105,11 @@ class AARGateway:
             if self.settings.data_dir is None:
                 raise CoreError("the sqlite memory store needs data_dir", code="no_data_dir")
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-            return SQLiteStore(self.settings.data_dir / "memories.db")
+            return SQLiteStore(
+                self.settings.data_dir / "memories.db",
+                search_cache=self.settings.search_cache,
+                cache_min_df=self.settings.search_cache_min_df,
+            )
         if self.settings.store_kind == "redis":
             if not self.settings.redis_url:
                 raise ConfigurationError(

@@ -12,12 +12,12 @@ exactly, stopping once no unvisited document can make it.
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from deep_tree_echo.aar_core.memory._classwalk import ClassWalk
 from deep_tree_echo.aar_core.memory.analysis import STOPWORDS, analyze
 
 __all__ = ["STOPWORDS", "BM25Index", "document_text", "tokenize"]
@@ -40,6 +40,10 @@ def _string_leaves(value: Any, out: list[str]) -> None:
     elif isinstance(value, list | tuple):
         for v in value:
             _string_leaves(v, out)
+
+
+def _same(members: set[str]) -> set[str]:
+    return members
 
 
 def document_text(data: dict[str, Any]) -> str:
@@ -223,110 +227,25 @@ class BM25Index:
                     acc[d] = s + wk * hit / (hit + c1 + c2 * doc_len[d])
         if not long_terms:
             return heapq.nlargest(k, acc.items(), key=lambda item: item[1])
-        # 3. ...and the documents holding only frequent terms are enumerated best score first.
-        # Such a document's score depends only on its length and its tf of each frequent term,
-        # so the documents fall into classes (dl, tf per term, 0 for absent) of equal score.
-        # For each length, the tf choices of all frequent terms but one (the one with the most
-        # impact groups) are walked best first through a lattice (a child lowers one term's tf,
-        # so it never scores above its parent); a lattice node's documents (set intersections,
-        # C speed) are then split by the last term's groups of that length, which yields only
-        # the classes that hold documents (most tf combinations hold none: walking the last
-        # term in the lattice too would visit them all). Lattice nodes are bounded by their
-        # score plus the last term's best contribution, classes by their exact score; the
-        # walk stops once nothing left can beat the k-th best score found: exact top-k.
-        classes: list[tuple[float, int, set[str]]] = []  # min-heap of (score, tiebreak, docs)
-        tick = itertools.count()
-        for d, s in heapq.nlargest(k, acc.items(), key=lambda item: item[1]):
-            classes.append((s, next(tick), {d}))
-        heapq.heapify(classes)
-        count = len(classes)  # documents held by ``classes``
-        long_terms.sort(key=lambda item: len(groups[item[0]]))  # the split term goes last
-        # With one or two frequent terms the full lattice is small; splitting would intersect
-        # the large groups of a lone lattice term instead.
-        m = len(long_terms) - (len(long_terms) >= 3)  # terms in the lattice
-        # Per frequent term: doc length -> [(contribution, members)], best contribution first.
-        by_len: list[dict[int, list[tuple[float, set[str]]]]] = []
+        # 3. ...and the documents holding only frequent terms are enumerated best score first
+        # (``_classwalk``), the split term (the one with the most groups) last.
+        long_terms.sort(key=lambda item: len(groups[item[0]]))
+        tables: list[dict[int, list[tuple[float, set[str]]]]] = []
         for term, wk in long_terms:
             table: dict[int, list[tuple[float, set[str]]]] = {}
             for (n, dl), members in groups[term].items():
                 table.setdefault(dl, []).append((wk * n / (n + c1 + c2 * dl), members))
             for row in table.values():
                 row.sort(key=lambda item: item[0], reverse=True)
-            by_len.append(table)
-        absent_posting = [postings[term] for term, _ in long_terms]
-        # Frontier: (-bound, tiebreak, dl, tf choice per lattice term, last moved, docs).
-        # A lattice node has docs None; a class (exact score) has its choice None. Choice
-        # ``len(row)`` means "term absent"; children only move terms >= ``last``, so every
-        # node is generated once (from the parent that undoes its last move).
-        walk: list[tuple[float, int, int, tuple[int, ...] | None, int, set[str] | None]] = []
-        rows_at: dict[int, list[list[tuple[float, set[str]]]]] = {}
-        for dl in set().union(*by_len):
-            rows = [table.get(dl, []) for table in by_len]
-            if m == len(long_terms):
-                rows.append([])  # no split term
-            rows_at[dl] = rows
-            top_score = sum(row[0][0] for row in rows if row)
-            walk.append((-top_score, next(tick), dl, (0,) * m, 0, None))
-        heapq.heapify(walk)
-        push, pop = heapq.heappush, heapq.heappop
-        while walk:
-            neg, _, dl, choice, last, docs = pop(walk)
-            score = -neg
-            if score <= 0.0 or (count >= k and score <= classes[0][0]):
-                break
-            if choice is None:  # a class: its documents, exact score
-                assert docs is not None
-                push(classes, (score, next(tick), docs))
-                count += len(docs)
-                while count - len(classes[0][2]) >= k:
-                    count -= len(pop(classes)[2])
-                continue
-            rows = rows_at[dl]
-            split_row = rows[m]
-            for j in range(last, m):
-                c = choice[j]
-                if c < len(rows[j]):  # lower term j's tf one step (or drop it)
-                    below = rows[j][c + 1][0] if c + 1 < len(rows[j]) else 0.0
-                    child = (*choice[:j], c + 1, *choice[j + 1 :])
-                    push(walk, (neg + rows[j][c][0] - below, next(tick), dl, child, j, None))
-            base = 0.0  # the lattice terms' part of the score (summed as a full pass would)
-            present: list[set[str]] = []
-            absent: list[dict[str, int]] = []  # absent terms that have documents of length dl
-            for j, c in enumerate(choice):
-                row = rows[j]
-                if c < len(row):
-                    base += row[c][0]
-                    present.append(row[c][1])
-                elif row:
-                    absent.append(absent_posting[j])
-            parts: list[tuple[float, set[str]]] = []
-            if present:
-                present.sort(key=len)
-                rest = present[0].intersection(*present[1:])  # a new set of our own
-                for contribution, members in split_row:
-                    if not rest:
-                        break
-                    both = rest & members
-                    if both:
-                        parts.append((base + contribution, both))
-                        rest -= both
-                if rest:  # the split term is absent
-                    parts.append((base, rest))
-            else:  # every lattice term absent: the split term's groups, as they are
-                parts = [(base + contribution, members) for contribution, members in split_row]
-            if count >= k:
-                parts = [(sc, part) for sc, part in parts if sc > classes[0][0]]
-            for sc, part in parts:
-                for posting in absent:  # an absent term with docs of length dl: drop those
-                    part = part.difference(posting)
-                part = part.difference(acc)  # already scored exactly, rare terms included
-                if keep is not None:
-                    part = {d for d in part if keep(d)}
-                if part:
-                    push(walk, (-sc, next(tick), dl, None, 0, part))
-        out: list[tuple[str, float]] = []
-        for score, _, part in sorted(classes, reverse=True):
-            out.extend((d, score) for d in sorted(part, reverse=True)[: k - len(out)])
-            if len(out) >= k:
-                break
-        return out
+            tables.append(table)
+        whole = [postings[term] for term, _ in long_terms]
+        walk: ClassWalk[str, set[str]] = ClassWalk(
+            tables, _same, lambda j, _dl: whole[j]
+        )
+        best = heapq.nlargest(k, acc.items(), key=lambda item: item[1])
+        return walk.top(
+            k,
+            seed=[(s, d) for d, s in best],
+            scored=acc,
+            keep=None if keep is None else lambda docs, _enough: {d for d in docs if keep(d)},
+        )

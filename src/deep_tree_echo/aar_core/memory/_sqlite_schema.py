@@ -7,7 +7,8 @@ memory's ``[hex term, impact, tf]`` (JSON) and triggers copy them into ``memorie
 (ordered per ``(tenant, term)`` by impact, so a search reads each query term's best postings
 first, see ``_sqlite_topk``) and keep ``memories_df`` and ``memories_stats`` (df, N, summed
 length per tenant), i.e. inside the very transaction that writes the record. Schema 4 adds a
-covering index of what ranking needs (``memories_live``), read instead of the wide rows.
+covering index of what ranking needs (``memories_live``), read instead of the wide rows; schema
+5 the change stamps (``gen``, ``memories_clock``) that keep the search cache exact.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from deep_tree_echo.aar_core.memory.ranking import normalise_importance
 from deep_tree_echo.aar_core.memory.record import MemoryRecord
 
 #: ``PRAGMA user_version`` of the current schema. 0: empty file or the v1 table (no tenants).
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 
 _SCHEMA_V2: Final = (
     """
@@ -173,6 +174,30 @@ _SCHEMA_V4: Final = (
     "(rid, deleted, expires_at, last_access, updated_at, importance)",
 )
 
+#: Schema 5: change stamps. Every write of a memory's postings (insert, update, tombstone)
+#: stamps the row with the next value of one file-wide clock, in the write's transaction, so a
+#: reader that remembers the clock can ask which memories changed since (``_sqlite_postcache``).
+_SCHEMA_V5: Final = (
+    "ALTER TABLE memories ADD COLUMN gen INTEGER NOT NULL DEFAULT 0",
+    "CREATE TABLE IF NOT EXISTS memories_clock ("
+    "one INTEGER PRIMARY KEY CHECK (one = 1), gen INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO memories_clock (one, gen) VALUES (1, 0)",
+    "CREATE INDEX IF NOT EXISTS memories_changes ON memories (tenant, gen)",
+    """
+    CREATE TRIGGER IF NOT EXISTS memories_stamp_insert AFTER INSERT ON memories BEGIN
+        UPDATE memories_clock SET gen = gen + 1;
+        UPDATE memories SET gen = (SELECT gen FROM memories_clock) WHERE rid = new.rid;
+    END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS memories_stamp_update AFTER UPDATE OF postings ON memories
+    BEGIN
+        UPDATE memories_clock SET gen = gen + 1;
+        UPDATE memories SET gen = (SELECT gen FROM memories_clock) WHERE rid = new.rid;
+    END
+    """,
+)
+
 COLUMNS: Final = (
     "id, version, data, created_at, updated_at, access_count, last_access, expires_at, deleted, "
     "extra"
@@ -278,7 +303,10 @@ def migrate(conn: sqlite3.Connection) -> None:
             if version < 3:
                 for statement in _SCHEMA_V3:
                     conn.execute(statement)
-            for statement in _SCHEMA_V4:
+            if version < 4:
+                for statement in _SCHEMA_V4:
+                    conn.execute(statement)
+            for statement in _SCHEMA_V5:
                 conn.execute(statement)
             if version == 2:  # index the postings of every stored memory
                 stored = conn.execute("SELECT rid, terms FROM memories WHERE deleted = 0")
@@ -304,4 +332,16 @@ def migrate(conn: sqlite3.Connection) -> None:
 STATS: Final = "SELECT n, total FROM memories_stats WHERE tenant = ?"
 #: Memories of a tenant holding a (hex) term, kept by the postings triggers.
 DOC_FREQ: Final = "SELECT n FROM memories_df WHERE tenant = ? AND term = ?"
+#: The file's change clock (schema 5): the stamp of the latest postings write.
+CLOCK: Final = "SELECT gen FROM memories_clock"
+#: Memories of a tenant whose postings were written after a stamp, with their postings now.
+CHANGES: Final = "SELECT rid, gen, dl, postings FROM memories WHERE tenant = ? AND gen > ?"
+#: Every tenant's terms held by at least ``?`` memories, most frequent first.
+FREQUENT_TERMS: Final = "SELECT tenant, term, n FROM memories_df WHERE n >= ? ORDER BY n DESC"
+#: A term's postings in a tenant by ``(tf, dl)`` group, row ids comma-separated (what the
+#: postings cache holds of a frequent term; a third faster to read than a row per posting).
+TERM_GROUPS: Final = (
+    "SELECT tf, dl, group_concat(rid) FROM memories_postings WHERE tenant = ? AND term = ? "
+    "GROUP BY tf, dl"
+)
 

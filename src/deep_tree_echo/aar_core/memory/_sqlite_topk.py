@@ -6,6 +6,9 @@ and this module reads it: each probe is one statement that returns the next post
 with their memories' exact BM25 (one correlated lookup per query term in the ``(rid, term,
 tf)`` index). Liveness (tombstones have no postings; expiry) and filters apply before the cut;
 only the pool's JSON is loaded.
+
+:func:`top_candidates_cached` finds the same top-k through the search cache
+(``_sqlite_postcache``): rare words through their postings, frequent ones by a class walk.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
-from deep_tree_echo.aar_core.memory._topk import MaxScore
+from deep_tree_echo.aar_core.memory._classwalk import ClassWalk
+from deep_tree_echo.aar_core.memory._sqlite_postcache import PostingsCache, TermView
+from deep_tree_echo.aar_core.memory._topk import MaxScore, idf
 from deep_tree_echo.aar_core.memory.ranking import Candidate
 
 _MISSING: Final = object()
@@ -58,9 +63,36 @@ def top_candidates(
     pool: int,
     now: float,
     filters: Mapping[str, Any] | None,
+    cache: PostingsCache | None = None,
 ) -> list[Candidate]:
     """The ``pool`` best live memories of ``tenant`` by exact BM25 (``hex_query`` holds hex
-    words with repeats), best first, each with its parsed data."""
+    words with repeats), best first, each with its parsed data; through ``cache`` when given
+    and it can hold the query's frequent words (in one read transaction: one snapshot for the
+    cache's catch-up and every read)."""
+    if cache is not None:
+        conn.execute("BEGIN")
+        try:
+            got = top_candidates_cached(
+                conn, cache, hex_query, tenant=tenant, pool=pool, now=now, filters=filters
+            )
+            if got is not None:
+                return got
+            return _maxscore(conn, hex_query, tenant, pool, now, filters)  # over the budget
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+    return _maxscore(conn, hex_query, tenant, pool, now, filters)
+
+
+def _maxscore(
+    conn: sqlite3.Connection,
+    hex_query: Sequence[str],
+    tenant: str,
+    pool: int,
+    now: float,
+    filters: Mapping[str, Any] | None,
+) -> list[Candidate]:
+    """:func:`top_candidates` from the impact-ordered index (MaxScore)."""
     stats = conn.execute(sql.STATS, (tenant,)).fetchone() or (0, 0)
     qtf = Counter(hex_query)
     df: dict[str, int] = {}
@@ -126,3 +158,121 @@ def _admit(
             if filters and not _matches(raw, filters):
                 continue
             plan.admit(rid, scores[rid], (touched, importance))
+
+
+def top_candidates_cached(
+    conn: sqlite3.Connection,
+    cache: PostingsCache,
+    hex_query: Sequence[str],
+    *,
+    tenant: str,
+    pool: int,
+    now: float,
+    filters: Mapping[str, Any] | None,
+) -> list[Candidate] | None:
+    """:func:`top_candidates` through the postings cache (``conn`` in a read transaction):
+    the postings of rare terms are read with their memories' exact BM25, the memories holding
+    only frequent terms are found by walking classes of equal score over the cached groups
+    (``_classwalk``), as the in-memory index does. None when the cache cannot hold the query's
+    frequent terms (the caller reads the index instead)."""
+    n, total = conn.execute(sql.STATS, (tenant,)).fetchone() or (0, 0)
+    qtf = Counter(hex_query)
+    df: dict[str, int] = {}
+    for word in qtf:
+        hit = conn.execute(sql.DOC_FREQ, (tenant, word)).fetchone()
+        if hit and hit[0] > 0:
+            df[word] = hit[0]
+    if not df or not n:
+        return []
+    weight = {w: idf(n, df[w]) * qtf[w] for w in df}
+    per_dl = 0.9 / (total / n) if total else 0.0
+    views = cache.views(conn, tenant, [w for w in weight if df[w] >= cache.min_df])
+    if views is None:
+        return None
+    payload: dict[int, tuple[float, float]] = {}
+    keep = _keeper(conn, now, filters, payload)
+    # Rare terms: every posting, with its memory's exact BM25 over all the query terms.
+    acc: dict[int, float] = {}
+    for read in weight:
+        if read in views:
+            continue
+        parts: list[str] = []
+        params: list[Any] = []
+        for w, wt in weight.items():
+            parts.append(_OWN_SCORE if w == read else _TERM_SCORE)
+            params += (wt, per_dl) if w == read else (wt, per_dl, w)
+        statement = _POSTINGS.format(score=" + ".join(parts))
+        params += (tenant, read, float("inf"), 1 << 62, 0.0, per_dl, 0.0, -1)
+        for _impact, rid, score in conn.execute(statement, params):
+            acc[rid] = score
+    by_score = sorted(acc, key=acc.__getitem__, reverse=True)
+    live = keep(by_score, pool)
+    seed = [(acc[rid], rid) for rid in by_score if rid in live][:pool]
+    if views:
+        ranked = _walk(views, weight, per_dl).top(pool, seed=seed, scored=acc, keep=keep)
+    else:
+        ranked = [(rid, score) for score, rid in seed]
+    if not ranked:
+        return []
+    marks = ",".join("?" * len(ranked))
+    query = f"SELECT rid, id, data FROM memories WHERE rid IN ({marks})"
+    found = {rid: (mid, raw) for rid, mid, raw in conn.execute(query, [k for k, _ in ranked])}
+    return [
+        Candidate(found[rid][0], json.loads(found[rid][1]), score, *payload[rid])
+        for rid, score in ranked
+    ]
+
+
+def _walk(
+    views: Mapping[str, TermView], weight: Mapping[str, float], per_dl: float
+) -> ClassWalk[int, tuple[str, int, int]]:
+    """The class walk over the cached terms, the one with the most groups last (split)."""
+    order = sorted(views, key=lambda w: sum(map(len, views[w].by_dl.values())))
+    tables: list[dict[int, list[tuple[float, tuple[str, int, int]]]]] = []
+    for w in order:
+        wk = weight[w] * 2.2
+        tables.append(
+            {
+                dl: sorted(
+                    ((wk * tf / (tf + 0.3 + per_dl * dl), (w, tf, dl)) for tf in tfs),
+                    reverse=True,
+                )
+                for dl, tfs in views[w].by_dl.items()
+            }
+        )
+    return ClassWalk(
+        tables,
+        lambda handle: views[handle[0]].members(handle[1], handle[2]),
+        lambda j, dl: views[order[j]].slab(dl),
+    )
+
+
+def _keeper(
+    conn: sqlite3.Connection,
+    now: float,
+    filters: Mapping[str, Any] | None,
+    payload: dict[int, tuple[float, float]],
+) -> Callable[[Iterable[int], int], set[int]]:
+    """``keep(rids, enough)``: the live (and filtered) memories among ``rids``, checked in
+    their order until ``enough`` are found; their ranking inputs go into ``payload``."""
+    query_parts = {
+        "data": "data" if filters else "NULL",
+        "index": "" if filters else "INDEXED BY memories_live",
+    }
+
+    def keep(rids: Iterable[int], enough: int) -> set[int]:
+        out: set[int] = set()
+        ids = list(rids)
+        for start in range(0, len(ids), 500):  # below SQLite's bound-parameter limit
+            if len(out) >= enough:
+                break
+            part = ids[start : start + 500]
+            query = _LIVE_ROWS.format(marks=",".join("?" * len(part)), **query_parts)
+            for rid, touched, importance, raw in conn.execute(query, (*part, now)):
+                if filters and not _matches(raw, filters):
+                    continue
+                payload[rid] = (touched, importance)
+                out.add(rid)
+        return out
+
+    return keep

@@ -9,11 +9,12 @@ every acknowledged write (WAL readers never block the writer).
 
 Search reads impact-ordered postings of the ``_bm25.tokenize`` output of each memory, kept in
 step with the records by triggers in the same transaction (see ``_sqlite_schema``), and finds
-the exact BM25 top candidates with MaxScore pruning (``_sqlite_topk``); they are then ranked
-by ``ranking.rank`` like every store. Several processes may open
-one file: a kernel lock next to it (``sqlite_writelock``: no sleeping busy handler), then
-``BEGIN IMMEDIATE`` serialise their writers, and nothing read is cached, so each process sees
-every write another one committed.
+the exact BM25 top candidates with MaxScore pruning (``_sqlite_topk``), or, for frequent words,
+by a class walk over the process's search cache (``_sqlite_postcache``, made exact at each
+search by the file's change stamps); they are then ranked by ``ranking.rank`` like every store.
+Several processes may open one file: a kernel lock next to it (``sqlite_writelock``: no
+sleeping busy handler), then ``BEGIN IMMEDIATE`` serialise their writers, and each process
+sees every write another one committed.
 
 Access bookkeeping (``record_access``) is lazy: it is merged in memory and written with the next
 transaction, so it costs no fsync of its own and is not durable by itself.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import queue
 import sqlite3
@@ -36,6 +38,11 @@ from typing import Any, Final, TypeVar
 from deep_tree_echo.aar_core.errors import StoreError
 from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
 from deep_tree_echo.aar_core.memory._rows import row_to_record
+from deep_tree_echo.aar_core.memory._sqlite_postcache import (
+    DEFAULT_BUDGET,
+    DEFAULT_MIN_DF,
+    PostingsCache,
+)
 from deep_tree_echo.aar_core.memory._sqlite_topk import top_candidates
 from deep_tree_echo.aar_core.memory.ranking import (
     Candidate,
@@ -49,6 +56,7 @@ from deep_tree_echo.aar_core.memory.sqlite_writelock import WriteLock
 from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT, MemoryStore
 
 _T = TypeVar("_T")
+_log = logging.getLogger(__name__)
 
 #: Bytes of the file the reader connection maps (SQLite maps up to the file's size).
 _READ_MMAP: Final = 1 << 30
@@ -99,8 +107,14 @@ class SQLiteStore(MemoryStore):
         *,
         max_batch: int = 1024,
         scan_chunk: int = 2000,
+        search_cache: int = DEFAULT_BUDGET,
+        cache_min_df: int = DEFAULT_MIN_DF,
     ) -> None:
         self.path = os.fspath(path)
+        #: Frequent terms' postings held for search (``search_cache`` postings at most; 0: none).
+        self.search_cache = (
+            PostingsCache(budget=search_cache, min_df=cache_min_df) if search_cache > 0 else None
+        )
         self.max_batch = max_batch
         self.scan_chunk = scan_chunk
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -109,6 +123,7 @@ class SQLiteStore(MemoryStore):
         self._reader: sqlite3.Connection | None = None
         self._open_lock = asyncio.Lock()
         self._closed = False
+        self._warming: asyncio.Future[int] | None = None
         # Lazy access bookkeeping: (tenant, id) -> (count, latest access). ``_pending`` is
         # waiting for the next transaction, ``_inflight`` is in the transaction being committed.
         self._access_lock = threading.Lock()
@@ -169,6 +184,17 @@ class SQLiteStore(MemoryStore):
                 pool.shutdown(wait=False)
                 raise StoreError(f"cannot open SQLite store: {exc}", path=self.path) from exc
             self._reader_pool = pool
+            if self.search_cache is not None:  # first job of the reader thread, not awaited
+                self._warming = loop.run_in_executor(pool, self._warm, self._reader)
+
+    def _warm(self, conn: sqlite3.Connection) -> int:
+        """Fill the search cache with the most frequent terms (a failure only leaves it cold)."""
+        cache = self.search_cache
+        try:
+            return cache.warm(conn) if cache is not None else 0
+        except sqlite3.Error as exc:
+            _log.warning("search cache not warmed: %s", exc)
+            return 0
 
     async def close(self) -> None:
         async with self._open_lock:
@@ -444,7 +470,8 @@ class SQLiteStore(MemoryStore):
         def fetch(conn: sqlite3.Connection) -> list[Candidate]:
             if hex_query:
                 return top_candidates(
-                    conn, hex_query, tenant=tenant, pool=pool, now=now, filters=filters
+                    conn, hex_query, tenant=tenant, pool=pool, now=now, filters=filters,
+                    cache=self.search_cache,
                 )
             candidates = []
             for rid, raw, touched, importance in conn.execute(sql.SEARCH_ALL, (tenant, now)):

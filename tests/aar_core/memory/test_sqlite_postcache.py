@@ -1,0 +1,245 @@
+"""The SQLite store's postings cache: exact BM25 top-k through the class walk, and never stale,
+whatever another connection to the file writes (puts, updates, tombstones, purges, reused ids)."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+from _topk_checks import LENGTHS, WORDS, assert_exact_top, corpus
+
+from deep_tree_echo.aar_core.memory import MemoryRecord, SQLiteStore, Version
+from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
+from deep_tree_echo.aar_core.memory._bm25 import BM25Index, tokenize
+from deep_tree_echo.aar_core.memory._sqlite_topk import top_candidates_cached
+from deep_tree_echo.aar_core.memory.ranking import Candidate, RankWeights
+
+_BM25_ONLY = RankWeights(relevance=1.0, recency=0.0, importance=0.0)
+
+
+def cached_store(path: Path, *, budget: int = 1_000_000, min_df: int = 8) -> SQLiteStore:
+    return SQLiteStore(path, search_cache=budget, cache_min_df=min_df)
+
+
+async def cached(
+    store: SQLiteStore, query: str, pool: int, filters: dict[str, int] | None = None
+) -> list[Candidate] | None:
+    cache = store.search_cache
+    assert cache is not None
+    hexed = sql.encode_terms(tokenize(query))
+
+    def run(conn: sqlite3.Connection) -> list[Candidate] | None:
+        conn.execute("BEGIN")
+        try:
+            return top_candidates_cached(
+                conn, cache, hexed, tenant="t", pool=pool, now=0.0, filters=filters
+            )
+        finally:
+            conn.execute("COMMIT")
+
+    return await store._read(run)
+
+
+def rec(mid: str, text: str, version: int, *, deleted: bool = False) -> MemoryRecord:
+    data = {} if deleted else {"content": text, "k": version % 3}
+    return MemoryRecord(mid, data, Version(version, 0, "n"), 1.0, 1.0, deleted=deleted)
+
+
+@pytest.mark.parametrize("lengths", LENGTHS)
+async def test_cached_top_k_has_the_exact_bm25_scores(
+    tmp_path: Path, lengths: tuple[int, int]
+) -> None:
+    texts = corpus(1500, 5, lengths)
+    store = cached_store(tmp_path / "m.db")
+    await store.open()
+    index = BM25Index()
+    for i, text in enumerate(texts):
+        await store.put_if_newer(rec(f"m{i}", text, 3 + i % 3), tenant="t")
+        index.add(f"m{i}", text)
+    await store.put_if_newer(rec("x", "w0 w0 w0", 1), tenant="u")  # never a candidate
+    rng = random.Random(3)
+    queries = ["w0", "w0 w1", "w0 w1 w2 w3", "w299 w0", "w0 w0 w5", "w250 w280"]
+    for _ in range(30):
+        words = rng.choice(texts).split()
+        queries.append(" ".join(rng.sample(words, min(len(words), rng.randint(1, 3)))))
+    try:
+        for query in queries:
+            for pool in (1, 10, 200):
+                got = await cached(store, query, pool)
+                assert got is not None
+                assert_exact_top(got, index.top(query, pool), query)
+        cache = store.search_cache
+        assert cache is not None and cache.loads > 0 and cache.hits > cache.loads
+        # Filters apply before the cut.
+        keep = {f"m{i}" for i in range(len(texts)) if (3 + i % 3) % 3 == 2}
+        for query in ("w0 w1", "w3", "w0 w299"):
+            want = index.top(query, 20, keep.__contains__)
+            got = await cached(store, query, 20, {"k": 2})
+            assert got is not None
+            assert [c.bm25 for c in got] == pytest.approx([s for _, s in want]), query
+            assert all(c.data["k"] == 2 for c in got)
+    finally:
+        await store.close()
+
+
+async def test_a_cache_too_small_for_the_query_falls_back_to_the_index(tmp_path: Path) -> None:
+    texts = corpus(600, 9)
+    store = cached_store(tmp_path / "m.db", budget=150)
+    await store.open()
+    index = BM25Index()
+    for i, text in enumerate(texts):
+        await store.put_if_newer(rec(f"m{i}", text, 1), tenant="t")
+        index.add(f"m{i}", text)
+    try:
+        assert await cached(store, "w0", 10) is None  # w0 alone is in more than 150 memories
+        cache = store.search_cache
+        assert cache is not None and cache.size <= 150
+        # Through the store's search (which falls back), results are still exact.
+        for query in ("w0 w1", "w20 w21", "w40"):
+            results = await store.search(
+                tokenize(query), limit=10, weights=_BM25_ONLY, now=0.0, tenant="t"
+            )
+            want = index.top(query, 200)[:10]
+            assert [r.relevance * want[0][1] for r in results] == pytest.approx(
+                [s for _, s in want]
+            ), query
+            assert cache.size <= 150
+    finally:
+        await store.close()
+
+
+async def test_writes_of_another_connection_are_seen_at_once(tmp_path: Path) -> None:
+    """A searcher caches terms; a second store on the same file (another connection, as a
+    second worker process would be) puts, rewrites, tombstones and purges; every search after
+    an acknowledged write matches a model index of what is live, exactly."""
+    path = tmp_path / "m.db"
+    searcher, writer = cached_store(path, budget=20_000, min_df=4), SQLiteStore(path)
+    await searcher.open()
+    await writer.open()
+    cache = searcher.search_cache
+    assert cache is not None
+    cache.fold = 7  # fold changes into the cached groups often
+    rng = random.Random(21)
+    words = WORDS[:40]
+    model = BM25Index()
+    versions: dict[str, int] = {}
+    tombstones: dict[str, int] = {}
+    try:
+        for i in range(200):
+            text = " ".join(rng.choices(words, k=rng.randint(2, 12)))
+            await writer.put_if_newer(rec(f"m{i}", text, 1), tenant="t")
+            model.add(f"m{i}", text)
+            versions[f"m{i}"] = 1
+        for step in range(400):
+            op = rng.random()
+            mid = f"m{rng.randrange(260)}"
+            version = versions.get(mid, 0) + 1
+            if op < 0.55:  # put or rewrite
+                text = " ".join(rng.choices(words, k=rng.randint(1, 14)))
+                assert await writer.put_if_newer(rec(mid, text, version), tenant="t")
+                model.add(mid, text)
+                versions[mid] = version
+                tombstones.pop(mid, None)
+            elif op < 0.8 and mid in model:  # tombstone
+                assert await writer.put_if_newer(rec(mid, "", version, deleted=True), tenant="t")
+                model.remove(mid)
+                versions[mid] = version
+                tombstones[mid] = version
+            elif tombstones:  # purge a tombstone (its row id may be reused by the next put)
+                gone = rng.choice(sorted(tombstones))
+                purged = await writer.purge(
+                    {gone: Version(tombstones.pop(gone), 0, "n")}, tenant="t"
+                )
+                assert purged == [gone]
+                del versions[gone]
+            query = " ".join(rng.sample(words[:12], rng.randint(1, 3)))
+            got = await cached(searcher, query, 15)
+            assert got is not None
+            want = model.top(query, 15)
+            if want:
+                assert_exact_top(got, want, f"step {step}: {query}")
+            else:
+                assert got == []
+        assert cache.hits > 0 and cache.loads > 0
+    finally:
+        await writer.close()
+        await searcher.close()
+
+
+async def test_a_purged_row_id_reused_by_a_new_memory_is_not_stale(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    searcher, writer = cached_store(path, min_df=1), SQLiteStore(path)
+    await searcher.open()
+    await writer.open()
+    try:
+        await writer.put_if_newer(rec("a", "fox fox fox", 1), tenant="t")
+        await writer.put_if_newer(rec("b", "fox owl", 1), tenant="t")
+        first = await cached(searcher, "fox", 5)
+        assert first is not None and [c.id for c in first] == ["a", "b"]
+        await writer.put_if_newer(rec("b", "", 2, deleted=True), tenant="t")
+        assert await writer.purge({"b": Version(2, 0, "n")}, tenant="t") == ["b"]
+        # "c" takes the largest row id again (b's): it holds "owl", not "fox".
+        await writer.put_if_newer(rec("c", "owl owl", 1), tenant="t")
+
+        def rid_of(conn: sqlite3.Connection, mid: str) -> int:
+            return int(conn.execute("SELECT rid FROM memories WHERE id = ?", (mid,)).fetchone()[0])
+
+        assert await writer._read(lambda c: rid_of(c, "c")) == 2  # b's old row id
+        again = await cached(searcher, "fox", 5)
+        assert again is not None and [c.id for c in again] == ["a"]
+        owl = await cached(searcher, "owl", 5)
+        assert owl is not None and [c.id for c in owl] == ["c"]
+    finally:
+        await writer.close()
+        await searcher.close()
+
+
+async def test_stamps_follow_writes_in_order(tmp_path: Path) -> None:
+    """Schema 5: every postings write takes the next clock value; access counts do not."""
+    store = SQLiteStore(tmp_path / "m.db")
+    await store.open()
+    try:
+        await store.put_if_newer(rec("a", "fox", 1), tenant="t")
+        await store.put_if_newer(rec("b", "owl", 1), tenant="t")
+        await store.put_if_newer(rec("a", "fox owl", 2), tenant="t")
+        await store.record_access("b", 5.0, tenant="t")
+        await store.flush()
+
+        def stamps(conn: sqlite3.Connection) -> tuple[int, dict[str, int]]:
+            clock = int(conn.execute(sql.CLOCK).fetchone()[0])
+            rows = conn.execute("SELECT id, gen FROM memories ORDER BY id").fetchall()
+            return clock, dict(rows)
+
+        clock, gens = await store._read(stamps)
+        assert gens == {"a": 3, "b": 2} and clock == 3
+    finally:
+        await store.close()
+
+
+async def test_a_reopened_store_warms_its_cache_with_the_most_frequent_terms(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "m.db"
+    texts = corpus(600, 4)
+    loader = SQLiteStore(path, search_cache=0)
+    await loader.open()
+    assert loader.search_cache is None and loader._warming is None
+    for i, text in enumerate(texts):
+        await loader.put_if_newer(rec(f"m{i}", text, 1), tenant="t")
+    await loader.close()
+    store = cached_store(path, budget=4000, min_df=20)
+    await store.open()
+    try:
+        assert store._warming is not None
+        loaded = await store._warming
+        cache = store.search_cache
+        assert cache is not None and loaded > 0 and cache.loads == loaded
+        assert 0 < cache.size <= 2000  # half the budget
+        # The most frequent term is held already: searching it reads no postings.
+        got = await cached(store, "w0", 10)
+        assert got is not None and len(got) == 10
+        assert cache.loads == loaded and cache.hits == 1
+    finally:
+        await store.close()
