@@ -21,7 +21,8 @@ from typing import Any, Final
 
 from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
 from deep_tree_echo.aar_core.memory._classwalk import ClassWalk
-from deep_tree_echo.aar_core.memory._sqlite_postcache import PostingsCache, TermView
+from deep_tree_echo.aar_core.memory._postcache import PostingsCache, TermView
+from deep_tree_echo.aar_core.memory._sqlite_postcache import views as cached_views
 from deep_tree_echo.aar_core.memory._topk import MaxScore, idf
 from deep_tree_echo.aar_core.memory.ranking import Candidate
 
@@ -63,7 +64,7 @@ def top_candidates(
     pool: int,
     now: float,
     filters: Mapping[str, Any] | None,
-    cache: PostingsCache | None = None,
+    cache: PostingsCache[int] | None = None,
 ) -> list[Candidate]:
     """The ``pool`` best live memories of ``tenant`` by exact BM25 (``hex_query`` holds hex
     words with repeats), best first, each with its parsed data; through ``cache`` when given
@@ -162,7 +163,7 @@ def _admit(
 
 def top_candidates_cached(
     conn: sqlite3.Connection,
-    cache: PostingsCache,
+    cache: PostingsCache[int],
     hex_query: Sequence[str],
     *,
     tenant: str,
@@ -186,7 +187,7 @@ def top_candidates_cached(
         return []
     weight = {w: idf(n, df[w]) * qtf[w] for w in df}
     per_dl = 0.9 / (total / n) if total else 0.0
-    views = cache.views(conn, tenant, [w for w in weight if df[w] >= cache.min_df])
+    views = cached_views(conn, cache, tenant, [w for w in weight if df[w] >= cache.min_df])
     if views is None:
         return None
     payload: dict[int, tuple[float, float]] = {}
@@ -224,7 +225,7 @@ def top_candidates_cached(
 
 
 def _walk(
-    views: Mapping[str, TermView], weight: Mapping[str, float], per_dl: float
+    views: Mapping[str, TermView[int]], weight: Mapping[str, float], per_dl: float
 ) -> ClassWalk[int, tuple[str, int, int]]:
     """The class walk over the cached terms, the one with the most groups last (split)."""
     order = sorted(views, key=lambda w: sum(map(len, views[w].by_dl.values())))

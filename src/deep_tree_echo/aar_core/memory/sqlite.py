@@ -37,12 +37,9 @@ from typing import Any, Final, TypeVar
 
 from deep_tree_echo.aar_core.errors import StoreError
 from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
+from deep_tree_echo.aar_core.memory._postcache import DEFAULT_BUDGET, DEFAULT_MIN_DF, PostingsCache
 from deep_tree_echo.aar_core.memory._rows import row_to_record
-from deep_tree_echo.aar_core.memory._sqlite_postcache import (
-    DEFAULT_BUDGET,
-    DEFAULT_MIN_DF,
-    PostingsCache,
-)
+from deep_tree_echo.aar_core.memory._sqlite_postcache import warm
 from deep_tree_echo.aar_core.memory._sqlite_topk import top_candidates
 from deep_tree_echo.aar_core.memory.ranking import (
     Candidate,
@@ -112,7 +109,7 @@ class SQLiteStore(MemoryStore):
     ) -> None:
         self.path = os.fspath(path)
         #: Frequent terms' postings held for search (``search_cache`` postings at most; 0: none).
-        self.search_cache = (
+        self.search_cache: PostingsCache[int] | None = (
             PostingsCache(budget=search_cache, min_df=cache_min_df) if search_cache > 0 else None
         )
         self.max_batch = max_batch
@@ -191,7 +188,7 @@ class SQLiteStore(MemoryStore):
         """Fill the search cache with the most frequent terms (a failure only leaves it cold)."""
         cache = self.search_cache
         try:
-            return cache.warm(conn) if cache is not None else 0
+            return warm(conn, cache) if cache is not None else 0
         except sqlite3.Error as exc:
             _log.warning("search cache not warmed: %s", exc)
             return 0

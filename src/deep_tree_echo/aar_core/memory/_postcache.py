@@ -1,0 +1,220 @@
+"""Frequent terms' postings of a shared store held in the process, exact at every search.
+
+A query whose words are in most memories makes any pruned scan of the postings index read
+and score most of them one by one (tens of thousands at 100k memories). The in-memory index
+answers it by walking classes of equal score over ``(tf, dl)`` groups of document ids as sets
+(``_classwalk``); this cache gives the SQL stores the same groups for their *frequent* terms
+(df >= ``min_df``), as frozensets of row keys (one int or str object per memory, shared by the
+groups), bounded by a budget of postings (least recently used terms go first).
+
+It is never stale. The store stamps every write of a memory's postings (SQLite: the next value
+of a file-wide clock; PostgreSQL: the writing transaction's id) in the write's transaction. A
+search runs in one read snapshot: the store reads the memories stamped after what the cache
+last saw (:meth:`PostingsCache.since`) and hands them to :meth:`PostingsCache.caught_up` with
+their postings now (``delta``); a group is then read as its cached keys minus the changed
+memories plus the changed memories that hold it now. A memory purged from the store drops out
+at the liveness check every candidate goes through; a key reused later comes with a new stamp.
+This module does no I/O: ``_sqlite_postcache`` and ``_postgres_cached`` feed it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final, Generic, TypeVar
+
+K = TypeVar("K", int, str)
+
+#: Postings held across tenants and terms by default (72-100 bytes each: 105-150 MiB at most).
+DEFAULT_BUDGET: Final = 1_500_000
+#: Terms in at least this many memories of a tenant are cached (rarer ones are scanned).
+DEFAULT_MIN_DF: Final = 1024
+#: Changed memories a term is patched with at each search before they are folded into it.
+FOLD: Final = 2048
+
+#: A changed memory: its key, stamp, length and tf per term now (a tombstone holds no term).
+Change = tuple[K, int, int, Mapping[str, int]]
+
+
+@dataclass(slots=True)
+class _Term(Generic[K]):
+    """A term's postings as they were at stamp ``loaded``: ``(tf, dl) -> keys``."""
+
+    loaded: int
+    groups: dict[tuple[int, int], frozenset[K]]
+    size: int
+
+
+@dataclass(slots=True)
+class _Tenant(Generic[K]):
+    """What a tenant's cached terms need to be exact: the stamp up to which changes are known,
+    and the memories changed since the oldest cached term was read (key -> stamp, dl, tf per
+    term now)."""
+
+    gen: int
+    delta: dict[K, tuple[int, int, Mapping[str, int]]] = field(default_factory=dict)
+    #: One key object per memory, shared by the tenant's groups (a third less memory).
+    keys: dict[K, K] = field(default_factory=dict)
+
+
+class TermView(Generic[K]):
+    """One search's exact view of a cached term: its groups with the changes applied."""
+
+    __slots__ = ("_memo", "_overlay", "_stale", "_term", "by_dl")
+
+    def __init__(self, term: _Term[K], tenant: _Tenant[K], word: str) -> None:
+        self._term: _Term[K] = term
+        self._stale: set[K] = set()
+        self._overlay: dict[tuple[int, int], set[K]] = {}
+        for key, (gen, dl, tfs) in tenant.delta.items():
+            if gen > term.loaded:
+                self._stale.add(key)
+                tf = tfs.get(word)
+                if tf:
+                    self._overlay.setdefault((tf, dl), set()).add(key)
+        #: Length -> the tfs that have a group of that length (cached or changed).
+        self.by_dl: dict[int, list[int]] = {}
+        for tf, dl in {*term.groups, *self._overlay}:
+            self.by_dl.setdefault(dl, []).append(tf)
+        self._memo: dict[tuple[int, int], set[K] | frozenset[K]] = {}
+
+    @property
+    def changed(self) -> int:
+        """Memories changed since the term was read (patched at each search)."""
+        return len(self._stale)
+
+    def groups(self) -> list[tuple[int, int]]:
+        """Every ``(tf, dl)`` group that may hold memories."""
+        return [(tf, dl) for dl, tfs in self.by_dl.items() for tf in tfs]
+
+    def members(self, tf: int, dl: int) -> set[K] | frozenset[K]:
+        """The memories of the group ``(tf, dl)`` now (a set the caller must not change)."""
+        group = (tf, dl)
+        got = self._memo.get(group)
+        if got is None:
+            base = self._term.groups.get(group)
+            if base is None:
+                base = frozenset()
+            extra = self._overlay.get(group)
+            if self._stale:
+                got = base.difference(self._stale)
+                if extra:
+                    got |= extra
+            else:
+                got = base | extra if extra else base
+            self._memo[group] = got
+        return got
+
+    def slab(self, dl: int) -> set[K]:
+        """Every memory of length ``dl`` holding the term."""
+        out: set[K] = set()
+        for tf in self.by_dl.get(dl, ()):
+            out |= self.members(tf, dl)
+        return out
+
+
+class PostingsCache(Generic[K]):
+    """The cache of one store (used by one search at a time; see the module docstring)."""
+
+    def __init__(self, *, budget: int = DEFAULT_BUDGET, min_df: int = DEFAULT_MIN_DF) -> None:
+        self.budget = budget
+        self.min_df = max(1, min_df)
+        #: Changed memories a term is patched with at each search before they are folded in.
+        self.fold = FOLD
+        self._terms: OrderedDict[tuple[str, str], _Term[K]] = OrderedDict()  # LRU first
+        self._tenants: dict[str, _Tenant[K]] = {}
+        self._size = 0
+        #: Terms read from the store (a miss) and served from memory (a hit), for tests/benches.
+        self.loads = 0
+        self.hits = 0
+
+    @property
+    def size(self) -> int:
+        """Postings held now."""
+        return self._size
+
+    def _holds(self, tenant: str) -> bool:
+        return any(who == tenant for who, _ in self._terms)
+
+    def since(self, tenant: str) -> int | None:
+        """The stamp after which ``tenant``'s changes are needed; None when nothing of the
+        tenant is cached (no history is needed then)."""
+        state = self._tenants.get(tenant)
+        return state.gen if state is not None and self._holds(tenant) else None
+
+    def caught_up(self, tenant: str, clock: int, changes: Iterable[Change[K]]) -> None:
+        """Record the memories of ``tenant`` changed after :meth:`since` (``changes``, read
+        in the search's snapshot) and that the snapshot's stamps reach ``clock``."""
+        state = self._tenants.get(tenant)
+        if state is None or not self._holds(tenant):
+            self._tenants[tenant] = _Tenant(clock)
+            return
+        for key, gen, dl, tfs in changes:
+            state.delta[key] = (gen, dl, tfs)
+        state.gen = clock
+
+    def lacking(self, tenant: str, words: Iterable[str]) -> list[str]:
+        """The ``words`` of ``tenant`` not cached."""
+        return [w for w in words if (tenant, w) not in self._terms]
+
+    def add(
+        self,
+        tenant: str,
+        word: str,
+        groups: Iterable[tuple[int, int, Iterable[K]]],
+        *,
+        keep: Collection[str] = (),
+    ) -> bool:
+        """Hold ``word``'s postings read in the search's snapshot (``(tf, dl, keys)`` per
+        group; after :meth:`caught_up`), making room by dropping the least recently used
+        terms but ``keep``; False when they do not fit."""
+        state = self._tenants[tenant]
+        if len(state.keys) > self.budget:
+            state.keys.clear()
+        same = state.keys.setdefault
+        held = {(tf, dl): frozenset([same(k, k) for k in keys]) for tf, dl, keys in groups}
+        size = sum(map(len, held.values()))
+        if size > self.budget:
+            return False
+        while self._size + size > self.budget:
+            victim = next(
+                (t for t in self._terms if t[0] != tenant or t[1] not in keep), None
+            )
+            if victim is None:
+                return False
+            self._size -= self._terms.pop(victim).size
+        self._terms[(tenant, word)] = _Term(state.gen, held, size)
+        self._size += size
+        self.loads += 1
+        return True
+
+    def fits(self, n: int, share: float) -> bool:
+        """Whether ``n`` more postings keep the cache within ``share`` of its budget."""
+        return self._size + n <= self.budget * share
+
+    def views(self, tenant: str, words: Iterable[str]) -> dict[str, TermView[K]] | None:
+        """Exact views of ``words`` (all cached, else None) as of the last catch-up."""
+        state = self._tenants.get(tenant)
+        if state is None:
+            return None
+        views: dict[str, TermView[K]] = {}
+        for word in words:
+            term = self._terms.get((tenant, word))
+            if term is None:
+                return None
+            self.hits += 1
+            self._terms.move_to_end((tenant, word))
+            view = TermView(term, state, word)
+            if view.changed > self.fold:  # patching costs more each search: fold the changes in
+                groups = {g: frozenset(ks) for g in view.groups() if (ks := view.members(*g))}
+                size = sum(map(len, groups.values()))
+                self._size += size - term.size
+                term.groups, term.loaded, term.size = groups, state.gen, size
+                view = TermView(term, state, word)
+            views[word] = view
+        if len(state.delta) > 2 * self.fold:  # what every cached term of the tenant has folded
+            held = [t.loaded for (who, _), t in self._terms.items() if who == tenant]
+            oldest = min(held, default=state.gen)
+            state.delta = {k: e for k, e in state.delta.items() if e[0] > oldest}
+        return views
