@@ -103,10 +103,11 @@ class EchoSettings(BaseSettings):
     search_cache: int = Field(
         1_500_000,
         ge=0,
-        description="postings of frequent terms each process holds for search (sqlite; 0: off)",
+        description="postings of frequent terms each process holds for search "
+        "(sqlite, postgres; 0: off)",
     )
     search_cache_min_df: int = Field(
-        1024, gt=0, description="memories a term must be in to be cached (sqlite)"
+        1024, gt=0, description="memories a term must be in to be cached"
     )
     session_history: int = Field(50, gt=0)
     max_sessions: int = Field(10_000, gt=0)

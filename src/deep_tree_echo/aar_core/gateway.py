@@ -127,7 +127,10 @@ class AARGateway:
             from deep_tree_echo.aar_core.memory.postgres_store import PostgresStore
 
             return PostgresStore(
-                self.settings.database_url, pool_size=self.settings.database_pool_size
+                self.settings.database_url,
+                pool_size=self.settings.database_pool_size,
+                search_cache=self.settings.search_cache,
+                cache_min_df=self.settings.search_cache_min_df,
             )
         return InMemoryStore()
 

@@ -30,7 +30,7 @@ async def test_pruned_top_k_has_the_exact_bm25_scores(
     postgres_db: str, lengths: tuple[int, int]
 ) -> None:
     texts = corpus(800, 7, lengths)
-    store = PostgresStore(postgres_db)
+    store = PostgresStore(postgres_db, search_cache=0)  # the index (MaxScore) path
     index = BM25Index()
     records = []
     for i, text in enumerate(texts):

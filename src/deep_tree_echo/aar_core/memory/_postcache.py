@@ -24,6 +24,8 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
+from deep_tree_echo.aar_core.memory._classwalk import ClassWalk
+
 K = TypeVar("K", int, str)
 
 #: Postings held across tenants and terms by default (72-100 bytes each: 105-150 MiB at most).
@@ -218,3 +220,28 @@ class PostingsCache(Generic[K]):
             oldest = min(held, default=state.gen)
             state.delta = {k: e for k, e in state.delta.items() if e[0] > oldest}
         return views
+
+
+def class_walk(
+    views: Mapping[str, TermView[K]], weight: Mapping[str, float], per_dl: float
+) -> ClassWalk[K, tuple[str, int, int]]:
+    """The class walk over cached terms (BM25 weight = idf times query repeats; ``per_dl`` =
+    k1 b / avgdl), the term with the most groups last (the split term)."""
+    order = sorted(views, key=lambda w: sum(map(len, views[w].by_dl.values())))
+    tables: list[dict[int, list[tuple[float, tuple[str, int, int]]]]] = []
+    for w in order:
+        wk = weight[w] * 2.2
+        tables.append(
+            {
+                dl: sorted(
+                    ((wk * tf / (tf + 0.3 + per_dl * dl), (w, tf, dl)) for tf in tfs),
+                    reverse=True,
+                )
+                for dl, tfs in views[w].by_dl.items()
+            }
+        )
+    return ClassWalk(
+        tables,
+        lambda handle: views[handle[0]].members(handle[1], handle[2]),
+        lambda j, dl: views[order[j]].slab(dl),
+    )

@@ -123,6 +123,26 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
             "ALTER TABLE dte_memories DROP COLUMN tsv",
         ],
     ),
+    (
+        3,
+        [
+            # Change stamps for the search cache (_postgres_cached): every write of a memory's
+            # postings records its transaction id; a reader's snapshot xmin bounds what it saw.
+            "ALTER TABLE dte_memories ADD COLUMN gen bigint NOT NULL DEFAULT 0",
+            "CREATE INDEX dte_memories_changes ON dte_memories (tenant, gen)",
+            """
+            CREATE FUNCTION dte_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                NEW.gen := pg_current_xact_id()::text::bigint;
+                RETURN NEW;
+            END
+            $$
+            """,
+            "CREATE TRIGGER dte_memories_stamp "
+            "BEFORE INSERT OR UPDATE OF terms, tf, dl, deleted ON dte_memories "
+            "FOR EACH ROW EXECUTE FUNCTION dte_stamp()",
+        ],
+    ),
 ]
 
 CREATE_MIGRATIONS: Final = """

@@ -20,8 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
-from deep_tree_echo.aar_core.memory._classwalk import ClassWalk
-from deep_tree_echo.aar_core.memory._postcache import PostingsCache, TermView
+from deep_tree_echo.aar_core.memory._postcache import PostingsCache, class_walk
 from deep_tree_echo.aar_core.memory._sqlite_postcache import views as cached_views
 from deep_tree_echo.aar_core.memory._topk import MaxScore, idf
 from deep_tree_echo.aar_core.memory.ranking import Candidate
@@ -210,7 +209,7 @@ def top_candidates_cached(
     live = keep(by_score, pool)
     seed = [(acc[rid], rid) for rid in by_score if rid in live][:pool]
     if views:
-        ranked = _walk(views, weight, per_dl).top(pool, seed=seed, scored=acc, keep=keep)
+        ranked = class_walk(views, weight, per_dl).top(pool, seed=seed, scored=acc, keep=keep)
     else:
         ranked = [(rid, score) for score, rid in seed]
     if not ranked:
@@ -222,30 +221,6 @@ def top_candidates_cached(
         Candidate(found[rid][0], json.loads(found[rid][1]), score, *payload[rid])
         for rid, score in ranked
     ]
-
-
-def _walk(
-    views: Mapping[str, TermView[int]], weight: Mapping[str, float], per_dl: float
-) -> ClassWalk[int, tuple[str, int, int]]:
-    """The class walk over the cached terms, the one with the most groups last (split)."""
-    order = sorted(views, key=lambda w: sum(map(len, views[w].by_dl.values())))
-    tables: list[dict[int, list[tuple[float, tuple[str, int, int]]]]] = []
-    for w in order:
-        wk = weight[w] * 2.2
-        tables.append(
-            {
-                dl: sorted(
-                    ((wk * tf / (tf + 0.3 + per_dl * dl), (w, tf, dl)) for tf in tfs),
-                    reverse=True,
-                )
-                for dl, tfs in views[w].by_dl.items()
-            }
-        )
-    return ClassWalk(
-        tables,
-        lambda handle: views[handle[0]].members(handle[1], handle[2]),
-        lambda j, dl: views[order[j]].slab(dl),
-    )
 
 
 def _keeper(

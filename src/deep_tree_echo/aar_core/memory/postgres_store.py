@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 from deep_tree_echo.aar_core.errors import StoreError
 from deep_tree_echo.aar_core.memory import _postgres_sql as sql
 from deep_tree_echo.aar_core.memory._bm25 import document_text, tokenize
+from deep_tree_echo.aar_core.memory._postcache import DEFAULT_BUDGET, DEFAULT_MIN_DF, PostingsCache
+from deep_tree_echo.aar_core.memory._postgres_cached import top_candidates_cached
 from deep_tree_echo.aar_core.memory._postgres_topk import top_candidates
 from deep_tree_echo.aar_core.memory._rows import row_to_record
 from deep_tree_echo.aar_core.memory.ranking import (
@@ -89,9 +91,22 @@ class PostgresStore(MemoryStore):
 
     kind = "postgres"
 
-    def __init__(self, url: str, *, pool_size: int = 5, scan_chunk: int = 1000) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 5,
+        scan_chunk: int = 1000,
+        search_cache: int = DEFAULT_BUDGET,
+        cache_min_df: int = DEFAULT_MIN_DF,
+    ) -> None:
         if pool_size <= 0 or scan_chunk <= 0:
             raise ValueError("pool_size and scan_chunk must be positive")
+        #: Frequent terms' postings held for search (``search_cache`` postings at most; 0: none).
+        self.search_cache: PostingsCache[str] | None = (
+            PostingsCache(budget=search_cache, min_df=cache_min_df) if search_cache > 0 else None
+        )
+        self._cache_lock = asyncio.Lock()
         self.url = async_url(url)
         self.pool_size = pool_size
         self.scan_chunk = scan_chunk
@@ -324,6 +339,13 @@ class PostgresStore(MemoryStore):
                     isolation_level="REPEATABLE READ", postgresql_readonly=True
                 )
                 async with conn.begin():
+                    if self.search_cache is not None and not filters:
+                        got = await top_candidates_cached(
+                            conn, self.search_cache, self._cache_lock, terms,
+                            tenant=tenant, pool=pool, now=now,
+                        )
+                        if got is not None:
+                            return got
                     return await top_candidates(
                         conn, terms, tenant=tenant, pool=pool, now=now, filters=filters
                     )

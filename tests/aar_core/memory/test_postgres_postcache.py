@@ -1,0 +1,155 @@
+"""The PostgreSQL store's search cache: exact BM25 top-k through the class walk, never stale
+whatever another engine (connection pool, as another node would be) writes, dead memories
+skipped, and concurrent searches of one store keep it moving forward only."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from _topk_checks import LENGTHS, WORDS, assert_exact_top, corpus
+
+from deep_tree_echo.aar_core.memory import MemoryRecord, Version
+from deep_tree_echo.aar_core.memory._bm25 import BM25Index, tokenize
+from deep_tree_echo.aar_core.memory.postgres_store import PostgresStore
+from deep_tree_echo.aar_core.memory.ranking import Candidate
+
+
+def rec(
+    mid: str, text: str, version: int, *, deleted: bool = False, expires: float | None = None
+) -> MemoryRecord:
+    return MemoryRecord(
+        mid, {} if deleted else {"content": text}, Version(version, 0, "n"), 1.0, 1.0,
+        expires_at=expires, deleted=deleted,
+    )
+
+
+async def top(store: PostgresStore, query: str, pool: int, now: float = 0.0) -> list[Candidate]:
+    return await store._top(tokenize(query), tenant="t", pool=pool, now=now, filters=None)
+
+
+@pytest.mark.parametrize("lengths", LENGTHS)
+async def test_cached_top_k_has_the_exact_bm25_scores(
+    postgres_db: str, lengths: tuple[int, int]
+) -> None:
+    texts = corpus(800, 5, lengths)
+    store = PostgresStore(postgres_db, cache_min_df=8)
+    index = BM25Index()
+    await store.put_many([rec(f"m{i}", t, 1) for i, t in enumerate(texts)], tenant="t")
+    for i, text in enumerate(texts):
+        index.add(f"m{i}", text)
+    await store.put_if_newer(rec("x", "w0 w0 w0", 1), tenant="u")  # never a candidate
+    rng = random.Random(3)
+    queries = ["w0", "w0 w1", "w0 w1 w2 w3", "w299 w0", "w0 w0 w5", "w250 w280"]
+    for _ in range(20):
+        words = rng.choice(texts).split()
+        queries.append(" ".join(rng.sample(words, min(len(words), rng.randint(1, 3)))))
+    try:
+        for query in queries:
+            for pool in (1, 10, 200):
+                assert_exact_top(await top(store, query, pool), index.top(query, pool), query)
+        cache = store.search_cache
+        assert cache is not None and cache.loads > 0 and cache.hits > cache.loads
+    finally:
+        await store.close()
+
+
+async def test_writes_of_another_node_are_seen_at_once(postgres_db: str) -> None:
+    """A searcher caches terms; a second store on the same database (its own pool, as a second
+    node) puts, rewrites, tombstones, purges and expires; every search after an acknowledged
+    write matches a model index of what is live, exactly."""
+    searcher = PostgresStore(postgres_db, cache_min_df=4)
+    writer = PostgresStore(postgres_db, search_cache=0)
+    cache = searcher.search_cache
+    assert cache is not None
+    cache.fold = 7
+    rng = random.Random(21)
+    words = WORDS[:40]
+    model = BM25Index()
+    versions: dict[str, int] = {}
+    tombstones: dict[str, int] = {}
+    expired: set[str] = set()  # still counted by BM25 (N, df) until purged, never returned
+    try:
+        first = []
+        for i in range(200):
+            text = " ".join(rng.choices(words, k=rng.randint(2, 12)))
+            first.append(rec(f"m{i}", text, 1))
+            model.add(f"m{i}", text)
+            versions[f"m{i}"] = 1
+        await writer.put_many(first, tenant="t")
+        for step in range(250):
+            op = rng.random()
+            mid = f"m{rng.randrange(260)}"
+            version = versions.get(mid, 0) + 1
+            if op < 0.5:  # put or rewrite
+                text = " ".join(rng.choices(words, k=rng.randint(1, 14)))
+                assert await writer.put_if_newer(rec(mid, text, version), tenant="t")
+                model.add(mid, text)
+                versions[mid] = version
+                tombstones.pop(mid, None)
+                expired.discard(mid)
+            elif op < 0.6:  # a rewrite that has expired by the time of the search
+                text = " ".join(rng.choices(words, k=rng.randint(1, 14)))
+                assert await writer.put_if_newer(rec(mid, text, version, expires=5.0), tenant="t")
+                model.add(mid, text)
+                versions[mid] = version
+                tombstones.pop(mid, None)
+                expired.add(mid)
+            elif op < 0.8 and mid in model:  # tombstone
+                assert await writer.put_if_newer(rec(mid, "", version, deleted=True), tenant="t")
+                model.remove(mid)
+                versions[mid] = version
+                tombstones[mid] = version
+                expired.discard(mid)
+            elif tombstones:  # purge a tombstone; the id may come back with the next put
+                gone = rng.choice(sorted(tombstones))
+                purged = await writer.purge(
+                    {gone: Version(tombstones.pop(gone), 0, "n")}, tenant="t"
+                )
+                assert purged == [gone]
+                del versions[gone]
+            query = " ".join(rng.sample(words[:12], rng.randint(1, 3)))
+            got = await top(searcher, query, 15, now=10.0)
+            want = model.top(query, 15, lambda d: d not in expired)
+            if want:
+                assert_exact_top(got, want, f"step {step}: {query}")
+            else:
+                assert got == []
+        assert cache.hits > 0 and cache.loads > 0
+    finally:
+        await writer.close()
+        await searcher.close()
+
+
+async def test_dead_memories_at_the_top_are_skipped(postgres_db: str) -> None:
+    store = PostgresStore(postgres_db, cache_min_df=2)
+    try:
+        records = [rec(f"old{i}", "fox fox fox fox", 1, expires=5.0) for i in range(30)]
+        records += [rec(f"m{i}", f"fox owl{i}", 1) for i in range(30)]
+        await store.put_many(records, tenant="t")
+        got = await top(store, "fox", 10, now=10.0)
+        assert len(got) == 10 and all(c.id.startswith("m") for c in got)
+        before = await top(store, "fox", 10, now=1.0)  # not expired yet: they rank first
+        assert all(c.id.startswith("old") for c in before)
+    finally:
+        await store.close()
+
+
+async def test_concurrent_searches_and_writes_stay_exact(postgres_db: str) -> None:
+    store = PostgresStore(postgres_db, cache_min_df=2)
+    writer = PostgresStore(postgres_db, search_cache=0)
+    try:
+        await writer.put_many([rec(f"m{i}", "fox owl", 1) for i in range(50)], tenant="t")
+        for round_ in range(10):
+            # Each round rewrites memories to hold "bee", then searches concurrently.
+            ids = [f"m{i}" for i in range(round_ * 5, round_ * 5 + 5)]
+            for mid in ids:
+                assert await writer.put_if_newer(rec(mid, "fox bee bee", 2), tenant="t")
+            found = await asyncio.gather(*(top(store, "bee", 100) for _ in range(6)))
+            want = {f"m{i}" for i in range(round_ * 5 + 5)}
+            for got in found:
+                assert {c.id for c in got} == want, round_
+    finally:
+        await writer.close()
+        await store.close()
