@@ -27,16 +27,23 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
 #: The snapshot's xmin (the first statement of the transaction: it takes the snapshot), the
-#: tenant's N and total length, and df of each query term.
+#: tenant's N and total length, df of each query term, and (``:since`` >= 0) the memories
+#: stamped after ``:since`` with their postings now, as arrays.
 _START: Final = """
-SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, s.n, s.total, d.term, d.n
+SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, s.n, s.total, f.terms, f.ns,
+       c.ids, c.gens, c.dls, c.tfs
 FROM (SELECT 1) AS one
 LEFT JOIN dte_stats AS s ON s.tenant = :tenant
-LEFT JOIN (unnest(CAST(:terms AS text[])) AS t(term)
-           JOIN dte_df AS d ON d.tenant = :tenant AND d.term = t.term) ON true
-"""
-_CHANGES: Final = """
-SELECT id, gen, dl, tf::text FROM dte_memories WHERE tenant = :tenant AND gen > :since
+CROSS JOIN LATERAL (
+    SELECT array_agg(d.term) AS terms, array_agg(d.n) AS ns
+    FROM unnest(CAST(:terms AS text[])) AS t(term)
+    JOIN dte_df AS d ON d.tenant = :tenant AND d.term = t.term
+) AS f
+CROSS JOIN LATERAL (
+    SELECT array_agg(m.id) AS ids, array_agg(m.gen) AS gens, array_agg(m.dl) AS dls,
+           array_agg(m.tf::text) AS tfs
+    FROM dte_memories AS m WHERE :since >= 0 AND m.tenant = :tenant AND m.gen > :since
+) AS c
 """
 _GROUPS: Final = """
 SELECT term, tf, dl, array_agg(id) FROM dte_postings
@@ -86,20 +93,21 @@ async def top_candidates_cached(
     from sqlalchemy import text
 
     qtf = Counter(terms)
-    df: dict[str, int] = {}
-    n = total = 0
     async with lock:  # the snapshot is taken in here: the cache only moves forward
-        rows = list(await conn.execute(text(_START), {"tenant": tenant, "terms": list(qtf)}))
-        xmin = int(rows[0][0])
-        for _xmin, sn, stotal, term, dn in rows:
-            n, total = sn or 0, stotal or 0
-            if term is not None and dn > 0:
-                df[term] = dn
+        since = cache.since(tenant)
+        params = {"tenant": tenant, "terms": list(qtf), "since": -1 if since is None else since}
+        row = (await conn.execute(text(_START), params)).one()
+        xmin, sn, stotal, words, ns, ids, gens, dls, tfs = row
+        n, total = sn or 0, stotal or 0
+        df = {w: dn for w, dn in zip(words or (), ns or (), strict=True) if dn > 0}
+        # Always caught up, even at an unchanged xmin: transactions above it may have ended.
+        changes = zip(ids or (), gens or (), dls or (), map(json.loads, tfs or ()), strict=True)
+        cache.caught_up(tenant, int(xmin) - 1, changes)
         if not df or not n:
             return []
         weight = {w: idf(n, df[w]) * qtf[w] for w in df}
         frequent = [w for w in weight if df[w] >= cache.min_df]
-        views = await _views(conn, cache, tenant, frequent, xmin - 1)
+        views = await _views(conn, cache, tenant, frequent)
     if views is None:
         return None
     per_dl = 0.9 / (total / n) if total else 0.0
@@ -115,41 +123,26 @@ async def top_candidates_cached(
                 payload[key] = (touched, importance)
     seed = heapq.nlargest(pool, ((s, k) for k, s in acc.items() if k in payload))
     if not views:
-        ranked = [(k, s) for s, k in seed]
-        return await _candidates(conn, tenant, now, ranked, payload)
+        data = await _live(conn, tenant, now, [k for _, k in seed], payload)
+        return [Candidate(k, json.loads(data[k]), s, *payload[k]) for s, k in seed if k in data]
     walk = class_walk(views, weight, per_dl)
-    dead: set[str] = {k for k in acc if k not in payload}
-    scored: set[str] = set(acc)
+    scored: set[str] = set(acc)  # exactly scored already (rare terms), or found dead
     for _ in range(_ATTEMPTS):
         ranked = walk.top(pool, seed=seed, scored=scored)
-        unknown = [k for k, _ in ranked if k not in payload]
-        if not unknown:
-            return await _candidates(conn, tenant, now, ranked, payload)
-        found = await _live(conn, tenant, now, unknown, payload)
-        gone = set(unknown) - found
+        data = await _live(conn, tenant, now, [k for k, _ in ranked], payload)
+        gone = {k for k, _ in ranked} - data.keys()
         if not gone:
-            return await _candidates(conn, tenant, now, ranked, payload)
-        dead |= gone
+            return [Candidate(k, json.loads(data[k]), s, *payload[k]) for k, s in ranked]
         scored |= gone
     return None
 
 
 async def _views(
-    conn: AsyncConnection,
-    cache: PostingsCache[str],
-    tenant: str,
-    words: list[str],
-    clock: int,
+    conn: AsyncConnection, cache: PostingsCache[str], tenant: str, words: list[str]
 ) -> dict[str, TermView[str]] | None:
-    """Catch the cache up to ``clock`` (xmin - 1 of the snapshot), read the terms it lacks."""
+    """Read the terms the cache lacks (one statement), then their views."""
     from sqlalchemy import text
 
-    since = cache.since(tenant)
-    changes: list[tuple[str, int, int, dict[str, int]]] = []
-    if since is not None:  # always: transactions above an unchanged xmin may have committed
-        rows = await conn.execute(text(_CHANGES), {"tenant": tenant, "since": since})
-        changes = [(key, gen, dl, json.loads(tf)) for key, gen, dl, tf in rows]
-    cache.caught_up(tenant, clock, changes)
     lacking = cache.lacking(tenant, words)
     if lacking:
         groups: dict[str, list[tuple[int, int, list[str]]]] = {w: [] for w in lacking}
@@ -169,34 +162,16 @@ async def _live(
     now: float,
     keys: list[str],
     payload: dict[str, tuple[float, float]],
-) -> set[str]:
-    """The live memories among ``keys`` (their ranking inputs go into ``payload``)."""
+) -> dict[str, str]:
+    """The live memories among ``keys`` with their data (JSON text); their ranking inputs go
+    into ``payload``."""
     from sqlalchemy import text
 
-    found: set[str] = set()
+    if not keys:
+        return {}
+    data: dict[str, str] = {}
     params: dict[str, Any] = {"tenant": tenant, "now": now, "ids": keys}
-    for key, touched, importance, _data in await conn.execute(text(_LIVE), params):
+    for key, touched, importance, raw in await conn.execute(text(_LIVE), params):
         payload[key] = (touched, importance)
-        found.add(key)
-    return found
-
-
-async def _candidates(
-    conn: AsyncConnection,
-    tenant: str,
-    now: float,
-    ranked: list[tuple[str, float]],
-    payload: dict[str, tuple[float, float]],
-) -> list[Candidate]:
-    """The ranked memories with their data (all known live)."""
-    from sqlalchemy import text
-
-    if not ranked:
-        return []
-    params: dict[str, Any] = {"tenant": tenant, "now": now, "ids": [k for k, _ in ranked]}
-    data = {key: raw for key, _t, _i, raw in await conn.execute(text(_LIVE), params)}
-    return [
-        Candidate(key, json.loads(data[key]), score, *payload[key])
-        for key, score in ranked
-        if key in data
-    ]
+        data[key] = raw
+    return data
