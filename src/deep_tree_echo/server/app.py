@@ -19,6 +19,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry, Histogram
+from starlette.types import ASGIApp
 
 from deep_tree_echo import __version__
 from deep_tree_echo.aar_core.gateway import AARGateway
@@ -170,6 +171,14 @@ async def _start_nats_bridge(
     app.state.nats_bridge = bridge
 
 
+class _EchoAPI(FastAPI):
+    """The service's FastAPI app: its middleware stack lets ``POST /v1/process`` skip
+    FastAPI's per-request exit stack (:func:`process.bypass_exit_stack`)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return process.bypass_exit_stack(super().build_middleware_stack(), self)
+
+
 def create_app(
     settings: EchoSettings | None = None,
     *,
@@ -231,7 +240,7 @@ def create_app(
                 announce_ready()
             yield
 
-    app = FastAPI(
+    app = _EchoAPI(
         title="Deep Tree Echo",
         version=__version__,
         summary="Integration gateway of the Deep Tree Echo cognitive core",
