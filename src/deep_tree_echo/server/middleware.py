@@ -321,8 +321,9 @@ class RateLimitMiddleware:
         limiter = self._limiter_for(scope)
         key = self.client_key(scope)
         if limiter is None:
-            admitted = True
-        elif type(limiter) is RateLimiter and limiter.backend is None:
+            await self.app(scope, receive, send)
+            return
+        if type(limiter) is RateLimiter and limiter.backend is None:
             admitted = limiter.try_acquire(key)  # what acquire() does then, without a coroutine
         else:
             admitted = await limiter.acquire(key)
