@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from _flock import blocked_on
-from _scale_out import recv_json
+from _scale_out import recv_events, recv_json, recv_type
 from _server_helpers import live_server, make_settings
 from websockets.asyncio.client import connect
 
@@ -184,3 +184,39 @@ async def test_outbox_writes_wait_for_the_files_write_lock(tmp_path: Path) -> No
     finally:
         lock.close()
         await outbox.close()
+
+
+async def test_in_process_events_answered_with_no_client_are_resumed_exactly() -> None:
+    """With no WebSocket client, the in-process relay only stores events and moves its cursor;
+    a client that subscribes later with ``since`` gets each of them once, in order, with the
+    payload a live client gets, and then the live ones."""
+    app = create_app(make_settings())
+    async with live_server(app) as host, httpx.AsyncClient(base_url=f"http://{host}") as http:
+        for text in ("the vault code is 7741", "the lab opens at nine"):
+            reply = await http.post("/v1/process", json={"data": text, "session_id": "q"})
+            assert reply.status_code == 200, reply.text
+        relay: EventRelay = app.state.event_relay
+        assert relay.head == await relay.outbox.head() == 4
+        assert relay.stats["dispatched"] == relay.stats["appended"] == 4
+
+        async with connect(f"ws://{host}/v1/ws") as ws:
+            await ws.send(json.dumps({"type": "subscribe", "session_id": "q", "since": 1}))
+            assert (await recv_type(ws, "subscribed"))["since"] == 1
+            missed = await recv_events(ws, 3, session="q")
+            await http.post("/v1/process", json={"data": "the bus leaves at ten",
+                                                 "session_id": "q"})
+            live = await recv_events(ws, 2, session="q")
+
+    frames = missed + live
+    assert [f["event_id"] for f in frames] == [2, 3, 4, 5, 6]
+    assert [f["type"] for f in frames] == ["agent_message", "memory_update", "agent_message",
+                                           "memory_update", "agent_message"]
+    for frame in frames:
+        assert frame["session_id"] == "q"
+        if frame["type"] == "agent_message":
+            assert list(frame) == ["type", "agent_id", "message", "event_id", "session_id"]
+            assert isinstance(frame["message"], str) and frame["message"]
+        else:
+            assert list(frame) == ["type", "memory_id", "action", "version", "event_id",
+                                   "session_id"]
+            assert frame["action"] == "created" and frame["version"]

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from _server_helpers import AppClient, make_settings, running_app
+from fastapi import Request
 
 from deep_tree_echo.server.app import create_app
 
@@ -368,3 +369,30 @@ async def test_process_fast_path_keeps_the_route_behaviour() -> None:
     line = 'dte_http_requests_total{method="%s",route="/v1/process",status="%s"} 1.0'
     for method, status in (("POST", 413), ("POST", 200), ("PUT", 405)):
         assert line % (method, status) in text
+
+
+async def test_only_the_fast_path_skips_fastapis_exit_stack() -> None:
+    """FastAPI's per-request exit stack (it closes uploaded form files) is skipped for
+    POST /v1/process alone: every other request, other methods on that path included, still
+    gets it in its scope."""
+    app = create_app(make_settings())
+    seen: dict[str, bool] = {}
+
+    @app.api_route("/v1/probe", methods=["GET", "POST"])
+    async def probe(request: Request) -> dict[str, bool]:
+        seen[request.method] = "fastapi_middleware_astack" in request.scope
+        return seen
+
+    async with running_app(app) as c:
+        assert (await c.get("/v1/probe")).json() == {"GET": True}
+        assert (await c.post("/v1/probe")).json() == {"GET": True, "POST": True}
+        assert (await c.post("/v1/process", json={"data": "hello"})).status_code == 200
+        assert (await c.put("/v1/process", json={})).status_code == 405
+    links = []
+    node = app.middleware_stack
+    while node is not None:
+        links.append(type(node).__name__)
+        node = getattr(node, "app", None)
+    assert "_ExitStackBypass" in links and "AsyncExitStackMiddleware" not in links
+    bypass = links.index("_ExitStackBypass")
+    assert links[bypass - 1] == "ExceptionMiddleware" and links[bypass + 1] == "APIRouter"

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 import time
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client import generate_latest as _generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -25,6 +26,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deep_tree_echo.errors import InvalidInputError
+from deep_tree_echo.observability._plain_metrics import PlainCounter, PlainHistogram
 from deep_tree_echo.observability.integration_monitor import IntegrationMonitor
 from deep_tree_echo.observability.integration_monitor import monitor as default_monitor
 
@@ -55,40 +57,46 @@ def render_latest(registry: CollectorRegistry) -> tuple[bytes, str]:
 
 
 class HttpMetrics:
-    """Request counter and latency histogram, labelled by method and route template."""
+    """Request counter and latency histogram, labelled by method and route template.
+
+    Counted into plain lists (:mod:`._plain_metrics`), written at scrape time exactly as
+    prometheus_client's ``Counter`` and ``Histogram`` would write them.
+    """
 
     def __init__(
         self, registry: CollectorRegistry, *, buckets: Iterable[float] = LATENCY_BUCKETS
     ) -> None:
-        self.requests = Counter(
+        self.requests = PlainCounter(
             "dte_http_requests",
             "HTTP requests handled, by method, route template and status code",
             ["method", "route", "status"],
             registry=registry,
         )
-        self.duration = Histogram(
+        self.duration = PlainHistogram(
             "dte_http_request_duration_seconds",
             "HTTP request duration in seconds, by method and route template",
             ["method", "route"],
+            buckets=buckets,
             registry=registry,
-            buckets=tuple(buckets),
         )
-        # (method, route, status) -> (counter child, histogram child): ``labels()`` sorts and
-        # validates its arguments and takes a lock on every call, which the hot path skips.
-        # The key space is the metrics' own series set, so this holds no more than they do.
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._bounds = self.duration.bounds
+        # (method, route, status) -> (counter series, histogram series)
+        self._series: dict[tuple[str, str, int], tuple[list[float], list[float]]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
-        children = self._children.get(key)
-        if children is None:
-            children = (
-                self.requests.labels(method, route, str(status)),
-                self.duration.labels(method, route),
+        series = self._series.get(key)
+        if series is None:
+            series = (
+                self.requests.series(method, route, str(status)),
+                self.duration.series(method, route),
             )
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+            self._series[key] = series
+        series[0][0] += 1.0
+        histogram = series[1]
+        histogram[-2] += seconds  # observe_into(), inlined
+        if seconds == seconds:
+            histogram[bisect_left(self._bounds, seconds)] += 1.0
 
 
 class PrometheusMiddleware:
@@ -304,12 +312,12 @@ class EchoMetrics:
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.http = HttpMetrics(self.registry)
-        self.engine_latency = Histogram(
+        self.engine_latency = PlainHistogram(
             "dte_engine_latency_seconds",
             "Cognitive engine response latency in seconds, by engine",
             ["engine"],
-            registry=self.registry,
             buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.collector = EchoCollector(include_resilience=include_resilience)
         if integration_monitor is not None:

@@ -320,7 +320,14 @@ class RateLimitMiddleware:
             return
         limiter = self._limiter_for(scope)
         key = self.client_key(scope)
-        if limiter is None or await limiter.acquire(key):
+        if limiter is None:
+            await self.app(scope, receive, send)
+            return
+        if type(limiter) is RateLimiter and limiter.backend is None:
+            admitted = limiter.try_acquire(key)  # what acquire() does then, without a coroutine
+        else:
+            admitted = await limiter.acquire(key)
+        if admitted:
             await self.app(scope, receive, send)
             return
         retry_after = retry_after_seconds(limiter.retry_after(key))

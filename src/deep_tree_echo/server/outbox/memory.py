@@ -17,10 +17,11 @@ from deep_tree_echo.server.outbox._base import READ_BATCH, EventOutbox, OutboxEv
 MAX_EVENTS = 100_000
 
 
-#: One stored event: ``(kind, session_id, payload items, created_at, tenant)``. The garbage
-#: collector stops tracking tuples of strings and numbers, so 100k kept events add no work
-#: (and no pauses) to its full collections; event objects or dicts would stay tracked.
-_Stored = tuple[str, str | None, tuple[tuple[str, Any], ...], float, str]
+#: One stored event: ``(kind, session_id, payload keys, payload values, created_at, tenant)``.
+#: The garbage collector stops tracking tuples of strings and numbers, so 100k kept events add
+#: no work (and no pauses) to its full collections; event objects or dicts would stay tracked.
+#: The keys tuple of the relay's own kinds is one shared constant: two tuples per event.
+_Stored = tuple[str, str | None, tuple[str, ...], tuple[Any, ...], float, str]
 
 
 class MemoryOutbox(EventOutbox):
@@ -41,20 +42,29 @@ class MemoryOutbox(EventOutbox):
 
     async def append(self, kind: str, session_id: str | None, payload: dict[str, Any],
                      created_at: float, tenant: str = DEFAULT_TENANT) -> int:
-        return self.add(kind, session_id, dict(payload), created_at, tenant).id
+        return self.store(kind, session_id, tuple(payload), tuple(payload.values()),
+                          created_at, tenant)
 
     def add(self, kind: str, session_id: str | None, payload: dict[str, Any],
             created_at: float, tenant: str = DEFAULT_TENANT) -> OutboxEvent:
         """:meth:`append` without awaiting: the stored event (which keeps ``payload`` as is)."""
+        event_id = self.store(kind, session_id, tuple(payload), tuple(payload.values()),
+                              created_at, tenant)
+        return OutboxEvent(event_id, kind, session_id, payload, created_at, tenant)
+
+    def store(self, kind: str, session_id: str | None, keys: tuple[str, ...],
+              values: tuple[Any, ...], created_at: float, tenant: str = DEFAULT_TENANT) -> int:
+        """:meth:`append` without awaiting and without building an event: the payload is
+        ``dict(zip(keys, values))``; returns the event's id."""
         event_id = self._next
         self._next = event_id + 1
         events = self._events
-        events.append((kind, session_id, tuple(payload.items()), created_at, tenant))
+        events.append((kind, session_id, keys, values, created_at, tenant))
         if len(events) > self.max_events:
             events.popleft()
             self._purged += 1
         # no wake-up: the relay dispatches in-process events inline
-        return OutboxEvent(event_id, kind, session_id, payload, created_at, tenant)
+        return event_id
 
     async def _insert(self, rows: list[Row]) -> list[int]:
         raise NotImplementedError  # append() is overridden: nothing is batched in RAM
@@ -69,9 +79,10 @@ class MemoryOutbox(EventOutbox):
         if start >= end:
             return found
         stored = islice(self._events, start - first, end - first)
-        for event_id, (kind, sid, items, created_at, owner) in enumerate(stored, start):
+        for event_id, (kind, sid, keys, values, created_at, owner) in enumerate(stored, start):
             if session_id is None or (sid == session_id and owner == tenant):
-                found.append(OutboxEvent(event_id, kind, sid, dict(items), created_at, owner))
+                payload = dict(zip(keys, values, strict=True))
+                found.append(OutboxEvent(event_id, kind, sid, payload, created_at, owner))
                 if len(found) >= limit:
                     break
         return found
@@ -85,7 +96,7 @@ class MemoryOutbox(EventOutbox):
     async def purge(self, before: float) -> int:
         removed = 0
         events = self._events
-        while events and events[0][3] < before:
+        while events and events[0][4] < before:
             events.popleft()
             removed += 1
         self._purged += removed

@@ -55,6 +55,10 @@ def _memory_update(data: dict[str, Any]) -> dict[str, Any]:
             "version": data.get("version")}
 
 
+#: The payload keys of :func:`_agent_message` / :func:`_memory_update`, in order.
+_AGENT_MESSAGE_KEYS = ("agent_id", "message")
+_MEMORY_UPDATE_KEYS = ("memory_id", "action", "version")
+
 _KINDS = {
     "agent.message": ("agent_message", _agent_message),
     "memory.update": ("memory_update", _memory_update),
@@ -106,23 +110,45 @@ class EventRelay:
     # Plain functions, not coroutines: on the in-process outbox an event is stored and
     # dispatched synchronously (nothing to await), else they return the coroutine to await.
     def _on_agent_message(self, data: dict[str, Any]) -> Coroutine[Any, Any, Any] | None:
-        return self._relay("agent.message", data)
-
-    def _on_memory_update(self, data: dict[str, Any]) -> Coroutine[Any, Any, Any] | None:
-        return self._relay("memory.update", data)
-
-    def _relay(self, event_type: str, data: dict[str, Any]) -> Coroutine[Any, Any, Any] | None:
         local = self._local
         if local is None or ORIGIN_KEY in data:
-            return self._store(event_type, data)
-        kind, shape = _KINDS[event_type]
-        event = local.add(kind, _session(data), shape(data), time.time(), _tenant(data))
-        self.stats["appended"] += 1
+            return self._store("agent.message", data)
+        return self._relay_local(local, "agent_message", data, _AGENT_MESSAGE_KEYS,
+                                 (data.get("agent_id"), data.get("message")))
+
+    def _on_memory_update(self, data: dict[str, Any]) -> Coroutine[Any, Any, Any] | None:
+        local = self._local
+        if local is None or ORIGIN_KEY in data:
+            return self._store("memory.update", data)
+        return self._relay_local(local, "memory_update", data, _MEMORY_UPDATE_KEYS,
+                                 (data.get("memory_id"), data.get("action"), data.get("version")))
+
+    def _relay_local(self, local: MemoryOutbox, kind: str, data: dict[str, Any],
+                     keys: tuple[str, ...], values: tuple[Any, ...]
+                     ) -> Coroutine[Any, Any, Any] | None:
+        """Store a local event in the in-process outbox and dispatch it inline when it is the
+        next one (the payload is ``dict(zip(keys, values))``, the shape of :data:`_KINDS`)."""
+        session_id = data.get("session_id")  # what _session() and _tenant() return, inlined
+        if not isinstance(session_id, str) or not session_id:
+            session_id = None
+        tenant = data.get("tenant")
+        if not isinstance(tenant, str) or not tenant:
+            tenant = DEFAULT_TENANT
+        now = time.time()
+        event_id = local.store(kind, session_id, keys, values, now, tenant)
+        stats = self.stats
+        stats["appended"] += 1
         # this worker's own clients get the event before the request is answered
-        if self.head >= event.id:
+        head = self.head
+        if head >= event_id:
             return None
-        if event.id == self.head + 1 and not self._lock.locked():
-            self._dispatch((event,))  # the next event and nobody replaying: no read
+        if event_id == head + 1 and not self._lock.locked():  # the next one, nobody replaying
+            if self.manager.active_connections:
+                payload = dict(zip(keys, values, strict=True))
+                self._dispatch((OutboxEvent(event_id, kind, session_id, payload, now, tenant),))
+            else:  # nobody to deliver to: what _dispatch does then, without building the event
+                self.head = event_id
+                stats["dispatched"] += 1
             return None
         return self._round()
 

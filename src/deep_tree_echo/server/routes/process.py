@@ -14,10 +14,11 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette._utils import get_route_path
 from starlette.routing import BaseRoute, Match, NoMatchFound
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from deep_tree_echo.aar_core.cognitive import (
     MEMORY_SCOPES,
@@ -41,6 +42,7 @@ __all__ = [
     "PROCESS_PATH",
     "add_process_route",
     "answer_external",
+    "bypass_exit_stack",
     "external_failure",
     "external_input",
     "external_success",
@@ -222,13 +224,17 @@ class FastPathRoute(BaseRoute):
         self.path_format = route.path_format  # what FastAPI's telemetry reports as the route
         self.endpoint = route.endpoint
 
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if (
+    def serves(self, scope: Scope) -> bool:
+        """Whether this route answers ``scope`` (an HTTP ``POST`` of its path)."""
+        return (
             scope["type"] == "http"
             and scope["method"] == "POST"
             and (scope["path"] if not scope.get("root_path") else get_route_path(scope))
             == self.path_format
-        ):
+        )
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if self.serves(scope):
             return Match.FULL, {"endpoint": self.endpoint, "path_params": {}, "route": self.route}
         return Match.NONE, {}
 
@@ -238,6 +244,42 @@ class FastPathRoute(BaseRoute):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.endpoint(Request(scope, receive, send))
         await response(scope, receive, send)
+
+
+class _ExitStackBypass:
+    """FastAPI's ``AsyncExitStackMiddleware``, skipped for the :class:`FastPathRoute`.
+
+    That middleware opens an ``AsyncExitStack`` per request (``scope["fastapi_middleware_astack"]``)
+    that only FastAPI's own route handlers use, to close the files of a parsed form; the fast
+    path reads no form and never looks at it. Every other request goes through it as before.
+    """
+
+    def __init__(self, exit_stack: ASGIApp, inner: ASGIApp, fast: FastPathRoute) -> None:
+        self.exit_stack = exit_stack
+        self.app = inner  # what the exit stack wraps: the router
+        self.serves = fast.serves
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.serves(scope):
+            await self.app(scope, receive, send)
+        else:
+            await self.exit_stack(scope, receive, send)
+
+
+def bypass_exit_stack(stack: ASGIApp, app: FastAPI) -> ASGIApp:
+    """``stack`` (the app's built middleware stack) with FastAPI's per-request exit stack
+    skipped for the app's :class:`FastPathRoute` (unchanged without one, or when the stack
+    has no ``AsyncExitStackMiddleware`` link to replace)."""
+    fast = next((r for r in app.router.routes if isinstance(r, FastPathRoute)), None)
+    if fast is None:
+        return stack
+    node: Any = stack
+    while (inner := getattr(node, "app", None)) is not None:  # each middleware's next app
+        if isinstance(inner, AsyncExitStackMiddleware):
+            node.app = _ExitStackBypass(inner, inner.app, fast)
+            break
+        node = inner
+    return stack
 
 
 def install_fast_path(app: FastAPI) -> None:
