@@ -73,6 +73,12 @@ FROM unnest(CAST(:ids AS text[])) AS k(id)
 JOIN dte_memories AS d ON d.tenant = :tenant AND d.id = k.id
 WHERE NOT d.deleted AND (d.expires_at IS NULL OR d.expires_at > :now)
 """
+#: Every tenant's terms held by at least ``:min`` memories, most frequent first.
+_FREQUENT: Final = "SELECT tenant, term, n FROM dte_df WHERE n >= :min ORDER BY n DESC"
+_CHANGES: Final = """
+SELECT id, gen, dl, tf::text FROM dte_memories WHERE tenant = :tenant AND gen > :since
+"""
+_XMIN: Final = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 #: Walks tried before the index answers instead (each drops the dead memories it found).
 _ATTEMPTS: Final = 4
 
@@ -140,20 +146,27 @@ async def top_candidates_cached(
 async def _views(
     conn: AsyncConnection, cache: PostingsCache[str], tenant: str, words: list[str]
 ) -> dict[str, TermView[str]] | None:
-    """Read the terms the cache lacks (one statement), then their views."""
+    """Read the terms the cache lacks, then their views (None: they do not fit)."""
+    if not await _load(conn, cache, tenant, words):
+        return None
+    return cache.views(tenant, words)
+
+
+async def _load(
+    conn: AsyncConnection, cache: PostingsCache[str], tenant: str, words: list[str]
+) -> bool:
+    """Read the ``words`` the cache lacks in one statement; False when they do not fit."""
     from sqlalchemy import text
 
     lacking = cache.lacking(tenant, words)
-    if lacking:
-        groups: dict[str, list[tuple[int, int, list[str]]]] = {w: [] for w in lacking}
-        for word, tf, dl, ids in await conn.execute(
-            text(_GROUPS), {"tenant": tenant, "terms": lacking}
-        ):
-            groups[word].append((tf, dl, ids))
-        for word in lacking:
-            if not cache.add(tenant, word, groups[word], keep=words):
-                return None
-    return cache.views(tenant, words)
+    if not lacking:
+        return True
+    groups: dict[str, list[tuple[int, int, list[str]]]] = {w: [] for w in lacking}
+    for word, tf, dl, ids in await conn.execute(
+        text(_GROUPS), {"tenant": tenant, "terms": lacking}
+    ):
+        groups[word].append((tf, dl, ids))
+    return all(cache.add(tenant, word, groups[word], keep=words) for word in lacking)
 
 
 async def _live(
@@ -175,3 +188,32 @@ async def _live(
         payload[key] = (touched, importance)
         data[key] = raw
     return data
+
+
+async def warm(
+    conn: AsyncConnection, cache: PostingsCache[str], lock: asyncio.Lock, *, share: float = 0.5
+) -> int:
+    """Read the most frequent terms of every tenant, up to ``share`` of the budget (``conn``
+    has begun a repeatable-read transaction and run nothing yet). Returns the terms read."""
+    from sqlalchemy import text
+
+    async with lock:
+        clock = int((await conn.execute(text(_XMIN))).scalar_one()) - 1
+        picked: dict[str, list[str]] = {}
+        planned = 0
+        for tenant, word, n in await conn.execute(text(_FREQUENT), {"min": cache.min_df}):
+            if cache.fits(planned + n, share) and cache.lacking(tenant, [word]):
+                picked.setdefault(tenant, []).append(word)
+                planned += n
+        loaded = 0
+        for tenant, words in picked.items():
+            since = cache.since(tenant)
+            changes: list[tuple[str, int, int, dict[str, int]]] = []
+            if since is not None:
+                rows = await conn.execute(text(_CHANGES), {"tenant": tenant, "since": since})
+                changes = [(key, gen, dl, json.loads(tf)) for key, gen, dl, tf in rows]
+            cache.caught_up(tenant, clock, changes)
+            before = cache.loads
+            await _load(conn, cache, tenant, words)
+            loaded += cache.loads - before
+        return loaded

@@ -17,7 +17,9 @@ write, and nothing is cached in the process. Rows are keyed by ``(tenant, id)``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -27,7 +29,7 @@ from deep_tree_echo.aar_core.errors import StoreError
 from deep_tree_echo.aar_core.memory import _postgres_sql as sql
 from deep_tree_echo.aar_core.memory._bm25 import document_text, tokenize
 from deep_tree_echo.aar_core.memory._postcache import DEFAULT_BUDGET, DEFAULT_MIN_DF, PostingsCache
-from deep_tree_echo.aar_core.memory._postgres_cached import top_candidates_cached
+from deep_tree_echo.aar_core.memory._postgres_cached import top_candidates_cached, warm
 from deep_tree_echo.aar_core.memory._postgres_topk import top_candidates
 from deep_tree_echo.aar_core.memory._rows import row_to_record
 from deep_tree_echo.aar_core.memory.ranking import (
@@ -41,6 +43,8 @@ from deep_tree_echo.aar_core.memory.ranking import (
 )
 from deep_tree_echo.aar_core.memory.record import MemoryRecord, Version
 from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT, MemoryStore
+
+_log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -107,6 +111,7 @@ class PostgresStore(MemoryStore):
             PostingsCache(budget=search_cache, min_df=cache_min_df) if search_cache > 0 else None
         )
         self._cache_lock = asyncio.Lock()
+        self._warming: asyncio.Task[int] | None = None
         self.url = async_url(url)
         self.pool_size = pool_size
         self.scan_chunk = scan_chunk
@@ -172,13 +177,33 @@ class PostgresStore(MemoryStore):
                 await engine.dispose()
                 raise
             self._engine = engine
+            if self.search_cache is not None:  # not awaited: searches queue behind its lock
+                self._warming = asyncio.create_task(self._warm(engine, self.search_cache))
 
     async def close(self) -> None:
         async with self._open_lock:
             self._closed = True
             engine, self._engine = self._engine, None
+            if self._warming is not None and not self._warming.done():
+                self._warming.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._warming
             if engine is not None:
                 await engine.dispose()
+
+    async def _warm(self, engine: AsyncEngine, cache: PostingsCache[str]) -> int:
+        """Fill the search cache with the most frequent terms (a failure leaves it cold)."""
+        try:
+            with self._errors("warm"):
+                async with engine.connect() as conn:
+                    conn = await conn.execution_options(
+                        isolation_level="REPEATABLE READ", postgresql_readonly=True
+                    )
+                    async with conn.begin():
+                        return await warm(conn, cache, self._cache_lock)
+        except StoreError as exc:
+            _log.warning("search cache not warmed: %s", exc)
+            return 0
 
     async def _ready(self) -> AsyncEngine:
         if self._engine is None:
