@@ -228,6 +228,10 @@ async def main() -> None:
     parser.add_argument("--queries", type=int, default=300, help="timed queries per size")
     parser.add_argument("--no-writes", action="store_true", help="skip the store-rate part")
     parser.add_argument("--stores", default=",".join(KINDS), help="store kinds searched")
+    parser.add_argument(
+        "--search-cache", type=int, default=None,
+        help="postings the SQL stores' search cache holds (default: each store's own)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     rows: list[tuple[str, str, str]] = []
@@ -236,11 +240,13 @@ async def main() -> None:
         await bench_writes(rows)
     vocab, weights = make_vocabulary()
     kinds = tuple(k for k in args.stores.split(",") if k)
-    with factory(kinds) as stores:
+    with factory(kinds, args.search_cache) as stores:
         for size in sizes:
             await bench_search(size, args.queries, vocab, weights, rows, stores, kinds)
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    print(f"python {sys.version.split()[0]}; vocabulary {VOCAB_SIZE:,} Zipf(1.07) words")
+    cache = "each store's default" if args.search_cache is None else f"{args.search_cache:,}"
+    print(f"python {sys.version.split()[0]}; vocabulary {VOCAB_SIZE:,} Zipf(1.07) words; "
+          f"search cache: {cache}")
     for r in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)))
     print(f"total {time.perf_counter() - started:.0f} s")

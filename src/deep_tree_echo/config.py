@@ -100,11 +100,11 @@ class EchoSettings(BaseSettings):
         "(memory_store='postgres')",
     )
     database_pool_size: int = Field(5, gt=0, description="connections per process (postgres)")
-    search_cache: int = Field(
-        1_500_000,
+    search_cache: int | None = Field(
+        None,
         ge=0,
-        description="postings of frequent terms each process holds for search "
-        "(sqlite, postgres; 0: off)",
+        description="postings of frequent terms each process holds for search (sqlite, "
+        "postgres; 0: off; unset: the store's default, 1,500,000 sqlite, 500,000 postgres)",
     )
     search_cache_min_df: int = Field(
         1024, gt=0, description="memories a term must be in to be cached"

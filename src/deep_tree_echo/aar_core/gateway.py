@@ -100,15 +100,20 @@ class AARGateway:
             path.write_text(fresh + "\n", encoding="utf-8")
             return fresh
 
+    def _cache_options(self) -> dict[str, int]:
+        """The search cache settings a SQL store takes (unset budget: the store's default)."""
+        options = {"cache_min_df": self.settings.search_cache_min_df}
+        if self.settings.search_cache is not None:
+            options["search_cache"] = self.settings.search_cache
+        return options
+
     def _make_store(self) -> MemoryStore:
         if self.settings.store_kind == "sqlite":
             if self.settings.data_dir is None:
                 raise CoreError("the sqlite memory store needs data_dir", code="no_data_dir")
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
             return SQLiteStore(
-                self.settings.data_dir / "memories.db",
-                search_cache=self.settings.search_cache,
-                cache_min_df=self.settings.search_cache_min_df,
+                self.settings.data_dir / "memories.db", **self._cache_options()
             )
         if self.settings.store_kind == "redis":
             if not self.settings.redis_url:
@@ -129,8 +134,7 @@ class AARGateway:
             return PostgresStore(
                 self.settings.database_url,
                 pool_size=self.settings.database_pool_size,
-                search_cache=self.settings.search_cache,
-                cache_min_df=self.settings.search_cache_min_df,
+                **self._cache_options(),
             )
         return InMemoryStore()
 

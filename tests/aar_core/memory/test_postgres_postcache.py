@@ -162,14 +162,14 @@ async def test_an_opened_store_warms_its_cache_with_the_most_frequent_terms(
     await loader.put_many([rec(f"m{i}", t, 1) for i, t in enumerate(corpus(600, 4))], tenant="t")
     assert loader._warming is None
     await loader.close()
-    store = PostgresStore(postgres_db, search_cache=4000, cache_min_df=20)
+    store = PostgresStore(postgres_db, search_cache=8000, cache_min_df=20)
     await store.open()
     try:
         assert store._warming is not None
         loaded = await store._warming
         cache = store.search_cache
         assert cache is not None and loaded > 0 and cache.loads == loaded
-        assert 0 < cache.size <= 2000  # half the budget
+        assert 0 < cache.size <= 2000  # a quarter of the budget
         got = await top(store, "w0", 10)  # the most frequent term: held already
         assert len(got) == 10 and cache.loads == loaded and cache.hits == 1
     finally:

@@ -28,7 +28,8 @@ from deep_tree_echo.aar_core.memory._classwalk import ClassWalk
 
 K = TypeVar("K", int, str)
 
-#: Postings held across tenants and terms by default (72-100 bytes each: 105-150 MiB at most).
+#: Postings held across tenants and terms by default on SQLite (about 72 bytes each: at most
+#: ~105 MiB; the PostgreSQL store's default is smaller, see ``postgres_store``).
 DEFAULT_BUDGET: Final = 1_500_000
 #: Terms in at least this many memories of a tenant are cached (rarer ones are scanned).
 DEFAULT_MIN_DF: Final = 1024

@@ -191,7 +191,7 @@ async def _live(
 
 
 async def warm(
-    conn: AsyncConnection, cache: PostingsCache[str], lock: asyncio.Lock, *, share: float = 0.5
+    conn: AsyncConnection, cache: PostingsCache[str], lock: asyncio.Lock, *, share: float = 0.25
 ) -> int:
     """Read the most frequent terms of every tenant, up to ``share`` of the budget (``conn``
     has begun a repeatable-read transaction and run nothing yet). Returns the terms read."""

@@ -24,7 +24,7 @@ def views(
     return cache.views(tenant, words)
 
 
-def warm(conn: sqlite3.Connection, cache: PostingsCache[int], *, share: float = 0.5) -> int:
+def warm(conn: sqlite3.Connection, cache: PostingsCache[int], *, share: float = 0.25) -> int:
     """Read the most frequent terms of every tenant, up to ``share`` of the budget, in one
     read transaction (done at open: a restarted service answers its common queries from
     memory at once). Returns how many terms were read."""

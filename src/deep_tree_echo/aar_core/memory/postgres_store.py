@@ -23,12 +23,12 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from deep_tree_echo.aar_core.errors import StoreError
 from deep_tree_echo.aar_core.memory import _postgres_sql as sql
 from deep_tree_echo.aar_core.memory._bm25 import document_text, tokenize
-from deep_tree_echo.aar_core.memory._postcache import DEFAULT_BUDGET, DEFAULT_MIN_DF, PostingsCache
+from deep_tree_echo.aar_core.memory._postcache import DEFAULT_MIN_DF, PostingsCache
 from deep_tree_echo.aar_core.memory._postgres_cached import top_candidates_cached, warm
 from deep_tree_echo.aar_core.memory._postgres_topk import top_candidates
 from deep_tree_echo.aar_core.memory._rows import row_to_record
@@ -45,6 +45,10 @@ from deep_tree_echo.aar_core.memory.record import MemoryRecord, Version
 from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT, MemoryStore
 
 _log = logging.getLogger(__name__)
+#: Postings the search cache holds by default: about 100 bytes each (text ids), so a worker
+#: stays within 2x of its memory over an empty store (``test_memory_footprint``); 1,500,000
+#: holds the frequent words of a 100k-memory corpus (``bench/memory.py``).
+DEFAULT_BUDGET_POSTGRES: Final = 500_000
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -101,7 +105,7 @@ class PostgresStore(MemoryStore):
         *,
         pool_size: int = 5,
         scan_chunk: int = 1000,
-        search_cache: int = DEFAULT_BUDGET,
+        search_cache: int = DEFAULT_BUDGET_POSTGRES,
         cache_min_df: int = DEFAULT_MIN_DF,
     ) -> None:
         if pool_size <= 0 or scan_chunk <= 0:
