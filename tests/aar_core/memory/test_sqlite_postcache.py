@@ -84,28 +84,40 @@ async def test_cached_top_k_has_the_exact_bm25_scores(
         await store.close()
 
 
-async def test_a_cache_too_small_for_the_query_falls_back_to_the_index(tmp_path: Path) -> None:
+async def test_the_largest_words_stay_and_the_others_are_read_per_search(
+    tmp_path: Path,
+) -> None:
     texts = corpus(600, 9)
-    store = cached_store(tmp_path / "m.db", budget=150)
+    store = cached_store(tmp_path / "m.db", budget=500)
     await store.open()
     index = BM25Index()
     for i, text in enumerate(texts):
         await store.put_if_newer(rec(f"m{i}", text, 1), tenant="t")
         index.add(f"m{i}", text)
+    words = ("w0", "w1", "w2", "w3", "w5", "w6", "w9")
+    df = {w: index.df(w) for w in words}
+    assert [df[w] for w in words] == [544, 444, 342, 290, 202, 189, 121]  # the corpus's
+    cache = store.search_cache
+    assert cache is not None
+    hexed = dict(zip(words, sql.encode_terms(list(words)), strict=True))
+    steps = [
+        ("w0", set()),  # larger than the whole budget: read for its search only
+        ("w3", {"w3"}),
+        ("w5", {"w3", "w5"}),
+        ("w2", {"w2"}),  # needs room: drops smaller terms, least recently used first
+        ("w6", {"w2"}),  # no room, and nothing smaller to drop: read for its search only
+        ("w9", {"w2", "w9"}),
+        ("w1", {"w1"}),
+        ("w2", {"w1"}),  # a smaller term never drops a larger one
+    ]
     try:
-        assert await cached(store, "w0", 10) is None  # w0 alone is in more than 150 memories
-        cache = store.search_cache
-        assert cache is not None and cache.size <= 150
-        # Through the store's search (which falls back), results are still exact.
-        for query in ("w0 w1", "w20 w21", "w40"):
-            results = await store.search(
-                tokenize(query), limit=10, weights=_BM25_ONLY, now=0.0, tenant="t"
-            )
-            want = index.top(query, 200)[:10]
-            assert [r.relevance * want[0][1] for r in results] == pytest.approx(
-                [s for _, s in want]
-            ), query
-            assert cache.size <= 150
+        for query, holds in steps:
+            got = await cached(store, query, 10)
+            assert got is not None
+            assert_exact_top(got, index.top(query, 10), query)
+            held = {w for w in words if not cache.lacking("t", [hexed[w]])}
+            assert held == holds, query
+            assert cache.size == sum(df[w] for w in holds) <= 500
     finally:
         await store.close()
 

@@ -5,7 +5,8 @@ and score most of them one by one (tens of thousands at 100k memories). The in-m
 answers it by walking classes of equal score over ``(tf, dl)`` groups of document ids as sets
 (``_classwalk``); this cache gives the SQL stores the same groups for their *frequent* terms
 (df >= ``min_df``), as frozensets of row keys (one int or str object per memory, shared by the
-groups), bounded by a budget of postings (least recently used terms go first).
+groups), bounded by a budget of postings: the largest terms stay, and a term that does not fit
+is read for its search only.
 
 It is never stale. The store stamps every write of a memory's postings (SQLite: the next value
 of a file-wide clock; PostgreSQL: the writing transaction's id) in the write's transaction. A
@@ -127,6 +128,8 @@ class PostingsCache(Generic[K]):
         self.fold = FOLD
         self._terms: OrderedDict[tuple[str, str], _Term[K]] = OrderedDict()  # LRU first
         self._tenants: dict[str, _Tenant[K]] = {}
+        #: Terms read for one search that the cache does not hold (taken by :meth:`views`).
+        self._passing: dict[tuple[str, str], _Term[K]] = {}
         self._size = 0
         #: Terms read from the store (a miss) and served from memory (a hit), for tests/benches.
         self.loads = 0
@@ -169,27 +172,34 @@ class PostingsCache(Generic[K]):
         *,
         keep: Collection[str] = (),
     ) -> bool:
-        """Hold ``word``'s postings read in the search's snapshot (``(tf, dl, keys)`` per
-        group; after :meth:`caught_up`), making room by dropping the least recently used
-        terms but ``keep``; False when they do not fit."""
+        """Take ``word``'s postings read in the search's snapshot (``(tf, dl, keys)`` per
+        group; after :meth:`caught_up`) for the next :meth:`views`, and hold them when they
+        fit, or fit by dropping smaller terms (least recently used first, but ``keep``). The
+        largest terms stay (they cost most to read and to search without the cache), so a
+        working set larger than the budget never cycles through it. True when held."""
         state = self._tenants[tenant]
         if len(state.keys) > self.budget:
             state.keys.clear()
         same = state.keys.setdefault
         held = {(tf, dl): frozenset([same(k, k) for k in keys]) for tf, dl, keys in groups}
-        size = sum(map(len, held.values()))
-        if size > self.budget:
-            return False
-        while self._size + size > self.budget:
-            victim = next(
-                (t for t in self._terms if t[0] != tenant or t[1] not in keep), None
-            )
-            if victim is None:
-                return False
-            self._size -= self._terms.pop(victim).size
-        self._terms[(tenant, word)] = _Term(state.gen, held, size)
-        self._size += size
+        term = _Term(state.gen, held, sum(map(len, held.values())))
         self.loads += 1
+        if self._size + term.size > self.budget:
+            room = self.budget - self._size
+            victims = []
+            for key, other in self._terms.items():
+                if room >= term.size:
+                    break
+                if other.size < term.size and not (key[0] == tenant and key[1] in keep):
+                    victims.append(key)
+                    room += other.size
+            if room < term.size:  # for this search only
+                self._passing[(tenant, word)] = term
+                return False
+            for key in victims:
+                self._size -= self._terms.pop(key).size
+        self._terms[(tenant, word)] = term
+        self._size += term.size
         return True
 
     def fits(self, n: int, share: float) -> bool:
@@ -197,15 +207,21 @@ class PostingsCache(Generic[K]):
         return self._size + n <= self.budget * share
 
     def views(self, tenant: str, words: Iterable[str]) -> dict[str, TermView[K]] | None:
-        """Exact views of ``words`` (all cached, else None) as of the last catch-up."""
+        """Exact views of ``words`` (each held, or just read by :meth:`add`; else None) as of
+        the last catch-up."""
         state = self._tenants.get(tenant)
         if state is None:
             return None
         views: dict[str, TermView[K]] = {}
+        passing, self._passing = self._passing, {}
         for word in words:
             term = self._terms.get((tenant, word))
             if term is None:
-                return None
+                term = passing.get((tenant, word))
+                if term is None:
+                    return None
+                views[word] = TermView(term, state, word)
+                continue
             self.hits += 1
             self._terms.move_to_end((tenant, word))
             view = TermView(term, state, word)

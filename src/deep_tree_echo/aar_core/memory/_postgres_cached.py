@@ -166,7 +166,9 @@ async def _load(
         text(_GROUPS), {"tenant": tenant, "terms": lacking}
     ):
         groups[word].append((tf, dl, ids))
-    return all(cache.add(tenant, word, groups[word], keep=words) for word in lacking)
+    for word in lacking:
+        cache.add(tenant, word, groups[word], keep=words)
+    return True
 
 
 async def _live(

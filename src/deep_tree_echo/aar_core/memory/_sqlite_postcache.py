@@ -15,12 +15,11 @@ def views(
     conn: sqlite3.Connection, cache: PostingsCache[int], tenant: str, words: Iterable[str]
 ) -> dict[str, TermView[int]] | None:
     """Exact views of ``words`` as of ``conn``'s read transaction (the caller began it);
-    None when they do not fit in the cache together."""
+    the words the cache does not hold are read for this search only."""
     _catch_up(conn, cache, tenant)
     words = list(words)
     for word in cache.lacking(tenant, words):
-        if not cache.add(tenant, word, _groups(conn, tenant, word), keep=words):
-            return None
+        cache.add(tenant, word, _groups(conn, tenant, word), keep=words)
     return cache.views(tenant, words)
 
 
