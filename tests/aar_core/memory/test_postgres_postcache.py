@@ -8,21 +8,12 @@ import asyncio
 import random
 
 import pytest
-from _topk_checks import LENGTHS, WORDS, assert_exact_top, corpus
+from _cache_model import random_writes_then_searches, rec
+from _topk_checks import LENGTHS, assert_exact_top, corpus
 
-from deep_tree_echo.aar_core.memory import MemoryRecord, Version
 from deep_tree_echo.aar_core.memory._bm25 import BM25Index, tokenize
 from deep_tree_echo.aar_core.memory.postgres_store import PostgresStore
 from deep_tree_echo.aar_core.memory.ranking import Candidate
-
-
-def rec(
-    mid: str, text: str, version: int, *, deleted: bool = False, expires: float | None = None
-) -> MemoryRecord:
-    return MemoryRecord(
-        mid, {} if deleted else {"content": text}, Version(version, 0, "n"), 1.0, 1.0,
-        expires_at=expires, deleted=deleted,
-    )
 
 
 async def top(store: PostgresStore, query: str, pool: int, now: float = 0.0) -> list[Candidate]:
@@ -64,58 +55,10 @@ async def test_writes_of_another_node_are_seen_at_once(postgres_db: str) -> None
     cache = searcher.search_cache
     assert cache is not None
     cache.fold = 7
-    rng = random.Random(21)
-    words = WORDS[:40]
-    model = BM25Index()
-    versions: dict[str, int] = {}
-    tombstones: dict[str, int] = {}
-    expired: set[str] = set()  # still counted by BM25 (N, df) until purged, never returned
     try:
-        first = []
-        for i in range(200):
-            text = " ".join(rng.choices(words, k=rng.randint(2, 12)))
-            first.append(rec(f"m{i}", text, 1))
-            model.add(f"m{i}", text)
-            versions[f"m{i}"] = 1
-        await writer.put_many(first, tenant="t")
-        for step in range(250):
-            op = rng.random()
-            mid = f"m{rng.randrange(260)}"
-            version = versions.get(mid, 0) + 1
-            if op < 0.5:  # put or rewrite
-                text = " ".join(rng.choices(words, k=rng.randint(1, 14)))
-                assert await writer.put_if_newer(rec(mid, text, version), tenant="t")
-                model.add(mid, text)
-                versions[mid] = version
-                tombstones.pop(mid, None)
-                expired.discard(mid)
-            elif op < 0.6:  # a rewrite that has expired by the time of the search
-                text = " ".join(rng.choices(words, k=rng.randint(1, 14)))
-                assert await writer.put_if_newer(rec(mid, text, version, expires=5.0), tenant="t")
-                model.add(mid, text)
-                versions[mid] = version
-                tombstones.pop(mid, None)
-                expired.add(mid)
-            elif op < 0.8 and mid in model:  # tombstone
-                assert await writer.put_if_newer(rec(mid, "", version, deleted=True), tenant="t")
-                model.remove(mid)
-                versions[mid] = version
-                tombstones[mid] = version
-                expired.discard(mid)
-            elif tombstones:  # purge a tombstone; the id may come back with the next put
-                gone = rng.choice(sorted(tombstones))
-                purged = await writer.purge(
-                    {gone: Version(tombstones.pop(gone), 0, "n")}, tenant="t"
-                )
-                assert purged == [gone]
-                del versions[gone]
-            query = " ".join(rng.sample(words[:12], rng.randint(1, 3)))
-            got = await top(searcher, query, 15, now=10.0)
-            want = model.top(query, 15, lambda d: d not in expired)
-            if want:
-                assert_exact_top(got, want, f"step {step}: {query}")
-            else:
-                assert got == []
+        await random_writes_then_searches(
+            writer, lambda q, k: top(searcher, q, k, now=10.0), steps=250, seed=21, expiry=True
+        )
         assert cache.hits > 0 and cache.loads > 0
     finally:
         await writer.close()

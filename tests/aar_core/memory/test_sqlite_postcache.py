@@ -8,9 +8,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from _topk_checks import LENGTHS, WORDS, assert_exact_top, corpus
+from _cache_model import random_writes_then_searches, rec
+from _topk_checks import LENGTHS, assert_exact_top, corpus
 
-from deep_tree_echo.aar_core.memory import MemoryRecord, SQLiteStore, Version
+from deep_tree_echo.aar_core.memory import SQLiteStore, Version
 from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
 from deep_tree_echo.aar_core.memory._bm25 import BM25Index, tokenize
 from deep_tree_echo.aar_core.memory._sqlite_topk import top_candidates_cached
@@ -40,11 +41,6 @@ async def cached(
             conn.execute("COMMIT")
 
     return await store._read(run)
-
-
-def rec(mid: str, text: str, version: int, *, deleted: bool = False) -> MemoryRecord:
-    data = {} if deleted else {"content": text, "k": version % 3}
-    return MemoryRecord(mid, data, Version(version, 0, "n"), 1.0, 1.0, deleted=deleted)
 
 
 @pytest.mark.parametrize("lengths", LENGTHS)
@@ -133,47 +129,10 @@ async def test_writes_of_another_connection_are_seen_at_once(tmp_path: Path) -> 
     cache = searcher.search_cache
     assert cache is not None
     cache.fold = 7  # fold changes into the cached groups often
-    rng = random.Random(21)
-    words = WORDS[:40]
-    model = BM25Index()
-    versions: dict[str, int] = {}
-    tombstones: dict[str, int] = {}
     try:
-        for i in range(200):
-            text = " ".join(rng.choices(words, k=rng.randint(2, 12)))
-            await writer.put_if_newer(rec(f"m{i}", text, 1), tenant="t")
-            model.add(f"m{i}", text)
-            versions[f"m{i}"] = 1
-        for step in range(400):
-            op = rng.random()
-            mid = f"m{rng.randrange(260)}"
-            version = versions.get(mid, 0) + 1
-            if op < 0.55:  # put or rewrite
-                text = " ".join(rng.choices(words, k=rng.randint(1, 14)))
-                assert await writer.put_if_newer(rec(mid, text, version), tenant="t")
-                model.add(mid, text)
-                versions[mid] = version
-                tombstones.pop(mid, None)
-            elif op < 0.8 and mid in model:  # tombstone
-                assert await writer.put_if_newer(rec(mid, "", version, deleted=True), tenant="t")
-                model.remove(mid)
-                versions[mid] = version
-                tombstones[mid] = version
-            elif tombstones:  # purge a tombstone (its row id may be reused by the next put)
-                gone = rng.choice(sorted(tombstones))
-                purged = await writer.purge(
-                    {gone: Version(tombstones.pop(gone), 0, "n")}, tenant="t"
-                )
-                assert purged == [gone]
-                del versions[gone]
-            query = " ".join(rng.sample(words[:12], rng.randint(1, 3)))
-            got = await cached(searcher, query, 15)
-            assert got is not None
-            want = model.top(query, 15)
-            if want:
-                assert_exact_top(got, want, f"step {step}: {query}")
-            else:
-                assert got == []
+        await random_writes_then_searches(
+            writer, lambda q, k: cached(searcher, q, k), steps=400, seed=21
+        )
         assert cache.hits > 0 and cache.loads > 0
     finally:
         await writer.close()

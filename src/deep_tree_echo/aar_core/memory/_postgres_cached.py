@@ -94,8 +94,8 @@ async def top_candidates_cached(
     now: float,
 ) -> list[Candidate] | None:
     """The ``pool`` best live memories by exact BM25 through the cache (``conn`` has begun a
-    repeatable-read transaction and run nothing yet); None when the cache cannot answer (the
-    frequent terms do not fit, or too many cached candidates were dead): read the index."""
+    repeatable-read transaction and run nothing yet); None when the walk kept finding dead
+    (expired) memories at the top: the caller reads the index."""
     from sqlalchemy import text
 
     qtf = Counter(terms)
@@ -146,21 +146,20 @@ async def top_candidates_cached(
 async def _views(
     conn: AsyncConnection, cache: PostingsCache[str], tenant: str, words: list[str]
 ) -> dict[str, TermView[str]] | None:
-    """Read the terms the cache lacks, then their views (None: they do not fit)."""
-    if not await _load(conn, cache, tenant, words):
-        return None
+    """Read the terms the cache lacks, then the views of ``words``."""
+    await _load(conn, cache, tenant, words)
     return cache.views(tenant, words)
 
 
 async def _load(
     conn: AsyncConnection, cache: PostingsCache[str], tenant: str, words: list[str]
-) -> bool:
-    """Read the ``words`` the cache lacks in one statement; False when they do not fit."""
+) -> None:
+    """Read the ``words`` the cache lacks in one statement and hand them to it."""
     from sqlalchemy import text
 
     lacking = cache.lacking(tenant, words)
     if not lacking:
-        return True
+        return
     groups: dict[str, list[tuple[int, int, list[str]]]] = {w: [] for w in lacking}
     for word, tf, dl, ids in await conn.execute(
         text(_GROUPS), {"tenant": tenant, "terms": lacking}
@@ -168,7 +167,6 @@ async def _load(
         groups[word].append((tf, dl, ids))
     for word in lacking:
         cache.add(tenant, word, groups[word], keep=words)
-    return True
 
 
 async def _live(

@@ -67,8 +67,7 @@ def top_candidates(
 ) -> list[Candidate]:
     """The ``pool`` best live memories of ``tenant`` by exact BM25 (``hex_query`` holds hex
     words with repeats), best first, each with its parsed data; through ``cache`` when given
-    and it can hold the query's frequent words (in one read transaction: one snapshot for the
-    cache's catch-up and every read)."""
+    (in one read transaction: one snapshot for the cache's catch-up and every read)."""
     if cache is not None:
         conn.execute("BEGIN")
         try:
@@ -77,7 +76,7 @@ def top_candidates(
             )
             if got is not None:
                 return got
-            return _maxscore(conn, hex_query, tenant, pool, now, filters)  # over the budget
+            return _maxscore(conn, hex_query, tenant, pool, now, filters)
         finally:
             if conn.in_transaction:
                 conn.execute("COMMIT")
@@ -173,8 +172,8 @@ def top_candidates_cached(
     """:func:`top_candidates` through the postings cache (``conn`` in a read transaction):
     the postings of rare terms are read with their memories' exact BM25, the memories holding
     only frequent terms are found by walking classes of equal score over the cached groups
-    (``_classwalk``), as the in-memory index does. None when the cache cannot hold the query's
-    frequent terms (the caller reads the index instead)."""
+    (``_classwalk``), as the in-memory index does (frequent terms the cache does not hold are
+    read for this search). None if it has no view of them (the caller reads the index)."""
     n, total = conn.execute(sql.STATS, (tenant,)).fetchone() or (0, 0)
     qtf = Counter(hex_query)
     df: dict[str, int] = {}
