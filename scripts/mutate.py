@@ -118,6 +118,14 @@ TARGETS: dict[str, Target] = {
         _STORE_TESTS,
         ("put_if_newer", "purge"),
     ),
+    "postcache": Target(
+        f"{PKG}/aar_core/memory/_postcache.py",
+        (f"{_MEM}/test_postcache_admission.py", f"{_MEM}/test_sqlite_postcache.py"),
+    ),
+    "classwalk": Target(
+        f"{PKG}/aar_core/memory/_classwalk.py",
+        (f"{_MEM}/test_memory_search.py", f"{_MEM}/test_sqlite_postcache.py"),
+    ),
     "store_sqlite": Target(
         f"{PKG}/aar_core/memory/sqlite.py",
         (*_STORE_TESTS, f"{_MEM}/test_sqlite_commit.py"),
