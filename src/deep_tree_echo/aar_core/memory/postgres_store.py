@@ -1,14 +1,17 @@
 """A :class:`MemoryStore` on PostgreSQL (SQLAlchemy async + asyncpg): the scale-out store.
 
 Any number of workers and nodes share one database; each statement sees every committed
-write, and nothing is cached in the process. Rows are keyed by ``(tenant, id)``.
+write. The only thing a process keeps is the search cache (``_postgres_cached``), brought up
+to date at every search from the transaction ids writes are stamped with. Rows are keyed by
+``(tenant, id)``.
 
 - ``put_if_newer`` is one ``INSERT … ON CONFLICT … DO UPDATE … WHERE excluded.version >
   version`` (``COLLATE "C"``: versions compare bytewise like Python and the other stores).
 - Search: ``terms`` holds the distinct ``_bm25.tokenize`` tokens of a memory, ``tf`` their
   counts (jsonb), ``dl`` its length; a trigger keeps impact-ordered postings, df and N of
-  them in the writing transaction, and ``_postgres_topk`` finds the exact BM25 top
-  candidates with MaxScore pruning (the in-memory index's formula: recall cannot be worse).
+  them in the writing transaction, and the exact BM25 top candidates come from the class
+  walk over the search cache (``_postgres_cached``) or, with filters, from MaxScore pruning
+  over the postings (``_postgres_topk``); both use the in-memory index's formula.
   Every write takes its tenant's advisory write lock first (``_postgres_sql.LOCK_TENANT``).
 - The schema is created and migrated on ``open()`` (see ``_postgres_sql``). Extensions such as
   ``rum`` are detected at start (``extensions``) and only reported for now.
