@@ -25,6 +25,17 @@ def rec(
     )
 
 
+def queries(texts: list[str], count: int) -> list[str]:
+    """Fixed queries over the most frequent words, then ``count`` of 1-3 words of a random
+    memory."""
+    rng = random.Random(3)
+    out = ["w0", "w0 w1", "w0 w1 w2 w3", "w299 w0", "w0 w0 w5", "w250 w280"]
+    for _ in range(count):
+        words = rng.choice(texts).split()
+        out.append(" ".join(rng.sample(words, min(len(words), rng.randint(1, 3)))))
+    return out
+
+
 async def random_writes_then_searches(
     writer: MemoryStore, search: Search, *, steps: int, seed: int, expiry: bool = False
 ) -> None:

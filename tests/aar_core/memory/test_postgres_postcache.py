@@ -5,10 +5,9 @@ skipped, and concurrent searches of one store keep it moving forward only."""
 from __future__ import annotations
 
 import asyncio
-import random
 
 import pytest
-from _cache_model import random_writes_then_searches, rec
+from _cache_model import queries, random_writes_then_searches, rec
 from _topk_checks import LENGTHS, assert_exact_top, corpus
 
 from deep_tree_echo.aar_core.memory._bm25 import BM25Index, tokenize
@@ -31,13 +30,8 @@ async def test_cached_top_k_has_the_exact_bm25_scores(
     for i, text in enumerate(texts):
         index.add(f"m{i}", text)
     await store.put_if_newer(rec("x", "w0 w0 w0", 1), tenant="u")  # never a candidate
-    rng = random.Random(3)
-    queries = ["w0", "w0 w1", "w0 w1 w2 w3", "w299 w0", "w0 w0 w5", "w250 w280"]
-    for _ in range(20):
-        words = rng.choice(texts).split()
-        queries.append(" ".join(rng.sample(words, min(len(words), rng.randint(1, 3)))))
     try:
-        for query in queries:
+        for query in queries(texts, 20):
             for pool in (1, 10, 200):
                 assert_exact_top(await top(store, query, pool), index.top(query, pool), query)
         cache = store.search_cache

@@ -3,12 +3,11 @@ whatever another connection to the file writes (puts, updates, tombstones, purge
 
 from __future__ import annotations
 
-import random
 import sqlite3
 from pathlib import Path
 
 import pytest
-from _cache_model import random_writes_then_searches, rec
+from _cache_model import queries, random_writes_then_searches, rec
 from _topk_checks import LENGTHS, assert_exact_top, corpus
 
 from deep_tree_echo.aar_core.memory import SQLiteStore, Version
@@ -55,13 +54,8 @@ async def test_cached_top_k_has_the_exact_bm25_scores(
         await store.put_if_newer(rec(f"m{i}", text, 3 + i % 3), tenant="t")
         index.add(f"m{i}", text)
     await store.put_if_newer(rec("x", "w0 w0 w0", 1), tenant="u")  # never a candidate
-    rng = random.Random(3)
-    queries = ["w0", "w0 w1", "w0 w1 w2 w3", "w299 w0", "w0 w0 w5", "w250 w280"]
-    for _ in range(30):
-        words = rng.choice(texts).split()
-        queries.append(" ".join(rng.sample(words, min(len(words), rng.randint(1, 3)))))
     try:
-        for query in queries:
+        for query in queries(texts, 30):
             for pool in (1, 10, 200):
                 got = await cached(store, query, pool)
                 assert got is not None
