@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from _topk_checks import WORDS, assert_exact_top
 
 from deep_tree_echo.aar_core.memory import MemoryRecord, MemoryStore, Version
 from deep_tree_echo.aar_core.memory._bm25 import BM25Index
+from deep_tree_echo.aar_core.memory._postcache import PostingsCache
 from deep_tree_echo.aar_core.memory.ranking import Candidate
 
 Search = Callable[[str, int], Awaitable[list[Candidate] | None]]
@@ -23,6 +25,16 @@ def rec(
     return MemoryRecord(
         mid, data, Version(version, 0, "n"), 1.0, 1.0, expires_at=expires, deleted=deleted
     )
+
+
+async def assert_warmed(cache: PostingsCache[Any] | None, loaded: int, search: Search) -> None:
+    """A store opened on 600 memories with an 8,000-posting budget warmed a quarter of it, and
+    holds the most frequent term: searching it reads no postings."""
+    assert cache is not None and loaded > 0 and cache.loads == loaded
+    assert 0 < cache.size <= 2000  # a quarter of the budget
+    got = await search("w0", 10)
+    assert got is not None and len(got) == 10
+    assert cache.loads == loaded and cache.hits == 1
 
 
 def queries(texts: list[str], count: int) -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from _cache_model import queries, random_writes_then_searches, rec
+from _cache_model import assert_warmed, queries, random_writes_then_searches, rec
 from _topk_checks import LENGTHS, assert_exact_top, corpus
 
 from deep_tree_echo.aar_core.memory._bm25 import BM25Index, tokenize
@@ -104,10 +104,6 @@ async def test_an_opened_store_warms_its_cache_with_the_most_frequent_terms(
     try:
         assert store._warming is not None
         loaded = await store._warming
-        cache = store.search_cache
-        assert cache is not None and loaded > 0 and cache.loads == loaded
-        assert 0 < cache.size <= 2000  # a quarter of the budget
-        got = await top(store, "w0", 10)  # the most frequent term: held already
-        assert len(got) == 10 and cache.loads == loaded and cache.hits == 1
+        await assert_warmed(store.search_cache, loaded, lambda q, k: top(store, q, k))
     finally:
         await store.close()

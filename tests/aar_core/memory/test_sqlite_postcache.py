@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from _cache_model import queries, random_writes_then_searches, rec
+from _cache_model import assert_warmed, queries, random_writes_then_searches, rec
 from _topk_checks import LENGTHS, assert_exact_top, corpus
 
 from deep_tree_echo.aar_core.memory import SQLiteStore, Version
@@ -199,12 +199,6 @@ async def test_a_reopened_store_warms_its_cache_with_the_most_frequent_terms(
     try:
         assert store._warming is not None
         loaded = await store._warming
-        cache = store.search_cache
-        assert cache is not None and loaded > 0 and cache.loads == loaded
-        assert 0 < cache.size <= 2000  # a quarter of the budget
-        # The most frequent term is held already: searching it reads no postings.
-        got = await cached(store, "w0", 10)
-        assert got is not None and len(got) == 10
-        assert cache.loads == loaded and cache.hits == 1
+        await assert_warmed(store.search_cache, loaded, lambda q, k: cached(store, q, k))
     finally:
         await store.close()

@@ -23,9 +23,7 @@ from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
 from deep_tree_echo.aar_core.memory._postcache import PostingsCache, class_walk
 from deep_tree_echo.aar_core.memory._sqlite_postcache import views as cached_views
 from deep_tree_echo.aar_core.memory._topk import MaxScore, idf
-from deep_tree_echo.aar_core.memory.ranking import Candidate
-
-_MISSING: Final = object()
+from deep_tree_echo.aar_core.memory.ranking import Candidate, matches_filters
 
 #: Postings of one term, best stored impact first, resuming after ``(impact, rid)``, whose
 #: exact BM25 saturation at the live avgdl reaches a cutoff (checked on the index entry), each
@@ -48,11 +46,6 @@ _LIVE_ROWS: Final = """
 SELECT rid, COALESCE(last_access, updated_at), importance, {data} FROM memories {index}
 WHERE rid IN ({marks}) AND deleted = 0 AND (expires_at IS NULL OR expires_at > ?)
 """
-
-
-def _matches(raw: str, filters: Mapping[str, Any]) -> bool:
-    data = json.loads(raw)
-    return all(data.get(k, _MISSING) == v for k, v in filters.items())
 
 
 def top_candidates(
@@ -92,24 +85,11 @@ def _maxscore(
     filters: Mapping[str, Any] | None,
 ) -> list[Candidate]:
     """:func:`top_candidates` from the impact-ordered index (MaxScore)."""
-    stats = conn.execute(sql.STATS, (tenant,)).fetchone() or (0, 0)
     qtf = Counter(hex_query)
-    df: dict[str, int] = {}
-    for word in qtf:
-        hit = conn.execute(sql.DOC_FREQ, (tenant, word)).fetchone()
-        df[word] = hit[0] if hit else 0
-    plan: MaxScore[int] = MaxScore(
-        n=stats[0], total=stats[1], df=df, qtf=qtf, pool=pool, start=1 << 62
-    )
+    n, total, df = _stats(conn, tenant, qtf)
+    plan: MaxScore[int] = MaxScore(n=n, total=total, df=df, qtf=qtf, pool=pool, start=1 << 62)
     # Per term read: its statement and score parameters (its own tf is on the posting).
-    statements: dict[str, tuple[str, list[Any]]] = {}
-    for read in plan.weight:
-        parts: list[str] = []
-        score_params: list[Any] = []
-        for w, weight in plan.weight.items():
-            parts.append(_OWN_SCORE if w == read else _TERM_SCORE)
-            score_params += (weight, plan.per_dl) if w == read else (weight, plan.per_dl, w)
-        statements[read] = (_POSTINGS.format(score=" + ".join(parts)), score_params)
+    statements = {read: _scoring(read, plan.weight, plan.per_dl) for read in plan.weight}
     while probes := plan.probes():
         for probe in probes:
             impact, rid = probe.after
@@ -123,16 +103,7 @@ def _maxscore(
             fresh = {k: score for _, k, score in rows if k in new and score > floor}
             if fresh:
                 _admit(conn, fresh, plan, now=now, filters=filters)
-    ranked = plan.ranked()
-    if not ranked:
-        return []
-    marks = ",".join("?" * len(ranked))
-    query = f"SELECT rid, id, data FROM memories WHERE rid IN ({marks})"
-    found = {rid: (mid, raw) for rid, mid, raw in conn.execute(query, [k for _, k in ranked])}
-    return [
-        Candidate(found[rid][0], json.loads(found[rid][1]), score, *plan.payload[rid])
-        for score, rid in ranked
-    ]
+    return _with_data(conn, [(rid, score) for score, rid in plan.ranked()], plan.payload)
 
 
 def _admit(
@@ -144,19 +115,52 @@ def _admit(
     filters: Mapping[str, Any] | None,
 ) -> None:
     """Offer the live (and filtered) memories among ``scores`` to the pool."""
-    rids = list(scores)
-    for start in range(0, len(rids), 500):  # below SQLite's bound-parameter limit
-        part = rids[start : start + 500]
-        marks = ",".join("?" * len(part))
-        query = _LIVE_ROWS.format(
-            data="data" if filters else "NULL",
-            index="" if filters else "INDEXED BY memories_live",  # covering without the data
-            marks=marks,
-        )
-        for rid, touched, importance, raw in conn.execute(query, (*part, now)):
-            if filters and not _matches(raw, filters):
-                continue
-            plan.admit(rid, scores[rid], (touched, importance))
+    payload: dict[int, tuple[float, float]] = {}
+    for rid in _keeper(conn, now, filters, payload)(scores, len(scores)):
+        plan.admit(rid, scores[rid], payload[rid])
+
+
+def _stats(
+    conn: sqlite3.Connection, tenant: str, words: Iterable[str]
+) -> tuple[int, int, dict[str, int]]:
+    """The tenant's N and summed length, and the df of each of ``words`` it holds."""
+    n, total = conn.execute(sql.STATS, (tenant,)).fetchone() or (0, 0)
+    df: dict[str, int] = {}
+    for word in words:
+        hit = conn.execute(sql.DOC_FREQ, (tenant, word)).fetchone()
+        if hit and hit[0] > 0:
+            df[word] = hit[0]
+    return n, total, df
+
+
+def _scoring(
+    read: str, weight: Mapping[str, float], per_dl: float
+) -> tuple[str, list[Any]]:
+    """The postings statement of term ``read`` scoring each memory over every query term,
+    and its score parameters."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for w, wt in weight.items():
+        parts.append(_OWN_SCORE if w == read else _TERM_SCORE)
+        params += (wt, per_dl) if w == read else (wt, per_dl, w)
+    return _POSTINGS.format(score=" + ".join(parts)), params
+
+
+def _with_data(
+    conn: sqlite3.Connection,
+    ranked: Sequence[tuple[int, float]],
+    payload: Mapping[int, tuple[float, float]],
+) -> list[Candidate]:
+    """The ranked ``(rid, score)`` as candidates, with their data and ranking inputs."""
+    if not ranked:
+        return []
+    marks = ",".join("?" * len(ranked))
+    query = f"SELECT rid, id, data FROM memories WHERE rid IN ({marks})"
+    found = {rid: (mid, raw) for rid, mid, raw in conn.execute(query, [k for k, _ in ranked])}
+    return [
+        Candidate(found[rid][0], json.loads(found[rid][1]), score, *payload[rid])
+        for rid, score in ranked
+    ]
 
 
 def top_candidates_cached(
@@ -174,13 +178,8 @@ def top_candidates_cached(
     only frequent terms are found by walking classes of equal score over the cached groups
     (``_classwalk``), as the in-memory index does (frequent terms the cache does not hold are
     read for this search). None if it has no view of them (the caller reads the index)."""
-    n, total = conn.execute(sql.STATS, (tenant,)).fetchone() or (0, 0)
     qtf = Counter(hex_query)
-    df: dict[str, int] = {}
-    for word in qtf:
-        hit = conn.execute(sql.DOC_FREQ, (tenant, word)).fetchone()
-        if hit and hit[0] > 0:
-            df[word] = hit[0]
+    n, total, df = _stats(conn, tenant, qtf)
     if not df or not n:
         return []
     weight = {w: idf(n, df[w]) * qtf[w] for w in df}
@@ -195,12 +194,7 @@ def top_candidates_cached(
     for read in weight:
         if read in views:
             continue
-        parts: list[str] = []
-        params: list[Any] = []
-        for w, wt in weight.items():
-            parts.append(_OWN_SCORE if w == read else _TERM_SCORE)
-            params += (wt, per_dl) if w == read else (wt, per_dl, w)
-        statement = _POSTINGS.format(score=" + ".join(parts))
+        statement, params = _scoring(read, weight, per_dl)
         params += (tenant, read, float("inf"), 1 << 62, 0.0, per_dl, 0.0, -1)
         for _impact, rid, score in conn.execute(statement, params):
             acc[rid] = score
@@ -211,15 +205,7 @@ def top_candidates_cached(
         ranked = class_walk(views, weight, per_dl).top(pool, seed=seed, scored=acc, keep=keep)
     else:
         ranked = [(rid, score) for score, rid in seed]
-    if not ranked:
-        return []
-    marks = ",".join("?" * len(ranked))
-    query = f"SELECT rid, id, data FROM memories WHERE rid IN ({marks})"
-    found = {rid: (mid, raw) for rid, mid, raw in conn.execute(query, [k for k, _ in ranked])}
-    return [
-        Candidate(found[rid][0], json.loads(found[rid][1]), score, *payload[rid])
-        for rid, score in ranked
-    ]
+    return _with_data(conn, ranked, payload)
 
 
 def _keeper(
@@ -244,7 +230,7 @@ def _keeper(
             part = ids[start : start + 500]
             query = _LIVE_ROWS.format(marks=",".join("?" * len(part)), **query_parts)
             for rid, touched, importance, raw in conn.execute(query, (*part, now)):
-                if filters and not _matches(raw, filters):
+                if filters and not matches_filters(json.loads(raw), filters):
                     continue
                 payload[rid] = (touched, importance)
                 out.add(rid)

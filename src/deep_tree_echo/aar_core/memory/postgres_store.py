@@ -25,7 +25,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
 from deep_tree_echo.aar_core.errors import StoreError
@@ -54,7 +54,7 @@ _log = logging.getLogger(__name__)
 DEFAULT_BUDGET_POSTGRES: Final = 500_000
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 #: Longest token put in the tsvector (PostgreSQL refuses lexemes over 2 KiB).
 MAX_LEXEME_BYTES = 1024
@@ -95,6 +95,17 @@ def write_params(tenant: str, record: MemoryRecord) -> dict[str, Any]:
         "tf": json.dumps(tf, ensure_ascii=False, separators=(",", ":")),
         "dl": len(tokens),
     }
+
+
+@asynccontextmanager
+async def _snapshot(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection in a repeatable-read, read-only transaction: one snapshot for a search."""
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(
+            isolation_level="REPEATABLE READ", postgresql_readonly=True
+        )
+        async with conn.begin():
+            yield conn
 
 
 class PostgresStore(MemoryStore):
@@ -202,12 +213,8 @@ class PostgresStore(MemoryStore):
         """Fill the search cache with the most frequent terms (a failure leaves it cold)."""
         try:
             with self._errors("warm"):
-                async with engine.connect() as conn:
-                    conn = await conn.execution_options(
-                        isolation_level="REPEATABLE READ", postgresql_readonly=True
-                    )
-                    async with conn.begin():
-                        return await warm(conn, cache, self._cache_lock)
+                async with _snapshot(engine) as conn:
+                    return await warm(conn, cache, self._cache_lock)
         except StoreError as exc:
             _log.warning("search cache not warmed: %s", exc)
             return 0
@@ -366,21 +373,17 @@ class PostgresStore(MemoryStore):
         """BM25 top ``pool`` in one repeatable-read, read-only transaction (one snapshot)."""
         engine = await self._ready()
         with self._errors("search"):
-            async with engine.connect() as conn:
-                conn = await conn.execution_options(
-                    isolation_level="REPEATABLE READ", postgresql_readonly=True
-                )
-                async with conn.begin():
-                    if self.search_cache is not None and not filters:
-                        got = await top_candidates_cached(
-                            conn, self.search_cache, self._cache_lock, terms,
-                            tenant=tenant, pool=pool, now=now,
-                        )
-                        if got is not None:
-                            return got
-                    return await top_candidates(
-                        conn, terms, tenant=tenant, pool=pool, now=now, filters=filters
+            async with _snapshot(engine) as conn:
+                if self.search_cache is not None and not filters:
+                    got = await top_candidates_cached(
+                        conn, self.search_cache, self._cache_lock, terms,
+                        tenant=tenant, pool=pool, now=now,
                     )
+                    if got is not None:
+                        return got
+                return await top_candidates(
+                    conn, terms, tenant=tenant, pool=pool, now=now, filters=filters
+                )
 
     def __repr__(self) -> str:
         return f"PostgresStore(url={self.url.split('@')[-1]!r})"
