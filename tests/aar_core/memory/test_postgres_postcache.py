@@ -73,6 +73,33 @@ async def test_dead_memories_at_the_top_are_skipped(postgres_db: str) -> None:
         await store.close()
 
 
+@pytest.mark.parametrize("query", ["lynx fox", "lynx", "lynx owl0 fox"])
+async def test_dead_memories_holding_a_rare_term_are_skipped(postgres_db: str, query: str) -> None:
+    """Memories of a rare query term are scored from its postings and checked for liveness only
+    when they rank: expired ones at the top give way to the next live ones, exactly."""
+    store = PostgresStore(postgres_db, cache_min_df=10)
+    texts = {f"m{i}": f"fox owl{i}" for i in range(30)}
+    texts |= {f"dead{i}": "lynx lynx lynx fox" for i in range(8)}
+    texts |= {f"live{i}": "lynx fox fox" + " owl0" * i for i in range(3)}
+    index = BM25Index()
+    for mid, text in texts.items():
+        index.add(mid, text)
+    records = [rec(mid, t, 1, expires=5.0 if mid.startswith("dead") else None)
+               for mid, t in texts.items()]
+    await store.put_many(records, tenant="t")
+    try:
+        for pool in (2, 5, 40):
+            got = await top(store, query, pool, now=10.0)
+            want = index.top(query, pool, keep=lambda d: not d.startswith("dead"))
+            assert_exact_top(got, want, query)
+            assert not [c.id for c in got if c.id.startswith("dead")]
+        before = await top(store, query, 8, now=1.0)  # not expired yet
+        assert_exact_top(before, index.top(query, 8), query)
+        assert any(c.id.startswith("dead") for c in before)
+    finally:
+        await store.close()
+
+
 async def test_concurrent_searches_and_writes_stay_exact(postgres_db: str) -> None:
     store = PostgresStore(postgres_db, cache_min_df=2)
     writer = PostgresStore(postgres_db, search_cache=0)

@@ -240,7 +240,7 @@ class BM25Index:
             tables.append(table)
         whole = [postings[term] for term, _ in long_terms]
         walk: ClassWalk[str, set[str]] = ClassWalk(
-            tables, _same, lambda j, _dl: whole[j]
+            tables, _same, lambda j, _dl: (whole[j],)
         )
         best = heapq.nlargest(k, acc.items(), key=lambda item: item[1])
         return walk.top(

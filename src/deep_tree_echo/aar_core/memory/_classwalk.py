@@ -31,7 +31,8 @@ Row = Sequence[tuple[float, H]]
 class ClassWalk(Generic[K, H]):
     """The inputs of one walk: per frequent term (split term last when there are three or more)
     a table ``dl -> Row``; ``members(handle)`` is a group's documents (a set the walk does not
-    change), ``absent(j, dl)`` the documents of length ``dl`` holding term ``j``."""
+    change), ``absent(j, dl)`` the documents of length ``dl`` holding term ``j`` (as sets whose
+    union they are: a class drops them with one multi-set difference, no union is built)."""
 
     __slots__ = ("absent", "members", "tables")
 
@@ -39,11 +40,11 @@ class ClassWalk(Generic[K, H]):
         self,
         tables: Sequence[Mapping[int, Row[H]]],
         members: Callable[[H], set[K] | frozenset[K]],
-        absent: Callable[[int, int], Collection[K]],
+        absent: Callable[[int, int], Sequence[Collection[K]]],
     ) -> None:
         self.tables: Sequence[Mapping[int, Row[H]]] = tables
         self.members: Callable[[H], set[K] | frozenset[K]] = members
-        self.absent: Callable[[int, int], Collection[K]] = absent
+        self.absent: Callable[[int, int], Sequence[Collection[K]]] = absent
 
     def top(
         self,
@@ -140,7 +141,7 @@ class ClassWalk(Generic[K, H]):
                 parts = [(sc, part) for sc, part in parts if sc > classes[0][0]]
             for sc, part in parts:
                 for j in missing:  # an absent term with docs of length dl: drop those
-                    part = part.difference(absent(j, dl))
+                    part = part.difference(*absent(j, dl))
                 part = part.difference(scored)  # already scored exactly
                 if part:
                     push(walk, (-sc, next(tick), dl, None, 0, part))

@@ -110,12 +110,9 @@ class TermView(Generic[K]):
             self._memo[group] = got
         return got
 
-    def slab(self, dl: int) -> set[K]:
-        """Every memory of length ``dl`` holding the term."""
-        out: set[K] = set()
-        for tf in self.by_dl.get(dl, ()):
-            out |= self.members(tf, dl)
-        return out
+    def slab(self, dl: int) -> list[set[K] | frozenset[K]]:
+        """Every memory of length ``dl`` holding the term, as its groups of that length."""
+        return [self.members(tf, dl) for tf in self.by_dl.get(dl, ())]
 
 
 class PostingsCache(Generic[K]):

@@ -13,7 +13,6 @@ the cache only ever moves forward; the walk and the liveness reads run outside i
 from __future__ import annotations
 
 import asyncio
-import heapq
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -46,25 +45,14 @@ CROSS JOIN LATERAL (
 ) AS c
 """
 _GROUPS: Final = """
-SELECT term, tf, dl, array_agg(id) FROM dte_postings
-WHERE tenant = :tenant AND term = ANY (CAST(:terms AS text[])) GROUP BY term, tf, dl
+SELECT tf, dl, array_agg(id) FROM dte_postings
+WHERE tenant = :tenant AND term = :term GROUP BY tf, dl
 """
-#: Every memory holding a rare query term: exact BM25 over all the query terms, liveness and
-#: ranking inputs.
+#: The postings of the rare query terms (an index-only range scan per term): their memories
+#: are scored exactly in Python, the frequent terms' tf coming from the cache's views.
 _RARE: Final = """
-WITH q AS (
-    SELECT * FROM unnest(CAST(:qterms AS text[]), CAST(:qw AS float8[])) AS q(term, w)
-), k AS (
-    SELECT DISTINCT p.id FROM dte_postings AS p
-    WHERE p.tenant = :tenant AND p.term = ANY (CAST(:rare AS text[]))
-)
-SELECT d.id,
-       (SELECT sum(q.w * (d.tf ->> q.term)::float8 * 2.2::float8
-                   / ((d.tf ->> q.term)::float8 + 0.3::float8 + CAST(:per_dl AS float8) * d.dl))
-        FROM q WHERE d.tf ? q.term),
-       COALESCE(d.last_access, d.updated_at), d.importance,
-       NOT d.deleted AND (d.expires_at IS NULL OR d.expires_at > :now)
-FROM k JOIN dte_memories AS d ON d.tenant = :tenant AND d.id = k.id
+SELECT term, array_agg(id), array_agg(tf), array_agg(dl) FROM dte_postings
+WHERE tenant = :tenant AND term = ANY (CAST(:rare AS text[])) GROUP BY term
 """
 #: Ranking inputs and data of the live memories among ``:ids``.
 _LIVE: Final = """
@@ -117,30 +105,64 @@ async def top_candidates_cached(
     if views is None:
         return None
     per_dl = 0.9 / (total / n) if total else 0.0
+    acc = await _rare_scores(conn, tenant, weight, views, per_dl)
+    # Best first; liveness is checked on the ranked pool only (dead ones leave and it re-ranks).
+    seed = sorted(((s, k) for k, s in acc.items()), reverse=True)
+    walk = class_walk(views, weight, per_dl) if views else None
+    scored: set[str] = set(acc)  # exactly scored already (rare terms)
+    gone: set[str] = set()  # found dead
     payload: dict[str, tuple[float, float]] = {}
-    acc: dict[str, float] = {}
-    rare = [w for w in weight if w not in views]
-    if rare:
-        params = {"tenant": tenant, "now": now, "per_dl": per_dl, "rare": rare,
-                  "qterms": list(weight), "qw": list(weight.values())}
-        for key, score, touched, importance, live in await conn.execute(text(_RARE), params):
-            acc[key] = float(score or 0.0)
-            if live:
-                payload[key] = (touched, importance)
-    seed = heapq.nlargest(pool, ((s, k) for k, s in acc.items() if k in payload))
-    if not views:
-        data = await _live(conn, tenant, now, [k for _, k in seed], payload)
-        return [Candidate(k, json.loads(data[k]), s, *payload[k]) for s, k in seed if k in data]
-    walk = class_walk(views, weight, per_dl)
-    scored: set[str] = set(acc)  # exactly scored already (rare terms), or found dead
     for _ in range(_ATTEMPTS):
-        ranked = walk.top(pool, seed=seed, scored=scored)
+        best = [(s, k) for s, k in seed if k not in gone][:pool] if gone else seed[:pool]
+        if walk is None:
+            ranked = [(k, s) for s, k in best]
+        else:
+            ranked = walk.top(pool, seed=best, scored=scored | gone if gone else scored)
         data = await _live(conn, tenant, now, [k for k, _ in ranked], payload)
-        gone = {k for k, _ in ranked} - data.keys()
-        if not gone:
+        if len(data) == len(ranked):
             return [Candidate(k, json.loads(data[k]), s, *payload[k]) for k, s in ranked]
-        scored |= gone
+        gone |= {k for k, _ in ranked} - data.keys()
     return None
+
+
+async def _rare_scores(
+    conn: AsyncConnection,
+    tenant: str,
+    weight: dict[str, float],
+    views: dict[str, TermView[str]],
+    per_dl: float,
+) -> dict[str, float]:
+    """The exact BM25 of every memory holding a rare query term (one not in ``views``), summed
+    term by term in ``weight``'s order as the in-memory index sums it."""
+    from sqlalchemy import text
+
+    rare = [w for w in weight if w not in views]
+    if not rare:
+        return {}
+    rows: dict[str, tuple[list[str], list[int], list[int]]] = {}
+    for word, keys, tfs, dls in await conn.execute(text(_RARE), {"tenant": tenant, "rare": rare}):
+        rows[word] = (keys, tfs, dls)
+    acc: dict[str, float] = {}
+    get = acc.get
+    by_len: dict[int, set[str]] = {}  # the scored memories by length
+    for w in rare:
+        if w not in rows:
+            continue
+        wk = weight[w] * 2.2
+        for key, tf, dl in zip(*rows[w], strict=True):
+            acc[key] = get(key, 0.0) + wk * tf / (tf + 0.3 + per_dl * dl)
+            by_len.setdefault(dl, set()).add(key)
+    for w in weight:  # the frequent terms, a group at a time
+        view = views.get(w)
+        if view is None:
+            continue
+        wk = weight[w] * 2.2
+        for dl, scored in by_len.items():
+            for tf in view.by_dl.get(dl, ()):
+                part = wk * tf / (tf + 0.3 + per_dl * dl)
+                for key in scored.intersection(view.members(tf, dl)):
+                    acc[key] += part
+    return acc
 
 
 async def _views(
@@ -154,19 +176,13 @@ async def _views(
 async def _load(
     conn: AsyncConnection, cache: PostingsCache[str], tenant: str, words: list[str]
 ) -> None:
-    """Read the ``words`` the cache lacks in one statement and hand them to it."""
+    """Read the ``words`` the cache lacks and hand them to it, a word at a time (the ids of
+    one word are in the process at once, not those of all)."""
     from sqlalchemy import text
 
-    lacking = cache.lacking(tenant, words)
-    if not lacking:
-        return
-    groups: dict[str, list[tuple[int, int, list[str]]]] = {w: [] for w in lacking}
-    for word, tf, dl, ids in await conn.execute(
-        text(_GROUPS), {"tenant": tenant, "terms": lacking}
-    ):
-        groups[word].append((tf, dl, ids))
-    for word in lacking:
-        cache.add(tenant, word, groups[word], keep=words)
+    for word in cache.lacking(tenant, words):
+        rows = await conn.execute(text(_GROUPS), {"tenant": tenant, "term": word})
+        cache.add(tenant, word, rows, keep=words)
 
 
 async def _live(

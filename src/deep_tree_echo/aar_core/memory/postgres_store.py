@@ -48,10 +48,13 @@ from deep_tree_echo.aar_core.memory.record import MemoryRecord, Version
 from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT, MemoryStore
 
 _log = logging.getLogger(__name__)
-#: Postings the search cache holds by default: about 100 bytes each (text ids), so a worker
-#: stays within 2x of its memory over an empty store (``test_memory_footprint``); 1,500,000
-#: holds the frequent words of a 100k-memory corpus (``bench/memory.py``).
-DEFAULT_BUDGET_POSTGRES: Final = 500_000
+#: Postings the search cache holds by default: about 100 bytes each (text ids). 1,000,000
+#: holds the frequent words the queries of ``bench/memory.py`` meet at 100k memories (~730k).
+DEFAULT_BUDGET_POSTGRES: Final = 1_000_000
+#: Share of the budget read at open (the most frequent words); the rest fills with the words
+#: searched. A tenth, not SQLite's quarter: warming words no one asks for would take a worker
+#: over 2x its memory over an empty store at 200k memories (``test_memory_footprint``).
+WARM_SHARE_POSTGRES: Final = 0.1
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -214,7 +217,7 @@ class PostgresStore(MemoryStore):
         try:
             with self._errors("warm"):
                 async with _snapshot(engine) as conn:
-                    return await warm(conn, cache, self._cache_lock)
+                    return await warm(conn, cache, self._cache_lock, share=WARM_SHARE_POSTGRES)
         except StoreError as exc:
             _log.warning("search cache not warmed: %s", exc)
             return 0
