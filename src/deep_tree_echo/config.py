@@ -104,7 +104,7 @@ class EchoSettings(BaseSettings):
         None,
         ge=0,
         description="postings of frequent terms each process holds for search (sqlite, "
-        "postgres; 0: off; unset: the store's default, 1,500,000 sqlite, 500,000 postgres)",
+        "postgres; 0: off; unset: the store's default, 1,500,000 sqlite, 1,000,000 postgres)",
     )
     search_cache_min_df: int = Field(
         1024, gt=0, description="memories a term must be in to be cached"

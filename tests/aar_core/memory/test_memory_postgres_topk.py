@@ -56,7 +56,7 @@ async def test_pruned_top_k_has_the_exact_bm25_scores(
             want = index.top(query, 20, keep.__contains__)
             got = await pruned(store, query, 20, {"k": 2})
             assert [c.bm25 for c in got] == pytest.approx([s for _, s in want])
-            assert all(c.data["k"] == 2 for c in got)
+            assert all(c.fields()["k"] == 2 for c in got)
         assert [c.id for c in await pruned(store, "w0", 5, tenant="u")] == ["x"]
     finally:
         await store.close()
@@ -130,7 +130,7 @@ async def test_a_schema_1_database_gets_its_postings_on_open(postgres_db: str) -
             tokenize("green tea"), tenant="default", pool=10, now=2.0, filters=None
         )
         want = index.top("green tea", 10)
-        assert [(c.id, c.data["content"]) for c in found] == [
+        assert [(c.id, c.fields()["content"]) for c in found] == [
             (d, texts[int(d[1:])]) for d, _ in want
         ]
         assert [c.bm25 for c in found] == pytest.approx([score for _, score in want])

@@ -63,7 +63,7 @@ async def test_pruned_top_k_has_the_exact_bm25_scores(
             want = index.top(query, 20, keep.__contains__)
             got = await pruned(store, query, 20, {"k": 2})
             assert [c.bm25 for c in got] == pytest.approx([s for _, s in want])
-            assert all(c.data["k"] == 2 for c in got)
+            assert all(c.fields()["k"] == 2 for c in got)
     finally:
         await store.close()
 
@@ -126,7 +126,7 @@ async def test_a_schema_2_file_gets_its_postings_on_open(tmp_path: Path) -> None
         found = await pruned_default(store, "green tea")
         want = index.top("green tea", 10)
         expected = [(d, texts[int(d[1:])]) for d, _ in want]
-        assert [(c.id, c.data["content"]) for c in found] == expected
+        assert [(c.id, c.fields()["content"]) for c in found] == expected
         assert [c.bm25 for c in found] == pytest.approx([score for _, score in want])
         assert [c.id for c in await pruned_default(store, "coffee")] == ["m2"]
     finally:

@@ -69,7 +69,7 @@ async def test_cached_top_k_has_the_exact_bm25_scores(
             got = await cached(store, query, 20, {"k": 2})
             assert got is not None
             assert [c.bm25 for c in got] == pytest.approx([s for _, s in want]), query
-            assert all(c.data["k"] == 2 for c in got)
+            assert all(c.fields()["k"] == 2 for c in got)
     finally:
         await store.close()
 

@@ -120,7 +120,7 @@ async def top_candidates_cached(
             ranked = walk.top(pool, seed=best, scored=scored | gone if gone else scored)
         data = await _live(conn, tenant, now, [k for k, _ in ranked], payload)
         if len(data) == len(ranked):
-            return [Candidate(k, json.loads(data[k]), s, *payload[k]) for k, s in ranked]
+            return [Candidate(k, data[k], s, *payload[k]) for k, s in ranked]
         gone |= {k for k, _ in ranked} - data.keys()
     return None
 

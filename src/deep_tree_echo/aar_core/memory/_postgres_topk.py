@@ -135,6 +135,6 @@ async def top_candidates(
     params = {"tenant": tenant, "ids": [k for _, k in ranked]}
     found: dict[str, str] = {key: raw for key, raw in await conn.execute(text(_DATA), params)}
     return [
-        Candidate(key, json.loads(found[key]), score, *plan.payload[key])
+        Candidate(key, found[key], score, *plan.payload[key])
         for score, key in ranked
     ]

@@ -158,7 +158,7 @@ def _with_data(
     query = f"SELECT rid, id, data FROM memories WHERE rid IN ({marks})"
     found = {rid: (mid, raw) for rid, mid, raw in conn.execute(query, [k for k, _ in ranked])}
     return [
-        Candidate(found[rid][0], json.loads(found[rid][1]), score, *payload[rid])
+        Candidate(found[rid][0], found[rid][1], score, *payload[rid])
         for rid, score in ranked
     ]
 

@@ -359,9 +359,8 @@ class PostgresStore(MemoryStore):
         for rid, data, bm25, touched, importance in await self._fetch(
             "search", sql.SEARCH_ALL, params
         ):
-            candidate = Candidate(rid, json.loads(data), float(bm25), touched, importance)
-            if not filters or matches_filters(candidate.data, filters):
-                found.append(candidate)
+            if not filters or matches_filters(json.loads(data), filters):
+                found.append(Candidate(rid, data, float(bm25), touched, importance))
         return rank(found, weights=weights, now=now, limit=limit)
 
     async def _top(

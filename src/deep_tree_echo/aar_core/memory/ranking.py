@@ -9,6 +9,7 @@ since the memory was last accessed (or written), and importance is the caller's
 from __future__ import annotations
 
 import heapq
+import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -85,13 +86,21 @@ class Candidate:
     """A live memory chosen by a store's text match: its BM25 score and ranking inputs.
 
     ``touched`` is ``last_access or updated_at``; ``importance`` is already normalised.
+    ``data`` may be its JSON text: :func:`rank` decodes the ``limit`` it returns, not the pool.
     """
 
     id: str
-    data: dict[str, Any]
+    data: dict[str, Any] | str
     bm25: float
     touched: float
     importance: float
+
+    def fields(self) -> dict[str, Any]:
+        """The memory's data, decoded from its JSON text when the store handed that."""
+        if isinstance(self.data, str):
+            decoded: dict[str, Any] = json.loads(self.data)
+            return decoded
+        return self.data
 
 
 #: Candidates taken by BM25 before the final ranking (as the manager always did).
@@ -128,8 +137,8 @@ def rank(
     top = heapq.nlargest(limit, scored)
     return [
         SearchResult(
-            id=memory_id, data=pool[i].data, score=score, relevance=rel, recency=rec,
-            importance=imp,
+            id=memory_id, data=pool[i].fields(), score=score, relevance=rel,
+            recency=rec, importance=imp,
         )
         for score, rel, rec, imp, memory_id, i in top
     ]
