@@ -157,10 +157,10 @@ async def _rare_scores(
         if view is None:
             continue
         wk = weight[w] * 2.2
-        for dl, scored in by_len.items():
+        for dl, keys in by_len.items():
             for tf in view.by_dl.get(dl, ()):
                 part = wk * tf / (tf + 0.3 + per_dl * dl)
-                for key in scored.intersection(view.members(tf, dl)):
+                for key in keys.intersection(view.members(tf, dl)):
                     acc[key] += part
     return acc
 
