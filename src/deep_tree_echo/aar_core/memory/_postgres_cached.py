@@ -207,10 +207,11 @@ async def _live(
 
 
 async def warm(
-    conn: AsyncConnection, cache: PostingsCache[str], lock: asyncio.Lock, *, share: float = 0.25
+    conn: AsyncConnection, cache: PostingsCache[str], lock: asyncio.Lock, *, share: float
 ) -> int:
-    """Read the most frequent terms of every tenant, up to ``share`` of the budget (``conn``
-    has begun a repeatable-read transaction and run nothing yet). Returns the terms read."""
+    """Read the most frequent terms of every tenant, up to ``share`` of the budget (the store's
+    ``WARM_SHARE_POSTGRES``; ``conn`` has begun a repeatable-read transaction and run nothing
+    yet). Returns the terms read."""
     from sqlalchemy import text
 
     async with lock:
