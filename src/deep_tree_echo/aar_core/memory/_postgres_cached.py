@@ -31,12 +31,12 @@ if TYPE_CHECKING:
 _START: Final = """
 SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, s.n, s.total, f.terms, f.ns,
        c.ids, c.gens, c.dls, c.tfs
-FROM (SELECT 1) AS one
-LEFT JOIN dte_stats AS s ON s.tenant = :tenant
+FROM (SELECT sum(n)::bigint AS n, sum(total)::bigint AS total
+      FROM dte_stats WHERE tenant = :tenant) AS s
 CROSS JOIN LATERAL (
     SELECT array_agg(d.term) AS terms, array_agg(d.n) AS ns
-    FROM unnest(CAST(:terms AS text[])) AS t(term)
-    JOIN dte_df AS d ON d.tenant = :tenant AND d.term = t.term
+    FROM (SELECT term, sum(n)::bigint AS n FROM dte_df
+          WHERE tenant = :tenant AND term = ANY (CAST(:terms AS text[])) GROUP BY term) AS d
 ) AS f
 CROSS JOIN LATERAL (
     SELECT array_agg(m.id) AS ids, array_agg(m.gen) AS gens, array_agg(m.dl) AS dls,
@@ -62,7 +62,10 @@ JOIN dte_memories AS d ON d.tenant = :tenant AND d.id = k.id
 WHERE NOT d.deleted AND (d.expires_at IS NULL OR d.expires_at > :now)
 """
 #: Every tenant's terms held by at least ``:min`` memories, most frequent first.
-_FREQUENT: Final = "SELECT tenant, term, n FROM dte_df WHERE n >= :min ORDER BY n DESC"
+_FREQUENT: Final = """
+SELECT tenant, term, sum(n)::bigint FROM dte_df GROUP BY tenant, term HAVING sum(n) >= :min
+ORDER BY 3 DESC
+"""
 _CHANGES: Final = """
 SELECT id, gen, dl, tf::text FROM dte_memories WHERE tenant = :tenant AND gen > :since
 """

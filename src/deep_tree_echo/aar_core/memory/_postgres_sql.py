@@ -20,6 +20,68 @@ _IMPACT: Final = "dte_impact(({row}.tf ->> t.term)::integer, {row}.dl)"
 #: Key class of the per-tenant write locks (``pg_advisory_xact_lock(WRITE_LOCK, hashtext(t))``).
 WRITE_LOCK: Final = 0x0D7E
 
+
+#: Rows each tenant's N and each (tenant, term)'s df are split in (migration 4).
+SHARDS: Final = 16
+_SHARD: Final = f"floor(random() * {SHARDS})::smallint"
+
+
+def _index_rows(gone: str, came: str, *, unless: str = "false") -> str:
+    """Body of a statement-level index trigger: ``gone`` and ``came`` are queries of the rows
+    (``tenant, id, terms, tf, dl``) whose postings leave and enter the index.
+
+    Set-based, so a batch of N rows updates each shared counter once, not N times (N updates
+    of one row in one transaction walk an N-long version chain each). The counters are split
+    in :data:`SHARDS` rows each (a statement adds to a random one; readers sum them): a
+    tenant's concurrent writes would otherwise queue on its one ``dte_stats`` row until each
+    commit is flushed. Locks are taken in one order (the statement's memories, its stats
+    row, its df rows by term), so concurrent writes never deadlock."""
+    both = (
+        f"SELECT tenant, terms, 1 AS k, dl FROM ({came}) AS c "
+        f"UNION ALL SELECT tenant, terms, -1, -dl FROM ({gone}) AS g"
+    )
+    return f"""
+            BEGIN
+                IF {unless} THEN
+                    RETURN NULL;
+                END IF;
+                -- materialized: the whole key (impact too) is then the index condition
+                WITH x AS MATERIALIZED (
+                    SELECT g.tenant, t.term, {_IMPACT.format(row='g')} AS impact, g.id
+                    FROM ({gone}) AS g, unnest(g.terms) AS t(term)
+                )
+                DELETE FROM dte_postings AS p USING x
+                    WHERE (p.tenant, p.term, p.impact, p.id) = (x.tenant, x.term, x.impact, x.id);
+                INSERT INTO dte_postings (tenant, term, impact, id, tf, dl)
+                    SELECT c.tenant, t.term, {_IMPACT.format(row='c')}, c.id,
+                           {_TF.format(row='c')}, c.dl
+                    FROM ({came}) AS c, unnest(c.terms) AS t(term);
+                INSERT INTO dte_stats AS s (tenant, shard, n, total)
+                    SELECT tenant, {_SHARD}, sum(k), sum(dl) FROM ({both}) AS b GROUP BY tenant
+                    HAVING sum(k) <> 0 OR sum(dl) <> 0
+                    ORDER BY tenant
+                    ON CONFLICT (tenant, shard)
+                    DO UPDATE SET n = s.n + excluded.n, total = s.total + excluded.total;
+                INSERT INTO dte_df AS d (tenant, term, shard, n)
+                    SELECT b.tenant, t.term, {_SHARD}, sum(b.k)
+                    FROM ({both}) AS b, unnest(b.terms) AS t(term)
+                    GROUP BY b.tenant, t.term HAVING sum(b.k) <> 0
+                    ORDER BY b.tenant, t.term
+                    ON CONFLICT (tenant, term, shard) DO UPDATE SET n = d.n + excluded.n;
+                RETURN NULL;
+            END
+            """
+
+
+_ROW: Final = "tenant, id, terms, tf, dl"
+#: Rows of an UPDATE whose postings change (transition tables ``o`` before, ``n`` after).
+_CHANGED: Final = (
+    "FROM o JOIN n USING (tenant, id) "
+    "WHERE (o.terms, o.tf, o.dl, o.deleted) IS DISTINCT FROM (n.terms, n.tf, n.dl, n.deleted)"
+)
+_NONE: Final = f"SELECT {_ROW} FROM dte_memories WHERE false"
+
+
 MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
     (
         1,
@@ -143,6 +205,48 @@ MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
             "FOR EACH ROW EXECUTE FUNCTION dte_stamp()",
         ],
     ),
+    (
+        4,
+        [
+            # Statement-level index triggers over transition tables replace the row trigger
+            # (bulk writes, one statement, update the shared counters once per batch), and
+            # the counters are sharded (see _index_rows).
+            "DROP TRIGGER dte_memories_index ON dte_memories",
+            "ALTER TABLE dte_stats ADD COLUMN shard smallint NOT NULL DEFAULT 0",
+            "ALTER TABLE dte_stats DROP CONSTRAINT dte_stats_pkey",
+            "ALTER TABLE dte_stats ADD PRIMARY KEY (tenant, shard)",
+            "ALTER TABLE dte_df ADD COLUMN shard smallint NOT NULL DEFAULT 0",
+            "ALTER TABLE dte_df DROP CONSTRAINT dte_df_pkey",
+            "ALTER TABLE dte_df ADD PRIMARY KEY (tenant, term, shard)",
+            "DROP FUNCTION dte_index_memory()",
+            f"""
+            CREATE FUNCTION dte_index_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+            {_index_rows(_NONE, f"SELECT {_ROW} FROM n WHERE NOT deleted")}
+            $$
+            """,
+            f"""
+            CREATE FUNCTION dte_index_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+            {_index_rows(
+                "SELECT o.tenant, o.id, o.terms, o.tf, o.dl " + _CHANGED + " AND NOT o.deleted",
+                "SELECT n.tenant, n.id, n.terms, n.tf, n.dl " + _CHANGED + " AND NOT n.deleted",
+                unless=f"NOT EXISTS (SELECT {_CHANGED})",
+            )}
+            $$
+            """,
+            f"""
+            CREATE FUNCTION dte_index_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+            {_index_rows(f"SELECT {_ROW} FROM o WHERE NOT deleted", _NONE)}
+            $$
+            """,
+            "CREATE TRIGGER dte_memories_inserted AFTER INSERT ON dte_memories "
+            "REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION dte_index_inserted()",
+            "CREATE TRIGGER dte_memories_updated AFTER UPDATE ON dte_memories "
+            "REFERENCING OLD TABLE AS o NEW TABLE AS n "
+            "FOR EACH STATEMENT EXECUTE FUNCTION dte_index_updated()",
+            "CREATE TRIGGER dte_memories_deleted AFTER DELETE ON dte_memories "
+            "REFERENCING OLD TABLE AS o FOR EACH STATEMENT EXECUTE FUNCTION dte_index_deleted()",
+        ],
+    ),
 ]
 
 CREATE_MIGRATIONS: Final = """
@@ -157,11 +261,8 @@ COLUMNS: Final = (
     "extra"
 )
 
-# One atomic statement: insert, or replace only when the incoming version is newer.
-PUT_IF_NEWER: Final = f"""
-INSERT INTO dte_memories (tenant, {COLUMNS}, importance, terms, tf, dl)
-VALUES (:tenant, :id, :version, :data, :created_at, :updated_at, :access_count, :last_access,
-        :expires_at, :deleted, :extra, :importance, :terms, CAST(:tf AS jsonb), :dl)
+#: Replace an existing row only when the incoming version is newer.
+_IF_NEWER: Final = """
 ON CONFLICT (tenant, id) DO UPDATE SET
     version = excluded.version, data = excluded.data, created_at = excluded.created_at,
     updated_at = excluded.updated_at, access_count = excluded.access_count,
@@ -169,8 +270,34 @@ ON CONFLICT (tenant, id) DO UPDATE SET
     deleted = excluded.deleted, extra = excluded.extra, importance = excluded.importance,
     terms = excluded.terms, tf = excluded.tf, dl = excluded.dl
 WHERE excluded.version > dte_memories.version
+"""
+
+# One atomic statement: insert, or replace only when the incoming version is newer.
+PUT_IF_NEWER: Final = f"""
+INSERT INTO dte_memories (tenant, {COLUMNS}, importance, terms, tf, dl)
+VALUES (:tenant, :id, :version, :data, :created_at, :updated_at, :access_count, :last_access,
+        :expires_at, :deleted, :extra, :importance, :terms, CAST(:tf AS jsonb), :dl)
+{_IF_NEWER}
 RETURNING 1
 """
+
+# The batch form: one statement over arrays (one element per id, no id twice), so the
+# statement-level index triggers see the whole batch at once. ``terms`` come as JSON texts
+# (one array per row, and arrays of arrays must be rectangular).
+PUT_MANY_IF_NEWER: Final = f"""
+INSERT INTO dte_memories (tenant, {COLUMNS}, importance, terms, tf, dl)
+SELECT :tenant, r.id, r.version, r.data, r.created_at, r.updated_at, r.access_count,
+       r.last_access, r.expires_at, r.deleted, r.extra, r.importance,
+       ARRAY(SELECT jsonb_array_elements_text(CAST(r.terms AS jsonb))), CAST(r.tf AS jsonb), r.dl
+FROM unnest(CAST(:id AS text[]), CAST(:version AS text[]), CAST(:data AS text[]),
+            CAST(:created_at AS float8[]), CAST(:updated_at AS float8[]),
+            CAST(:access_count AS bigint[]), CAST(:last_access AS float8[]),
+            CAST(:expires_at AS float8[]), CAST(:deleted AS boolean[]), CAST(:extra AS text[]),
+            CAST(:importance AS float8[]), CAST(:terms AS text[]), CAST(:tf AS text[]),
+            CAST(:dl AS integer[]))
+    AS r(id, version, data, created_at, updated_at, access_count, last_access, expires_at,
+         deleted, extra, importance, terms, tf, dl)
+{_IF_NEWER}"""
 
 RECORD_ACCESS: Final = """
 UPDATE dte_memories SET access_count = access_count + :n,
@@ -201,6 +328,6 @@ FROM dte_memories WHERE tenant = :tenant AND {_LIVE}
 """
 
 
-#: Taken first by every write transaction: one tenant's index writers queue here, so their
-#: updates of the shared ``dte_stats``/``dte_df`` rows can never deadlock.
+#: Taken first by a bulk write's transaction (``put_many``, ``purge``): their memory rows are
+#: locked in no fixed order, so two of them could deadlock; they queue here instead.
 LOCK_TENANT: Final = f"SELECT pg_advisory_xact_lock({WRITE_LOCK}, hashtext(:tenant))"

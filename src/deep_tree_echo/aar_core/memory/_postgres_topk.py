@@ -2,12 +2,12 @@
 
 ``dte_postings`` keeps, per ``(tenant, term)``, each non-deleted memory's impact in its primary
 key, so a term's best postings come first; ``dte_df`` and ``dte_stats`` hold df, N and the
-summed length (all kept by a trigger in the writing transaction). A search runs in one
-``REPEATABLE READ`` read-only transaction (one snapshot for every statement): N and df, then
-per MaxScore round one statement that reads the next postings of every essential term
-(``LATERAL`` index-only scans, returned as arrays: far cheaper to decode than a row per
-posting) and one that scores the memories seen for the first time (exact BM25 from the row's
-``tf``, liveness, ranking inputs), then the pool's data.
+summed length (kept by triggers in the writing transaction; each counter is the sum of its
+shards). A search runs in one ``REPEATABLE READ`` read-only transaction (one snapshot for
+every statement): N and df, then per MaxScore round one statement that reads the next
+postings of every essential term (``LATERAL`` index-only scans, returned as arrays: far
+cheaper to decode than a row per posting) and one that scores the memories seen for the
+first time (exact BM25 from the row's ``tf``, liveness, ranking inputs), then the pool's data.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ if TYPE_CHECKING:
 
 _STATS: Final = """
 SELECT s.n, s.total, d.term, d.n
-FROM (SELECT 1) AS one
-LEFT JOIN dte_stats AS s ON s.tenant = :tenant
-LEFT JOIN (unnest(CAST(:terms AS text[])) AS t(term)
-           JOIN dte_df AS d ON d.tenant = :tenant AND d.term = t.term) ON true
+FROM (SELECT sum(n)::bigint AS n, sum(total)::bigint AS total
+      FROM dte_stats WHERE tenant = :tenant) AS s
+LEFT JOIN (SELECT term, sum(n)::bigint AS n FROM dte_df
+           WHERE tenant = :tenant AND term = ANY (CAST(:terms AS text[]))
+           GROUP BY term) AS d ON true
 """
 
 #: One MaxScore round: per probe (term, resume point, impact floor, cutoff), the next postings

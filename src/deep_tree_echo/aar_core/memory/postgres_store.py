@@ -12,7 +12,11 @@ to date at every search from the transaction ids writes are stamped with. Rows a
   them in the writing transaction, and the exact BM25 top candidates come from the class
   walk over the search cache (``_postgres_cached``) or, with filters, from MaxScore pruning
   over the postings (``_postgres_topk``); both use the in-memory index's formula.
-  Every write takes its tenant's advisory write lock first (``_postgres_sql.LOCK_TENANT``).
+  A single write is one statement in autocommit (one round trip); the index triggers lock
+  the shared ``dte_stats``/``dte_df`` rows after the statement's own rows, df in term order,
+  so concurrent writes queue but never deadlock. Bulk writes (``put_many``, ``purge``) take
+  their tenant's advisory write lock first (``_postgres_sql.LOCK_TENANT``): their rows are
+  locked in no fixed order.
 - The schema is created and migrated on ``open()`` (see ``_postgres_sql``). Extensions such as
   ``rum`` are detected at start (``extensions``) and only reported for now.
 """
@@ -232,15 +236,21 @@ class PostgresStore(MemoryStore):
     async def _fetch(
         self, what: str, statement: str, params: Mapping[str, Any], *, lock: str | None = None
     ) -> list[Any]:
-        """Run one statement in its own transaction; a write passes ``lock=tenant`` to take
-        the tenant's write lock first (``_postgres_sql.LOCK_TENANT``)."""
+        """Run one statement as its own transaction, in one round trip (autocommit: row locks
+        are never held across the event loop's turns). A bulk write passes ``lock=tenant``:
+        it then runs in a transaction that takes the tenant's write lock first
+        (``_postgres_sql.LOCK_TENANT``)."""
         from sqlalchemy import text
 
         engine = await self._ready()
         with self._errors(what):
-            async with engine.begin() as conn:
-                if lock is not None:
+            if lock is not None:
+                async with engine.begin() as conn:
                     await conn.execute(text(sql.LOCK_TENANT), {"tenant": lock})
+                    result = await conn.execute(text(statement), dict(params))
+                    return list(result) if result.returns_rows else []
+            async with engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
                 result = await conn.execute(text(statement), dict(params))
                 return list(result) if result.returns_rows else []
 
@@ -255,25 +265,36 @@ class PostgresStore(MemoryStore):
         return row_to_record(rows[0]) if rows else None
 
     async def put_if_newer(self, record: MemoryRecord, *, tenant: str = DEFAULT_TENANT) -> bool:
-        rows = await self._fetch(
-            "write", sql.PUT_IF_NEWER, write_params(tenant, record), lock=tenant
-        )
+        rows = await self._fetch("write", sql.PUT_IF_NEWER, write_params(tenant, record))
         return bool(rows)
 
     async def put_many(
         self, records: Sequence[MemoryRecord], *, tenant: str = DEFAULT_TENANT
     ) -> None:
-        """Batch ``put_if_newer`` (one transaction, one round trip per batch): bulk loads."""
+        """Batch ``put_if_newer`` (one transaction, one statement per batch): bulk loads.
+
+        An id given more than once keeps its newest version, as the same puts one by one
+        would; the statement sees the batch as a whole, so the index triggers update each
+        shared counter once per batch."""
         from sqlalchemy import text
 
-        if not records:
+        newest: dict[str, tuple[str, MemoryRecord]] = {}
+        for record in records:
+            version = record.version.to_str()
+            held = newest.get(record.id)
+            if held is None or version > held[0]:
+                newest[record.id] = (version, record)
+        if not newest:
             return
+        rows = [write_params(tenant, record) for _, record in newest.values()]
+        params: dict[str, Any] = {name: [row[name] for row in rows] for name in rows[0]}
+        params["tenant"] = tenant
+        params["terms"] = [json.dumps(row["terms"], ensure_ascii=False) for row in rows]
         engine = await self._ready()
-        statement = sql.PUT_IF_NEWER.replace("RETURNING 1", "")
         with self._errors("batch write"):
             async with engine.begin() as conn:
                 await conn.execute(text(sql.LOCK_TENANT), {"tenant": tenant})
-                await conn.execute(text(statement), [write_params(tenant, r) for r in records])
+                await conn.execute(text(sql.PUT_MANY_IF_NEWER), params)
 
     async def record_access(
         self, memory_id: str, at: float, count: int = 1, *, tenant: str = DEFAULT_TENANT

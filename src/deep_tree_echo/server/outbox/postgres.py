@@ -59,6 +59,14 @@ WITH ins AS (
 SELECT id, pg_notify('{CHANNEL}', '') FROM ins
 """
 
+_PURGED: Final = (
+    "SELECT COALESCE((SELECT value FROM dte_events_meta WHERE key = 'purged_through'), 0)"
+)
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool ``reset``: nothing to undo on a released connection (see ``open``)."""
+
 
 def asyncpg_dsn(url: str) -> str:
     """``postgresql+asyncpg://`` (SQLAlchemy style) and ``postgres://`` URLs as asyncpg takes."""
@@ -94,7 +102,12 @@ class PostgresOutbox(EventOutbox):
 
         dsn = asyncpg_dsn(self.url)
         try:
-            self._pool = await asyncpg.create_pool(dsn, min_size=1, max_size=self.pool_size)
+            # reset=: a released connection holds no session state (no SET, LISTEN or
+            # session lock: the listener has its own connection), so skip asyncpg's
+            # RESET ALL/UNLISTEN round trip at every release
+            self._pool = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=self.pool_size, reset=_keep_session
+            )
             async with self._pool.acquire() as conn, conn.transaction():
                 # several workers and nodes start at once: one creates the schema
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
@@ -160,15 +173,14 @@ class PostgresOutbox(EventOutbox):
         return [_event(row) for row in rows]
 
     async def head(self) -> int:
-        rows = await self._fetch("SELECT COALESCE(MAX(id), 0) AS head FROM dte_events")
-        purged = await self.purged_through()
-        return max(int(rows[0]["head"]), purged)
+        rows = await self._fetch(
+            "SELECT GREATEST((SELECT COALESCE(MAX(id), 0) FROM dte_events), "
+            f"({_PURGED})) AS head"
+        )
+        return int(rows[0]["head"])
 
     async def purged_through(self) -> int:
-        rows = await self._fetch(
-            "SELECT COALESCE((SELECT value FROM dte_events_meta WHERE key = 'purged_through'), 0)"
-            " AS v"
-        )
+        rows = await self._fetch(f"SELECT ({_PURGED}) AS v")
         return int(rows[0]["v"])
 
     async def purge(self, before: float) -> int:
