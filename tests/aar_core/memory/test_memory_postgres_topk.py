@@ -3,6 +3,7 @@ schema-1 databases migrate to the postings on open."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
@@ -149,6 +150,30 @@ async def test_a_schema_1_database_gets_its_postings_on_open(postgres_db: str) -
         await store.close()
 
 
+#: The index tables as a rebuild from ``dte_memories`` gives them, and as the triggers keep
+#: them (counters summed over their shards).
+_REBUILT: dict[str, str] = {
+    "postings": "SELECT m.tenant, t.term, m.id, (m.tf ->> t.term)::integer, m.dl "
+    "FROM dte_memories AS m, unnest(m.terms) AS t(term) WHERE NOT m.deleted",
+    "df": "SELECT m.tenant, t.term, count(*) FROM dte_memories AS m, "
+    "unnest(m.terms) AS t(term) WHERE NOT m.deleted GROUP BY 1, 2",
+    "stats": "SELECT tenant, count(*), sum(dl) FROM dte_memories WHERE NOT deleted "
+    "GROUP BY tenant",
+}
+_KEPT: dict[str, str] = {
+    "postings": "SELECT tenant, term, id, tf, dl FROM dte_postings",
+    "df": "SELECT tenant, term, sum(n) FROM dte_df GROUP BY 1, 2 HAVING sum(n) <> 0",
+    "stats": "SELECT tenant, sum(n), sum(total) FROM dte_stats GROUP BY 1 HAVING sum(n) <> 0",
+}
+
+
+async def assert_index_equals_a_rebuild(store: PostgresStore, when: object) -> None:
+    for name, query in _REBUILT.items():
+        want = sorted(tuple(r) for r in await store._fetch("t", query, {}))
+        got = sorted(tuple(r) for r in await store._fetch("t", _KEPT[name], {}))
+        assert got == want, (when, name)
+
+
 async def test_index_tables_equal_a_rebuild_after_mixed_single_and_batch_writes(
     postgres_db: str,
 ) -> None:
@@ -173,20 +198,6 @@ async def test_index_tables_equal_a_rebuild_after_mixed_single_and_batch_writes(
             rid, {"content": text}, Version(v, 0, "n"), 1.0, float(v), deleted=rng.random() < 0.2
         )
 
-    rebuilt = {
-        "postings": "SELECT m.tenant, t.term, m.id, (m.tf ->> t.term)::integer, m.dl "
-        "FROM dte_memories AS m, unnest(m.terms) AS t(term) WHERE NOT m.deleted",
-        "df": "SELECT m.tenant, t.term, count(*) FROM dte_memories AS m, "
-        "unnest(m.terms) AS t(term) WHERE NOT m.deleted GROUP BY 1, 2",
-        "stats": "SELECT tenant, count(*), sum(dl) FROM dte_memories WHERE NOT deleted "
-        "GROUP BY tenant",
-    }
-    kept = {
-        "postings": "SELECT tenant, term, id, tf, dl FROM dte_postings",
-        "df": "SELECT tenant, term, sum(n) FROM dte_df GROUP BY 1, 2 HAVING sum(n) <> 0",
-        "stats": "SELECT tenant, sum(n), sum(total) FROM dte_stats GROUP BY 1 "
-        "HAVING sum(n) <> 0",
-    }
     try:
         for step in range(40):
             tenant = rng.choice(["t", "u"])
@@ -202,11 +213,85 @@ async def test_index_tables_equal_a_rebuild_after_mixed_single_and_batch_writes(
                 assert sorted(await store.purge(found, tenant=tenant)) == sorted(found)
                 for rid in found:
                     newest.pop((tenant, rid), None)
-            for name, query in rebuilt.items():
-                want = sorted(tuple(r) for r in await store._fetch("t", query, {}))
-                got = sorted(tuple(r) for r in await store._fetch("t", kept[name], {}))
-                assert got == want, (step, name)
+            await assert_index_equals_a_rebuild(store, step)
         versions = await store._fetch("t", "SELECT tenant, id, version FROM dte_memories", {})
         assert {(t, i): Version.parse(v).wall_ms for t, i, v in versions} == newest
+    finally:
+        await store.close()
+
+
+async def test_concurrent_writers_on_two_engines_neither_deadlock_nor_drift(
+    postgres_db: str,
+) -> None:
+    """Two stores (as two nodes) write one tenant at once: single puts of shared ids from many
+    connections, batches, access counts and purges. Locks are taken in one order, so none
+    fails (a deadlock would surface as ``StoreError``), and the index stays a rebuild's."""
+    stores = [PostgresStore(postgres_db, search_cache=0, pool_size=6) for _ in range(2)]
+    rng = random.Random(8)
+    words = [f"w{i}" for i in range(8)]
+    versions = iter(range(1, 1_000_000))
+
+    def record(rid: str) -> MemoryRecord:
+        v = next(versions)
+        text = " ".join(rng.choices(words, k=rng.randint(1, 5)))
+        return MemoryRecord(rid, {"content": text}, Version(v, 0, "n"), 1.0, float(v),
+                            deleted=rng.random() < 0.1)
+
+    async def singles(store: PostgresStore) -> None:
+        for _ in range(30):
+            await store.put_if_newer(record(f"m{rng.randrange(20)}"), tenant="t")
+            await store.record_access(f"m{rng.randrange(20)}", 5.0, tenant="t")
+
+    async def batches(store: PostgresStore) -> None:
+        for _ in range(10):
+            await store.put_many([record(f"m{rng.randrange(20)}") for _ in range(30)], tenant="t")
+            await store.purge(await store.purge_candidates(1e9, tenant="t"), tenant="t")
+
+    try:
+        jobs = [singles(s) for s in stores for _ in range(4)]
+        jobs += [batches(s) for s in stores for _ in range(2)]
+        await asyncio.gather(*jobs)
+        await assert_index_equals_a_rebuild(stores[0], "end")
+        assert await stores[1].count(tenant="t") > 0
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_a_schema_3_database_keeps_its_counters_through_migration_4(
+    postgres_db: str,
+) -> None:
+    """Counters the row trigger of schemas 2-3 kept become shard 0 of the sharded ones, and
+    writes after the migration keep the index a rebuild's."""
+    import asyncpg
+
+    conn = await asyncpg.connect(postgres_db)  # a database as schema 3 left it
+    try:
+        await conn.execute(sql.CREATE_MIGRATIONS)
+        for version, statements in sql.MIGRATIONS[:3]:
+            for statement in statements:
+                await conn.execute(statement)
+            await conn.execute("INSERT INTO dte_schema_migrations (version) VALUES ($1)", version)
+        for i, text in enumerate(("green tea", "green green tea leaves", "black coffee")):
+            p = write_params("default", MemoryRecord(f"m{i}", {"content": text},
+                                                     Version(1, 0, "n"), 1, 1))
+            await conn.execute(
+                "INSERT INTO dte_memories (tenant, id, version, data, created_at, updated_at, "
+                "terms, tf, dl) VALUES ($1, $2, $3, $4, 1, 1, $5, $6::jsonb, $7)",
+                "default", p["id"], p["version"], p["data"], p["terms"], p["tf"], p["dl"],
+            )
+    finally:
+        await conn.close()
+    store = PostgresStore(postgres_db, search_cache=0)
+    try:
+        await assert_index_equals_a_rebuild(store, "migrated")
+        await store.put_if_newer(MemoryRecord("m0", {"content": "green"}, Version(2, 0, "n"), 1, 2))
+        await store.put_many([
+            MemoryRecord("m1", {}, Version(2, 0, "n"), 1, 2, deleted=True),
+            MemoryRecord("m3", {"content": "tea tea"}, Version(2, 0, "n"), 1, 2),
+        ])
+        await assert_index_equals_a_rebuild(store, "written")
+        green = await store._top(["green"], tenant="default", pool=10, now=3.0, filters=None)
+        assert [c.id for c in green] == ["m0"]
     finally:
         await store.close()
