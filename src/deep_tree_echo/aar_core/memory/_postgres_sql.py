@@ -26,7 +26,7 @@ SHARDS: Final = 16
 _SHARD: Final = f"floor(random() * {SHARDS})::smallint"
 
 
-def _index_rows(gone: str, came: str, *, unless: str = "false") -> str:
+def _index_rows(gone: str, came: str, *, unless: str | None = None) -> str:
     """Body of a statement-level index trigger: ``gone`` and ``came`` are queries of the rows
     (``tenant, id, terms, tf, dl``) whose postings leave and enter the index.
 
@@ -35,16 +35,16 @@ def _index_rows(gone: str, came: str, *, unless: str = "false") -> str:
     in :data:`SHARDS` rows each (a statement adds to a random one; readers sum them): a
     tenant's concurrent writes would otherwise queue on its one ``dte_stats`` row until each
     commit is flushed. Locks are taken in one order (the statement's memories, its stats
-    row, its df rows by term), so concurrent writes never deadlock."""
+    row, its df rows by term), so concurrent writes never deadlock. ``unless``: a condition
+    on which the trigger returns at once (nothing indexed changed)."""
     both = (
         f"SELECT tenant, terms, 1 AS k, dl FROM ({came}) AS c "
         f"UNION ALL SELECT tenant, terms, -1, -dl FROM ({gone}) AS g"
     )
+    guard = f"IF {unless} THEN RETURN NULL; END IF;" if unless else ""
     return f"""
             BEGIN
-                IF {unless} THEN
-                    RETURN NULL;
-                END IF;
+                {guard}
                 -- materialized: the whole key (impact too) is then the index condition
                 WITH x AS MATERIALIZED (
                     SELECT g.tenant, t.term, {_IMPACT.format(row='g')} AS impact, g.id

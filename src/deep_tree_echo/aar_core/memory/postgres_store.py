@@ -244,13 +244,11 @@ class PostgresStore(MemoryStore):
 
         engine = await self._ready()
         with self._errors(what):
-            if lock is not None:
-                async with engine.begin() as conn:
+            async with engine.begin() if lock is not None else engine.connect() as conn:
+                if lock is not None:
                     await conn.execute(text(sql.LOCK_TENANT), {"tenant": lock})
-                    result = await conn.execute(text(statement), dict(params))
-                    return list(result) if result.returns_rows else []
-            async with engine.connect() as conn:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                else:
+                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
                 result = await conn.execute(text(statement), dict(params))
                 return list(result) if result.returns_rows else []
 
