@@ -74,11 +74,33 @@ async def test_appends_of_two_writers_are_read_in_id_order_by_both(
     assert ids_a == sorted(ids_a) and ids_b == sorted(ids_b)
     everything = await a.read(first, limit=1000)
     assert [e.id for e in everything] == sorted(ids_a + ids_b)
+    by_id = {e.id: e for e in everything}  # each append got the id of its own row
+    for tag, ids in (("a", ids_a), ("b", ids_b)):
+        assert [(by_id[n].payload, by_id[n].session_id) for n in ids] == [
+            ({"n": f"{tag}{i}"}, f"s{i % 3}") for i in range(50)
+        ]
     assert await b.head() == max(ids_a + ids_b)
     only_s1 = await b.read(first, session_id="s1", limit=1000)
     assert only_s1 and {e.session_id for e in only_s1} == {"s1"}
     capped = await b.read(first, upto=everything[9].id)
     assert [e.id for e in capped] == [e.id for e in everything[:10]]
+
+
+async def test_a_batch_of_appends_keeps_every_field_as_given(
+    pair: tuple[EventOutbox, EventOutbox],
+) -> None:
+    a, b = pair
+    at = time.time()
+    events = [
+        ("agent_message", None, {"text": "Grüße, 世界 \u2028 \"quoted\"", "n": [1, 2.5, None]},
+         at + 0.123456789, "default"),
+        ("memory_update", "s-ü", {}, at, "tenant-b"),
+        ("agent_message", "s", {"deep": {"x": True}}, 1e-3, "default"),
+    ]
+    ids = await asyncio.gather(*(a.append(*event) for event in events))
+    got = {e.id: e for e in await b.read(min(ids) - 1, limit=10)}
+    assert [(got[n].kind, got[n].session_id, got[n].payload, got[n].created_at, got[n].tenant)
+            for n in ids] == events
 
 
 async def test_purge_remembers_what_it_removed(pair: tuple[EventOutbox, EventOutbox]) -> None:
