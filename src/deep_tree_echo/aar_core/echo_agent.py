@@ -15,7 +15,6 @@ the agent-arena-relation triple on the record itself.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from deep_tree_echo.aar_core._echo_dialogue import (
@@ -60,7 +59,6 @@ class EchoAgent(Agent):
         answer = await ctx.call_engine(
             EngineQuery(ctx.text, question, memories, history, ctx.session_id)
         )
-        memory_id = f"mem-{uuid.uuid4().hex}"
         data: dict[str, Any] = {
             "content": act.content if act.act == "remember" else ctx.text,
             "kind": "question" if question else "episodic",
@@ -83,7 +81,7 @@ class EchoAgent(Agent):
                 data["title"] = replied_to
         if not isinstance(ctx.content, str):
             data["structured"] = ctx.content
-        await ctx.memory.store_memory(memory_id, data)
+        memory_id = (await ctx.memory.add_memory(data)).id
         used = [  # the score and its breakdown, as ranked for this answer
             {k: m[k] for k in ("id", "score", "relevance", "recency", "importance")}
             for m in memories

@@ -73,6 +73,45 @@ async def test_upsert_reports_created_and_keeps_created_at_and_access_count() ->
     assert m.stats["stores"] == 1 and m.stats["updates"] == 2
 
 
+class CountingStore(SQLiteStore):
+    """A real SQLite store that counts the reads of single memories it is asked for."""
+
+    gets = 0
+
+    async def get(self, memory_id: str, *, tenant: str = "default") -> MemoryRecord | None:
+        self.gets += 1
+        return await super().get(memory_id, tenant=tenant)
+
+
+async def test_add_memory_stores_under_a_fresh_id_without_reading_first(tmp_path: Path) -> None:
+    clock = FakeClock()
+    bus = RecordingBus()
+    store = CountingStore(tmp_path / "m.db")
+    async with MemoryManager(store, event_bus=bus, wall_clock=clock) as m:
+        data = {"content": "lab opens at nine", "session_id": "s1"}
+        first = await m.add_memory(data, ttl=30)
+        second = await m.for_tenant("t2").add_memory({"content": "lab opens at nine"})
+        assert store.gets == 0  # one store call per new memory
+        assert first.id != second.id and first.id.startswith("mem-")
+        assert first.data == data and first.created_at == first.updated_at == clock()
+        assert first.expires_at == clock() + 30 and first.access_count == 0
+        data["content"] = "changed by caller"
+        assert await m.retrieve_memory(first.id) == {"content": "lab opens at nine",
+                                                      "session_id": "s1"}
+        assert await m.retrieve_memory(second.id) is None  # it went to tenant t2
+        assert await m.for_tenant("t2").get_record(second.id) == second
+        assert [r.id for r in await m.search("lab opens")] == [first.id]
+        assert [(p["memory_id"], p["action"], p["session_id"], p["tenant"])
+                for _, p in bus.events] == [(first.id, "created", "s1", "default"),
+                                            (second.id, "created", None, "t2")]
+        assert m.stats["stores"] == 2 and m.stats["updates"] == 0
+        with pytest.raises(InvalidMemoryError):
+            await m.add_memory({"content": "x"}, ttl=-1)
+        with pytest.raises(InvalidMemoryError):
+            await m.add_memory({"bad": float("nan")})
+        assert await m.count() == 1 and m.stats["errors"] == 2
+
+
 async def test_records_are_sorted_copies_live_unless_include_deleted() -> None:
     clock = FakeClock()
     m = MemoryManager(wall_clock=clock)

@@ -256,16 +256,37 @@ class MemoryManager:
 
     # -- writes (tenant-bound; the public methods below and TenantMemory call these) -----------
 
-    async def _upsert(
-        self, tenant: str, memory_id: str, data: dict[str, Any], ttl: float | None
-    ) -> tuple[MemoryRecord, bool]:
+    def _validated(
+        self, memory_id: str, data: dict[str, Any], ttl: float | None
+    ) -> tuple[str, float | None]:
+        """``data`` as JSON text and the TTL in seconds, or :class:`InvalidMemoryError`."""
         try:
             validate_memory_id(memory_id)
-            text = self._validate_data(data)
-            seconds = self._validate_ttl(ttl)
+            return self._validate_data(data), self._validate_ttl(ttl)
         except InvalidMemoryError:
             self._stats["errors"] += 1
             raise
+
+    def _record(
+        self, memory_id: str, text: str, seconds: float | None, current: MemoryRecord | None,
+        now: float,
+    ) -> MemoryRecord:
+        """The record that replaces ``current`` (a live memory, or None) with ``text``."""
+        return MemoryRecord(
+            id=memory_id,
+            data=json.loads(text),
+            version=self.clock.now(),
+            created_at=current.created_at if current else now,
+            updated_at=now,
+            access_count=current.access_count if current else 0,
+            last_access=current.last_access if current else None,
+            expires_at=now + seconds if seconds is not None else None,
+        )
+
+    async def _upsert(
+        self, tenant: str, memory_id: str, data: dict[str, Any], ttl: float | None
+    ) -> tuple[MemoryRecord, bool]:
+        text, seconds = self._validated(memory_id, data, ttl)
         await self._ensure_open()
         for _ in range(WRITE_ATTEMPTS):
             now = self.wall_clock()
@@ -273,25 +294,34 @@ class MemoryManager:
             if stored is not None:  # our stamp must beat whatever any process wrote
                 self.clock.update(stored.version)
             current = stored if stored is not None and stored.is_live(now) else None
-            record = MemoryRecord(
-                id=memory_id,
-                data=json.loads(text),
-                version=self.clock.now(),
-                created_at=current.created_at if current else now,
-                updated_at=now,
-                access_count=current.access_count if current else 0,
-                last_access=current.last_access if current else None,
-                expires_at=now + seconds if seconds is not None else None,
-            )
+            record = self._record(memory_id, text, seconds, current, now)
             if await self._put(tenant, record):
                 break
         else:
             self._stats["errors"] += 1
             raise StoreError(f"write of {memory_id!r} kept losing to newer concurrent writes")
-        created = current is None
+        return await self._written(tenant, record, text, created=current is None)
+
+    async def _add(self, tenant: str, data: dict[str, Any], ttl: float | None) -> MemoryRecord:
+        """Store ``data`` under a new random id: no memory can hold that id yet, so unlike
+        :meth:`_upsert` nothing is read first (one store call per memory, not two)."""
+        memory_id = f"mem-{uuid.uuid4().hex}"
+        text, seconds = self._validated(memory_id, data, ttl)
+        await self._ensure_open()
+        record = self._record(memory_id, text, seconds, None, self.wall_clock())
+        if not await self._put(tenant, record):  # only a newer record under 122 random bits
+            self._stats["errors"] += 1
+            raise StoreError(f"new memory id {memory_id!r} is already taken")
+        created, _ = await self._written(tenant, record, text, created=True)
+        return created
+
+    async def _written(
+        self, tenant: str, record: MemoryRecord, text: str, *, created: bool
+    ) -> tuple[MemoryRecord, bool]:
+        """Count and announce an acknowledged write; the record as returned to the caller."""
         self._stats["stores" if created else "updates"] += 1
         action: Action = "created" if created else "updated"
-        await self._emit(tenant, memory_id, action, record.data, record.version.to_str())
+        await self._emit(tenant, record.id, action, record.data, record.version.to_str())
         return dataclasses.replace(record, data=json.loads(text)), created
 
     async def _delete(self, tenant: str, memory_id: str) -> bool:
@@ -444,6 +474,11 @@ class MemoryManager:
         """Store ``data`` under ``memory_id`` (upsert); ``ttl`` seconds until it expires."""
         record, _ = await self._upsert(DEFAULT_TENANT, memory_id, data, ttl)
         return record
+
+    async def add_memory(self, data: dict[str, Any], *, ttl: float | None = None) -> MemoryRecord:
+        """Store ``data`` as a new memory under a fresh id (``record.id``, ``mem-<hex>``): one
+        store call, where :meth:`store_memory` first reads what the id holds."""
+        return await self._add(DEFAULT_TENANT, data, ttl)
 
     async def update_memory(self, memory_id: str, data: dict[str, Any]) -> MemoryRecord:
         """Replace the data of ``memory_id`` (creating it when absent)."""

@@ -57,6 +57,10 @@ class TenantMemory:
         record, _ = await self.manager._upsert(self.tenant, memory_id, data, ttl)
         return record
 
+    async def add_memory(self, data: dict[str, Any], *, ttl: float | None = None) -> MemoryRecord:
+        """Store ``data`` as a new memory under a fresh id (``record.id``): one store call."""
+        return await self.manager._add(self.tenant, data, ttl)
+
     async def update_memory(self, memory_id: str, data: dict[str, Any]) -> MemoryRecord:
         """Replace the data of ``memory_id`` (creating it when absent)."""
         record, _ = await self.manager._upsert(self.tenant, memory_id, data, None)
