@@ -312,8 +312,8 @@ class MemoryManager:
         if not await self._put(tenant, record):  # only a newer record under 122 random bits
             self._stats["errors"] += 1
             raise StoreError(f"new memory id {memory_id!r} is already taken")
-        created, _ = await self._written(tenant, record, text, created=True)
-        return created
+        stored, _ = await self._written(tenant, record, text, created=True)
+        return stored
 
     async def _written(
         self, tenant: str, record: MemoryRecord, text: str, *, created: bool
