@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -135,6 +136,23 @@ def test_export_import_round_trip_with_bad_lines(data_dir: str, tmp_path: Path) 
     # importing the same export again changes nothing: the store holds those versions
     code, _, err = run("memory", "import", str(export), "--data-dir", other)
     assert code == 0 and "0 created, 0 updated, 0 restored, 5 kept" in err
+
+
+def test_import_applies_lines_in_file_order_when_ids_repeat(data_dir: str, tmp_path: Path) -> None:
+    rng = random.Random(7)
+    ids = [f"r{rng.randrange(50)}" for _ in range(700)]  # each id many times, in any order
+    source = tmp_path / "repeats.jsonl"
+    source.write_text("".join(
+        json.dumps({"id": memory_id, "data": {"content": f"line {n}"}}) + "\n"
+        for n, memory_id in enumerate(ids, 1)
+    ))
+    code, _, err = run("memory", "import", str(source), "--data-dir", data_dir)
+    distinct = len(set(ids))
+    assert code == 0 and f"{distinct} created, {700 - distinct} updated, 0 restored" in err, err
+    last = {memory_id: n for n, memory_id in enumerate(ids, 1)}
+    for memory_id, n in last.items():
+        got = json.loads(run("memory", "get", memory_id, "--data-dir", data_dir)[1])
+        assert got["data"] == {"content": f"line {n}"}, memory_id
 
 
 def test_backup_restores_records_as_they_were_and_never_over_newer_edits(

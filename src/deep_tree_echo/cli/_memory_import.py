@@ -110,14 +110,17 @@ async def import_file(
     path: Path,
     report: ImportReport,
     *,
-    concurrency: int = 16,
+    concurrency: int | None = None,
     advance: Callable[[int], None] = lambda n: None,
 ) -> None:
     """Second pass: store every valid line; a failed write is reported, the rest continue.
 
-    Up to ``concurrency`` writes run at once; a batch never holds the same id twice, so a
-    later line for an id always wins over an earlier one.
+    Up to ``concurrency`` writes (default: the backend's ``write_concurrency``) run at once;
+    a batch never holds the same id twice, so a later line for an id always wins over an
+    earlier one.
     """
+    if concurrency is None:
+        concurrency = backend.write_concurrency
     now = time.time()
     batch: list[ImportLine] = []
     ids: set[str] = set()
