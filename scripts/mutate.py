@@ -126,6 +126,16 @@ TARGETS: dict[str, Target] = {
         f"{PKG}/aar_core/memory/_classwalk.py",
         (f"{_MEM}/test_memory_search.py", f"{_MEM}/test_sqlite_postcache.py"),
     ),
+    "manager_writes": Target(
+        f"{PKG}/aar_core/memory/manager.py",
+        (f"{_MEM}/test_memory_manager.py", f"{_MEM}/test_memory_tenants.py"),
+        ("_validated", "_record", "_upsert", "_add", "_written", "_delete"),
+    ),
+    "outbox_sqlite": Target(
+        f"{PKG}/server/outbox/sqlite.py",
+        (f"{_SRV}/test_event_outbox.py",),
+        ("_insert", "read", "head", "purge", "purged_through"),
+    ),
     "store_sqlite": Target(
         f"{PKG}/aar_core/memory/sqlite.py",
         (*_STORE_TESTS, f"{_MEM}/test_sqlite_commit.py"),

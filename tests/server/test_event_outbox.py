@@ -103,6 +103,19 @@ async def test_a_batch_of_appends_keeps_every_field_as_given(
             for n in ids] == events
 
 
+async def test_insert_returns_the_id_of_each_row_in_order(
+    pair: tuple[EventOutbox, EventOutbox],
+) -> None:
+    a, b = pair  # the contract every outbox's batch insert keeps, seen from the other worker
+    start = await a.head()
+    rows = [("agent_message", "s", '{"i":1}', time.time(), "default"),
+            ("memory_update", None, "{}", time.time(), "t2")]
+    ids = await a._insert(rows)
+    assert [(e.id, e.kind, e.tenant) for e in await b.read(start)] == [
+        (ids[0], "agent_message", "default"), (ids[1], "memory_update", "t2")
+    ] and len(ids) == 2
+
+
 async def test_purge_remembers_what_it_removed(pair: tuple[EventOutbox, EventOutbox]) -> None:
     a, b = pair
     old = await a.append("agent_message", "s", {"message": "old"}, time.time() - 100)
@@ -111,6 +124,8 @@ async def test_purge_remembers_what_it_removed(pair: tuple[EventOutbox, EventOut
     assert await a.purged_through() == old
     assert [e.id for e in await a.read(0)] == [new]
     assert await a.head() == new
+    assert await a.purge(time.time() - 50) == 0  # nothing older is left
+    assert await b.purged_through() == old
 
 
 async def test_memory_outbox_keeps_a_bounded_window() -> None:

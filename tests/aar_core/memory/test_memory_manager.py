@@ -64,7 +64,7 @@ async def test_upsert_reports_created_and_keeps_created_at_and_access_count() ->
     assert not created_again
     assert second.created_at == first.created_at
     assert second.updated_at == first.updated_at + 60
-    assert second.access_count == 2
+    assert second.access_count == 2 and second.last_access == first.updated_at
     assert second.version > first.version
     rec = await m.get_record("u")
     assert rec is not None and rec.data == {"content": "v2"} and rec.access_count == 2
@@ -112,6 +112,32 @@ async def test_add_memory_stores_under_a_fresh_id_without_reading_first(tmp_path
         assert await m.count() == 1 and m.stats["errors"] == 2
 
 
+class LosingStore(InMemoryStore):
+    """A real in-memory store where another writer's newer version always got there first."""
+
+    async def put_if_newer(self, record: MemoryRecord, *, tenant: str = "default") -> bool:
+        return False
+
+
+async def test_writes_that_keep_losing_raise_store_error_and_count_errors() -> None:
+    store = LosingStore()
+    await InMemoryStore.put_if_newer(store, MemoryRecord("old", {"content": "x"},
+                                                         Version(1, 0, "n"), 1.0, 1.0))
+    bus = RecordingBus()
+    m = MemoryManager(store, event_bus=bus)
+    with pytest.raises(InvalidMemoryError):  # an error counted before: each adds one more
+        await m.add_memory({"content": "x"}, ttl=0)
+    with pytest.raises(StoreError, match=r"new memory id 'mem-[0-9a-f]{32}' is already taken"):
+        await m.add_memory({"content": "b"})
+    with pytest.raises(StoreError, match="write of 'x' kept losing"):
+        await m.store_memory("x", {"content": "a"})
+    with pytest.raises(StoreError, match="delete of 'old' kept losing"):
+        await m.delete_memory("old")
+    assert m.stats["errors"] == 4
+    assert m.stats["stores"] == m.stats["updates"] == m.stats["deletes"] == 0
+    assert bus.events == []
+
+
 async def test_records_are_sorted_copies_live_unless_include_deleted() -> None:
     clock = FakeClock()
     m = MemoryManager(wall_clock=clock)
@@ -149,8 +175,12 @@ async def test_retrieve_bumps_access_but_get_record_does_not() -> None:
 
 
 async def test_delete_writes_a_tombstone_and_reports_liveness() -> None:
-    m = MemoryManager()
+    clock = FakeClock()
+    m = MemoryManager(wall_clock=clock)
     v1 = await m.store_memory("d", {"content": "bye"})
+    await m.retrieve_memory("d")
+    read_at = clock()
+    clock.advance(5)
     assert await m.delete_memory("d")
     assert not await m.delete_memory("d")
     assert not await m.delete_memory("never-existed")
@@ -160,6 +190,13 @@ async def test_delete_writes_a_tombstone_and_reports_liveness() -> None:
     assert await m.count() == 0
     tomb = await m.store.get("d")
     assert tomb is not None and tomb.deleted and tomb.version > v1.version
+    # the tombstone keeps the memory's history; only include_deleted shows it
+    assert (tomb.access_count, tomb.last_access, tomb.created_at) == (1, read_at, v1.created_at)
+    assert tomb.updated_at == clock() and tomb.data == {}
+    assert await m.get_record("d", include_deleted=True) == tomb
+    await m.store_memory("d2", {"content": "also bye"})
+    assert await m.delete_memory("d2")
+    assert m.stats["deletes"] == 2
     _, created = await m.upsert("d", {"content": "again"})
     assert created
     assert await m.retrieve_memory("d") == {"content": "again"}
@@ -305,6 +342,7 @@ async def test_events_are_emitted_after_each_acknowledged_change() -> None:
     }
     assert payloads[2]["session_id"] is None and payloads[2]["action"] == "created"
     assert payloads[3]["action"] == "deleted" and payloads[3]["session_id"] == "s2"
+    assert payloads[3]["memory_id"] == "e"
     tomb = await m.store.get("e")
     assert tomb is not None and payloads[3]["version"] == tomb.version.to_str()
 
