@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from deep_tree_echo.aar_core.memory._postcache import PostingsCache, TermView, class_walk
+from deep_tree_echo.aar_core.memory._postgres_sql import clause
 from deep_tree_echo.aar_core.memory._topk import idf
 from deep_tree_echo.aar_core.memory.ranking import Candidate
 
@@ -87,13 +88,11 @@ async def top_candidates_cached(
     """The ``pool`` best live memories by exact BM25 through the cache (``conn`` has begun a
     repeatable-read transaction and run nothing yet); None when the walk kept finding dead
     (expired) memories at the top: the caller reads the index."""
-    from sqlalchemy import text
-
     qtf = Counter(terms)
     async with lock:  # the snapshot is taken in here: the cache only moves forward
         since = cache.since(tenant)
         params = {"tenant": tenant, "terms": list(qtf), "since": -1 if since is None else since}
-        row = (await conn.execute(text(_START), params)).one()
+        row = (await conn.execute(clause(_START), params)).one()
         xmin, sn, stotal, words, ns, ids, gens, dls, tfs = row
         n, total = sn or 0, stotal or 0
         df = {w: dn for w, dn in zip(words or (), ns or (), strict=True) if dn > 0}
@@ -137,13 +136,11 @@ async def _rare_scores(
 ) -> dict[str, float]:
     """The exact BM25 of every memory holding a rare query term (one not in ``views``), summed
     term by term in ``weight``'s order as the in-memory index sums it."""
-    from sqlalchemy import text
-
     rare = [w for w in weight if w not in views]
     if not rare:
         return {}
     rows: dict[str, tuple[list[str], list[int], list[int]]] = {}
-    for word, keys, tfs, dls in await conn.execute(text(_RARE), {"tenant": tenant, "rare": rare}):
+    for word, keys, tfs, dls in await conn.execute(clause(_RARE), {"tenant": tenant, "rare": rare}):
         rows[word] = (keys, tfs, dls)
     acc: dict[str, float] = {}
     get = acc.get
@@ -181,10 +178,8 @@ async def _load(
 ) -> None:
     """Read the ``words`` the cache lacks and hand them to it, a word at a time (the ids of
     one word are in the process at once, not those of all)."""
-    from sqlalchemy import text
-
     for word in cache.lacking(tenant, words):
-        rows = await conn.execute(text(_GROUPS), {"tenant": tenant, "term": word})
+        rows = await conn.execute(clause(_GROUPS), {"tenant": tenant, "term": word})
         cache.add(tenant, word, rows, keep=words)
 
 
@@ -197,13 +192,11 @@ async def _live(
 ) -> dict[str, str]:
     """The live memories among ``keys`` with their data (JSON text); their ranking inputs go
     into ``payload``."""
-    from sqlalchemy import text
-
     if not keys:
         return {}
     data: dict[str, str] = {}
     params: dict[str, Any] = {"tenant": tenant, "now": now, "ids": keys}
-    for key, touched, importance, raw in await conn.execute(text(_LIVE), params):
+    for key, touched, importance, raw in await conn.execute(clause(_LIVE), params):
         payload[key] = (touched, importance)
         data[key] = raw
     return data
@@ -215,13 +208,11 @@ async def warm(
     """Read the most frequent terms of every tenant, up to ``share`` of the budget (the store's
     ``WARM_SHARE_POSTGRES``; ``conn`` has begun a repeatable-read transaction and run nothing
     yet). Returns the terms read."""
-    from sqlalchemy import text
-
     async with lock:
-        clock = int((await conn.execute(text(_XMIN))).scalar_one()) - 1
+        clock = int((await conn.execute(clause(_XMIN))).scalar_one()) - 1
         picked: dict[str, list[str]] = {}
         planned = 0
-        for tenant, word, n in await conn.execute(text(_FREQUENT), {"min": cache.min_df}):
+        for tenant, word, n in await conn.execute(clause(_FREQUENT), {"min": cache.min_df}):
             if cache.fits(planned + n, share) and cache.lacking(tenant, [word]):
                 picked.setdefault(tenant, []).append(word)
                 planned += n
@@ -230,7 +221,7 @@ async def warm(
             since = cache.since(tenant)
             changes: list[tuple[str, int, int, dict[str, int]]] = []
             if since is not None:
-                rows = await conn.execute(text(_CHANGES), {"tenant": tenant, "since": since})
+                rows = await conn.execute(clause(_CHANGES), {"tenant": tenant, "since": since})
                 changes = [(key, gen, dl, json.loads(tf)) for key, gen, dl, tf in rows]
             cache.caught_up(tenant, clock, changes)
             before = cache.loads

@@ -9,7 +9,20 @@ Python's ``str`` does, like the SQLite and Redis stores.
 
 from __future__ import annotations
 
-from typing import Final
+import functools
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from sqlalchemy import TextClause
+
+
+@functools.lru_cache(maxsize=256)
+def clause(statement: str) -> TextClause:
+    """``sqlalchemy.text(statement)``, built once per statement: ``text()`` parses the SQL
+    for bind parameters at every call (measured 6% of a restore's client CPU)."""
+    from sqlalchemy import text  # imported on first use: only the PostgreSQL store needs it
+
+    return text(statement)
 
 #: Key of the advisory lock that serialises migrations (any constant shared by all nodes).
 MIGRATION_LOCK: Final = 0x0D7E_3E30

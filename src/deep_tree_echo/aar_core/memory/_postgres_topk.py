@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from deep_tree_echo.aar_core.memory._postgres_sql import clause
 from deep_tree_echo.aar_core.memory._topk import MaxScore
 from deep_tree_echo.aar_core.memory.ranking import Candidate, matches_filters
 
@@ -88,13 +89,11 @@ async def top_candidates(
 ) -> list[Candidate]:
     """The ``pool`` best live memories of ``tenant`` by exact BM25 for the query ``terms``
     (tokens with repeats), best first; ``conn`` is in a repeatable-read transaction."""
-    from sqlalchemy import text
-
     qtf = Counter(terms)
     n = total = 0
     df: dict[str, int] = {}
     for sn, stotal, term, dn in await conn.execute(
-        text(_STATS), {"tenant": tenant, "terms": list(qtf)}
+        clause(_STATS), {"tenant": tenant, "terms": list(qtf)}
     ):
         n, total = sn or 0, stotal or 0
         if term is not None:
@@ -120,12 +119,12 @@ async def top_candidates(
             "batch": probes[0].limit,
         }
         fresh: list[str] = []
-        for ordinal, impacts, ids in await conn.execute(text(_ROUND), params):
+        for ordinal, impacts, ids in await conn.execute(clause(_ROUND), params):
             rows = list(zip(impacts, ids, strict=True)) if impacts else []
             fresh += plan.read(probes[ordinal - 1], rows)
         if not fresh:
             continue
-        scored = await conn.execute(text(_SCORE), {**base, "ids": fresh})
+        scored = await conn.execute(clause(_SCORE), {**base, "ids": fresh})
         for key, score, touched, importance, raw in scored:
             if filters and not matches_filters(json.loads(raw), filters):
                 continue
@@ -134,7 +133,7 @@ async def top_candidates(
     if not ranked:
         return []
     params = {"tenant": tenant, "ids": [k for _, k in ranked]}
-    found: dict[str, str] = {key: raw for key, raw in await conn.execute(text(_DATA), params)}
+    found: dict[str, str] = {key: raw for key, raw in await conn.execute(clause(_DATA), params)}
     return [
         Candidate(key, found[key], score, *plan.payload[key])
         for score, key in ranked

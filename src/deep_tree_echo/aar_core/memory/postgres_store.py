@@ -240,16 +240,14 @@ class PostgresStore(MemoryStore):
         are never held across the event loop's turns). A bulk write passes ``lock=tenant``:
         it then runs in a transaction that takes the tenant's write lock first
         (``_postgres_sql.LOCK_TENANT``)."""
-        from sqlalchemy import text
-
         engine = await self._ready()
         with self._errors(what):
             async with engine.begin() if lock is not None else engine.connect() as conn:
                 if lock is not None:
-                    await conn.execute(text(sql.LOCK_TENANT), {"tenant": lock})
+                    await conn.execute(sql.clause(sql.LOCK_TENANT), {"tenant": lock})
                 else:
                     conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                result = await conn.execute(text(statement), dict(params))
+                result = await conn.execute(sql.clause(statement), dict(params))
                 return list(result) if result.returns_rows else []
 
     # -- MemoryStore API -------------------------------------------------------------------
@@ -274,8 +272,6 @@ class PostgresStore(MemoryStore):
         An id given more than once keeps its newest version, as the same puts one by one
         would; the statement sees the batch as a whole, so the index triggers update each
         shared counter once per batch."""
-        from sqlalchemy import text
-
         newest: dict[str, tuple[str, MemoryRecord]] = {}
         for record in records:
             version = record.version.to_str()
@@ -291,8 +287,8 @@ class PostgresStore(MemoryStore):
         engine = await self._ready()
         with self._errors("batch write"):
             async with engine.begin() as conn:
-                await conn.execute(text(sql.LOCK_TENANT), {"tenant": tenant})
-                await conn.execute(text(sql.PUT_MANY_IF_NEWER), params)
+                await conn.execute(sql.clause(sql.LOCK_TENANT), {"tenant": tenant})
+                await conn.execute(sql.clause(sql.PUT_MANY_IF_NEWER), params)
 
     async def record_access(
         self, memory_id: str, at: float, count: int = 1, *, tenant: str = DEFAULT_TENANT
