@@ -155,8 +155,9 @@ TARGETS: dict[str, Target] = {
     ),
     "store_postgres": Target(
         f"{PKG}/aar_core/memory/postgres_store.py",
-        (*_STORE_TESTS, f"{_MEM}/test_memory_store_search.py", f"{_MEM}/test_store_refusals.py"),
-        ("put_if_newer", "purge", "write_params", "_row_to_record"),
+        (*_STORE_TESTS, f"{_MEM}/test_memory_store_search.py", f"{_MEM}/test_store_refusals.py",
+         f"{_MEM}/test_memory_postgres_topk.py"),
+        ("put_if_newer", "purge", "write_params", "_row_to_record", "put_many", "_fetch"),
     ),
     "middleware": Target(
         f"{PKG}/server/middleware.py",

@@ -12,7 +12,11 @@ from _topk_checks import LENGTHS, assert_exact_top, corpus
 from deep_tree_echo.aar_core.memory import MemoryRecord, Version
 from deep_tree_echo.aar_core.memory import _postgres_sql as sql
 from deep_tree_echo.aar_core.memory._bm25 import BM25Index, tokenize
-from deep_tree_echo.aar_core.memory.postgres_store import PostgresStore, write_params
+from deep_tree_echo.aar_core.memory.postgres_store import (
+    MAX_LEXEME_BYTES,
+    PostgresStore,
+    write_params,
+)
 from deep_tree_echo.aar_core.memory.ranking import Candidate
 
 
@@ -293,5 +297,28 @@ async def test_a_schema_3_database_keeps_its_counters_through_migration_4(
         await assert_index_equals_a_rebuild(store, "written")
         green = await store._top(["green"], tenant="default", pool=10, now=3.0, filters=None)
         assert [c.id for c in green] == ["m0"]
+    finally:
+        await store.close()
+
+
+def test_index_terms_keep_words_up_to_the_lexeme_limit() -> None:
+    """Words up to ``MAX_LEXEME_BYTES`` UTF-8 bytes are indexed; longer ones (which a btree
+    key could not hold) only count in the memory's length."""
+    at_limit, over = "q" * MAX_LEXEME_BYTES, "é" * (MAX_LEXEME_BYTES // 2 + 1)
+    assert tokenize(f"{at_limit} {over} owl") == [at_limit, over, "owl"]
+    params = write_params("t", MemoryRecord("m", {"content": f"{at_limit} {over} owl"},
+                                            Version(1, 0, "n"), 1.0, 1.0))
+    assert sorted(params["terms"]) == sorted([at_limit, "owl"]) and params["dl"] == 3
+
+
+async def test_a_batch_of_one_record_is_written_and_indexed(postgres_db: str) -> None:
+    store = PostgresStore(postgres_db, search_cache=0)
+    try:
+        await store.put_many([MemoryRecord("solo", {"content": "lone owl"}, Version(5, 0, "n"),
+                                           1.0, 2.0)], tenant="one")
+        got = await store.get("solo", tenant="one")
+        assert got is not None and got.data == {"content": "lone owl"} and got.version.wall_ms == 5
+        assert [c.id for c in await pruned(store, "owl", 10, tenant="one")] == ["solo"]
+        await assert_index_equals_a_rebuild(store, 0)
     finally:
         await store.close()
