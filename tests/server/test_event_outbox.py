@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -257,3 +258,53 @@ async def test_in_process_events_answered_with_no_client_are_resumed_exactly() -
             assert list(frame) == ["type", "memory_id", "action", "version", "event_id",
                                    "session_id"]
             assert frame["action"] == "created" and frame["version"]
+
+
+async def test_sqlite_memory_updates_are_stored_with_their_memory_change(tmp_path: Path) -> None:
+    """On the SQLite store the store writes each ``memory_update`` in the transaction of the
+    change it reports (not appended afterwards by the relay); clients get it exactly as an
+    appended one, before the request's ``agent_message``; shutdown detaches the log."""
+    app = create_app(make_settings(test_mode=False, data_dir=tmp_path / "data"))
+    appended: list[str] = []
+    async with live_server(app) as host, httpx.AsyncClient(base_url=f"http://{host}") as http:
+        relay: EventRelay = app.state.event_relay
+        store = app.state.gateway.memory.store
+        assert store.logs_changes
+        real_append = relay.outbox.append
+
+        async def append(kind: str, *args: Any, **kwargs: Any) -> int:
+            appended.append(kind)
+            return await real_append(kind, *args, **kwargs)
+
+        relay.outbox.append = append  # type: ignore[method-assign]
+        async with connect(f"ws://{host}/v1/ws") as ws:
+            await ws.send(json.dumps({"type": "subscribe", "session_id": "q"}))
+            await recv_type(ws, "subscribed")
+            reply = await http.post("/v1/process", json={"data": "the lab opens at nine",
+                                                         "session_id": "q"})
+            assert reply.status_code == 200, reply.text
+            frames = await recv_events(ws, 2, session="q")
+        stored = await relay.outbox.read(0)
+    assert not store.logs_changes  # detached at shutdown, before the outbox closed
+    assert appended == ["agent_message"]  # the memory_update never went through append
+    assert [(e.id, e.kind) for e in stored] == [(1, "memory_update"), (2, "agent_message")]
+    assert [f["type"] for f in frames] == ["memory_update", "agent_message"]
+    assert [f["event_id"] for f in frames] == [1, 2]
+    assert frames[0] == stored[0].frame()
+    assert frames[0]["memory_id"] == reply.json()["data"]["memory_id"]
+    assert frames[0]["action"] == "created" and frames[0]["version"]
+    assert relay.stats["appended"] == 2 and relay.stats["append_failed"] == 0
+
+
+async def test_only_the_outbox_of_the_stores_own_file_is_attached(tmp_path: Path) -> None:
+    from deep_tree_echo.aar_core.memory import InMemoryStore, SQLiteStore
+
+    outbox = SQLiteOutbox(tmp_path / "memories.db", poll_interval=0.01)
+    relay = EventRelay(outbox, ConnectionManager(), EventBus())
+    elsewhere = SQLiteStore(tmp_path / "other.db")
+    assert not relay.log_changes_of(elsewhere) and not elsewhere.logs_changes
+    assert not relay.log_changes_of(InMemoryStore())
+    same = SQLiteStore(tmp_path / "." / "memories.db")  # another spelling of the same file
+    assert relay.log_changes_of(same) and same.logs_changes
+    memory_relay = EventRelay(MemoryOutbox(), ConnectionManager(), EventBus())
+    assert not memory_relay.log_changes_of(SQLiteStore(tmp_path / "memories.db"))

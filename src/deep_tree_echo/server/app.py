@@ -100,6 +100,7 @@ async def _start_event_relay(
     await outbox.open()
     stack.push_async_callback(outbox.close)
     relay = EventRelay(outbox, manager, gw.event_bus, retention=settings.event_retention)
+    relay.log_changes_of(gw.memory.store)
     await relay.start()
     stack.push_async_callback(relay.stop)
     app.state.event_relay = relay

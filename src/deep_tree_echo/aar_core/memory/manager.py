@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 #: Event emitted on the bus after every acknowledged change.
 MEMORY_UPDATE_EVENT = "memory.update"
+#: Key of a ``memory.update`` payload holding the event id the store logged the change under
+#: in the write's own transaction (only with a store that :attr:`~MemoryStore.logs_changes`).
+LOGGED_EVENT_ID = "event_id"
 MAX_ID_LENGTH = MEMORY_ID.max_length
 #: Ids handed to ``store.purge`` per call, so one purge never holds the writer for long.
 PURGE_BATCH = 1000
@@ -232,26 +235,45 @@ class MemoryManager:
     async def _get(self, tenant: str, memory_id: str) -> MemoryRecord | None:
         return await self._store_call("read", self.store.get(memory_id, tenant=tenant))
 
-    async def _put(self, tenant: str, record: MemoryRecord) -> bool:
-        return await self._store_call("write", self.store.put_if_newer(record, tenant=tenant))
+    async def _put(
+        self, tenant: str, record: MemoryRecord, change: dict[str, Any] | None = None
+    ) -> bool:
+        """Write ``record`` if newer; ``change`` is its ``memory.update`` payload (None: the
+        write announces nothing), logged with the write when the store can
+        (:data:`LOGGED_EVENT_ID` is then set in it)."""
+        store = self.store
+        if change is not None and store.logs_changes:
+            event_id = await self._store_call(
+                "write", store.put_logged(record, change, tenant=tenant)
+            )
+            if event_id is None:
+                return False
+            change[LOGGED_EVENT_ID] = event_id
+            return True
+        return await self._store_call("write", store.put_if_newer(record, tenant=tenant))
 
-    async def _emit(
-        self, tenant: str, memory_id: str, action: Action, data: dict[str, Any], v: str
-    ) -> None:
-        if self.event_bus is None:
-            return
-        payload = {
+    @staticmethod
+    def _change(
+        tenant: str, memory_id: str, action: Action, data: dict[str, Any], version: str
+    ) -> dict[str, Any]:
+        """The ``memory.update`` payload of a write."""
+        return {
             "memory_id": memory_id,
             "action": action,
             "session_id": _session_of(data),
-            "version": v,
+            "version": version,
             "tenant": tenant,
         }
+
+    async def _emit(self, change: dict[str, Any]) -> None:
+        if self.event_bus is None:
+            return
         try:
-            await self.event_bus.emit(MEMORY_UPDATE_EVENT, payload)
+            await self.event_bus.emit(MEMORY_UPDATE_EVENT, change)
         except Exception:  # an observer must never fail a write that is already durable
             logger.warning(
-                "emitting %s for %r failed", MEMORY_UPDATE_EVENT, memory_id, exc_info=True
+                "emitting %s for %r failed", MEMORY_UPDATE_EVENT, change["memory_id"],
+                exc_info=True,
             )
 
     # -- writes (tenant-bound; the public methods below and TenantMemory call these) -----------
@@ -295,12 +317,14 @@ class MemoryManager:
                 self.clock.update(stored.version)
             current = stored if stored is not None and stored.is_live(now) else None
             record = self._record(memory_id, text, seconds, current, now)
-            if await self._put(tenant, record):
+            change = self._change(tenant, memory_id, "updated" if current else "created",
+                                  record.data, record.version.to_str())
+            if await self._put(tenant, record, change):
                 break
         else:
             self._stats["errors"] += 1
             raise StoreError(f"write of {memory_id!r} kept losing to newer concurrent writes")
-        return await self._written(tenant, record, text, created=current is None)
+        return await self._written(record, text, change)
 
     async def _add(self, tenant: str, data: dict[str, Any], ttl: float | None) -> MemoryRecord:
         """Store ``data`` under a new random id: no memory can hold that id yet, so unlike
@@ -309,19 +333,22 @@ class MemoryManager:
         text, seconds = self._validated(memory_id, data, ttl)
         await self._ensure_open()
         record = self._record(memory_id, text, seconds, None, self.wall_clock())
-        if not await self._put(tenant, record):  # only a newer record under 122 random bits
+        change = self._change(tenant, memory_id, "created", record.data,
+                              record.version.to_str())
+        if not await self._put(tenant, record, change):  # only a newer record under 122 bits
             self._stats["errors"] += 1
             raise StoreError(f"new memory id {memory_id!r} is already taken")
-        stored, _ = await self._written(tenant, record, text, created=True)
+        stored, _ = await self._written(record, text, change)
         return stored
 
     async def _written(
-        self, tenant: str, record: MemoryRecord, text: str, *, created: bool
+        self, record: MemoryRecord, text: str, change: dict[str, Any]
     ) -> tuple[MemoryRecord, bool]:
-        """Count and announce an acknowledged write; the record as returned to the caller."""
+        """Count and announce an acknowledged write (``change`` is its ``memory.update``
+        payload); the record as returned to the caller, and whether it was created."""
+        created = change["action"] == "created"
         self._stats["stores" if created else "updates"] += 1
-        action: Action = "created" if created else "updated"
-        await self._emit(tenant, record.id, action, record.data, record.version.to_str())
+        await self._emit(change)
         return dataclasses.replace(record, data=json.loads(text)), created
 
     async def _delete(self, tenant: str, memory_id: str) -> bool:
@@ -344,14 +371,16 @@ class MemoryManager:
                 last_access=current.last_access,
                 deleted=True,
             )
-            if await self._put(tenant, tombstone):
+            change = (self._change(tenant, memory_id, "deleted", current.data,
+                                   tombstone.version.to_str()) if was_live else None)
+            if await self._put(tenant, tombstone, change):
                 break
         else:
             self._stats["errors"] += 1
             raise StoreError(f"delete of {memory_id!r} kept losing to newer concurrent writes")
-        if was_live:
+        if change is not None:  # the memory was live: its deletion is news
             self._stats["deletes"] += 1
-            await self._emit(tenant, memory_id, "deleted", current.data, tombstone.version.to_str())
+            await self._emit(change)
         return was_live
 
     async def _apply_remote(self, tenant: str, record: MemoryRecord) -> bool:
@@ -364,18 +393,19 @@ class MemoryManager:
         before = await self._get(tenant, record.id)
         was_live = before if before is not None and before.is_live(now) else None
         incoming = dataclasses.replace(record, data=json.loads(self._validate_data(record.data)))
-        applied = await self._put(tenant, incoming)
+        change: dict[str, Any] | None = None
+        if incoming.deleted:  # a tombstone is news only when it deletes a live memory
+            if was_live:
+                change = self._change(tenant, record.id, "deleted", was_live.data,
+                                      incoming.version.to_str())
+        else:
+            change = self._change(tenant, record.id, "updated" if was_live else "created",
+                                  incoming.data, incoming.version.to_str())
+        applied = await self._put(tenant, incoming, change)
         if applied:
             self._stats["remote_applied"] += 1
-            action: Action
-            if incoming.deleted:
-                action = "deleted"
-                data = was_live.data if was_live else {}
-            else:
-                action = "updated" if was_live else "created"
-                data = incoming.data
-            if not incoming.deleted or was_live:
-                await self._emit(tenant, record.id, action, data, incoming.version.to_str())
+            if change is not None:
+                await self._emit(change)
         return applied
 
     # -- reads (tenant-bound) --------------------------------------------------------------

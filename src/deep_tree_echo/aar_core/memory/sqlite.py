@@ -16,6 +16,11 @@ Several processes may open one file: a kernel lock next to it (``sqlite_writeloc
 sleeping busy handler), then ``BEGIN IMMEDIATE`` serialise their writers, and each process
 sees every write another one committed.
 
+With a change log attached (:attr:`SQLiteStore.change_log`: the server's event outbox in the
+same file), :meth:`SQLiteStore.put_logged` writes a record and its ``memory.update`` event in
+one transaction: a committed change is never without its event, and a failing log rolls the
+whole batch back.
+
 Access bookkeeping (``record_access``) is lazy: it is merged in memory and written with the next
 transaction, so it costs no fsync of its own and is not durable by itself.
 """
@@ -65,6 +70,15 @@ class _WriteOp:
     fn: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+
+
+#: Stores a change event on the given connection (inside its open transaction); its id.
+ChangeLog = Callable[[sqlite3.Connection, Mapping[str, Any]], int]
+
+
+class _LogFailed(Exception):
+    """Logging a write's change failed: the whole batch is rolled back, so no write is
+    committed without its event (a plain ``sqlite3.Error`` would fail only its own op)."""
 
 
 _STOP: Final = object()
@@ -127,6 +141,10 @@ class SQLiteStore(MemoryStore):
         self._pending: dict[tuple[str, str], tuple[int, float]] = {}
         self._inflight: dict[tuple[str, str], tuple[int, float]] = {}
         self._flush_queued = False
+        #: Stores one change event (a ``memory.update`` payload) on the writer's connection,
+        #: inside the write's transaction, and returns its id; set by the server when its
+        #: event outbox lives in this file (see :meth:`put_logged`). None: changes not logged.
+        self.change_log: ChangeLog | None = None
         #: Number of transactions committed and writes in them (exposes the group commit).
         self.commits = 0
         self.committed_writes = 0
@@ -353,6 +371,30 @@ class SQLiteStore(MemoryStore):
 
         def put(conn: sqlite3.Connection) -> bool:
             return conn.execute(sql.PUT_IF_NEWER, params).rowcount == 1
+
+        return await self._write(put)
+
+    @property
+    def logs_changes(self) -> bool:
+        return self.change_log is not None
+
+    async def put_logged(
+        self, record: MemoryRecord, change: Mapping[str, Any], *, tenant: str = DEFAULT_TENANT
+    ) -> int | None:
+        log = self.change_log
+        if log is None:
+            raise StoreError("this SQLite store has no change log attached", path=self.path)
+        params = sql.write_params(tenant, record)
+        with self._access_lock:  # as in put_if_newer
+            self._pending.pop((tenant, record.id), None)
+
+        def put(conn: sqlite3.Connection) -> int | None:
+            if conn.execute(sql.PUT_IF_NEWER, params).rowcount != 1:
+                return None
+            try:
+                return log(conn, change)
+            except Exception as exc:
+                raise _LogFailed(f"logging the change of {record.id!r} failed: {exc}") from exc
 
         return await self._write(put)
 

@@ -48,6 +48,23 @@ class MemoryStore(ABC):
         the same atomic step as the record.
         """
 
+    @property
+    def logs_changes(self) -> bool:
+        """True when :meth:`put_logged` can store a change event in the write's own
+        transaction (a SQLite store whose file holds the server's event outbox)."""
+        return False
+
+    async def put_logged(
+        self, record: MemoryRecord, change: Mapping[str, Any], *, tenant: str = DEFAULT_TENANT
+    ) -> int | None:
+        """:meth:`put_if_newer` that also stores ``change`` (the ``memory.update`` payload of
+        this write) in the same transaction, so a committed write never lacks its event.
+
+        Returns the event's id, or None when the write lost (then nothing is stored). Only
+        for stores whose :attr:`logs_changes` is true.
+        """
+        raise NotImplementedError(f"the {self.kind} store does not log changes")
+
     @abstractmethod
     async def record_access(
         self, memory_id: str, at: float, count: int = 1, *, tenant: str = DEFAULT_TENANT

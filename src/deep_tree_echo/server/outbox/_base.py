@@ -88,7 +88,7 @@ class EventOutbox(ABC):
                      created_at: float, tenant: str = DEFAULT_TENANT) -> int:
         """Store one event of ``tenant``; returns its id once committed."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str)
+        text = encode_payload(payload)
         self._pending.append(_Pending(kind, session_id, text, created_at, tenant, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(
@@ -137,6 +137,11 @@ class EventOutbox(ABC):
     @abstractmethod
     async def purge(self, before: float) -> int:
         """Remove events created before ``before`` (UNIX seconds); return how many."""
+
+
+def encode_payload(payload: dict[str, Any]) -> str:
+    """An event's payload as stored: compact JSON text."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def decode_payload(text: str | bytes) -> dict[str, Any]:

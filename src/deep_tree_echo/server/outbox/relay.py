@@ -1,10 +1,12 @@
 """The relay between the gateway's bus, the event outbox and this worker's WebSocket clients.
 
 Local ``agent.message`` / ``memory.update`` events are appended to the outbox (awaited, so a
-request's events are stored before it is answered). One tail task per worker reads the outbox
-in id order and queues each event for the subscribers of its session, so every worker's
-clients see every worker's events, in order per session. A client's per-session cursor makes
-delivery exactly-once across a resume (``subscribe`` with ``since``).
+request's events are stored before it is answered); where the outbox shares the SQLite store's
+file, the store writes each ``memory.update`` in the transaction of its change instead. One
+tail task per worker reads the outbox in id order and queues each event for the subscribers of
+its session, so every worker's clients see every worker's events, in order per session. A
+client's per-session cursor makes delivery exactly-once across a resume (``subscribe`` with
+``since``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -21,10 +23,18 @@ from prometheus_client.registry import Collector
 
 from deep_tree_echo._json import COMPACT_ENCODER
 from deep_tree_echo.aar_core.events import EventBus
-from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
+from deep_tree_echo.aar_core.memory.manager import LOGGED_EVENT_ID
+from deep_tree_echo.aar_core.memory.sqlite import SQLiteStore
+from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT, MemoryStore
 from deep_tree_echo.server.errors import EventsExpiredError
-from deep_tree_echo.server.outbox._base import READ_BATCH, EventOutbox, OutboxEvent
+from deep_tree_echo.server.outbox._base import (
+    READ_BATCH,
+    EventOutbox,
+    OutboxEvent,
+    encode_payload,
+)
 from deep_tree_echo.server.outbox.memory import MemoryOutbox
+from deep_tree_echo.server.outbox.sqlite import SQLiteOutbox
 from deep_tree_echo.server.websocket import ConnectionManager, WebSocketClient
 
 logger = logging.getLogger("deep_tree_echo.server.outbox")
@@ -36,12 +46,12 @@ FALLBACK_INTERVAL = 1.0
 DISPATCH_WAIT = 2.0
 
 
-def _tenant(data: dict[str, Any]) -> str:
+def _tenant(data: Mapping[str, Any]) -> str:
     tenant = data.get("tenant")
     return tenant if isinstance(tenant, str) and tenant else DEFAULT_TENANT
 
 
-def _session(data: dict[str, Any]) -> str | None:
+def _session(data: Mapping[str, Any]) -> str | None:
     session_id = data.get("session_id")
     return session_id if isinstance(session_id, str) and session_id else None
 
@@ -50,7 +60,7 @@ def _agent_message(data: dict[str, Any]) -> dict[str, Any]:
     return {"agent_id": data.get("agent_id"), "message": data.get("message")}
 
 
-def _memory_update(data: dict[str, Any]) -> dict[str, Any]:
+def _memory_update(data: Mapping[str, Any]) -> dict[str, Any]:
     return {"memory_id": data.get("memory_id"), "action": data.get("action"),
             "version": data.get("version")}
 
@@ -87,7 +97,26 @@ class EventRelay:
         self._dispatched = asyncio.Condition()  # notified when ``head`` moves
         self._waiting = 0  # appenders waiting on ``_dispatched``
         self._tasks: list[asyncio.Task[None]] = []
+        self._logging_store: SQLiteStore | None = None  # writes memory_update events itself
         self.stats = {"appended": 0, "append_failed": 0, "dispatched": 0, "resumed": 0}
+
+    def log_changes_of(self, store: MemoryStore) -> bool:
+        """Have ``store`` write each ``memory_update`` event in the transaction of the change
+        it reports, when the outbox lives in the store's SQLite file: a crash then never keeps
+        a change without its event, and a request waits for one commit less. True if so."""
+        outbox = self.outbox
+        if not (isinstance(store, SQLiteStore) and isinstance(outbox, SQLiteOutbox)
+                and outbox.shares_file_with(store)):
+            return False
+
+        def log(conn: Any, change: Mapping[str, Any]) -> int:
+            row = ("memory_update", _session(change), encode_payload(_memory_update(change)),
+                   time.time(), _tenant(change))
+            return outbox.insert_on(conn, row)
+
+        store.change_log = log
+        self._logging_store = store
+        return True
 
     async def start(self) -> None:
         self.head = await self.outbox.head()
@@ -98,6 +127,9 @@ class EventRelay:
                        loop.create_task(self._purge(), name="outbox-purge")]
 
     async def stop(self) -> None:
+        store, self._logging_store = self._logging_store, None
+        if store is not None:
+            store.change_log = None
         self.bus.unregister("agent.message", self._on_agent_message)
         self.bus.unregister("memory.update", self._on_memory_update)
         for task in self._tasks:
@@ -160,12 +192,17 @@ class EventRelay:
                 frame = {"type": kind, **shape(data), "session_id": session_id}
                 await self.manager.broadcast(frame, session_id=session_id, tenant=tenant)
             return
-        payload, now = shape(data), time.time()
-        try:
-            event_id = await self.outbox.append(kind, session_id, payload, now, tenant)
-        except Exception:
-            self.stats["append_failed"] += 1
-            raise
+        logged = data.get(LOGGED_EVENT_ID) if event_type == "memory.update" else None
+        if isinstance(logged, int):  # stored by the memory store with the change itself
+            event_id = logged
+            self.outbox.changed.set()  # the store's commit woke nobody in this process
+        else:
+            try:
+                event_id = await self.outbox.append(kind, session_id, shape(data), time.time(),
+                                                    tenant)
+            except Exception:
+                self.stats["append_failed"] += 1
+                raise
         self.stats["appended"] += 1
         # this worker's own clients get the event before the request is answered (with no
         # client connected, nobody waits for it: the next tail round moves past it)

@@ -1,8 +1,10 @@
 """The outbox in the SQLite store's file: table ``events`` next to ``memories``.
 
-Written on its own connection right after the memory change it reports (not in the store's
-transaction: the store's group-committing writer owns that one), with ``synchronous=NORMAL``
-(WAL): an appended event survives a crash of the process, not a power loss. SQLite serialises
+A ``memory_update`` event is written by the memory store itself, in the transaction of the
+change it reports (:meth:`SQLiteOutbox.insert_on`, attached by the relay): a committed change
+always has its event, and the request waits for one commit less. Other events are appended on
+the outbox's own connection with ``synchronous=NORMAL`` (WAL): such an event survives a crash
+of the process, not a power loss. SQLite serialises
 writers, so ids (``AUTOINCREMENT``: never reused) become visible in increasing order. Other
 processes notice new events through ``PRAGMA data_version``, checked every
 ``poll_interval`` seconds by one thread per process (a local append wakes its tailer at once).
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
+from deep_tree_echo.aar_core.memory.sqlite import SQLiteStore
 from deep_tree_echo.aar_core.memory.sqlite_writelock import WriteLock
 from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
 from deep_tree_echo.server.errors import OutboxError
@@ -54,6 +57,9 @@ INSERT INTO events (kind, session_id, payload, created_at, tenant)
 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
 FROM json_each(?) ORDER BY key
 """
+_INSERT_ONE: Final = (
+    "INSERT INTO events (kind, session_id, payload, created_at, tenant) VALUES (?, ?, ?, ?, ?)"
+)
 _COLUMNS: Final = "id, kind, session_id, payload, created_at, tenant"
 
 
@@ -207,6 +213,17 @@ class SQLiteOutbox(EventOutbox):
                     conn.execute("ROLLBACK")
                 raise
         return out
+
+    def shares_file_with(self, store: SQLiteStore) -> bool:
+        """True when ``store`` keeps its memories in this outbox's file."""
+        return os.path.realpath(store.path) == os.path.realpath(self.path)
+
+    @staticmethod
+    def insert_on(conn: sqlite3.Connection, row: Row) -> int:
+        """Append one event on ``conn`` (the memory store's writer, this file), inside the
+        transaction the caller has open; its id. The caller holds the file's write lock, so
+        ids still become visible in increasing order."""
+        return int(conn.execute(_INSERT_ONE, row).lastrowid or 0)
 
     async def _insert(self, rows: list[Row]) -> list[int]:
         text = json.dumps(rows, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,147 @@
+"""A SQLite store that logs each write's change event in the write's own transaction.
+
+``put_logged`` stores the record and its event together or not at all; the manager hands the
+store its ``memory.update`` payload before the write and announces the id the store gave it.
+Real SQLite files throughout; the log is the table the server's outbox uses.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deep_tree_echo.aar_core.errors import StoreError
+from deep_tree_echo.aar_core.events import EventBus
+from deep_tree_echo.aar_core.memory import (
+    InMemoryStore,
+    MemoryManager,
+    MemoryRecord,
+    SQLiteStore,
+    Version,
+)
+from deep_tree_echo.aar_core.memory.manager import LOGGED_EVENT_ID, MEMORY_UPDATE_EVENT
+
+LOG_TABLE = "CREATE TABLE IF NOT EXISTS log (id INTEGER PRIMARY KEY AUTOINCREMENT, change TEXT)"
+
+
+def rec(memory_id: str, wall: int, text: str = "x") -> MemoryRecord:
+    return MemoryRecord(id=memory_id, data={"content": text}, version=Version(wall, 0, "n1"),
+                        created_at=1000.0, updated_at=1000.0)
+
+
+def table_log(conn: sqlite3.Connection, change: Mapping[str, Any]) -> int:
+    """A change log into table ``log`` (what the outbox's ``insert_on`` does with ``events``)."""
+    return int(conn.execute("INSERT INTO log (change) VALUES (?)", (repr(dict(change)),))
+               .lastrowid or 0)
+
+
+def logged(path: Path) -> list[tuple[int, str]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT id, change FROM log ORDER BY id").fetchall()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "m.db")
+    await s.open()
+    await s._write(lambda c: c.execute(LOG_TABLE))
+    s.change_log = table_log
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def test_a_logged_write_stores_the_record_and_its_event(store: SQLiteStore) -> None:
+    assert store.logs_changes
+    first = await store.put_logged(rec("a", 1), {"memory_id": "a", "n": 1})
+    second = await store.put_logged(rec("b", 1), {"memory_id": "b", "n": 2})
+    assert (first, second) == (1, 2)
+    got = await store.get("a")
+    assert got is not None and got.data == {"content": "x"}
+    assert logged(Path(store.path)) == [(1, "{'memory_id': 'a', 'n': 1}"),
+                                        (2, "{'memory_id': 'b', 'n': 2}")]
+
+
+async def test_a_write_that_loses_logs_nothing(store: SQLiteStore) -> None:
+    assert await store.put_logged(rec("a", 5, "new"), {"memory_id": "a"}) == 1
+    assert await store.put_logged(rec("a", 4, "older"), {"memory_id": "a"}) is None
+    assert await store.put_logged(rec("a", 5, "same"), {"memory_id": "a"}) is None
+    got = await store.get("a")
+    assert got is not None and got.data == {"content": "new"}
+    assert [row[0] for row in logged(Path(store.path))] == [1]
+
+
+async def test_a_failing_log_rolls_the_write_back(store: SQLiteStore) -> None:
+    def broken(conn: sqlite3.Connection, change: Mapping[str, Any]) -> int:
+        conn.execute("INSERT INTO no_such_table VALUES (1)")
+        return 0
+
+    store.change_log = broken
+    with pytest.raises(StoreError, match="logging the change of 'a' failed"):
+        await store.put_logged(rec("a", 1), {"memory_id": "a"})
+    assert await store.get("a") is None  # never a committed write without its event
+    store.change_log = table_log
+    assert await store.put_logged(rec("a", 2), {"memory_id": "a"}) == 1  # the store goes on
+    assert await store.count() == 1
+
+
+async def test_without_a_log_the_store_refuses_logged_writes(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path / "m.db")
+    try:
+        assert not s.logs_changes
+        with pytest.raises(StoreError, match="no change log"):
+            await s.put_logged(rec("a", 1), {})
+        assert not InMemoryStore().logs_changes
+        with pytest.raises(NotImplementedError, match="memory store does not log changes"):
+            await InMemoryStore().put_logged(rec("a", 1), {})
+    finally:
+        await s.close()
+
+
+async def test_the_manager_announces_the_id_its_change_was_logged_under(
+    store: SQLiteStore,
+) -> None:
+    bus = EventBus()
+    seen: list[dict[str, Any]] = []
+    bus.register(MEMORY_UPDATE_EVENT, lambda data: seen.append(dict(data)))
+    manager = MemoryManager(store, event_bus=bus)
+    await manager.initialize()
+    await manager.store_memory("m1", {"content": "first", "session_id": "s"})
+    await manager.store_memory("m1", {"content": "second", "session_id": "s"})
+    added = await manager.add_memory({"content": "third"})
+    assert await manager.delete_memory("m1")
+    await manager.store_memory("m2", {"content": "short"}, ttl=1e-6)  # expires at once
+    assert not await manager.delete_memory("m2")  # expired: a tombstone, but no news
+
+    assert [(e["memory_id"], e["action"], e[LOGGED_EVENT_ID]) for e in seen] == [
+        ("m1", "created", 1), ("m1", "updated", 2), (added.id, "created", 3),
+        ("m1", "deleted", 4), ("m2", "created", 5),
+    ]
+    rows = logged(Path(store.path))
+    assert [row[0] for row in rows] == [1, 2, 3, 4, 5]
+    for event, (_, text) in zip(seen, rows, strict=True):  # each stored as announced
+        announced = {k: v for k, v in event.items() if k != LOGGED_EVENT_ID}
+        assert text == repr(announced)
+    assert seen[0]["session_id"] == "s" and seen[0]["tenant"] == "default"
+    assert manager.stats["stores"] == 3 and manager.stats["updates"] == 1
+    assert manager.stats["deletes"] == 1
+
+
+async def test_replicated_writes_log_only_what_they_change(store: SQLiteStore) -> None:
+    bus = EventBus()
+    seen: list[dict[str, Any]] = []
+    bus.register(MEMORY_UPDATE_EVENT, lambda data: seen.append(dict(data)))
+    manager = MemoryManager(store, event_bus=bus)
+    await manager.initialize()
+    assert await manager.apply_remote(rec("r", 10, "v1"))
+    assert not await manager.apply_remote(rec("r", 9, "stale"))  # lost: nothing logged
+    tomb = MemoryRecord(id="r", data={}, version=Version(11, 0, "n2"), created_at=1000.0,
+                        updated_at=1001.0, deleted=True)
+    assert await manager.apply_remote(tomb)
+    assert [(e["action"], e[LOGGED_EVENT_ID]) for e in seen] == [("created", 1), ("deleted", 2)]
+    assert [row[0] for row in logged(Path(store.path))] == [1, 2]
