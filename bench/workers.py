@@ -1,7 +1,8 @@
 """``POST /v1/process`` req/s and p99 with one worker vs two on the same store.
 
-Run: ``.venv/bin/python bench/workers.py [--store sqlite|postgres ...] [--postgres-url URL]``
-(needs ``wrk``: ``apt-get install wrk``; about 20 s per store and worker count).
+Run: ``.venv/bin/python bench/workers.py [--store sqlite|postgres ...] [--postgres-url URL]
+[--rounds N]`` (needs ``wrk``: ``apt-get install wrk``; about 20 s per store, worker count and
+round).
 
 Each configuration is a real ``deep-tree-echo serve [--workers 2]`` process (auth and the rate
 limit on, as deployed, with a limit a run never reaches) loaded by ``wrk`` from a separate
@@ -25,6 +26,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -141,6 +143,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", action="append", choices=("sqlite", "postgres"))
     parser.add_argument("--postgres-url")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="pairs of runs per store (the order alternates: 1,2 then 2,1 ...);"
+                             " with more than one, a last row gives the medians, which a noisy"
+                             " machine moves less than any single pair")
     args = parser.parse_args()
     stores = args.store or ["sqlite", "postgres"]
     if shutil.which("wrk") is None:
@@ -159,19 +165,36 @@ def main() -> None:
             pg = postgres_server()
         else:
             pg = nullcontext(args.postgres_url)
+        rounds: list[tuple[Result, Result]] = []
         with pg as pg_url:
-            results = []
-            for workers in (1, 2):
-                with _server(store, workers, pg_url) as (port, pid):
-                    _wrk(port, WARMUP_S, str(script), pid)
-                    results.append(_wrk(port, MEASURE_S, str(script), pid))
-        (one, one_p99, one_cpu), (two, two_p99, two_cpu) = results
-        ratio = two / one
-        bound = 2 * one_cpu / two_cpu
-        print(f"{store:>8} | {one:>14.0f} {one_p99:>7.1f} {one_cpu:>6.2f} | {two:>15.0f} "
-              f"{two_p99:>7.1f} {two_cpu:>6.2f} | {ratio:>5.2f} | {bound:>5.2f}  "
-              f"(wall {'meets' if ratio >= GOAL else 'misses'} >= {GOAL}; "
-              f"cpu-bound {'meets' if bound >= GOAL else 'misses'})")
+            for n in range(args.rounds):
+                results: dict[int, Result] = {}
+                for workers in ((1, 2) if n % 2 == 0 else (2, 1)):  # drift hits both alike
+                    with _server(store, workers, pg_url) as (port, pid):
+                        _wrk(port, WARMUP_S, str(script), pid)
+                        results[workers] = _wrk(port, MEASURE_S, str(script), pid)
+                rounds.append((results[1], results[2]))
+                _row(store, results[1], results[2])
+        if len(rounds) > 1:
+            one = tuple(statistics.median(r[0][i] for r in rounds) for i in range(3))
+            two = tuple(statistics.median(r[1][i] for r in rounds) for i in range(3))
+            ratios = [r[1][0] / r[0][0] for r in rounds]
+            _row("median", one, two)  # type: ignore[arg-type]
+            print(f"{'':>8}   per-round ratios {', '.join(f'{x:.2f}' for x in ratios)}; "
+                  f"median {statistics.median(ratios):.2f}")
+
+
+Result = tuple[float, float, float]  # req/s, p99 ms, CPU ms per request
+
+
+def _row(label: str, one_run: Result, two_run: Result) -> None:
+    (one, one_p99, one_cpu), (two, two_p99, two_cpu) = one_run, two_run
+    ratio = two / one
+    bound = 2 * one_cpu / two_cpu
+    print(f"{label:>8} | {one:>14.0f} {one_p99:>7.1f} {one_cpu:>6.2f} | {two:>15.0f} "
+          f"{two_p99:>7.1f} {two_cpu:>6.2f} | {ratio:>5.2f} | {bound:>5.2f}  "
+          f"(wall {'meets' if ratio >= GOAL else 'misses'} >= {GOAL}; "
+          f"cpu-bound {'meets' if bound >= GOAL else 'misses'})", flush=True)
 
 
 if __name__ == "__main__":

@@ -128,18 +128,20 @@ TARGETS: dict[str, Target] = {
     ),
     "manager_writes": Target(
         f"{PKG}/aar_core/memory/manager.py",
-        (f"{_MEM}/test_memory_manager.py", f"{_MEM}/test_memory_tenants.py"),
-        ("_validated", "_record", "_upsert", "_add", "_written", "_delete"),
+        (f"{_MEM}/test_memory_manager.py", f"{_MEM}/test_memory_tenants.py",
+         f"{_MEM}/test_sqlite_change_log.py"),
+        ("_validated", "_record", "_upsert", "_add", "_written", "_delete", "_put", "_change",
+         "_apply_remote"),
     ),
     "outbox_sqlite": Target(
         f"{PKG}/server/outbox/sqlite.py",
         (f"{_SRV}/test_event_outbox.py",),
-        ("_insert", "read", "head", "purge", "purged_through"),
+        ("_insert", "read", "head", "purge", "purged_through", "insert_on", "shares_file_with"),
     ),
     "store_sqlite": Target(
         f"{PKG}/aar_core/memory/sqlite.py",
-        (*_STORE_TESTS, f"{_MEM}/test_sqlite_commit.py"),
-        ("put_if_newer", "purge", "_commit"),
+        (*_STORE_TESTS, f"{_MEM}/test_sqlite_commit.py", f"{_MEM}/test_sqlite_change_log.py"),
+        ("put_if_newer", "purge", "_commit", "put_logged"),
     ),
     "store_redis": Target(
         f"{PKG}/aar_core/memory/redis_store.py",

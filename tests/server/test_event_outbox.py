@@ -277,6 +277,8 @@ async def test_sqlite_memory_updates_are_stored_with_their_memory_change(tmp_pat
             return await real_append(kind, *args, **kwargs)
 
         relay.outbox.append = append  # type: ignore[method-assign]
+        announced: list[dict[str, Any]] = []
+        app.state.gateway.event_bus.register("memory.update", announced.append)
         async with connect(f"ws://{host}/v1/ws") as ws:
             await ws.send(json.dumps({"type": "subscribe", "session_id": "q"}))
             await recv_type(ws, "subscribed")
@@ -294,6 +296,7 @@ async def test_sqlite_memory_updates_are_stored_with_their_memory_change(tmp_pat
     assert frames[0]["memory_id"] == reply.json()["data"]["memory_id"]
     assert frames[0]["action"] == "created" and frames[0]["version"]
     assert relay.stats["appended"] == 2 and relay.stats["append_failed"] == 0
+    assert [e["event_id"] for e in announced] == [1]  # the id the store's insert returned
 
 
 async def test_only_the_outbox_of_the_stores_own_file_is_attached(tmp_path: Path) -> None:

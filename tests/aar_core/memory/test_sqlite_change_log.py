@@ -94,8 +94,10 @@ async def test_without_a_log_the_store_refuses_logged_writes(tmp_path: Path) -> 
     s = SQLiteStore(tmp_path / "m.db")
     try:
         assert not s.logs_changes
-        with pytest.raises(StoreError, match="no change log"):
+        with pytest.raises(StoreError, match="^this SQLite store has no change log attached$"
+                           ) as refused:
             await s.put_logged(rec("a", 1), {})
+        assert refused.value.details == {"path": str(tmp_path / "m.db")}
         assert not InMemoryStore().logs_changes
         with pytest.raises(NotImplementedError, match="memory store does not log changes"):
             await InMemoryStore().put_logged(rec("a", 1), {})
@@ -145,3 +147,117 @@ async def test_replicated_writes_log_only_what_they_change(store: SQLiteStore) -
     assert await manager.apply_remote(tomb)
     assert [(e["action"], e[LOGGED_EVENT_ID]) for e in seen] == [("created", 1), ("deleted", 2)]
     assert [row[0] for row in logged(Path(store.path))] == [1, 2]
+
+
+async def test_store_failures_are_store_errors_naming_the_write(tmp_path: Path) -> None:
+    class Broken(SQLiteStore):
+        async def put_if_newer(self, record: MemoryRecord, *, tenant: str = "default") -> bool:
+            raise RuntimeError("disk on fire")
+
+        async def put_logged(self, record: MemoryRecord, change: Mapping[str, Any], *,
+                             tenant: str = "default") -> int | None:
+            raise RuntimeError("log on fire")
+
+    store = Broken(tmp_path / "m.db")
+    manager = MemoryManager(store)
+    await manager.initialize()
+    try:
+        with pytest.raises(StoreError, match="^sqlite store write failed: disk on fire"):
+            await manager.add_memory({"content": "a"})
+        store.change_log = table_log
+        with pytest.raises(StoreError, match="^sqlite store write failed: log on fire"):
+            await manager.add_memory({"content": "a"})
+        assert manager.stats["errors"] == 2
+    finally:
+        await manager.close()
+
+
+async def test_logged_writes_stay_in_their_tenant(store: SQLiteStore) -> None:
+    bus = EventBus()
+    seen: list[dict[str, Any]] = []
+    bus.register(MEMORY_UPDATE_EVENT, lambda data: seen.append(dict(data)))
+    manager = MemoryManager(store, event_bus=bus)
+    await manager.initialize()
+    added = await manager.for_tenant("acme").add_memory({"content": "tenant note"})
+    assert await store.get(added.id, tenant="acme") is not None
+    assert await store.get(added.id) is None
+    assert seen == [{"memory_id": added.id, "action": "created", "session_id": None,
+                     "version": added.version.to_str(), "tenant": "acme",
+                     LOGGED_EVENT_ID: 1}]
+
+
+async def test_replicated_changes_are_announced_exactly(store: SQLiteStore) -> None:
+    bus = EventBus()
+    seen: list[dict[str, Any]] = []
+    bus.register(MEMORY_UPDATE_EVENT, lambda data: seen.append(dict(data)))
+    manager = MemoryManager(store, event_bus=bus)
+    await manager.initialize()
+    with pytest.raises(ValueError, match="^replicated record data must be a dict$"):
+        await manager.apply_remote(MemoryRecord(id="bad", data=[1], version=Version(1, 0, "n2"),  # type: ignore[arg-type]
+                                                created_at=1.0, updated_at=1.0))
+    live = MemoryRecord(id="r", data={"content": "v1", "session_id": "s"},
+                        version=Version(10, 0, "n2"), created_at=1000.0, updated_at=1000.0)
+    assert await manager.apply_remote(live)
+    live.data["content"] = "changed by the caller afterwards"
+    got = await store.get("r")
+    assert got is not None and got.data == {"content": "v1", "session_id": "s"}
+    expired = MemoryRecord(id="e", data={"content": "gone"}, version=Version(10, 0, "n2"),
+                           created_at=1000.0, updated_at=1000.0, expires_at=1001.0)
+    assert await manager.apply_remote(expired)  # news: a memory, though already expired
+    tomb = MemoryRecord(id="e", data={}, version=Version(12, 0, "n2"), created_at=1000.0,
+                        updated_at=1002.0, deleted=True)
+    assert await manager.apply_remote(tomb)  # deletes an expired memory: no news
+    assert seen == [
+        {"memory_id": "r", "action": "created", "session_id": "s",
+         "version": Version(10, 0, "n2").to_str(), "tenant": "default", LOGGED_EVENT_ID: 1},
+        {"memory_id": "e", "action": "created", "session_id": None,
+         "version": Version(10, 0, "n2").to_str(), "tenant": "default", LOGGED_EVENT_ID: 2},
+    ]
+
+
+async def test_a_replicated_record_is_stored_as_a_copy_of_the_callers_data() -> None:
+    manager = MemoryManager(InMemoryStore())
+    await manager.initialize()
+    record = MemoryRecord(id="r", data={"content": "v1"}, version=Version(10, 0, "n2"),
+                          created_at=1000.0, updated_at=1000.0)
+    assert await manager.apply_remote(record)
+    record.data["content"] = "changed by the caller afterwards"
+    assert await manager.retrieve_memory("r") == {"content": "v1"}
+
+
+async def test_a_logged_write_replaces_pending_access_counts(store: SQLiteStore) -> None:
+    """Like ``put_if_newer``: the record carries its access counts, so counts not yet
+    written are dropped, not added on top of it."""
+    assert await store.put_logged(rec("a", 1), {"memory_id": "a"}) == 1
+    await store.record_access("a", at=2000.0, count=5)
+    newer = rec("a", 2)
+    newer.access_count = 7
+    assert await store.put_logged(newer, {"memory_id": "a"}) == 2
+    await store.flush()
+    got = await store.get("a")
+    assert got is not None and got.access_count == 7
+
+
+async def test_a_replicated_deletion_of_a_live_memory_is_announced_exactly(
+    store: SQLiteStore,
+) -> None:
+    bus = EventBus()
+    seen: list[dict[str, Any]] = []
+    bus.register(MEMORY_UPDATE_EVENT, lambda data: seen.append(dict(data)))
+    manager = MemoryManager(store, event_bus=bus)
+    await manager.initialize()
+    with pytest.raises(ValueError, match="not JSON"):  # replicated data is validated too
+        await manager.apply_remote(MemoryRecord(id="n", data={"x": float("nan")},
+                                                version=Version(1, 0, "n2"),
+                                                created_at=1.0, updated_at=1.0))
+    assert await store.get("n") is None
+    await manager.for_tenant("acme").store_memory("d", {"content": "x", "session_id": "s"})
+    stored = await store.get("d", tenant="acme")
+    assert stored is not None
+    tomb = MemoryRecord(id="d", data={}, version=Version(stored.version.wall_ms + 1, 0, "n2"),
+                        created_at=1000.0,
+                        updated_at=1002.0, deleted=True)
+    assert await manager.for_tenant("acme").apply_remote(tomb)
+    assert seen[-1] == {"memory_id": "d", "action": "deleted", "session_id": "s",
+                        "version": tomb.version.to_str(), "tenant": "acme",
+                        LOGGED_EVENT_ID: 2}
