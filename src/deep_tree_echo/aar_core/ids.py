@@ -14,13 +14,15 @@ are not.
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeGuard
 
 from deep_tree_echo._json import is_unicode_text
 
-__all__ = ["MEMORY_ID", "SESSION_ID", "TENANT", "IdRule", "is_unicode_text"]
+__all__ = ["MEMORY_ID", "SESSION_ID", "TENANT", "IdRule", "is_unicode_text", "new_memory_id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +60,17 @@ MEMORY_ID: Final = IdRule("memory id", r"^[^/\x00-\x1f\x7f-\x9f]+(?![\s\S])", 25
 #: Letters, digits, ``_``, ``.``, ``-``, not starting with punctuation; 1-64 characters (safe as
 #: a key prefix, a column value and a path segment).
 TENANT: Final = IdRule("tenant", r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(?![\s\S])", 64)
+
+
+def new_memory_id() -> str:
+    """A fresh memory id: ``mem-`` and 32 hex digits laid out as a UUIDv7 (RFC 9562).
+
+    Milliseconds since the epoch come first and 74 random bits follow, so ids made later sort
+    later: the stores' indexes on ``(tenant, id)`` grow at one end instead of at a random page
+    per write (one page less to write per new memory on SQLite).
+    """
+    ms = time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF
+    rand = int.from_bytes(os.urandom(10), "big")  # 80 bits, 74 of them used
+    value = (ms << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
+             | 0b10 << 62 | rand & 0x3FFF_FFFF_FFFF_FFFF)
+    return f"mem-{value:032x}"

@@ -94,7 +94,7 @@ async def test_without_a_log_the_store_refuses_logged_writes(tmp_path: Path) -> 
     s = SQLiteStore(tmp_path / "m.db")
     try:
         assert not s.logs_changes
-        with pytest.raises(StoreError, match="^this SQLite store has no change log attached$"
+        with pytest.raises(StoreError, match=r"^this SQLite store has no change log attached$"
                            ) as refused:
             await s.put_logged(rec("a", 1), {})
         assert refused.value.details == {"path": str(tmp_path / "m.db")}
@@ -162,10 +162,10 @@ async def test_store_failures_are_store_errors_naming_the_write(tmp_path: Path) 
     manager = MemoryManager(store)
     await manager.initialize()
     try:
-        with pytest.raises(StoreError, match="^sqlite store write failed: disk on fire"):
+        with pytest.raises(StoreError, match=r"^sqlite store write failed: disk on fire"):
             await manager.add_memory({"content": "a"})
         store.change_log = table_log
-        with pytest.raises(StoreError, match="^sqlite store write failed: log on fire"):
+        with pytest.raises(StoreError, match=r"^sqlite store write failed: log on fire"):
             await manager.add_memory({"content": "a"})
         assert manager.stats["errors"] == 2
     finally:
@@ -192,7 +192,7 @@ async def test_replicated_changes_are_announced_exactly(store: SQLiteStore) -> N
     bus.register(MEMORY_UPDATE_EVENT, lambda data: seen.append(dict(data)))
     manager = MemoryManager(store, event_bus=bus)
     await manager.initialize()
-    with pytest.raises(ValueError, match="^replicated record data must be a dict$"):
+    with pytest.raises(ValueError, match=r"^replicated record data must be a dict$"):
         await manager.apply_remote(MemoryRecord(id="bad", data=[1], version=Version(1, 0, "n2"),  # type: ignore[arg-type]
                                                 created_at=1.0, updated_at=1.0))
     live = MemoryRecord(id="r", data={"content": "v1", "session_id": "s"},

@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar
 
 from deep_tree_echo._events import EventSink
 from deep_tree_echo.aar_core.errors import InvalidMemoryError, NotInitializedError, StoreError
-from deep_tree_echo.aar_core.ids import MEMORY_ID, is_unicode_text
+from deep_tree_echo.aar_core.ids import MEMORY_ID, is_unicode_text, new_memory_id
 from deep_tree_echo.aar_core.memory._bm25 import tokenize
 from deep_tree_echo.aar_core.memory._inmemory import InMemoryStore
 from deep_tree_echo.aar_core.memory.hlc import HybridLogicalClock
@@ -327,15 +327,15 @@ class MemoryManager:
         return await self._written(record, text, change)
 
     async def _add(self, tenant: str, data: dict[str, Any], ttl: float | None) -> MemoryRecord:
-        """Store ``data`` under a new random id: no memory can hold that id yet, so unlike
-        :meth:`_upsert` nothing is read first (one store call per memory, not two)."""
-        memory_id = f"mem-{uuid.uuid4().hex}"
+        """Store ``data`` under a fresh id (:func:`new_memory_id`): no memory can hold it yet,
+        so unlike :meth:`_upsert` nothing is read first (one store call per memory, not two)."""
+        memory_id = new_memory_id()
         text, seconds = self._validated(memory_id, data, ttl)
         await self._ensure_open()
         record = self._record(memory_id, text, seconds, None, self.wall_clock())
         change = self._change(tenant, memory_id, "created", record.data,
                               record.version.to_str())
-        if not await self._put(tenant, record, change):  # only a newer record under 122 bits
+        if not await self._put(tenant, record, change):  # only a newer record under 74 bits
             self._stats["errors"] += 1
             raise StoreError(f"new memory id {memory_id!r} is already taken")
         stored, _ = await self._written(record, text, change)
