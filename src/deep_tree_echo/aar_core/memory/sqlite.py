@@ -37,7 +37,6 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from deep_tree_echo.aar_core.errors import StoreError
@@ -45,12 +44,21 @@ from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
 from deep_tree_echo.aar_core.memory._postcache import DEFAULT_BUDGET, DEFAULT_MIN_DF, PostingsCache
 from deep_tree_echo.aar_core.memory._rows import row_to_record
 from deep_tree_echo.aar_core.memory._sqlite_postcache import warm
+from deep_tree_echo.aar_core.memory._sqlite_queue import (
+    FLUSH,
+    STOP,
+    ChangeLog,
+    LogFailed,
+    WriteOp,
+    resolve,
+)
 from deep_tree_echo.aar_core.memory._sqlite_topk import top_candidates
 from deep_tree_echo.aar_core.memory.ranking import (
     Candidate,
     RankWeights,
     SearchResult,
     candidate_pool,
+    matches_filters,
     rank,
 )
 from deep_tree_echo.aar_core.memory.record import MemoryRecord, Version
@@ -62,50 +70,6 @@ _log = logging.getLogger(__name__)
 
 #: Bytes of the file the reader connection maps (SQLite maps up to the file's size).
 _READ_MMAP: Final = 1 << 30
-
-@dataclass(slots=True)
-class _WriteOp:
-    """One queued write: run ``fn`` inside the batch transaction, then resolve ``future``."""
-
-    fn: Callable[[sqlite3.Connection], Any]
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
-
-
-#: Stores a change event on the given connection (inside its open transaction); its id.
-ChangeLog = Callable[[sqlite3.Connection, Mapping[str, Any]], int]
-
-
-class _LogFailed(Exception):
-    """Logging a write's change failed: the whole batch is rolled back, so no write is
-    committed without its event (a plain ``sqlite3.Error`` would fail only its own op)."""
-
-
-_STOP: Final = object()
-_MISSING: Final = object()
-
-
-def _data(raw: Any) -> dict[str, Any]:
-    """Memory data from its stored JSON text (or as already parsed)."""
-    parsed: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else raw
-    return parsed
-
-
-def _matches(data: dict[str, Any], filters: Mapping[str, Any]) -> bool:
-    return all(data.get(k, _MISSING) == v for k, v in filters.items())
-
-
-_FLUSH: Final = object()
-
-
-def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
-
 
 class SQLiteStore(MemoryStore):
     """SQLite-backed store with group commit; see the module docstring for the guarantees."""
@@ -217,7 +181,7 @@ class SQLiteStore(MemoryStore):
             writer, self._writer = self._writer, None
             pool, self._reader_pool = self._reader_pool, None
             if writer is not None:
-                self._queue.put(_STOP)
+                self._queue.put(STOP)
                 await asyncio.to_thread(writer.join)
             if pool is not None:
                 reader, self._reader = self._reader, None
@@ -236,9 +200,9 @@ class SQLiteStore(MemoryStore):
                 sql.migrate(conn)
         except (sqlite3.Error, OSError) as exc:
             lock.close()
-            loop.call_soon_threadsafe(_resolve, ready, None, exc)
+            loop.call_soon_threadsafe(resolve, ready, None, exc)
             return
-        loop.call_soon_threadsafe(_resolve, ready, None, None)
+        loop.call_soon_threadsafe(resolve, ready, None, None)
         try:
             stop = False
             while not stop:
@@ -251,8 +215,8 @@ class SQLiteStore(MemoryStore):
                             batch.append(self._queue.get_nowait())
                         except queue.Empty:
                             break
-                    ops = [item for item in batch if isinstance(item, _WriteOp)]
-                    stop = any(item is _STOP for item in batch)
+                    ops = [item for item in batch if isinstance(item, WriteOp)]
+                    stop = any(item is STOP for item in batch)
                     accesses = self._take_accesses()
                     if ops or accesses:
                         self._commit(conn, ops, accesses)
@@ -262,7 +226,7 @@ class SQLiteStore(MemoryStore):
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if isinstance(item, _WriteOp):
+                if isinstance(item, WriteOp):
                     self._settle(item, None, StoreError("SQLiteStore is closed", path=self.path))
         finally:
             conn.close()
@@ -275,14 +239,14 @@ class SQLiteStore(MemoryStore):
             return self._inflight
 
     @staticmethod
-    def _settle(op: _WriteOp, result: Any, error: BaseException | None) -> None:
+    def _settle(op: WriteOp, result: Any, error: BaseException | None) -> None:
         with contextlib.suppress(RuntimeError):  # the loop was closed under us
-            op.loop.call_soon_threadsafe(_resolve, op.future, result, error)
+            op.loop.call_soon_threadsafe(resolve, op.future, result, error)
 
     def _commit(
         self,
         conn: sqlite3.Connection,
-        ops: list[_WriteOp],
+        ops: list[WriteOp],
         accesses: dict[tuple[str, str], tuple[int, float]],
     ) -> None:
         outcomes: list[tuple[Any, BaseException | None]] = []
@@ -322,7 +286,7 @@ class SQLiteStore(MemoryStore):
             await self.open()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
-        self._queue.put(_WriteOp(fn, future, loop))
+        self._queue.put(WriteOp(fn, future, loop))
         return await future
 
     # -- reader ----------------------------------------------------------------------------
@@ -394,7 +358,7 @@ class SQLiteStore(MemoryStore):
             try:
                 return log(conn, change)
             except Exception as exc:
-                raise _LogFailed(f"logging the change of {record.id!r} failed: {exc}") from exc
+                raise LogFailed(f"logging the change of {record.id!r} failed: {exc}") from exc
 
         return await self._write(put)
 
@@ -410,7 +374,7 @@ class SQLiteStore(MemoryStore):
             wake = not self._flush_queued
             self._flush_queued = True
         if wake:
-            self._queue.put(_FLUSH)
+            self._queue.put(FLUSH)
 
     async def purge(
         self, expected: Mapping[str, Version], *, tenant: str = DEFAULT_TENANT
@@ -514,8 +478,8 @@ class SQLiteStore(MemoryStore):
                 )
             candidates = []
             for rid, raw, touched, importance in conn.execute(sql.SEARCH_ALL, (tenant, now)):
-                data = _data(raw)
-                if not filters or _matches(data, filters):
+                data = json.loads(raw) if isinstance(raw, str) else raw
+                if not filters or matches_filters(data, filters):
                     candidates.append(Candidate(rid, data, 0.0, touched, importance))
             return candidates
 

@@ -1,0 +1,44 @@
+"""The queue between the SQLite store's callers and its writer thread: the queued ops, the
+markers, and how a finished op's future is resolved on its event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+
+@dataclass(slots=True)
+class WriteOp:
+    """One queued write: run ``fn`` inside the batch transaction, then resolve ``future``."""
+
+    fn: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+#: Stores a change event on the given connection (inside its open transaction); its id.
+ChangeLog = Callable[[sqlite3.Connection, Mapping[str, Any]], int]
+
+
+class LogFailed(Exception):
+    """Logging a write's change failed: the whole batch is rolled back, so no write is
+    committed without its event (a plain ``sqlite3.Error`` would fail only its own op)."""
+
+
+#: Queued to stop the writer thread.
+STOP: Final = object()
+#: Queued to have pending access counts written (no op of its own).
+FLUSH: Final = object()
+
+
+def resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """Settle ``future`` (on its loop's thread) unless it is done already (e.g. cancelled)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
