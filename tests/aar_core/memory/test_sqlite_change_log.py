@@ -44,6 +44,16 @@ def logged(path: Path) -> list[tuple[int, str]]:
         return conn.execute("SELECT id, change FROM log ORDER BY id").fetchall()
 
 
+async def announcing(store: SQLiteStore) -> tuple[MemoryManager, list[dict[str, Any]]]:
+    """An open manager over ``store`` and the ``memory.update`` payloads its bus carries."""
+    bus = EventBus()
+    seen: list[dict[str, Any]] = []
+    bus.register(MEMORY_UPDATE_EVENT, lambda data: seen.append(dict(data)))
+    manager = MemoryManager(store, event_bus=bus)
+    await manager.initialize()
+    return manager, seen
+
+
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     s = SQLiteStore(tmp_path / "m.db")
@@ -108,11 +118,7 @@ async def test_without_a_log_the_store_refuses_logged_writes(tmp_path: Path) -> 
 async def test_the_manager_announces_the_id_its_change_was_logged_under(
     store: SQLiteStore,
 ) -> None:
-    bus = EventBus()
-    seen: list[dict[str, Any]] = []
-    bus.register(MEMORY_UPDATE_EVENT, lambda data: seen.append(dict(data)))
-    manager = MemoryManager(store, event_bus=bus)
-    await manager.initialize()
+    manager, seen = await announcing(store)
     await manager.store_memory("m1", {"content": "first", "session_id": "s"})
     await manager.store_memory("m1", {"content": "second", "session_id": "s"})
     added = await manager.add_memory({"content": "third"})
@@ -135,11 +141,7 @@ async def test_the_manager_announces_the_id_its_change_was_logged_under(
 
 
 async def test_replicated_writes_log_only_what_they_change(store: SQLiteStore) -> None:
-    bus = EventBus()
-    seen: list[dict[str, Any]] = []
-    bus.register(MEMORY_UPDATE_EVENT, lambda data: seen.append(dict(data)))
-    manager = MemoryManager(store, event_bus=bus)
-    await manager.initialize()
+    manager, seen = await announcing(store)
     assert await manager.apply_remote(rec("r", 10, "v1"))
     assert not await manager.apply_remote(rec("r", 9, "stale"))  # lost: nothing logged
     tomb = MemoryRecord(id="r", data={}, version=Version(11, 0, "n2"), created_at=1000.0,
@@ -173,11 +175,7 @@ async def test_store_failures_are_store_errors_naming_the_write(tmp_path: Path) 
 
 
 async def test_logged_writes_stay_in_their_tenant(store: SQLiteStore) -> None:
-    bus = EventBus()
-    seen: list[dict[str, Any]] = []
-    bus.register(MEMORY_UPDATE_EVENT, lambda data: seen.append(dict(data)))
-    manager = MemoryManager(store, event_bus=bus)
-    await manager.initialize()
+    manager, seen = await announcing(store)
     added = await manager.for_tenant("acme").add_memory({"content": "tenant note"})
     assert await store.get(added.id, tenant="acme") is not None
     assert await store.get(added.id) is None
@@ -187,11 +185,7 @@ async def test_logged_writes_stay_in_their_tenant(store: SQLiteStore) -> None:
 
 
 async def test_replicated_changes_are_announced_exactly(store: SQLiteStore) -> None:
-    bus = EventBus()
-    seen: list[dict[str, Any]] = []
-    bus.register(MEMORY_UPDATE_EVENT, lambda data: seen.append(dict(data)))
-    manager = MemoryManager(store, event_bus=bus)
-    await manager.initialize()
+    manager, seen = await announcing(store)
     with pytest.raises(ValueError, match=r"^replicated record data must be a dict$"):
         await manager.apply_remote(MemoryRecord(id="bad", data=[1], version=Version(1, 0, "n2"),  # type: ignore[arg-type]
                                                 created_at=1.0, updated_at=1.0))
@@ -241,11 +235,7 @@ async def test_a_logged_write_replaces_pending_access_counts(store: SQLiteStore)
 async def test_a_replicated_deletion_of_a_live_memory_is_announced_exactly(
     store: SQLiteStore,
 ) -> None:
-    bus = EventBus()
-    seen: list[dict[str, Any]] = []
-    bus.register(MEMORY_UPDATE_EVENT, lambda data: seen.append(dict(data)))
-    manager = MemoryManager(store, event_bus=bus)
-    await manager.initialize()
+    manager, seen = await announcing(store)
     with pytest.raises(ValueError, match="not JSON"):  # replicated data is validated too
         await manager.apply_remote(MemoryRecord(id="n", data={"x": float("nan")},
                                                 version=Version(1, 0, "n2"),
