@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,6 +139,17 @@ async def test_kill_9_of_a_worker_loses_no_acknowledged_write(workers: EchoServe
             r = await http.get(f"/v1/memories/{memory_id}")
             assert r.status_code == 200, (memory_id, r.text)
             assert r.json()["data"]["content"] == f"kill test {i}"
+    # every committed change has its memory_update event, exactly once (written in the same
+    # transaction), including changes whose worker died before answering
+    with sqlite3.connect(f"file:{workers.data_dir / 'memories.db'}?mode=ro", uri=True) as db:
+        committed = {row[0] for row in db.execute(
+            "SELECT id FROM memories WHERE tenant = 'default' AND id GLOB 'k[0-9]*'")}
+        announced = [json.loads(row[0])["memory_id"] for row in db.execute(
+            "SELECT payload FROM events WHERE kind = 'memory_update'")]
+    db.close()  # the with block commits; it does not close
+    assert set(acknowledged) <= committed
+    of_these = sorted(m for m in announced if m in committed)
+    assert of_these == sorted(committed)  # one event per committed write, none missing
 
 
 
