@@ -19,6 +19,7 @@ from _server_helpers import live_server, make_settings
 from websockets.asyncio.client import connect
 
 from deep_tree_echo.aar_core.events import EventBus
+from deep_tree_echo.aar_core.memory.manager import LOGGED_EVENT_ID
 from deep_tree_echo.server.app import create_app
 from deep_tree_echo.server.outbox import EventOutbox, MemoryOutbox
 from deep_tree_echo.server.outbox.postgres import PostgresOutbox
@@ -296,7 +297,7 @@ async def test_sqlite_memory_updates_are_stored_with_their_memory_change(tmp_pat
     assert frames[0]["memory_id"] == reply.json()["data"]["memory_id"]
     assert frames[0]["action"] == "created" and frames[0]["version"]
     assert relay.stats["appended"] == 2 and relay.stats["append_failed"] == 0
-    assert [e["event_id"] for e in announced] == [1]  # the id the store's insert returned
+    assert [e[LOGGED_EVENT_ID] for e in announced] == [1]  # the id the store's insert returned
 
 
 async def test_only_the_outbox_of_the_stores_own_file_is_attached(tmp_path: Path) -> None:
@@ -311,3 +312,25 @@ async def test_only_the_outbox_of_the_stores_own_file_is_attached(tmp_path: Path
     assert relay.log_changes_of(same) and same.logs_changes
     memory_relay = EventRelay(MemoryOutbox(), ConnectionManager(), EventBus())
     assert not memory_relay.log_changes_of(SQLiteStore(tmp_path / "memories.db"))
+    # a relay that stops leaves alone a log another relay attached after it
+    later = EventRelay(outbox, ConnectionManager(), EventBus())
+    assert later.log_changes_of(same)
+    await relay.stop()
+    assert same.change_log is later._log
+    await later.stop()
+    assert not same.logs_changes
+
+
+async def test_a_relay_without_a_change_log_appends_whatever_the_payload_claims() -> None:
+    """Only a relay that attached a change log trusts a memory.update's logged id: from any
+    other producer the event is appended like any other."""
+    bus = EventBus()
+    relay = EventRelay(MemoryOutbox(), ConnectionManager(), bus)
+    await relay.start()
+    try:
+        await bus.emit("memory.update", {"memory_id": "m", "action": "created", "version": "v",
+                                         "session_id": "s", LOGGED_EVENT_ID: 99})
+        events = await relay.outbox.read(0)
+    finally:
+        await relay.stop()
+    assert [(e.id, e.kind, e.payload["memory_id"]) for e in events] == [(1, "memory_update", "m")]

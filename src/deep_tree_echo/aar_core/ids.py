@@ -65,9 +65,10 @@ TENANT: Final = IdRule("tenant", r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(?![\s\S])", 
 def new_memory_id() -> str:
     """A fresh memory id: ``mem-`` and 32 hex digits laid out as a UUIDv7 (RFC 9562).
 
-    Milliseconds since the epoch come first and 74 random bits follow, so ids made later sort
-    later: the stores' indexes on ``(tenant, id)`` grow at one end instead of at a random page
-    per write (one page less to write per new memory on SQLite).
+    Milliseconds since the epoch come first and 74 random bits follow, so ids made in a later
+    millisecond (by a clock that did not step back) sort later: the stores' indexes on
+    ``(tenant, id)`` grow at one end instead of at a random page per write (one page less to
+    write per new memory on SQLite).
     """
     ms = time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF
     rand = int.from_bytes(os.urandom(10), "big")  # 80 bits, 74 of them used

@@ -100,9 +100,9 @@ async def _start_event_relay(
     await outbox.open()
     stack.push_async_callback(outbox.close)
     relay = EventRelay(outbox, manager, gw.event_bus, retention=settings.event_retention)
-    relay.log_changes_of(gw.memory.store)
     await relay.start()
-    stack.push_async_callback(relay.stop)
+    stack.push_async_callback(relay.stop)  # detaches the change log first
+    relay.log_changes_of(gw.memory.store)
     app.state.event_relay = relay
     registry: CollectorRegistry = app.state.metrics.registry
     collector = RelayCollector(relay)

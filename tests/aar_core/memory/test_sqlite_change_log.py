@@ -7,7 +7,9 @@ Real SQLite files throughout; the log is the table the server's outbox uses.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -98,6 +100,35 @@ async def test_a_failing_log_rolls_the_write_back(store: SQLiteStore) -> None:
     store.change_log = table_log
     assert await store.put_logged(rec("a", 2), {"memory_id": "a"}) == 1  # the store goes on
     assert await store.count() == 1
+
+
+async def test_a_failing_log_fails_its_whole_batch(store: SQLiteStore) -> None:
+    """Writes committed together share the fate of the one whose log failed: none stored."""
+    def broken(conn: sqlite3.Connection, change: Mapping[str, Any]) -> int:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    store.change_log = broken
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:
+        entered.set()
+        release.wait()
+
+    holder = asyncio.ensure_future(store._write(hold))
+    await asyncio.to_thread(entered.wait)  # the writer is busy: the next two queue together
+    logged = asyncio.ensure_future(store.put_logged(rec("a", 1), {"memory_id": "a"}))
+    plain = asyncio.ensure_future(store.put_if_newer(rec("b", 1)))
+    commits = store.commits
+    # released only after both writes ran up to their queue.put (tasks run in order)
+    releaser = asyncio.ensure_future(asyncio.to_thread(release.set))
+    await holder
+    await releaser
+    for write in (logged, plain):
+        with pytest.raises(StoreError, match="commit failed: logging the change of 'a' failed"):
+            await write
+    assert store.commits == commits + 1  # the held transaction only
+    assert await store.get("a") is None and await store.get("b") is None
+    assert await store.put_if_newer(rec("b", 2))  # the store goes on
 
 
 async def test_without_a_log_the_store_refuses_logged_writes(tmp_path: Path) -> None:

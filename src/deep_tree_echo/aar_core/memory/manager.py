@@ -35,8 +35,9 @@ logger = logging.getLogger(__name__)
 #: Event emitted on the bus after every acknowledged change.
 MEMORY_UPDATE_EVENT = "memory.update"
 #: Key of a ``memory.update`` payload holding the event id the store logged the change under
-#: in the write's own transaction (only with a store that :attr:`~MemoryStore.logs_changes`).
-LOGGED_EVENT_ID = "event_id"
+#: in the write's own transaction (only with a store that :attr:`~MemoryStore.logs_changes`;
+#: underscored like the NATS bridge's origin key: bookkeeping, not part of the event).
+LOGGED_EVENT_ID = "_logged_event_id"
 MAX_ID_LENGTH = MEMORY_ID.max_length
 #: Ids handed to ``store.purge`` per call, so one purge never holds the writer for long.
 PURGE_BATCH = 1000

@@ -98,6 +98,7 @@ class EventRelay:
         self._waiting = 0  # appenders waiting on ``_dispatched``
         self._tasks: list[asyncio.Task[None]] = []
         self._logging_store: SQLiteStore | None = None  # writes memory_update events itself
+        self._log: Any = None  # the change log attached to it
         self.stats = {"appended": 0, "append_failed": 0, "dispatched": 0, "resumed": 0}
 
     def log_changes_of(self, store: MemoryStore) -> bool:
@@ -114,7 +115,7 @@ class EventRelay:
                    time.time(), _tenant(change))
             return outbox.insert_on(conn, row)
 
-        store.change_log = log
+        store.change_log = self._log = log
         self._logging_store = store
         return True
 
@@ -128,7 +129,7 @@ class EventRelay:
 
     async def stop(self) -> None:
         store, self._logging_store = self._logging_store, None
-        if store is not None:
+        if store is not None and store.change_log is self._log:  # not a later relay's
             store.change_log = None
         self.bus.unregister("agent.message", self._on_agent_message)
         self.bus.unregister("memory.update", self._on_memory_update)
@@ -192,10 +193,11 @@ class EventRelay:
                 frame = {"type": kind, **shape(data), "session_id": session_id}
                 await self.manager.broadcast(frame, session_id=session_id, tenant=tenant)
             return
-        logged = data.get(LOGGED_EVENT_ID) if event_type == "memory.update" else None
+        logged = (data.get(LOGGED_EVENT_ID)
+                  if event_type == "memory.update" and self._logging_store is not None else None)
         if isinstance(logged, int):  # stored by the memory store with the change itself
             event_id = logged
-            self.outbox.changed.set()  # the store's commit woke nobody in this process
+            self.outbox.changed.set()  # wake the tailer now, not at the watch's next check
         else:
             try:
                 event_id = await self.outbox.append(kind, session_id, shape(data), time.time(),
