@@ -141,7 +141,7 @@ TARGETS: dict[str, Target] = {
     "store_sqlite": Target(
         f"{PKG}/aar_core/memory/sqlite.py",
         (*_STORE_TESTS, f"{_MEM}/test_sqlite_commit.py", f"{_MEM}/test_sqlite_change_log.py"),
-        ("put_if_newer", "purge", "_commit", "put_logged"),
+        ("put_if_newer", "purge", "_commit", "put_logged", "_put"),
     ),
     "store_redis": Target(
         f"{PKG}/aar_core/memory/redis_store.py",

@@ -327,16 +327,7 @@ class SQLiteStore(MemoryStore):
         return None if row is None else self._overlay(row_to_record(row), tenant)
 
     async def put_if_newer(self, record: MemoryRecord, *, tenant: str = DEFAULT_TENANT) -> bool:
-        params = sql.write_params(tenant, record)
-        # The record carries the whole truth, access counts included: accesses not yet
-        # written happened before this write and are folded into it by the caller.
-        with self._access_lock:
-            self._pending.pop((tenant, record.id), None)
-
-        def put(conn: sqlite3.Connection) -> bool:
-            return conn.execute(sql.PUT_IF_NEWER, params).rowcount == 1
-
-        return await self._write(put)
+        return await self._put(record, tenant, None) is not None
 
     @property
     def logs_changes(self) -> bool:
@@ -348,17 +339,28 @@ class SQLiteStore(MemoryStore):
         log = self.change_log
         if log is None:
             raise StoreError("this SQLite store has no change log attached", path=self.path)
+
+        def logged(conn: sqlite3.Connection) -> int:
+            try:
+                return log(conn, change)
+            except Exception as exc:
+                raise LogFailed(f"logging the change of {record.id!r} failed: {exc}") from exc
+
+        return await self._put(record, tenant, logged)
+
+    async def _put(self, record: MemoryRecord, tenant: str,
+                   then: Callable[[sqlite3.Connection], int] | None) -> int | None:
+        """Write ``record`` if newer, then ``then`` in its transaction: None if it lost."""
         params = sql.write_params(tenant, record)
-        with self._access_lock:  # as in put_if_newer
+        # The record carries the whole truth, access counts included: accesses not yet
+        # written happened before this write and are folded into it by the caller.
+        with self._access_lock:
             self._pending.pop((tenant, record.id), None)
 
         def put(conn: sqlite3.Connection) -> int | None:
             if conn.execute(sql.PUT_IF_NEWER, params).rowcount != 1:
                 return None
-            try:
-                return log(conn, change)
-            except Exception as exc:
-                raise LogFailed(f"logging the change of {record.id!r} failed: {exc}") from exc
+            return 0 if then is None else then(conn)
 
         return await self._write(put)
 

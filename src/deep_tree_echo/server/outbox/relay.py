@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -98,7 +98,7 @@ class EventRelay:
         self._waiting = 0  # appenders waiting on ``_dispatched``
         self._tasks: list[asyncio.Task[None]] = []
         self._logging_store: SQLiteStore | None = None  # writes memory_update events itself
-        self._log: Any = None  # the change log attached to it
+        self._log: Callable[[Any, Mapping[str, Any]], int] | None = None  # attached to it
         self.stats = {"appended": 0, "append_failed": 0, "dispatched": 0, "resumed": 0}
 
     def log_changes_of(self, store: MemoryStore) -> bool:
