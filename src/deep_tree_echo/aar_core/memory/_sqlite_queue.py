@@ -12,11 +12,20 @@ from typing import Any, Final
 
 @dataclass(slots=True)
 class WriteOp:
-    """One queued write: run ``fn`` inside the batch transaction, then resolve ``future``."""
+    """One queued write: run ``fn`` inside the batch transaction, then resolve ``future``.
+
+    A write-if-newer also carries its parameters as one JSON array (``row``), its
+    ``(tenant, id)`` and the step to run in its transaction if it wins (``then``): the writer
+    runs consecutive such writes as one statement (``_sqlite_batch``), ``fn`` being the same
+    write on its own.
+    """
 
     fn: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    row: str | None = None
+    key: tuple[str, str] | None = None
+    then: Callable[[sqlite3.Connection], int] | None = None
 
 
 #: Stores a change event on the given connection (inside its open transaction); its id.

@@ -2,10 +2,12 @@
 
 All writes go through one dedicated writer thread that does *group commit*: writers that queue
 up while a transaction is being committed are written together in the next transaction, and
-each awaits the commit of its own batch. A write is acknowledged (its ``put_if_newer``
+each awaits the commit of its own batch (a batch's consecutive writes-if-newer are one
+statement, ``_sqlite_batch``). A write is acknowledged (its ``put_if_newer``
 returns) only after ``COMMIT`` returned, so acknowledged writes survive ``kill -9`` and, with
 ``synchronous=FULL``, power loss. Reads run on a second connection in their own thread and see
-every acknowledged write (WAL readers never block the writer).
+every acknowledged write (WAL readers never block the writer). The WAL is copied back into the
+file by a thread of its own (``_sqlite_checkpoint``), not inside a writer's ``COMMIT``.
 
 Search reads impact-ordered postings of the ``_bm25.tokenize`` output of each memory, kept in
 step with the records by triggers in the same transaction (see ``_sqlite_schema``), and finds
@@ -37,12 +39,14 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 from deep_tree_echo.aar_core.errors import StoreError
 from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
 from deep_tree_echo.aar_core.memory._postcache import DEFAULT_BUDGET, DEFAULT_MIN_DF, PostingsCache
 from deep_tree_echo.aar_core.memory._rows import row_to_record
+from deep_tree_echo.aar_core.memory._sqlite_batch import run_ops
+from deep_tree_echo.aar_core.memory._sqlite_checkpoint import WRITER_AUTOCHECKPOINT, Checkpointer
 from deep_tree_echo.aar_core.memory._sqlite_postcache import warm
 from deep_tree_echo.aar_core.memory._sqlite_queue import (
     FLUSH,
@@ -68,8 +72,6 @@ from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT, MemoryStore
 _T = TypeVar("_T")
 _log = logging.getLogger(__name__)
 
-#: Bytes of the file the reader connection maps (SQLite maps up to the file's size).
-_READ_MMAP: Final = 1 << 30
 
 class SQLiteStore(MemoryStore):
     """SQLite-backed store with group commit; see the module docstring for the guarantees."""
@@ -94,6 +96,7 @@ class SQLiteStore(MemoryStore):
         self.scan_chunk = scan_chunk
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
+        self._checkpointer = Checkpointer(self.path)  # the WAL copied back outside the lock
         self._reader_pool: ThreadPoolExecutor | None = None
         self._reader: sqlite3.Connection | None = None
         self._open_lock = asyncio.Lock()
@@ -114,26 +117,6 @@ class SQLiteStore(MemoryStore):
         self.committed_writes = 0
 
     # -- lifecycle -----------------------------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 10000")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal" and self.path != ":memory:":
-            raise sqlite3.OperationalError(f"could not enable WAL (journal_mode={mode})")
-        conn.execute("PRAGMA synchronous = FULL")
-        # The postings index is written and read at random places: give each connection
-        # 32 MiB of page cache (SQLite's default is 2 MiB).
-        conn.execute("PRAGMA cache_size = -32768")
-        return conn
-
-    def _connect_reader(self) -> sqlite3.Connection:
-        conn = self._connect()
-        # Searches read the postings index at random places: mapping the file saves copying
-        # each page into the connection's cache (p50 -25%, p99 -30% at 100k memories, A/B on
-        # one file). Only address space: the pages are the OS page cache's, shared.
-        conn.execute(f"PRAGMA mmap_size = {_READ_MMAP}")
-        return conn
 
     async def open(self) -> None:
         async with self._open_lock:
@@ -156,9 +139,11 @@ class SQLiteStore(MemoryStore):
                 await asyncio.to_thread(writer.join)
                 raise StoreError(f"cannot open SQLite store: {exc}", path=self.path) from exc
             self._writer = writer
+            if self.path != ":memory:":
+                self._checkpointer.start()
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store-reader")
             try:
-                self._reader = await loop.run_in_executor(pool, self._connect_reader)
+                self._reader = await loop.run_in_executor(pool, sql.connect, self.path, True)
             except sqlite3.Error as exc:
                 pool.shutdown(wait=False)
                 raise StoreError(f"cannot open SQLite store: {exc}", path=self.path) from exc
@@ -183,6 +168,7 @@ class SQLiteStore(MemoryStore):
             if writer is not None:
                 self._queue.put(STOP)
                 await asyncio.to_thread(writer.join)
+            await asyncio.to_thread(self._checkpointer.stop)
             if pool is not None:
                 reader, self._reader = self._reader, None
                 if reader is not None:
@@ -195,7 +181,8 @@ class SQLiteStore(MemoryStore):
         lock = WriteLock(self.path)
         try:
             lock.open()
-            conn = self._connect()
+            conn = sql.connect(self.path)
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
             with lock.held():
                 sql.migrate(conn)
         except (sqlite3.Error, OSError) as exc:
@@ -252,13 +239,7 @@ class SQLiteStore(MemoryStore):
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for op in ops:
-                try:
-                    outcomes.append((op.fn(conn), None))
-                except sqlite3.Error as exc:
-                    if not conn.in_transaction:  # SQLite rolled the whole batch back
-                        raise
-                    outcomes.append((None, StoreError(f"write failed: {exc}", path=self.path)))
+            outcomes = run_ops(conn, ops, self._failed)
             if accesses:
                 conn.executemany(
                     sql.RECORD_ACCESS,
@@ -281,12 +262,17 @@ class SQLiteStore(MemoryStore):
         for op, (result, error) in zip(ops, outcomes, strict=True):
             self._settle(op, result, error)
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+    def _failed(self, exc: sqlite3.Error) -> StoreError:
+        return StoreError(f"write failed: {exc}", path=self.path)
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], _T], **put: Any) -> _T:
+        """Queue ``fn`` for the writer; ``put``: a write-if-newer's batching fields of
+        :class:`WriteOp` (``row``, ``key``, ``then``)."""
         if self._writer is None:
             await self.open()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
-        self._queue.put(WriteOp(fn, future, loop))
+        self._queue.put(WriteOp(fn, future, loop, **put))
         return await future
 
     # -- reader ----------------------------------------------------------------------------
@@ -362,7 +348,11 @@ class SQLiteStore(MemoryStore):
                 return None
             return 0 if then is None else then(conn)
 
-        return await self._write(put)
+        try:  # the row for a batch's one statement (_sqlite_batch)
+            row: str | None = json.dumps(params, separators=(",", ":"), allow_nan=False)
+        except ValueError:  # a non-finite number: written on its own, as SQLite binds it
+            row = None
+        return await self._write(put, row=row, key=(tenant, record.id), then=then)
 
     async def record_access(
         self, memory_id: str, at: float, count: int = 1, *, tenant: str = DEFAULT_TENANT

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
+from deep_tree_echo.aar_core.memory._sqlite_checkpoint import WRITER_AUTOCHECKPOINT, Checkpointer
 from deep_tree_echo.aar_core.memory.sqlite import SQLiteStore
 from deep_tree_echo.aar_core.memory.sqlite_writelock import WriteLock
 from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
@@ -93,6 +94,7 @@ class SQLiteOutbox(EventOutbox):
         self._watcher: threading.Thread | None = None
         #: Shared with the memory store's writer of the same file (no sleeping busy waits).
         self._lock = WriteLock(self.path)
+        self._checkpointer = Checkpointer(self.path)  # the WAL copied back outside the lock
 
     async def open(self) -> None:
         if self._writer is not None:
@@ -119,10 +121,12 @@ class SQLiteOutbox(EventOutbox):
             target=self._watch, args=(loop, *watch), name="outbox-watch", daemon=True
         )
         self._watcher.start()
+        self._checkpointer.start()
 
     def _open_writer(self) -> sqlite3.Connection:
         self._lock.open()
         conn = _connect(self.path, "NORMAL")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
         with self._lock.held():
             conn.execute("BEGIN IMMEDIATE")  # several workers may create the schema at once
             try:
@@ -177,6 +181,7 @@ class SQLiteOutbox(EventOutbox):
 
     async def close(self) -> None:
         await super().close()
+        await asyncio.to_thread(self._checkpointer.stop)
         self._stop.set()
         watcher, self._watcher = self._watcher, None
         if watcher is not None:

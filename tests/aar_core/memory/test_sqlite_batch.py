@@ -1,0 +1,183 @@
+"""A SQLite group-commit batch writes its consecutive writes-if-newer as one statement.
+
+Each test holds the writer busy, queues several writes so they land in one batch, and checks
+what each writer hears and what the file holds: exactly what writing them one at a time in
+queue order gives. Real SQLite files; the statements the writer runs are traced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deep_tree_echo.aar_core.errors import StoreError
+from deep_tree_echo.aar_core.memory import MemoryRecord, SQLiteStore, Version
+from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
+from deep_tree_echo.aar_core.memory.ranking import RankWeights
+
+LOG_TABLE = "CREATE TABLE IF NOT EXISTS log (id INTEGER PRIMARY KEY AUTOINCREMENT, change TEXT)"
+
+
+def rec(memory_id: str, wall: int, text: str = "x", **fields: Any) -> MemoryRecord:
+    return MemoryRecord(id=memory_id, data={"content": text}, version=Version(wall, 0, "n1"),
+                        created_at=1000.0, updated_at=1000.0 + wall, **fields)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "b.db")
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def one_batch(store: SQLiteStore, *writes: Callable[[], Awaitable[Any]]) -> list[Any]:
+    """Run ``writes`` (queued in this order) in one batch; each one's result or exception, and
+    the statements of that batch in ``store.statements``."""
+    conn: sqlite3.Connection = await store._write(lambda c: c)
+    statements: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(c: sqlite3.Connection) -> None:
+        entered.set()
+        release.wait()
+
+    holder = asyncio.ensure_future(store._write(hold))
+    await asyncio.to_thread(entered.wait)  # the writer is busy: everything below queues
+    commits = store.commits
+    futures = [asyncio.ensure_future(write()) for write in writes]
+    conn.set_trace_callback(statements.append)  # the writer is parked: only the batch traced
+    releaser = asyncio.ensure_future(asyncio.to_thread(release.set))  # after every queue.put
+    await holder
+    await releaser
+    outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    conn.set_trace_callback(None)
+    assert store.commits == commits + 2  # the held transaction, then the writes together
+    store.statements = statements  # type: ignore[attr-defined]
+    return outcomes
+
+
+def puts_of(store: SQLiteStore) -> list[str]:
+    """The batch's statements that wrote memories: ``many`` or ``one`` each."""
+    kinds = []
+    previous = None
+    for statement in store.statements:  # type: ignore[attr-defined]
+        # each trigger program it runs traces the statement again, with the same bound values
+        if statement != previous and "INSERT INTO memories (" in statement:
+            kinds.append("many" if "json_each" in statement else "one")
+        previous = statement
+    return kinds
+
+
+async def test_a_run_of_writes_is_one_statement_and_each_writer_hears_its_own_outcome(
+    store: SQLiteStore,
+) -> None:
+    assert await store.put_if_newer(rec("old", 5, "kept"))
+    assert await store.put_if_newer(rec("upd", 5, "before"))
+    outcomes = await one_batch(
+        store,
+        lambda: store.put_if_newer(rec("a", 1, "alpha")),
+        lambda: store.put_if_newer(rec("old", 4, "stale")),  # older: loses
+        lambda: store.put_if_newer(rec("upd", 6, "after")),  # newer: wins
+        lambda: store.put_if_newer(rec("old", 5, "same")),  # its own id again: a new run
+        lambda: store.put_if_newer(rec("b", 2, "beta", deleted=True)),
+    )
+    assert outcomes == [True, False, True, False, True]
+    assert puts_of(store) == ["many", "many"]
+    got = {m: await store.get(m) for m in ("a", "old", "upd", "b")}
+    assert {m: (r.data, r.version.wall_ms) for m, r in got.items() if r is not None} == {
+        "a": ({"content": "alpha"}, 1), "old": ({"content": "kept"}, 5),
+        "upd": ({"content": "after"}, 6), "b": ({"content": "beta"}, 2),
+    }
+    assert got["b"] is not None and got["b"].deleted
+    assert got["a"] is not None and got["a"].updated_at == 1001.0
+    found = await store.search(["alpha"], limit=5, weights=RankWeights(), now=2000.0)
+    assert [r.id for r in found] == ["a"]  # its postings were written with it
+    assert await store.count(live_at=0.0) == 3  # a, old, upd; b is a tombstone
+
+
+async def test_a_memory_written_twice_in_a_batch_is_compared_with_its_earlier_write(
+    store: SQLiteStore,
+) -> None:
+    outcomes = await one_batch(
+        store,
+        lambda: store.put_if_newer(rec("m", 2, "second")),
+        lambda: store.put_if_newer(rec("n", 1)),
+        lambda: store.put_if_newer(rec("m", 1, "first")),  # older than the write before it
+        lambda: store.put_if_newer(rec("m", 3, "third")),  # newer: wins
+    )
+    assert outcomes == [True, True, False, True]
+    assert puts_of(store) == ["many", "one", "one"]  # [m2, n], [m1], [m3]
+    got = await store.get("m")
+    assert got is not None and got.data == {"content": "third"}
+
+
+async def test_a_write_that_breaks_the_statement_fails_alone(store: SQLiteStore) -> None:
+    params = list(sql.write_params("default", rec("bad", 1)))
+    params[3] = None  # data NOT NULL: the statement fails on this row only
+
+    def bad_put(conn: sqlite3.Connection) -> bool:
+        return conn.execute(sql.PUT_IF_NEWER, params).rowcount == 1
+
+    bad_row = json.dumps(params)
+    outcomes = await one_batch(
+        store,
+        lambda: store.put_if_newer(rec("a", 1)),
+        lambda: store._write(bad_put, row=bad_row, key=("default", "bad")),
+        lambda: store.put_if_newer(rec("b", 1)),
+    )
+    assert outcomes[0] is True and outcomes[2] is True
+    assert isinstance(outcomes[1], StoreError)
+    assert str(outcomes[1]).startswith("write failed: NOT NULL constraint failed")
+    assert puts_of(store) == ["many", "one", "one", "one"]  # undone, then one at a time
+    assert await store.get("bad") is None
+    assert {r.id async for r in store.scan()} == {"a", "b"}
+
+
+async def test_logged_writes_in_a_batch_log_the_winners_in_queue_order(
+    store: SQLiteStore,
+) -> None:
+    await store._write(lambda c: c.execute(LOG_TABLE))
+
+    def table_log(conn: sqlite3.Connection, change: Mapping[str, Any]) -> int:
+        return int(conn.execute("INSERT INTO log (change) VALUES (?)", (change["memory_id"],))
+                   .lastrowid or 0)
+
+    store.change_log = table_log
+    assert await store.put_logged(rec("x", 9), {"memory_id": "x"}) == 1
+    outcomes = await one_batch(
+        store,
+        lambda: store.put_logged(rec("a", 1), {"memory_id": "a"}),
+        lambda: store.put_logged(rec("x", 8), {"memory_id": "x"}),  # loses: no event
+        lambda: store.put_if_newer(rec("p", 1)),  # plain: no event
+        lambda: store.put_logged(rec("b", 1), {"memory_id": "b"}),
+    )
+    assert outcomes == [2, None, True, 3]
+    assert puts_of(store) == ["many"]
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("SELECT id, change FROM log ORDER BY id").fetchall() == [
+            (1, "x"), (2, "a"), (3, "b")]
+
+
+async def test_a_write_with_a_non_finite_number_is_written_on_its_own(
+    store: SQLiteStore,
+) -> None:
+    outcomes = await one_batch(
+        store,
+        lambda: store.put_if_newer(rec("a", 1)),
+        lambda: store.put_if_newer(rec("inf", 1, last_access=float("inf"))),
+        lambda: store.put_if_newer(rec("b", 1)),
+    )
+    assert outcomes == [True, True, True]
+    assert puts_of(store) == ["one", "one", "one"]  # not JSON: no run of two
+    got = await store.get("inf")
+    assert got is not None and got.last_access == float("inf")
