@@ -20,6 +20,7 @@ import pytest
 from deep_tree_echo.aar_core.errors import StoreError
 from deep_tree_echo.aar_core.memory import MemoryRecord, SQLiteStore, Version
 from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
+from deep_tree_echo.aar_core.memory._sqlite_queue import WriteOp, _resolve_all, resolve, settle
 from deep_tree_echo.aar_core.memory.ranking import RankWeights
 
 LOG_TABLE = "CREATE TABLE IF NOT EXISTS log (id INTEGER PRIMARY KEY AUTOINCREMENT, change TEXT)"
@@ -181,3 +182,40 @@ async def test_a_write_with_a_non_finite_number_is_written_on_its_own(
     assert puts_of(store) == ["one", "one", "one"]  # not JSON: no run of two
     got = await store.get("inf")
     assert got is not None and got.last_access == float("inf")
+
+
+async def test_a_batch_is_settled_with_one_call_into_each_event_loop() -> None:
+    loop = asyncio.get_running_loop()
+    calls: list[object] = []
+    real = loop.call_soon_threadsafe
+
+    def counting(callback: Any, *args: Any) -> Any:
+        calls.append(callback)
+        return real(callback, *args)
+
+    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+    try:
+        futures = [loop.create_future() for _ in range(4)]
+        futures[2].cancel()  # its writer went away: skipped, no error
+        ops = [WriteOp(lambda c: None, f, loop) for f in futures]
+        order: list[int] = []
+        for i, future in enumerate(futures):
+            future.add_done_callback(lambda _, i=i: order.append(i))
+        failure = StoreError("no")
+        await asyncio.to_thread(settle, ops, [(1, None), (2, None), (3, None), (None, failure)])
+        assert await futures[0] == 1 and await futures[1] == 2
+        with pytest.raises(StoreError, match=r"^no$"):
+            await futures[3]
+        # one wake-up of the loop for the whole batch (to_thread's own result is the other)
+        assert calls.count(_resolve_all) == 1 and resolve not in calls and len(calls) == 2
+        assert order == [2, 0, 1, 3]  # the cancelled one at once; the rest in queue order
+    finally:
+        del loop.call_soon_threadsafe  # type: ignore[method-assign]
+
+
+async def test_settling_into_a_closed_loop_is_harmless() -> None:
+    other = asyncio.new_event_loop()
+    future = other.create_future()
+    other.close()
+    settle([WriteOp(lambda c: None, future, other)], [(1, None)])  # no RuntimeError
+    assert not future.done()

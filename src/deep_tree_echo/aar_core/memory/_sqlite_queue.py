@@ -4,8 +4,9 @@ markers, and how a finished op's future is resolved on its event loop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -51,3 +52,20 @@ def resolve(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
     else:
         future.set_result(result)
+
+
+def settle(ops: Sequence[WriteOp], outcomes: Sequence[tuple[Any, BaseException | None]]) -> None:
+    """Resolve each op's future with its outcome: one call into each event loop for all of its
+    ops (one wake-up and one hand-over of the GIL, not one per op), in queue order."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any,
+                                                         BaseException | None]]] = {}
+    for op, (result, error) in zip(ops, outcomes, strict=True):
+        by_loop.setdefault(op.loop, []).append((op.future, result, error))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop was closed under us
+            loop.call_soon_threadsafe(_resolve_all, settled)
+
+
+def _resolve_all(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in settled:
+        resolve(future, result, error)

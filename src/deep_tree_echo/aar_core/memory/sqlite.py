@@ -45,7 +45,7 @@ from deep_tree_echo.aar_core.errors import StoreError
 from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
 from deep_tree_echo.aar_core.memory._postcache import DEFAULT_BUDGET, DEFAULT_MIN_DF, PostingsCache
 from deep_tree_echo.aar_core.memory._rows import row_to_record
-from deep_tree_echo.aar_core.memory._sqlite_batch import run_ops
+from deep_tree_echo.aar_core.memory._sqlite_batch import Outcome, run_ops
 from deep_tree_echo.aar_core.memory._sqlite_checkpoint import WRITER_AUTOCHECKPOINT, Checkpointer
 from deep_tree_echo.aar_core.memory._sqlite_postcache import warm
 from deep_tree_echo.aar_core.memory._sqlite_queue import (
@@ -55,6 +55,7 @@ from deep_tree_echo.aar_core.memory._sqlite_queue import (
     LogFailed,
     WriteOp,
     resolve,
+    settle,
 )
 from deep_tree_echo.aar_core.memory._sqlite_topk import top_candidates
 from deep_tree_echo.aar_core.memory.ranking import (
@@ -205,8 +206,10 @@ class SQLiteStore(MemoryStore):
                     ops = [item for item in batch if isinstance(item, WriteOp)]
                     stop = any(item is STOP for item in batch)
                     accesses = self._take_accesses()
-                    if ops or accesses:
-                        self._commit(conn, ops, accesses)
+                    outcomes = self._commit(conn, ops, accesses) if ops or accesses else []
+                # Writers hear back after the lock is free: another process's writer need not
+                # wait for this one's hand-overs to its event loop.
+                settle(ops, outcomes)
             # Anything queued after the stop marker is refused, never left hanging.
             while True:
                 try:
@@ -227,16 +230,16 @@ class SQLiteStore(MemoryStore):
 
     @staticmethod
     def _settle(op: WriteOp, result: Any, error: BaseException | None) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop was closed under us
-            op.loop.call_soon_threadsafe(resolve, op.future, result, error)
+        settle([op], [(result, error)])
 
     def _commit(
         self,
         conn: sqlite3.Connection,
         ops: list[WriteOp],
         accesses: dict[tuple[str, str], tuple[int, float]],
-    ) -> None:
-        outcomes: list[tuple[Any, BaseException | None]] = []
+    ) -> list[Outcome]:
+        """Write ``ops`` and ``accesses`` in one transaction; each op's outcome (all failed
+        alike when the transaction was rolled back)."""
         try:
             conn.execute("BEGIN IMMEDIATE")
             outcomes = run_ops(conn, ops, self._failed)
@@ -251,16 +254,13 @@ class SQLiteStore(MemoryStore):
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             err = StoreError(f"commit failed: {exc}", path=self.path)
-            for op in ops:
-                self._settle(op, None, err)
-            return
+            return [(None, err)] * len(ops)
         finally:
             with self._access_lock:
                 self._inflight = {}
         self.commits += 1
         self.committed_writes += len(ops)
-        for op, (result, error) in zip(ops, outcomes, strict=True):
-            self._settle(op, result, error)
+        return outcomes
 
     def _failed(self, exc: sqlite3.Error) -> StoreError:
         return StoreError(f"write failed: {exc}", path=self.path)
