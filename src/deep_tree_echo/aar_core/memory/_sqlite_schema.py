@@ -204,32 +204,28 @@ COLUMNS: Final = (
 )
 _WRITE_COLUMNS: Final = f"tenant, {COLUMNS}, importance, terms, dl, postings"
 
-# Last-writer-wins in one statement: the row is replaced only when the incoming version is
-# newer (``Version.to_str`` sorts like the version tuple: fixed-width numbers, then the node id
-# compared bytewise, as Python compares str), so concurrent writers cannot lose it.
-PUT_IF_NEWER: Final = f"""
-INSERT INTO memories ({_WRITE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+_WRITTEN: Final = [c.strip() for c in _WRITE_COLUMNS.split(",")]
+#: Last-writer-wins: the row is replaced only when the incoming version is newer
+#: (``Version.to_str`` sorts like the version tuple: fixed-width numbers, then the node id
+#: compared bytewise, as Python compares str), so concurrent writers cannot lose it.
+_IF_NEWER: Final = f"""
 ON CONFLICT(tenant, id) DO UPDATE SET
-    version = excluded.version, data = excluded.data, created_at = excluded.created_at,
-    updated_at = excluded.updated_at, access_count = excluded.access_count,
-    last_access = excluded.last_access, expires_at = excluded.expires_at,
-    deleted = excluded.deleted, extra = excluded.extra, importance = excluded.importance,
-    terms = excluded.terms, dl = excluded.dl, postings = excluded.postings
+    {", ".join(f"{c} = excluded.{c}" for c in _WRITTEN if c not in ("tenant", "id"))}
 WHERE excluded.version > memories.version
+"""
+
+#: Insert a memory, or replace it if newer, in one statement.
+PUT_IF_NEWER: Final = f"""
+INSERT INTO memories ({_WRITE_COLUMNS}) VALUES ({", ".join("?" * len(_WRITTEN))})
+{_IF_NEWER}
 """
 
 #: :data:`PUT_IF_NEWER` for a JSON array of rows of its parameters, in one statement.
 PUT_MANY: Final = f"""
 INSERT INTO memories ({_WRITE_COLUMNS})
-SELECT {", ".join(f"value ->> {i}" for i in range(len(_WRITE_COLUMNS.split(","))))}
+SELECT {", ".join(f"value ->> {i}" for i in range(len(_WRITTEN)))}
 FROM json_each(?) WHERE true ORDER BY key
-ON CONFLICT(tenant, id) DO UPDATE SET
-    version = excluded.version, data = excluded.data, created_at = excluded.created_at,
-    updated_at = excluded.updated_at, access_count = excluded.access_count,
-    last_access = excluded.last_access, expires_at = excluded.expires_at,
-    deleted = excluded.deleted, extra = excluded.extra, importance = excluded.importance,
-    terms = excluded.terms, dl = excluded.dl, postings = excluded.postings
-WHERE excluded.version > memories.version
+{_IF_NEWER}
 """
 #: ``[[index, won], ...]`` of the rows of :data:`PUT_MANY` (``?``: :data:`CLOCK` before it
 #: ran, the same JSON): a row the statement stored carries a later stamp, one that lost its old.
