@@ -6,8 +6,11 @@ happened (no waiting on its timer).
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
+
+import pytest
 
 from deep_tree_echo.aar_core.memory import MemoryRecord, SQLiteStore, Version
 from deep_tree_echo.aar_core.memory._sqlite_checkpoint import (
@@ -16,6 +19,8 @@ from deep_tree_echo.aar_core.memory._sqlite_checkpoint import (
     Checkpointer,
 )
 from deep_tree_echo.server.outbox.sqlite import SQLiteOutbox
+
+LOGGER = "deep_tree_echo.aar_core.memory._sqlite_checkpoint"
 
 
 def wal_file(path: Path) -> sqlite3.Connection:
@@ -27,12 +32,14 @@ def wal_file(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def backfilled(path: Path) -> tuple[int, int]:
-    """``(frames in the WAL, frames in the database file)``, as another connection's passive
-    checkpoint finds them (it copies back whatever is left)."""
-    with sqlite3.connect(path) as conn:
-        row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    return int(row[1]), int(row[2])
+def in_main_file(path: Path) -> int:
+    """Rows of ``t`` in the database file itself: what checkpoints copied back, the WAL unread
+    (``immutable=1`` opens the file alone)."""
+    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM t").fetchone()[0])
+    finally:
+        conn.close()
 
 
 def test_a_round_copies_the_wal_back_only_after_a_change(tmp_path: Path) -> None:
@@ -40,24 +47,82 @@ def test_a_round_copies_the_wal_back_only_after_a_change(tmp_path: Path) -> None
     checkpointer = Checkpointer(str(tmp_path / "c.db"))
     own = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
     seen = checkpointer.run(own, -1)  # the table's creation
-    assert checkpointer.checkpoints == 1
+    assert checkpointer.checkpoints == 1 and checkpointer.rounds == 0  # no thread here
     writer.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(200)])
+    assert in_main_file(tmp_path / "c.db") == 0  # 200 commits waiting in the WAL
     seen_now = checkpointer.run(own, seen)
-    assert seen_now != seen and checkpointer.checkpoints == 2  # it copied frames back
-    frames, copied = backfilled(tmp_path / "c.db")
-    assert frames == copied > 0  # every frame was in the database file already
+    assert seen_now != seen and checkpointer.checkpoints == 2
+    assert in_main_file(tmp_path / "c.db") == 200  # copied back
     assert checkpointer.run(own, seen_now) == seen_now  # nothing changed: no checkpoint
     assert checkpointer.checkpoints == 2
     own.close()
     writer.close()
 
 
-def test_a_failing_round_keeps_what_it_saw(tmp_path: Path) -> None:
+def test_a_failing_round_keeps_what_it_saw(tmp_path: Path, caplog: pytest.LogCaptureFixture
+                                           ) -> None:
     checkpointer = Checkpointer(str(tmp_path / "d.db"))
     closed = sqlite3.connect(tmp_path / "d.db")
     closed.close()
-    assert checkpointer.run(closed, 7) == 7  # logged, retried next round
+    with caplog.at_level(logging.DEBUG, logger=LOGGER):
+        assert checkpointer.run(closed, 7) == 7  # logged, retried next round
     assert checkpointer.checkpoints == 0
+    assert caplog.messages == [
+        f"WAL checkpoint of {tmp_path / 'd.db'} failed: Cannot operate on a closed database."]
+
+
+def test_the_thread_checkpoints_after_a_change_and_only_then(tmp_path: Path) -> None:
+    writer = wal_file(tmp_path / "t.db")
+    checkpointer = Checkpointer(str(tmp_path / "t.db"), interval=0.005)
+    checkpointer.start()
+    try:
+        assert checkpointer.wait_rounds(2, timeout=30)
+        writer.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(50)])
+        # a round that began before the last commit may have missed it; the next one cannot
+        assert checkpointer.wait_rounds(checkpointer.rounds + 2, timeout=30)
+        assert in_main_file(tmp_path / "t.db") == 50  # the thread copied the WAL back
+        done = checkpointer.checkpoints
+        assert done >= 1
+        assert checkpointer.wait_rounds(checkpointer.rounds + 3, timeout=30)
+        assert checkpointer.checkpoints == done  # no change since: no checkpoint
+    finally:
+        checkpointer.stop()
+        writer.close()
+    rounds = checkpointer.rounds
+    assert checkpointer.wait_rounds(rounds, timeout=0)  # reached: no wait
+    assert not checkpointer.wait_rounds(rounds + 1, timeout=0.01)  # stopped: never
+
+
+def test_the_first_round_copies_back_what_was_written_before_it_started(
+    tmp_path: Path,
+) -> None:
+    writer = wal_file(tmp_path / "s.db")
+    writer.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(20)])
+    checkpointer = Checkpointer(str(tmp_path / "s.db"), interval=0.005)
+    checkpointer.start()
+    try:
+        assert checkpointer.wait_rounds(1, timeout=30)
+        assert in_main_file(tmp_path / "s.db") == 20
+    finally:
+        checkpointer.stop()
+        writer.close()
+
+
+def test_a_file_it_cannot_open_is_left_to_its_writers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "missing" / "f.db"
+    checkpointer = Checkpointer(str(path), interval=0.005)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        checkpointer.start()
+        thread = checkpointer._thread
+        assert thread is not None
+        thread.join(timeout=30)  # it ends at once
+        assert not thread.is_alive()
+        checkpointer.stop()
+    assert checkpointer.rounds == 0
+    assert caplog.messages == [
+        f"WAL checkpoints of {path} left to its writers: unable to open database file"]
 
 
 async def test_the_store_checkpoints_from_its_own_thread(tmp_path: Path) -> None:
@@ -92,6 +157,7 @@ def test_stop_without_start_and_start_twice_are_harmless(tmp_path: Path) -> None
     checkpointer.stop()
     checkpointer.start()
     first = checkpointer._thread
+    assert first is not None and first.name == "sqlite-checkpoint" and first.daemon
     checkpointer.start()
     assert checkpointer._thread is first
     checkpointer.stop()

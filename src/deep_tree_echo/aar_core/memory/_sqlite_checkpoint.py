@@ -31,8 +31,10 @@ class Checkpointer:
     def __init__(self, path: str, *, interval: float = INTERVAL) -> None:
         self.path = path
         self.interval = interval
-        #: Checkpoints that copied pages back (for tests and tuning).
+        #: Rounds of the thread, and checkpoints run (not refused as busy): for tests and tuning.
+        self.rounds = 0
         self.checkpoints = 0
+        self._ran = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -62,8 +64,16 @@ class Checkpointer:
             seen = -1
             while not self._stop.wait(self.interval):
                 seen = self.run(conn, seen)
+                with self._ran:
+                    self.rounds += 1
+                    self._ran.notify_all()
         finally:
             conn.close()
+
+    def wait_rounds(self, rounds: int, timeout: float) -> bool:
+        """Block until the thread has run ``rounds`` rounds in all; False on timeout."""
+        with self._ran:
+            return self._ran.wait_for(lambda: self.rounds >= rounds, timeout)
 
     def run(self, conn: sqlite3.Connection, seen: int) -> int:
         """Checkpoint once if the file changed since ``data_version`` was ``seen``; returns the
@@ -72,10 +82,10 @@ class Checkpointer:
             version = int(conn.execute("PRAGMA data_version").fetchone()[0])
             if version == seen:
                 return seen
-            busy, _, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            busy = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[0]
         except sqlite3.Error as exc:
             _log.debug("WAL checkpoint of %s failed: %s", self.path, exc)
             return seen
-        if not busy and copied > 0:
+        if not busy:
             self.checkpoints += 1
         return version
