@@ -140,8 +140,18 @@ TARGETS: dict[str, Target] = {
     ),
     "store_sqlite": Target(
         f"{PKG}/aar_core/memory/sqlite.py",
-        (*_STORE_TESTS, f"{_MEM}/test_sqlite_commit.py", f"{_MEM}/test_sqlite_change_log.py"),
+        (*_STORE_TESTS, f"{_MEM}/test_sqlite_commit.py", f"{_MEM}/test_sqlite_change_log.py",
+         f"{_MEM}/test_sqlite_batch.py"),
         ("put_if_newer", "purge", "_commit", "put_logged", "_put"),
+    ),
+    "sqlite_batch": Target(
+        f"{PKG}/aar_core/memory/_sqlite_batch.py",
+        (f"{_MEM}/test_sqlite_batch.py", f"{_MEM}/test_sqlite_commit.py",
+         f"{_MEM}/test_sqlite_change_log.py"),
+    ),
+    "sqlite_checkpoint": Target(
+        f"{PKG}/aar_core/memory/_sqlite_checkpoint.py",
+        (f"{_MEM}/test_sqlite_checkpoint.py",),
     ),
     "store_redis": Target(
         f"{PKG}/aar_core/memory/redis_store.py",
