@@ -81,3 +81,27 @@ async def test_a_lock_file_that_cannot_be_created_is_a_store_error(tmp_path: Pat
     with pytest.raises(StoreError, match="cannot open SQLite store"):
         await store.open()
     await store.close()
+
+
+async def test_a_new_file_is_switched_to_wal_only_under_the_lock(tmp_path: Path) -> None:
+    """SQLite refuses at once ("database is locked") to switch a file to WAL while another
+    process does: processes opening one new file must take turns, under the write lock."""
+    from deep_tree_echo.server.outbox.sqlite import SQLiteOutbox
+
+    for name, make in (("s.db", SQLiteStore), ("o.db", SQLiteOutbox)):
+        db = str(tmp_path / name)
+        lock = WriteLock(db)
+        lock.open()
+        opened = make(db)
+        try:
+            with lock.held():
+                opening = asyncio.ensure_future(opened.open())
+                await blocked_on(db + SUFFIX)  # its writer waits for our lock ...
+                assert not opening.done()
+                assert not (tmp_path / name).exists()  # ... before it touched the file
+            await opening
+            header = (tmp_path / name).read_bytes()[:20]
+            assert header[18:20] == b"\x02\x02"  # WAL: file format read/write versions 2
+        finally:
+            lock.close()
+            await opened.close()

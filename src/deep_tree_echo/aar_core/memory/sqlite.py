@@ -180,13 +180,18 @@ class SQLiteStore(MemoryStore):
 
     def _writer_main(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
         lock = WriteLock(self.path)
+        conn: sqlite3.Connection | None = None
         try:
             lock.open()
-            conn = sql.connect(self.path)
-            conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
+            # SQLite does not wait when it cannot switch a new file to WAL: "database is
+            # locked" when processes open it at once. Under the lock they take turns.
             with lock.held():
+                conn = sql.connect(self.path)
+                conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
                 sql.migrate(conn)
         except (sqlite3.Error, OSError) as exc:
+            if conn is not None:
+                conn.close()
             lock.close()
             loop.call_soon_threadsafe(resolve, ready, None, exc)
             return

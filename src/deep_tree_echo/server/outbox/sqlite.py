@@ -125,9 +125,9 @@ class SQLiteOutbox(EventOutbox):
 
     def _open_writer(self) -> sqlite3.Connection:
         self._lock.open()
-        conn = _connect(self.path, "NORMAL")
-        conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
-        with self._lock.held():
+        with self._lock.held():  # switching a new file to WAL does not wait: take turns
+            conn = _connect(self.path, "NORMAL")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
             conn.execute("BEGIN IMMEDIATE")  # several workers may create the schema at once
             try:
                 for statement in _SCHEMA:
