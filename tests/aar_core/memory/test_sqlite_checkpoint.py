@@ -17,6 +17,7 @@ from deep_tree_echo.aar_core.memory._sqlite_checkpoint import (
     INTERVAL,
     WRITER_AUTOCHECKPOINT,
     Checkpointer,
+    shared,
 )
 from deep_tree_echo.server.outbox.sqlite import SQLiteOutbox
 
@@ -152,13 +153,60 @@ async def test_the_outbox_checkpoints_from_its_own_thread(tmp_path: Path) -> Non
     assert outbox._checkpointer._thread is None and not thread.is_alive()
 
 
-def test_stop_without_start_and_start_twice_are_harmless(tmp_path: Path) -> None:
+def test_one_thread_for_all_its_users_stopped_by_the_last(tmp_path: Path) -> None:
     checkpointer = Checkpointer(str(tmp_path / "e.db"), interval=60.0)
-    checkpointer.stop()
+    checkpointer.stop()  # without a start: nothing to stop, and no user is owed
     checkpointer.start()
     first = checkpointer._thread
     assert first is not None and first.name == "sqlite-checkpoint" and first.daemon
     checkpointer.start()
     assert checkpointer._thread is first
     checkpointer.stop()
-    assert first is not None and not first.is_alive()
+    assert first.is_alive()  # one user left
+    checkpointer.stop()
+    assert not first.is_alive() and checkpointer._thread is None
+    checkpointer.start()  # started again: a new thread, not stopped by the old one's stop
+    second = checkpointer._thread
+    assert second is not None and second is not first and second.is_alive()
+    checkpointer.stop()
+    assert not second.is_alive()
+
+
+async def test_the_store_and_the_outbox_of_one_file_share_one_checkpointer(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "shared.db")
+    outbox = SQLiteOutbox(tmp_path / "shared.db")
+    other = SQLiteStore(tmp_path / "other.db")
+    assert store._checkpointer is outbox._checkpointer is shared(str(tmp_path / "shared.db"))
+    assert other._checkpointer is not store._checkpointer
+    await store.open()
+    await outbox.open()
+    thread = store._checkpointer._thread
+    assert thread is not None and thread.is_alive()
+    await store.close()
+    assert thread.is_alive()  # the outbox still uses it
+    await store.close()  # closing twice gives up no second use
+    assert thread.is_alive()
+    await outbox.close()
+    assert not thread.is_alive()
+    await other.close()  # never opened: stops nothing
+
+
+def test_a_checkpoint_a_reader_held_back_is_tried_again(tmp_path: Path) -> None:
+    writer = wal_file(tmp_path / "r.db")
+    writer.execute("INSERT INTO t VALUES (0)")
+    reader = sqlite3.connect(tmp_path / "r.db", isolation_level=None)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM t").fetchone() == (1,)  # its snapshot: 1 row
+    writer.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(1, 30)])
+    checkpointer = Checkpointer(str(tmp_path / "r.db"))
+    own = sqlite3.connect(tmp_path / "r.db", isolation_level=None)
+    seen = checkpointer.run(own, -1)
+    assert seen == -1  # frames after the reader's snapshot cannot be copied back yet: again
+    assert checkpointer.checkpoints == 1
+    reader.execute("COMMIT")
+    seen = checkpointer.run(own, seen)  # nothing was committed since: tried again all the same
+    assert seen != -1 and in_main_file(tmp_path / "r.db") == 30
+    for conn in (own, reader, writer):
+        conn.close()

@@ -3,23 +3,28 @@
 SQLite's automatic checkpoint runs inside the ``COMMIT`` that crosses its threshold (1,000
 pages): it copies the WAL back into the database file and syncs it while that writer still
 holds the file's write lock (``sqlite_writelock``), so every other writer of every worker waits
-for it. The writers here raise the threshold to :data:`WRITER_AUTOCHECKPOINT` (a backstop only)
-and a :class:`Checkpointer` runs ``PRAGMA wal_checkpoint(PASSIVE)`` on its own connection every
-``interval`` seconds in which the file changed. A passive checkpoint takes no writer's lock and
-waits for nobody: writers keep committing while it copies.
+for it. The writers here raise the threshold to :data:`WRITER_AUTOCHECKPOINT` and a
+:class:`Checkpointer` (one per process and file: :func:`shared`) runs
+``PRAGMA wal_checkpoint(PASSIVE)`` on its own connection every ``interval`` seconds in which
+the file changed. A passive checkpoint takes no writer's lock and waits for nobody: writers keep
+committing while it copies, and the writer that crosses the threshold finds little left to copy.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from typing import Final
 
 _log = logging.getLogger(__name__)
 
-#: ``PRAGMA wal_autocheckpoint`` of writer connections: only if the checkpointer falls far behind
-#: (pages of WAL, about 40 MiB) does a writer copy the WAL back itself, as SQLite does by default.
+#: ``PRAGMA wal_autocheckpoint`` of writer connections (pages, about 40 MiB). SQLite counts the
+#: pages written since the WAL last started over, and it starts over only when every frame was
+#: copied back, which a passive checkpoint racing busy writers seldom achieves: under steady
+#: writes the WAL grows to this size, then the writer that crosses it checkpoints (little is left
+#: to copy by then) and the WAL starts over. Idle, the thread's rounds finish the job.
 WRITER_AUTOCHECKPOINT: Final = 10_000
 #: Seconds between the checkpointer's looks at the file (it checkpoints only after a change).
 INTERVAL: Final = 0.1
@@ -37,23 +42,33 @@ class Checkpointer:
         self._ran = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._users = 0
+        self._users_lock = threading.Lock()
 
     def start(self) -> None:
-        """Start the thread (a no-op when it runs; its connection opens in the thread)."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._main, name="sqlite-checkpoint",
-                                            daemon=True)
-            self._thread.start()
+        """Count one more user; the first one starts the thread (whose connection opens in
+        the thread)."""
+        with self._users_lock:
+            self._users += 1
+            if self._thread is None:
+                self._stop = threading.Event()  # its own: a stopping thread keeps its own set
+                self._thread = threading.Thread(target=self._main, args=(self._stop,),
+                                                name="sqlite-checkpoint", daemon=True)
+                self._thread.start()
 
     def stop(self) -> None:
-        """Stop the thread and wait for it (a checkpoint in progress completes first)."""
-        thread, self._thread = self._thread, None
-        if thread is not None:
+        """Count one user less; the last one stops the thread and waits for it (a checkpoint
+        in progress completes first)."""
+        with self._users_lock:
+            self._users = max(0, self._users - 1)
+            if self._users:
+                return
+            thread, self._thread = self._thread, None
             self._stop.set()
+        if thread is not None:
             thread.join()
 
-    def _main(self) -> None:
+    def _main(self, stop: threading.Event) -> None:
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:  # the file's writers checkpoint at their backstop then
@@ -62,7 +77,7 @@ class Checkpointer:
         try:
             conn.execute("PRAGMA synchronous = FULL")
             seen = -1
-            while not self._stop.wait(self.interval):
+            while not stop.wait(self.interval):
                 seen = self.run(conn, seen)
                 with self._ran:
                     self.rounds += 1
@@ -77,15 +92,33 @@ class Checkpointer:
 
     def run(self, conn: sqlite3.Connection, seen: int) -> int:
         """Checkpoint once if the file changed since ``data_version`` was ``seen``; returns the
-        ``data_version`` now (errors are logged: the next round tries again)."""
+        ``data_version`` the next round compares with: ``seen`` again when this one failed
+        (logged), found the checkpoint busy or could not copy every frame (a reader still
+        needed some), so that the next round tries again."""
         try:
             version = int(conn.execute("PRAGMA data_version").fetchone()[0])
             if version == seen:
                 return seen
-            busy = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[0]
+            busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as exc:
             _log.debug("WAL checkpoint of %s failed: %s", self.path, exc)
             return seen
-        if not busy:
-            self.checkpoints += 1
-        return version
+        if busy:
+            return seen
+        self.checkpoints += 1
+        return version if copied == frames else seen
+
+
+_SHARED: dict[str, Checkpointer] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared(path: str) -> Checkpointer:
+    """This process's one checkpointer of the file at ``path``: the memory store and the event
+    outbox of one file share it (each :meth:`~Checkpointer.start` is one user)."""
+    key = os.path.realpath(path)
+    with _SHARED_LOCK:
+        found = _SHARED.get(key)
+        if found is None:
+            found = _SHARED[key] = Checkpointer(path)
+        return found

@@ -266,22 +266,48 @@ READ_MMAP: Final = 1 << 30
 
 
 def connect(path: str, reader: bool = False) -> sqlite3.Connection:
-    """A connection to the store's file: WAL, ``synchronous=FULL``, 32 MiB of page cache."""
+    """A connection to the store's file: WAL, ``synchronous=FULL``, 32 MiB of page cache
+    (closed again if any of that fails)."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 10000")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal" and path != ":memory:":
-        raise sqlite3.OperationalError(f"could not enable WAL (journal_mode={mode})")
-    conn.execute("PRAGMA synchronous = FULL")
-    # The postings index is written and read at random places: 32 MiB of page cache for each
-    # connection (SQLite's default is 2 MiB).
-    conn.execute("PRAGMA cache_size = -32768")
-    if reader:
-        # Searches read the postings index at random places: mapping the file saves copying
-        # each page into the connection's cache (p50 -25%, p99 -30% at 100k memories, A/B on
-        # one file). Only address space: the pages are the OS page cache's, shared.
-        conn.execute(f"PRAGMA mmap_size = {READ_MMAP}")
+    try:
+        conn.execute("PRAGMA busy_timeout = 10000")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal" and path != ":memory:":
+            raise sqlite3.OperationalError(f"could not enable WAL (journal_mode={mode})")
+        conn.execute("PRAGMA synchronous = FULL")
+        # The postings index is written and read at random places: 32 MiB of page cache for
+        # each connection (SQLite's default is 2 MiB).
+        conn.execute("PRAGMA cache_size = -32768")
+        if reader:
+            # Searches read the postings index at random places: mapping the file saves
+            # copying each page into the connection's cache (p50 -25%, p99 -30% at 100k
+            # memories, A/B on one file). Only address space: the OS page cache's pages.
+            conn.execute(f"PRAGMA mmap_size = {READ_MMAP}")
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def batch_row(params: tuple[Any, ...]) -> str | None:
+    """:func:`write_params` as one JSON array for :data:`PUT_MANY`; None when JSON would not
+    carry them exactly: a non-finite or non-JSON value, or a text SQLite's ``->>`` would cut
+    (NUL) or could not store as UTF-8 (a lone surrogate), which are then bound one by one."""
+    for text in params[:3]:  # tenant, id, version: raw text (the rest is JSON or hex)
+        if "\x00" in text or not (text.isascii() or _utf8(text)):
+            return None
+    try:
+        return json.dumps(params, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def encode_terms(tokens: Sequence[str]) -> list[str]:

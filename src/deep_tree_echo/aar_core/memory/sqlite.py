@@ -46,7 +46,7 @@ from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
 from deep_tree_echo.aar_core.memory._postcache import DEFAULT_BUDGET, DEFAULT_MIN_DF, PostingsCache
 from deep_tree_echo.aar_core.memory._rows import row_to_record
 from deep_tree_echo.aar_core.memory._sqlite_batch import Outcome, run_ops
-from deep_tree_echo.aar_core.memory._sqlite_checkpoint import WRITER_AUTOCHECKPOINT, Checkpointer
+from deep_tree_echo.aar_core.memory._sqlite_checkpoint import WRITER_AUTOCHECKPOINT, shared
 from deep_tree_echo.aar_core.memory._sqlite_postcache import warm
 from deep_tree_echo.aar_core.memory._sqlite_queue import (
     FLUSH,
@@ -97,7 +97,8 @@ class SQLiteStore(MemoryStore):
         self.scan_chunk = scan_chunk
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
-        self._checkpointer = Checkpointer(self.path)  # the WAL copied back outside the lock
+        self._checkpointer = shared(self.path)  # the WAL copied back outside the lock
+        self._checkpointing = False
         self._reader_pool: ThreadPoolExecutor | None = None
         self._reader: sqlite3.Connection | None = None
         self._open_lock = asyncio.Lock()
@@ -140,8 +141,6 @@ class SQLiteStore(MemoryStore):
                 await asyncio.to_thread(writer.join)
                 raise StoreError(f"cannot open SQLite store: {exc}", path=self.path) from exc
             self._writer = writer
-            if self.path != ":memory:":
-                self._checkpointer.start()
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store-reader")
             try:
                 self._reader = await loop.run_in_executor(pool, sql.connect, self.path, True)
@@ -149,6 +148,9 @@ class SQLiteStore(MemoryStore):
                 pool.shutdown(wait=False)
                 raise StoreError(f"cannot open SQLite store: {exc}", path=self.path) from exc
             self._reader_pool = pool
+            if self.path != ":memory:":
+                self._checkpointer.start()
+                self._checkpointing = True
             if self.search_cache is not None:  # first job of the reader thread, not awaited
                 self._warming = loop.run_in_executor(pool, self._warm, self._reader)
 
@@ -169,7 +171,9 @@ class SQLiteStore(MemoryStore):
             if writer is not None:
                 self._queue.put(STOP)
                 await asyncio.to_thread(writer.join)
-            await asyncio.to_thread(self._checkpointer.stop)
+            if self._checkpointing:
+                self._checkpointing = False
+                await asyncio.to_thread(self._checkpointer.stop)
             if pool is not None:
                 reader, self._reader = self._reader, None
                 if reader is not None:
@@ -353,10 +357,7 @@ class SQLiteStore(MemoryStore):
                 return None
             return 0 if then is None else then(conn)
 
-        try:  # the row for a batch's one statement (_sqlite_batch)
-            row: str | None = json.dumps(params, separators=(",", ":"), allow_nan=False)
-        except ValueError:  # a non-finite number: written on its own, as SQLite binds it
-            row = None
+        row = sql.batch_row(params)  # for a batch's one statement (_sqlite_batch)
         return await self._write(put, row=row, key=(tenant, record.id), then=then)
 
     async def record_access(

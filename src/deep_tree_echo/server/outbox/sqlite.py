@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
-from deep_tree_echo.aar_core.memory._sqlite_checkpoint import WRITER_AUTOCHECKPOINT, Checkpointer
+from deep_tree_echo.aar_core.memory._sqlite_checkpoint import WRITER_AUTOCHECKPOINT, shared
 from deep_tree_echo.aar_core.memory.sqlite import SQLiteStore
 from deep_tree_echo.aar_core.memory.sqlite_writelock import WriteLock
 from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
@@ -94,7 +94,8 @@ class SQLiteOutbox(EventOutbox):
         self._watcher: threading.Thread | None = None
         #: Shared with the memory store's writer of the same file (no sleeping busy waits).
         self._lock = WriteLock(self.path)
-        self._checkpointer = Checkpointer(self.path)  # the WAL copied back outside the lock
+        self._checkpointer = shared(self.path)  # the WAL copied back outside the lock
+        self._checkpointing = False
 
     async def open(self) -> None:
         if self._writer is not None:
@@ -122,19 +123,21 @@ class SQLiteOutbox(EventOutbox):
         )
         self._watcher.start()
         self._checkpointer.start()
+        self._checkpointing = True
 
     def _open_writer(self) -> sqlite3.Connection:
         self._lock.open()
         with self._lock.held():  # switching a new file to WAL does not wait: take turns
             conn = _connect(self.path, "NORMAL")
-            conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
-            conn.execute("BEGIN IMMEDIATE")  # several workers may create the schema at once
             try:
+                conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
+                conn.execute("BEGIN IMMEDIATE")  # several workers may create the schema at once
                 for statement in _SCHEMA:
                     conn.execute(statement)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 conn.close()
                 raise
         return conn
@@ -181,7 +184,9 @@ class SQLiteOutbox(EventOutbox):
 
     async def close(self) -> None:
         await super().close()
-        await asyncio.to_thread(self._checkpointer.stop)
+        if self._checkpointing:
+            self._checkpointing = False
+            await asyncio.to_thread(self._checkpointer.stop)
         self._stop.set()
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
