@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Final
 
+from deep_tree_echo._json import is_unicode_text
 from deep_tree_echo.aar_core.memory._bm25 import document_text, tokenize
 from deep_tree_echo.aar_core.memory._rows import row_to_record
 from deep_tree_echo.aar_core.memory._topk import impact
@@ -294,20 +295,12 @@ def batch_row(params: tuple[Any, ...]) -> str | None:
     carry them exactly: a non-finite or non-JSON value, or a text SQLite's ``->>`` would cut
     (NUL) or could not store as UTF-8 (a lone surrogate), which are then bound one by one."""
     for text in params[:3]:  # tenant, id, version: raw text (the rest is JSON or hex)
-        if "\x00" in text or not (text.isascii() or _utf8(text)):
+        if "\x00" in text or not (text.isascii() or is_unicode_text(text)):
             return None
     try:
         return json.dumps(params, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError):
         return None
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def encode_terms(tokens: Sequence[str]) -> list[str]:
