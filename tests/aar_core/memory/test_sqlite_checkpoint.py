@@ -75,7 +75,7 @@ def test_a_failing_round_keeps_what_it_saw(tmp_path: Path, caplog: pytest.LogCap
 def test_the_thread_checkpoints_after_a_change_and_only_then(tmp_path: Path) -> None:
     writer = wal_file(tmp_path / "t.db")
     checkpointer = Checkpointer(str(tmp_path / "t.db"), interval=0.005)
-    checkpointer.start()
+    checkpointer.start(writer)
     try:
         assert checkpointer.wait_rounds(2, timeout=30)
         writer.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(50)])
@@ -87,7 +87,7 @@ def test_the_thread_checkpoints_after_a_change_and_only_then(tmp_path: Path) -> 
         assert checkpointer.wait_rounds(checkpointer.rounds + 3, timeout=30)
         assert checkpointer.checkpoints == done  # no change since: no checkpoint
     finally:
-        checkpointer.stop()
+        checkpointer.stop(writer)
         writer.close()
     rounds = checkpointer.rounds
     assert checkpointer.wait_rounds(rounds, timeout=0)  # reached: no wait
@@ -100,12 +100,12 @@ def test_the_first_round_copies_back_what_was_written_before_it_started(
     writer = wal_file(tmp_path / "s.db")
     writer.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(20)])
     checkpointer = Checkpointer(str(tmp_path / "s.db"), interval=0.005)
-    checkpointer.start()
+    checkpointer.start(writer)
     try:
         assert checkpointer.wait_rounds(1, timeout=30)
         assert in_main_file(tmp_path / "s.db") == 20
     finally:
-        checkpointer.stop()
+        checkpointer.stop(writer)
         writer.close()
 
 
@@ -115,12 +115,12 @@ def test_a_file_it_cannot_open_is_left_to_its_writers(
     path = tmp_path / "missing" / "f.db"
     checkpointer = Checkpointer(str(path), interval=0.005)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        checkpointer.start()
+        checkpointer.start(path)
         thread = checkpointer._thread
         assert thread is not None
         thread.join(timeout=30)  # it ends at once
         assert not thread.is_alive()
-        checkpointer.stop()
+        checkpointer.stop(path)
     assert checkpointer.rounds == 0
     assert caplog.messages == [
         f"WAL checkpoints of {path} left to its writers: unable to open database file"]
@@ -155,20 +155,21 @@ async def test_the_outbox_checkpoints_from_its_own_thread(tmp_path: Path) -> Non
 
 def test_one_thread_for_all_its_users_stopped_by_the_last(tmp_path: Path) -> None:
     checkpointer = Checkpointer(str(tmp_path / "e.db"), interval=60.0)
-    checkpointer.stop()  # without a start: nothing to stop, and no user is owed
-    checkpointer.start()
+    one, two = object(), object()
+    checkpointer.stop(one)  # without a start: nothing to stop, and no user is owed
+    checkpointer.start(one)
     first = checkpointer._thread
     assert first is not None and first.name == "sqlite-checkpoint" and first.daemon
-    checkpointer.start()
+    checkpointer.start(two)
     assert checkpointer._thread is first
-    checkpointer.stop()
+    checkpointer.stop(one)
     assert first.is_alive()  # one user left
-    checkpointer.stop()
+    checkpointer.stop(two)
     assert not first.is_alive() and checkpointer._thread is None
-    checkpointer.start()  # started again: a new thread, not stopped by the old one's stop
+    checkpointer.start(one)  # started again: a new thread, not stopped by the old one's stop
     second = checkpointer._thread
     assert second is not None and second is not first and second.is_alive()
-    checkpointer.stop()
+    checkpointer.stop(one)
     assert not second.is_alive()
 
 

@@ -13,6 +13,7 @@ which rows won) fails the whole batch.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -50,7 +51,7 @@ def _run_of_puts(ops: Sequence[WriteOp], start: int) -> list[WriteOp]:
     memory is already in the run."""
     run: list[WriteOp] = []
     keys: set[tuple[str, str]] = set()
-    for op in ops[start:]:
+    for op in itertools.islice(ops, start, None):  # no copy of the rest per call
         if op.row is None or op.key is None or op.key in keys:
             break
         keys.add(op.key)

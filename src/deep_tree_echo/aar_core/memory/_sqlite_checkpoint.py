@@ -42,25 +42,27 @@ class Checkpointer:
         self._ran = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._users = 0
+        self._users: set[object] = set()
         self._users_lock = threading.Lock()
 
-    def start(self) -> None:
-        """Count one more user; the first one starts the thread (whose connection opens in
-        the thread)."""
+    def start(self, user: object) -> None:
+        """Add ``user`` (again: no-op); the first one starts the thread (whose connection opens
+        in the thread)."""
         with self._users_lock:
-            self._users += 1
+            self._users.add(user)
             if self._thread is None:
                 self._stop = threading.Event()  # its own: a stopping thread keeps its own set
                 self._thread = threading.Thread(target=self._main, args=(self._stop,),
                                                 name="sqlite-checkpoint", daemon=True)
                 self._thread.start()
 
-    def stop(self) -> None:
-        """Count one user less; the last one stops the thread and waits for it (a checkpoint
-        in progress completes first)."""
+    def stop(self, user: object) -> None:
+        """Remove ``user`` (not one: no-op); the last one stops the thread and waits for it (a
+        checkpoint in progress completes first)."""
         with self._users_lock:
-            self._users = max(0, self._users - 1)
+            if user not in self._users:
+                return
+            self._users.discard(user)
             if self._users:
                 return
             thread, self._thread = self._thread, None
@@ -115,7 +117,7 @@ _SHARED_LOCK = threading.Lock()
 
 def shared(path: str) -> Checkpointer:
     """This process's one checkpointer of the file at ``path``: the memory store and the event
-    outbox of one file share it (each :meth:`~Checkpointer.start` is one user)."""
+    outbox of one file share it (each is one user of :meth:`~Checkpointer.start`)."""
     key = os.path.realpath(path)
     with _SHARED_LOCK:
         found = _SHARED.get(key)

@@ -98,7 +98,6 @@ class SQLiteStore(MemoryStore):
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._checkpointer = shared(self.path)  # the WAL copied back outside the lock
-        self._checkpointing = False
         self._reader_pool: ThreadPoolExecutor | None = None
         self._reader: sqlite3.Connection | None = None
         self._open_lock = asyncio.Lock()
@@ -149,8 +148,7 @@ class SQLiteStore(MemoryStore):
                 raise StoreError(f"cannot open SQLite store: {exc}", path=self.path) from exc
             self._reader_pool = pool
             if self.path != ":memory:":
-                self._checkpointer.start()
-                self._checkpointing = True
+                self._checkpointer.start(self)
             if self.search_cache is not None:  # first job of the reader thread, not awaited
                 self._warming = loop.run_in_executor(pool, self._warm, self._reader)
 
@@ -171,9 +169,7 @@ class SQLiteStore(MemoryStore):
             if writer is not None:
                 self._queue.put(STOP)
                 await asyncio.to_thread(writer.join)
-            if self._checkpointing:
-                self._checkpointing = False
-                await asyncio.to_thread(self._checkpointer.stop)
+            await asyncio.to_thread(self._checkpointer.stop, self)
             if pool is not None:
                 reader, self._reader = self._reader, None
                 if reader is not None:
@@ -226,7 +222,7 @@ class SQLiteStore(MemoryStore):
                 except queue.Empty:
                     break
                 if isinstance(item, WriteOp):
-                    self._settle(item, None, StoreError("SQLiteStore is closed", path=self.path))
+                    settle([item], [(None, StoreError("SQLiteStore is closed", path=self.path))])
         finally:
             conn.close()
             lock.close()
@@ -236,10 +232,6 @@ class SQLiteStore(MemoryStore):
             self._inflight, self._pending = self._pending, {}
             self._flush_queued = False
             return self._inflight
-
-    @staticmethod
-    def _settle(op: WriteOp, result: Any, error: BaseException | None) -> None:
-        settle([op], [(result, error)])
 
     def _commit(
         self,

@@ -95,7 +95,6 @@ class SQLiteOutbox(EventOutbox):
         #: Shared with the memory store's writer of the same file (no sleeping busy waits).
         self._lock = WriteLock(self.path)
         self._checkpointer = shared(self.path)  # the WAL copied back outside the lock
-        self._checkpointing = False
 
     async def open(self) -> None:
         if self._writer is not None:
@@ -122,8 +121,7 @@ class SQLiteOutbox(EventOutbox):
             target=self._watch, args=(loop, *watch), name="outbox-watch", daemon=True
         )
         self._watcher.start()
-        self._checkpointer.start()
-        self._checkpointing = True
+        self._checkpointer.start(self)
 
     def _open_writer(self) -> sqlite3.Connection:
         self._lock.open()
@@ -184,9 +182,7 @@ class SQLiteOutbox(EventOutbox):
 
     async def close(self) -> None:
         await super().close()
-        if self._checkpointing:
-            self._checkpointing = False
-            await asyncio.to_thread(self._checkpointer.stop)
+        await asyncio.to_thread(self._checkpointer.stop, self)
         self._stop.set()
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
