@@ -161,7 +161,9 @@ async def test_returned_records_are_copies(store: MemoryStore) -> None:
 # -- SQLite specifics ----------------------------------------------------------------------
 
 
-async def test_sqlite_uses_wal_and_full_sync_and_survives_reopen(tmp_path: Path) -> None:
+async def test_sqlite_uses_wal_and_syncs_after_the_lock_and_survives_reopen(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "m.db"
     s = SQLiteStore(path)
     await s.open()
@@ -173,8 +175,9 @@ async def test_sqlite_uses_wal_and_full_sync_and_survives_reopen(tmp_path: Path)
         return mode, conn.execute("PRAGMA synchronous").fetchone()[0]
 
     # synchronous is per connection (not stored in the file): ask the store's own
-    # connections. 2 is FULL: a commit is on disk before the writer is told it succeeded.
-    assert await s._write(pragmas) == ("wal", 2)
+    # connections. The writer's is NORMAL (1): its commits write the WAL and the writer syncs
+    # it itself after releasing the lock (test_sqlite_sync.py); the reader's is FULL (2).
+    assert await s._write(pragmas) == ("wal", 1)
     assert await s._read(pragmas) == ("wal", 2)
 
     def mmap(conn: sqlite3.Connection) -> int:

@@ -268,7 +268,8 @@ READ_MMAP: Final = 1 << 30
 
 def connect(path: str, reader: bool = False) -> sqlite3.Connection:
     """A connection to the store's file: WAL, ``synchronous=FULL``, 32 MiB of page cache
-    (closed again if any of that fails)."""
+    (closed again if any of that fails). The store's writer turns to ``NORMAL`` once the file
+    is migrated and syncs the WAL itself, outside the write lock (``_sqlite_sync``)."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         conn.execute("PRAGMA busy_timeout = 10000")

@@ -1,13 +1,15 @@
-"""A durable :class:`MemoryStore` on SQLite (stdlib ``sqlite3``, WAL, ``synchronous=FULL``).
+"""A durable :class:`MemoryStore` on SQLite (stdlib ``sqlite3``, WAL, synced before each ack).
 
 All writes go through one dedicated writer thread that does *group commit*: writers that queue
 up while a transaction is being committed are written together in the next transaction, and
 each awaits the commit of its own batch (a batch's consecutive writes-if-newer are one
-statement, ``_sqlite_batch``). A write is acknowledged (its ``put_if_newer``
-returns) only after ``COMMIT`` returned, so acknowledged writes survive ``kill -9`` and, with
-``synchronous=FULL``, power loss. Reads run on a second connection in their own thread and see
-every acknowledged write (WAL readers never block the writer). The WAL is copied back into the
-file by a thread of its own (``_sqlite_checkpoint``), not inside a writer's ``COMMIT``.
+statement, ``_sqlite_batch``). A write is acknowledged (its ``put_if_newer`` returns) only
+after ``COMMIT`` returned and the WAL was synced to disk, so acknowledged writes survive
+``kill -9`` and power loss; the sync runs after the file's write lock is released
+(``_sqlite_sync``: commits use ``synchronous=NORMAL``), so other processes write meanwhile.
+Reads run on a second connection in their own thread and see every acknowledged write (WAL
+readers never block the writer). The WAL is copied back into the file by a thread of its own
+(``_sqlite_checkpoint``), not inside a writer's ``COMMIT``.
 
 Search reads impact-ordered postings of the ``_bm25.tokenize`` output of each memory, kept in
 step with the records by triggers in the same transaction (see ``_sqlite_schema``), and finds
@@ -24,7 +26,8 @@ one transaction: a committed change is never without its event, and a failing lo
 whole batch back.
 
 Access bookkeeping (``record_access``) is lazy: it is merged in memory and written with the next
-transaction, so it costs no fsync of its own and is not durable by itself.
+transaction, so it costs no fsync of its own and is not durable by itself. Reads add the counts
+not yet written, checked against their own snapshot (:meth:`SQLiteStore._read_records`).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from deep_tree_echo.aar_core.memory._sqlite_queue import (
     resolve,
     settle,
 )
+from deep_tree_echo.aar_core.memory._sqlite_sync import WalSync
 from deep_tree_echo.aar_core.memory._sqlite_topk import top_candidates
 from deep_tree_echo.aar_core.memory.ranking import (
     Candidate,
@@ -105,7 +109,10 @@ class SQLiteStore(MemoryStore):
         self._warming: asyncio.Future[int] | None = None
         # Lazy access bookkeeping: (tenant, id) -> (count, latest access). ``_pending`` is
         # waiting for the next transaction, ``_inflight`` is in the transaction being committed.
-        self._access_lock = threading.Lock()
+        # ``_access_epoch`` is odd while a transaction with access counts commits: a read
+        # that overlapped such a commit reads again (see :meth:`_read_records`).
+        self._access_lock = threading.Condition()
+        self._access_epoch = 0
         self._pending: dict[tuple[str, str], tuple[int, float]] = {}
         self._inflight: dict[tuple[str, str], tuple[int, float]] = {}
         self._flush_queued = False
@@ -180,6 +187,7 @@ class SQLiteStore(MemoryStore):
 
     def _writer_main(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
         lock = WriteLock(self.path)
+        wal = WalSync(self.path)
         conn: sqlite3.Connection | None = None
         try:
             lock.open()
@@ -189,9 +197,13 @@ class SQLiteStore(MemoryStore):
                 conn = sql.connect(self.path)
                 conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
                 sql.migrate(conn)
+            # Commits write the WAL; the writer syncs it after letting go of the lock.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            wal.open()
         except (sqlite3.Error, OSError) as exc:
             if conn is not None:
                 conn.close()
+            wal.close()
             lock.close()
             loop.call_soon_threadsafe(resolve, ready, None, exc)
             return
@@ -212,9 +224,10 @@ class SQLiteStore(MemoryStore):
                     stop = any(item is STOP for item in batch)
                     accesses = self._take_accesses()
                     outcomes = self._commit(conn, ops, accesses) if ops or accesses else []
-                # Writers hear back after the lock is free: another process's writer need not
-                # wait for this one's hand-overs to its event loop.
-                settle(ops, outcomes)
+                # Writers hear back after the lock is free and their batch is on disk: another
+                # process's writer need wait neither for this one's sync nor for its hand-overs
+                # to its event loop.
+                settle(ops, self._synced(wal, outcomes))
             # Anything queued after the stop marker is refused, never left hanging.
             while True:
                 try:
@@ -225,7 +238,21 @@ class SQLiteStore(MemoryStore):
                     settle([item], [(None, StoreError("SQLiteStore is closed", path=self.path))])
         finally:
             conn.close()
+            wal.close()
             lock.close()
+
+    def _synced(self, wal: WalSync, outcomes: list[Outcome]) -> list[Outcome]:
+        """``outcomes`` once the WAL is synced (after any write that succeeded); if the sync
+        failed, those writes fail: committed, but not known to be on disk."""
+        if not any(error is None for _, error in outcomes):
+            return outcomes
+        try:
+            wal.sync()
+        except OSError as exc:
+            err = StoreError(f"write committed but not synced to disk: {exc}", path=self.path)
+            return [(None, err) if error is None else (result, error)
+                    for result, error in outcomes]
+        return outcomes
 
     def _take_accesses(self) -> dict[tuple[str, str], tuple[int, float]]:
         with self._access_lock:
@@ -249,6 +276,8 @@ class SQLiteStore(MemoryStore):
                     sql.RECORD_ACCESS,
                     [(n, at, tenant, rid) for (tenant, rid), (n, at) in accesses.items()],
                 )
+                with self._access_lock:
+                    self._access_epoch += 1  # odd: readers wait for this commit
             conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
@@ -259,6 +288,9 @@ class SQLiteStore(MemoryStore):
         finally:
             with self._access_lock:
                 self._inflight = {}
+                if self._access_epoch % 2:
+                    self._access_epoch += 1
+                    self._access_lock.notify_all()
         self.commits += 1
         self.committed_writes += len(ops)
         return outcomes
@@ -289,29 +321,50 @@ class SQLiteStore(MemoryStore):
         except sqlite3.Error as exc:
             raise StoreError(f"read failed: {exc}", path=self.path) from exc
 
+    async def _read_records(
+        self, fetch: Callable[[sqlite3.Connection], list[tuple[Any, ...]]], tenant: str
+    ) -> list[MemoryRecord]:
+        """The rows ``fetch`` reads, as records with the access counts not yet written added.
+
+        The counts are added in the reader thread, against the read's own snapshot: a read
+        that overlapped the commit of access counts reads again, so a count is never missed
+        (read before its commit, added after it left ``_inflight``) nor added twice.
+        """
+        cond = self._access_lock
+
+        def read(conn: sqlite3.Connection) -> list[MemoryRecord]:
+            while True:
+                with cond:
+                    cond.wait_for(lambda: self._access_epoch % 2 == 0)
+                    epoch = self._access_epoch
+                rows = fetch(conn)
+                with cond:
+                    if self._access_epoch == epoch:
+                        return [self._overlay(row_to_record(row), tenant) for row in rows]
+
+        return await self._read(read)
+
     def _overlay(self, rec: MemoryRecord, tenant: str) -> MemoryRecord:
-        with self._access_lock:
-            for source in (self._inflight, self._pending):
-                hit = source.get((tenant, rec.id))
-                if hit is not None:
-                    rec.access_count += hit[0]
-                    if rec.last_access is None or hit[1] > rec.last_access:
-                        rec.last_access = hit[1]
+        """``rec`` with its access counts not yet written (the caller holds the lock)."""
+        for source in (self._inflight, self._pending):
+            hit = source.get((tenant, rec.id))
+            if hit is not None:
+                rec.access_count += hit[0]
+                if rec.last_access is None or hit[1] > rec.last_access:
+                    rec.last_access = hit[1]
         return rec
 
     # -- MemoryStore API -------------------------------------------------------------------
 
     async def get(self, memory_id: str, *, tenant: str = DEFAULT_TENANT) -> MemoryRecord | None:
-        def fetch(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
-            cur = conn.execute(
+        def fetch(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            return conn.execute(
                 f"SELECT {sql.COLUMNS} FROM memories WHERE tenant = ? AND id = ?",
                 (tenant, memory_id),
-            )
-            row: tuple[Any, ...] | None = cur.fetchone()
-            return row
+            ).fetchall()
 
-        row = await self._read(fetch)
-        return None if row is None else self._overlay(row_to_record(row), tenant)
+        found = await self._read_records(fetch, tenant)
+        return found[0] if found else None
 
     async def put_if_newer(self, record: MemoryRecord, *, tenant: str = DEFAULT_TENANT) -> bool:
         return await self._put(record, tenant, None) is not None
@@ -417,12 +470,12 @@ class SQLiteStore(MemoryStore):
                 )
                 return cur.fetchall()
 
-            rows = await self._read(chunk)
-            for row in rows:
-                yield self._overlay(row_to_record(row), tenant)
-            if len(rows) < self.scan_chunk:
+            records = await self._read_records(chunk, tenant)
+            for record in records:
+                yield record
+            if len(records) < self.scan_chunk:
                 return
-            after = rows[-1][0]
+            after = records[-1].id
 
     async def count(self, *, tenant: str = DEFAULT_TENANT, live_at: float | None = None) -> int:
         def fetch(conn: sqlite3.Connection) -> int:

@@ -43,7 +43,7 @@ class MemoryStore(ABC):
         """Store ``record`` unless a record with an equal or newer version exists.
 
         Returns True when written. When this returns, the write is durable to the store's
-        guarantee (for SQLite: committed to the WAL with synchronous=FULL) and visible to every
+        guarantee (for SQLite: committed to the WAL and the WAL synced to disk) and visible to every
         later read and search of any process sharing the store. The search index changes in
         the same atomic step as the record.
         """

@@ -1,0 +1,76 @@
+"""Reads of a SQLite store add the access counts not yet written, consistently with their own
+snapshot: a read that overlaps the commit of those counts reads again, so a count is neither
+missed nor added twice (real file, real writer and reader threads)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from deep_tree_echo.aar_core.memory import MemoryRecord, SQLiteStore, Version
+from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
+from deep_tree_echo.aar_core.memory.sqlite_writelock import WriteLock
+
+
+def rec(memory_id: str) -> MemoryRecord:
+    return MemoryRecord(memory_id, {"content": memory_id}, Version(1, 0, "n"), 1.0, 1.0)
+
+
+async def test_a_read_that_overlaps_the_commit_of_access_counts_reads_again(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "m.db")
+    await store.open()
+    lock = WriteLock(store.path)
+    lock.open()
+    try:
+        assert await store.put_if_newer(rec("x")) is True
+        held = lock.held()
+        held.__enter__()  # the writer cannot commit the count below until we let go
+        await store.record_access("x", at=50.0)  # pending: counted only by the overlay
+        loop = asyncio.get_running_loop()
+        read_once = threading.Event()
+        committed = threading.Event()
+        calls: list[int] = []
+
+        def fetch(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            rows = conn.execute(f"SELECT {sql.COLUMNS} FROM memories WHERE id = 'x'").fetchall()
+            calls.append(rows[0][5])  # access_count as this snapshot has it
+            if len(calls) == 1:  # let the counts commit between this read and its overlay
+                loop.call_soon_threadsafe(read_once.set)
+                assert committed.wait(10.0)
+            return rows
+
+        reading = asyncio.ensure_future(store._read_records(fetch, "default"))
+        await asyncio.to_thread(read_once.wait, 10.0)
+        held.__exit__(None, None, None)
+        await store.flush()  # commits the pending count and clears it from the overlay
+        committed.set()
+        (got,) = await reading
+        assert calls == [0, 1]  # the first snapshot predates the commit: read again
+        assert (got.access_count, got.last_access) == (1, 50.0)
+    finally:
+        lock.close()
+        await store.close()
+
+
+async def test_reads_add_counts_waiting_or_being_written_exactly_once(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "m.db")
+    await store.open()
+    try:
+        assert await store.put_if_newer(rec("x")) is True
+        total = 0
+        for at in range(1, 40):
+            await store.record_access("x", at=float(at))
+            total += 1
+            got = await store.get("x")
+            assert got is not None and got.access_count == total
+            assert [r.access_count for r in [r async for r in store.scan()]] == [total]
+        await store.flush()
+        got = await store.get("x")
+        assert got is not None and (got.access_count, got.last_access) == (total, 39.0)
+    finally:
+        await store.close()

@@ -1,0 +1,173 @@
+"""The SQLite store syncs its WAL after releasing the file's write lock and before it
+acknowledges a batch (``_sqlite_sync``): real files, the real writer thread; the sync is
+wrapped to observe the order, never replaced by a fake disk."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_sqlite_writelock import free
+
+from deep_tree_echo.aar_core.errors import StoreError
+from deep_tree_echo.aar_core.memory import MemoryRecord, SQLiteStore, Version
+from deep_tree_echo.aar_core.memory._sqlite_sync import WalSync
+from deep_tree_echo.aar_core.memory.sqlite_writelock import SUFFIX
+
+
+def rec(memory_id: str, counter: int = 1) -> MemoryRecord:
+    return MemoryRecord(memory_id, {"content": f"note {memory_id}"},
+                        Version(counter, 0, "n"), 1.0, 1.0)
+
+
+def stored_ids(db: str) -> set[str]:
+    """The ids committed to the file, as another connection (another process) reads them."""
+    with sqlite3.connect(db) as conn:
+        return {row[0] for row in conn.execute("SELECT id FROM memories")}
+
+
+class SyncSpy:
+    """Wraps ``WalSync.sync``: counts calls and, when ``hold`` is set, blocks each one in the
+    writer thread until the test lets it go (then the real sync runs)."""
+
+    def __init__(self, hold: bool = False, error: OSError | None = None) -> None:
+        self.calls = 0
+        self.hold = hold
+        self.error = error
+        self.entered = threading.Event()
+        self.go_on = threading.Event()
+
+    def wrap(self, real: object) -> object:
+        def sync(wal: WalSync) -> None:
+            self.calls += 1
+            if self.hold:
+                self.entered.set()
+                assert self.go_on.wait(10.0)
+            if self.error is not None:
+                raise self.error
+            real(wal)  # type: ignore[operator]
+
+        return sync
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[SyncSpy]:
+    found = SyncSpy()
+    monkeypatch.setattr(WalSync, "sync", found.wrap(WalSync.sync))
+    yield found
+    found.go_on.set()
+
+
+async def test_a_write_is_acknowledged_after_the_sync_which_runs_outside_the_lock(
+    tmp_path: Path, spy: SyncSpy
+) -> None:
+    db = str(tmp_path / "m.db")
+    store = SQLiteStore(db)
+    await store.open()
+    try:
+        spy.hold = True
+        put = asyncio.ensure_future(store.put_if_newer(rec("a")))
+        await asyncio.to_thread(spy.entered.wait, 10.0)
+        # an acknowledgement sent before the sync would have been queued on this loop before
+        # the wake-up of to_thread above, and so would have run by now
+        assert not put.done()
+        assert free(db + SUFFIX)  # the writer let go of the lock before syncing
+        assert stored_ids(db) == {"a"}  # committed: other processes can write and read on
+        spy.go_on.set()
+        assert await put is True
+        assert spy.calls == 1
+    finally:
+        spy.go_on.set()
+        await store.close()
+
+
+async def test_a_failed_sync_fails_the_batchs_writes_and_the_store_goes_on(
+    tmp_path: Path, spy: SyncSpy
+) -> None:
+    store = SQLiteStore(tmp_path / "m.db")
+    await store.open()
+    try:
+        spy.error = OSError(errno.EIO, "I/O error")
+        with pytest.raises(StoreError, match="committed but not synced to disk") as info:
+            await store.put_if_newer(rec("a"))
+        assert info.value.details["path"] == store.path
+        spy.error = None
+        assert await store.put_if_newer(rec("b")) is True
+        assert {r.id for r in [await store.get("a"), await store.get("b")] if r} == {"a", "b"}
+    finally:
+        await store.close()
+
+
+async def test_a_batch_with_no_successful_write_is_not_synced(
+    tmp_path: Path, spy: SyncSpy
+) -> None:
+    store = SQLiteStore(tmp_path / "m.db")
+    await store.open()
+    try:
+        assert await store.put_if_newer(rec("a")) is True
+        assert spy.calls == 1
+
+        def fail(conn: sqlite3.Connection) -> None:
+            conn.execute("SELECT * FROM no_such_table")
+
+        with pytest.raises(StoreError, match="no such table"):
+            await store._write(fail)
+        assert spy.calls == 1
+    finally:
+        await store.close()
+
+
+def test_wal_sync_opens_the_wal_of_a_file_in_wal_mode(tmp_path: Path) -> None:
+    db = str(tmp_path / "m.db")
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE t (x)")
+        wal = WalSync(db)
+        assert wal.path == db + "-wal"
+        wal.open()
+        wal.open()  # idempotent
+        wal.sync()
+        wal.close()
+        wal.close()
+        wal.sync()  # closed: nothing to sync
+    finally:
+        conn.close()
+
+
+def test_wal_sync_of_a_missing_wal_fails_to_open(tmp_path: Path) -> None:
+    wal = WalSync(str(tmp_path / "none.db"))
+    with pytest.raises(FileNotFoundError):
+        wal.open()
+    wal.sync()  # never opened: a no-op
+    wal.close()
+
+
+@pytest.mark.parametrize("database", [":memory:", "file:x?mode=memory"])
+def test_an_in_memory_database_has_no_wal_to_sync(database: str) -> None:
+    wal = WalSync(database)
+    wal.open()
+    assert wal.path is None
+    wal.sync()
+    wal.close()
+
+
+def test_the_wal_descriptor_is_not_inherited(tmp_path: Path) -> None:
+    db = str(tmp_path / "m.db")
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE t (x)")
+        wal = WalSync(db)
+        wal.open()
+        fd = wal._fd
+        assert fd is not None and not os.get_inheritable(fd)
+        wal.close()
+    finally:
+        conn.close()
