@@ -141,8 +141,10 @@ TARGETS: dict[str, Target] = {
     "store_sqlite": Target(
         f"{PKG}/aar_core/memory/sqlite.py",
         (*_STORE_TESTS, f"{_MEM}/test_sqlite_commit.py", f"{_MEM}/test_sqlite_change_log.py",
-         f"{_MEM}/test_sqlite_batch.py"),
-        ("put_if_newer", "purge", "_commit", "put_logged", "_put"),
+         f"{_MEM}/test_sqlite_batch.py", f"{_MEM}/test_sqlite_sync.py",
+         f"{_MEM}/test_sqlite_access_reads.py"),
+        ("put_if_newer", "purge", "_commit", "put_logged", "_put", "_synced", "_read_records",
+         "_overlay", "get"),
     ),
     "sqlite_batch": Target(
         f"{PKG}/aar_core/memory/_sqlite_batch.py",
@@ -152,6 +154,10 @@ TARGETS: dict[str, Target] = {
     "sqlite_checkpoint": Target(
         f"{PKG}/aar_core/memory/_sqlite_checkpoint.py",
         (f"{_MEM}/test_sqlite_checkpoint.py",),
+    ),
+    "sqlite_sync": Target(
+        f"{PKG}/aar_core/memory/_sqlite_sync.py",
+        (f"{_MEM}/test_sqlite_sync.py",),
     ),
     "store_redis": Target(
         f"{PKG}/aar_core/memory/redis_store.py",

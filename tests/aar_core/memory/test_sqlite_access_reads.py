@@ -28,6 +28,8 @@ async def test_a_read_that_overlaps_the_commit_of_access_counts_reads_again(
     lock.open()
     try:
         assert await store.put_if_newer(rec("x")) is True
+        await store.record_access("x", at=10.0)
+        await store.flush()  # one commit of access counts before: each one must be told apart
         held = lock.held()
         held.__enter__()  # the writer cannot commit the count below until we let go
         await store.record_access("x", at=50.0)  # pending: counted only by the overlay
@@ -50,8 +52,8 @@ async def test_a_read_that_overlaps_the_commit_of_access_counts_reads_again(
         await store.flush()  # commits the pending count and clears it from the overlay
         committed.set()
         (got,) = await reading
-        assert calls == [0, 1]  # the first snapshot predates the commit: read again
-        assert (got.access_count, got.last_access) == (1, 50.0)
+        assert calls == [1, 2]  # the first snapshot predates the commit: read again
+        assert (got.access_count, got.last_access) == (2, 50.0)
     finally:
         lock.close()
         await store.close()
@@ -67,10 +69,22 @@ async def test_reads_add_counts_waiting_or_being_written_exactly_once(tmp_path: 
             await store.record_access("x", at=float(at))
             total += 1
             got = await store.get("x")
-            assert got is not None and got.access_count == total
+            assert got is not None and (got.access_count, got.last_access) == (total, at)
             assert [r.access_count for r in [r async for r in store.scan()]] == [total]
         await store.flush()
         got = await store.get("x")
         assert got is not None and (got.access_count, got.last_access) == (total, 39.0)
+        lock = WriteLock(store.path)
+        lock.open()
+        try:
+            with lock.held():  # the writer cannot commit: these counts are read from memory
+                await store.record_access("x", at=5.0)  # older than the last access
+                got = await store.get("x")
+                assert got is not None and (got.access_count, got.last_access) == (40, 39.0)
+                await store.record_access("x", at=60.0)
+                got = await store.get("x")
+                assert got is not None and (got.access_count, got.last_access) == (41, 60.0)
+        finally:
+            lock.close()
     finally:
         await store.close()

@@ -18,7 +18,7 @@ from test_sqlite_writelock import free
 from deep_tree_echo.aar_core.errors import StoreError
 from deep_tree_echo.aar_core.memory import MemoryRecord, SQLiteStore, Version
 from deep_tree_echo.aar_core.memory._sqlite_sync import WalSync
-from deep_tree_echo.aar_core.memory.sqlite_writelock import SUFFIX
+from deep_tree_echo.aar_core.memory.sqlite_writelock import SUFFIX, WriteLock
 
 
 def rec(memory_id: str, counter: int = 1) -> MemoryRecord:
@@ -36,7 +36,7 @@ class SyncSpy:
     """Wraps ``WalSync.sync``: counts calls and, when ``hold`` is set, blocks each one in the
     writer thread until the test lets it go (then the real sync runs)."""
 
-    def __init__(self, hold: bool = False, error: OSError | None = None) -> None:
+    def __init__(self, hold: bool = False, error: Exception | None = None) -> None:
         self.calls = 0
         self.hold = hold
         self.error = error
@@ -87,13 +87,14 @@ async def test_a_write_is_acknowledged_after_the_sync_which_runs_outside_the_loc
         await store.close()
 
 
+@pytest.mark.parametrize("error", [OSError(errno.EIO, "I/O error"), RuntimeError("odd")])
 async def test_a_failed_sync_fails_the_batchs_writes_and_the_store_goes_on(
-    tmp_path: Path, spy: SyncSpy
+    tmp_path: Path, spy: SyncSpy, error: Exception
 ) -> None:
     store = SQLiteStore(tmp_path / "m.db")
     await store.open()
     try:
-        spy.error = OSError(errno.EIO, "I/O error")
+        spy.error = error
         with pytest.raises(StoreError, match="committed but not synced to disk") as info:
             await store.put_if_newer(rec("a"))
         assert info.value.details["path"] == store.path
@@ -169,5 +170,115 @@ def test_the_wal_descriptor_is_not_inherited(tmp_path: Path) -> None:
         fd = wal._fd
         assert fd is not None and not os.get_inheritable(fd)
         wal.close()
+    finally:
+        conn.close()
+
+
+def test_open_syncs_the_wal_and_its_directory_and_sync_the_wal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = str(tmp_path / "m.db")
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:  # observe which files are synced; the real sync still runs
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE t (x)")
+        wal = WalSync(db)
+        wal.open()
+        assert synced == [db + "-wal", str(tmp_path)]
+        wal.sync()
+        assert synced[2:] == [db + "-wal"]
+        wal.close()
+    finally:
+        conn.close()
+
+
+async def test_a_wal_that_cannot_be_opened_fails_the_stores_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(wal: WalSync) -> None:
+        raise RuntimeError("no WAL for you")
+
+    monkeypatch.setattr(WalSync, "open", broken)
+    store = SQLiteStore(tmp_path / "m.db")
+    with pytest.raises(StoreError, match="cannot open SQLite store: no WAL for you"):
+        await store.open()
+    monkeypatch.undo()
+    await store.close()
+    again = SQLiteStore(tmp_path / "m.db")  # nothing was left locked or half-open
+    await again.open()
+    try:
+        assert await again.put_if_newer(rec("a")) is True
+    finally:
+        await again.close()
+
+
+async def test_a_failed_sync_leaves_a_failed_writes_own_error(
+    tmp_path: Path, spy: SyncSpy
+) -> None:
+    store = SQLiteStore(tmp_path / "m.db")
+    await store.open()
+    lock = WriteLock(store.path)
+    lock.open()
+    try:
+
+        def fail(conn: sqlite3.Connection) -> None:
+            conn.execute("SELECT * FROM no_such_table")
+
+        commits = store.commits
+        with lock.held():  # both writes wait for the lock, then go in one batch
+            put = asyncio.ensure_future(store.put_if_newer(rec("a")))
+            bad = asyncio.ensure_future(store._write(fail))
+            await asyncio.sleep(0)  # a yield, not a wait: each task runs up to its queueing
+            spy.error = OSError(errno.EIO, "I/O error")
+        with pytest.raises(StoreError, match="not synced"):
+            await put
+        with pytest.raises(StoreError, match="no such table"):
+            await bad
+        assert (spy.calls, store.commits) == (1, commits + 1)
+    finally:
+        lock.close()
+        await store.close()
+
+
+def test_open_closes_the_wal_when_syncing_its_directory_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = str(tmp_path / "m.db")
+    opened: list[int] = []
+    real_open, real_fsync = os.open, os.fsync
+
+    def track(path: str, flags: int, *args: int) -> int:
+        fd = real_open(path, flags, *args)
+        opened.append(fd)
+        return fd
+
+    def fsync(fd: int) -> None:
+        if os.path.isdir(os.readlink(f"/proc/self/fd/{fd}")):
+            raise OSError(errno.EIO, "I/O error")
+        real_fsync(fd)
+
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE t (x)")
+        monkeypatch.setattr(os, "open", track)
+        monkeypatch.setattr(os, "fsync", fsync)
+        wal = WalSync(db)
+        with pytest.raises(OSError, match="I/O error"):
+            wal.open()
+        monkeypatch.undo()
+        assert len(opened) == 2  # the WAL and its directory, both closed again
+        for fd in opened:
+            with pytest.raises(OSError):
+                os.fstat(fd)
+        wal.sync()  # not open: a no-op
     finally:
         conn.close()

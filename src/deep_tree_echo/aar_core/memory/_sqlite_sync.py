@@ -37,7 +37,7 @@ class WalSync:
         durable before the first acknowledged write relies on it."""
         if self.path is None or self._fd is not None:
             return
-        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(self.path, os.O_RDONLY)  # not inherited by child processes (PEP 446)
         try:
             os.fsync(fd)
             directory = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)

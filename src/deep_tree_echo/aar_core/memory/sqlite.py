@@ -102,6 +102,7 @@ class SQLiteStore(MemoryStore):
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._checkpointer = shared(self.path)  # the WAL copied back outside the lock
+        self._wal = WalSync(self.path)  # and synced to disk outside it (writer thread only)
         self._reader_pool: ThreadPoolExecutor | None = None
         self._reader: sqlite3.Connection | None = None
         self._open_lock = asyncio.Lock()
@@ -143,7 +144,7 @@ class SQLiteStore(MemoryStore):
             writer.start()
             try:
                 await ready
-            except (sqlite3.Error, OSError) as exc:
+            except Exception as exc:  # whatever stopped the writer from starting
                 await asyncio.to_thread(writer.join)
                 raise StoreError(f"cannot open SQLite store: {exc}", path=self.path) from exc
             self._writer = writer
@@ -187,7 +188,7 @@ class SQLiteStore(MemoryStore):
 
     def _writer_main(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
         lock = WriteLock(self.path)
-        wal = WalSync(self.path)
+        wal = self._wal
         conn: sqlite3.Connection | None = None
         try:
             lock.open()
@@ -200,7 +201,7 @@ class SQLiteStore(MemoryStore):
             # Commits write the WAL; the writer syncs it after letting go of the lock.
             conn.execute("PRAGMA synchronous = NORMAL")
             wal.open()
-        except (sqlite3.Error, OSError) as exc:
+        except Exception as exc:  # reported to open(), never a writer that silently died
             if conn is not None:
                 conn.close()
             wal.close()
@@ -243,12 +244,12 @@ class SQLiteStore(MemoryStore):
 
     def _synced(self, wal: WalSync, outcomes: list[Outcome]) -> list[Outcome]:
         """``outcomes`` once the WAL is synced (after any write that succeeded); if the sync
-        failed, those writes fail: committed, but not known to be on disk."""
+        failed (however), those writes fail: committed, but not known to be on disk."""
         if not any(error is None for _, error in outcomes):
             return outcomes
         try:
             wal.sync()
-        except OSError as exc:
+        except Exception as exc:  # a failed sync fails the writes, never the writer thread
             err = StoreError(f"write committed but not synced to disk: {exc}", path=self.path)
             return [(None, err) if error is None else (result, error)
                     for result, error in outcomes]
