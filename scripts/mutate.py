@@ -144,7 +144,7 @@ TARGETS: dict[str, Target] = {
          f"{_MEM}/test_sqlite_batch.py", f"{_MEM}/test_sqlite_sync.py",
          f"{_MEM}/test_sqlite_access_reads.py"),
         ("put_if_newer", "purge", "_commit", "put_logged", "_put", "_synced", "_read_records",
-         "_overlay", "get"),
+         "get", "record_access"),
     ),
     "sqlite_batch": Target(
         f"{PKG}/aar_core/memory/_sqlite_batch.py",
@@ -154,6 +154,11 @@ TARGETS: dict[str, Target] = {
     "sqlite_checkpoint": Target(
         f"{PKG}/aar_core/memory/_sqlite_checkpoint.py",
         (f"{_MEM}/test_sqlite_checkpoint.py",),
+    ),
+    "sqlite_access": Target(
+        f"{PKG}/aar_core/memory/_sqlite_access.py",
+        (f"{_MEM}/test_sqlite_access_reads.py", f"{_MEM}/test_memory_stores.py",
+         f"{_MEM}/test_sqlite_change_log.py", f"{_MEM}/test_memory_purge.py"),
     ),
     "sqlite_sync": Target(
         f"{PKG}/aar_core/memory/_sqlite_sync.py",

@@ -10,9 +10,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from _flock import blocked_on
+
 from deep_tree_echo.aar_core.memory import MemoryRecord, SQLiteStore, Version
 from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
-from deep_tree_echo.aar_core.memory.sqlite_writelock import WriteLock
+from deep_tree_echo.aar_core.memory.sqlite_writelock import SUFFIX, WriteLock
 
 
 def rec(memory_id: str) -> MemoryRecord:
@@ -87,4 +89,41 @@ async def test_reads_add_counts_waiting_or_being_written_exactly_once(tmp_path: 
         finally:
             lock.close()
     finally:
+        await store.close()
+
+
+async def test_recording_an_access_opens_the_store(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "m.db")
+    await store.record_access("x", at=1.0)
+    try:
+        assert (tmp_path / "m.db").exists()
+        got = await store.get("x")
+        assert got is None  # counts of a memory never stored go nowhere
+    finally:
+        await store.close()
+
+
+async def test_access_counts_alone_wake_the_writer_once_per_transaction(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "m.db")
+    await store.open()
+    lock = WriteLock(store.path)
+    lock.open()
+    try:
+        with lock.held():  # the very first thing the store is asked to write
+            await store.record_access("x", at=1.0)
+            await blocked_on(store.path + SUFFIX)
+        await store.flush()
+        assert await store.put_if_newer(rec("x")) is True  # carries its own counts: none
+        for at in (2.0, 3.0):
+            with lock.held():
+                await store.record_access("x", at=at)  # nothing else queued: it wakes the writer
+                await blocked_on(store.path + SUFFIX)  # ... which now waits for our lock
+                await store.record_access("x", at=at)  # a flush is queued already: no second
+                assert store._queue.qsize() == 0
+            await store.flush()
+            with sqlite3.connect(store.path) as raw:
+                row = raw.execute("SELECT access_count, last_access FROM memories").fetchone()
+            assert row == (2 if at == 2.0 else 4, at)
+    finally:
+        lock.close()
         await store.close()

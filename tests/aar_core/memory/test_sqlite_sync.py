@@ -32,6 +32,11 @@ def stored_ids(db: str) -> set[str]:
         return {row[0] for row in conn.execute("SELECT id FROM memories")}
 
 
+def no_such_table(conn: sqlite3.Connection) -> None:
+    """A write that fails on its own statement."""
+    conn.execute("SELECT * FROM no_such_table")
+
+
 class SyncSpy:
     """Wraps ``WalSync.sync``: counts calls and, when ``hold`` is set, blocks each one in the
     writer thread until the test lets it go (then the real sync runs)."""
@@ -114,11 +119,8 @@ async def test_a_batch_with_no_successful_write_is_not_synced(
         assert await store.put_if_newer(rec("a")) is True
         assert spy.calls == 1
 
-        def fail(conn: sqlite3.Connection) -> None:
-            conn.execute("SELECT * FROM no_such_table")
-
         with pytest.raises(StoreError, match="no such table"):
-            await store._write(fail)
+            await store._write(no_such_table)
         assert spy.calls == 1
     finally:
         await store.close()
@@ -228,14 +230,10 @@ async def test_a_failed_sync_leaves_a_failed_writes_own_error(
     lock = WriteLock(store.path)
     lock.open()
     try:
-
-        def fail(conn: sqlite3.Connection) -> None:
-            conn.execute("SELECT * FROM no_such_table")
-
         commits = store.commits
         with lock.held():  # both writes wait for the lock, then go in one batch
             put = asyncio.ensure_future(store.put_if_newer(rec("a")))
-            bad = asyncio.ensure_future(store._write(fail))
+            bad = asyncio.ensure_future(store._write(no_such_table))
             await asyncio.sleep(0)  # a yield, not a wait: each task runs up to its queueing
             spy.error = OSError(errno.EIO, "I/O error")
         with pytest.raises(StoreError, match="not synced"):

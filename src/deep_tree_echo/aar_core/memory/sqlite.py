@@ -27,7 +27,7 @@ whole batch back.
 
 Access bookkeeping (``record_access``) is lazy: it is merged in memory and written with the next
 transaction, so it costs no fsync of its own and is not durable by itself. Reads add the counts
-not yet written, checked against their own snapshot (:meth:`SQLiteStore._read_records`).
+not yet written, checked against their own snapshot (``_sqlite_access``).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 from deep_tree_echo.aar_core.errors import StoreError
 from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
 from deep_tree_echo.aar_core.memory._postcache import DEFAULT_BUDGET, DEFAULT_MIN_DF, PostingsCache
-from deep_tree_echo.aar_core.memory._rows import row_to_record
+from deep_tree_echo.aar_core.memory._sqlite_access import AccessCounts, Counts
 from deep_tree_echo.aar_core.memory._sqlite_batch import Outcome, run_ops
 from deep_tree_echo.aar_core.memory._sqlite_checkpoint import WRITER_AUTOCHECKPOINT, shared
 from deep_tree_echo.aar_core.memory._sqlite_postcache import warm
@@ -108,15 +108,7 @@ class SQLiteStore(MemoryStore):
         self._open_lock = asyncio.Lock()
         self._closed = False
         self._warming: asyncio.Future[int] | None = None
-        # Lazy access bookkeeping: (tenant, id) -> (count, latest access). ``_pending`` is
-        # waiting for the next transaction, ``_inflight`` is in the transaction being committed.
-        # ``_access_epoch`` is odd while a transaction with access counts commits: a read
-        # that overlapped such a commit reads again (see :meth:`_read_records`).
-        self._access_lock = threading.Condition()
-        self._access_epoch = 0
-        self._pending: dict[tuple[str, str], tuple[int, float]] = {}
-        self._inflight: dict[tuple[str, str], tuple[int, float]] = {}
-        self._flush_queued = False
+        self._accesses = AccessCounts()  # lazy access bookkeeping (``_sqlite_access``)
         #: Stores one change event (a ``memory.update`` payload) on the writer's connection,
         #: inside the write's transaction, and returns its id; set by the server when its
         #: event outbox lives in this file (see :meth:`put_logged`). None: changes not logged.
@@ -223,7 +215,7 @@ class SQLiteStore(MemoryStore):
                             break
                     ops = [item for item in batch if isinstance(item, WriteOp)]
                     stop = any(item is STOP for item in batch)
-                    accesses = self._take_accesses()
+                    accesses = self._accesses.take()
                     outcomes = self._commit(conn, ops, accesses) if ops or accesses else []
                 # Writers hear back after the lock is free and their batch is on disk: another
                 # process's writer need wait neither for this one's sync nor for its hand-overs
@@ -255,17 +247,11 @@ class SQLiteStore(MemoryStore):
                     for result, error in outcomes]
         return outcomes
 
-    def _take_accesses(self) -> dict[tuple[str, str], tuple[int, float]]:
-        with self._access_lock:
-            self._inflight, self._pending = self._pending, {}
-            self._flush_queued = False
-            return self._inflight
-
     def _commit(
         self,
         conn: sqlite3.Connection,
         ops: list[WriteOp],
-        accesses: dict[tuple[str, str], tuple[int, float]],
+        accesses: Counts,
     ) -> list[Outcome]:
         """Write ``ops`` and ``accesses`` in one transaction; each op's outcome (all failed
         alike when the transaction was rolled back)."""
@@ -277,8 +263,7 @@ class SQLiteStore(MemoryStore):
                     sql.RECORD_ACCESS,
                     [(n, at, tenant, rid) for (tenant, rid), (n, at) in accesses.items()],
                 )
-                with self._access_lock:
-                    self._access_epoch += 1  # odd: readers wait for this commit
+                self._accesses.committing()  # reads wait for this commit
             conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
@@ -287,11 +272,7 @@ class SQLiteStore(MemoryStore):
             err = StoreError(f"commit failed: {exc}", path=self.path)
             return [(None, err)] * len(ops)
         finally:
-            with self._access_lock:
-                self._inflight = {}
-                if self._access_epoch % 2:
-                    self._access_epoch += 1
-                    self._access_lock.notify_all()
+            self._accesses.done()
         self.commits += 1
         self.committed_writes += len(ops)
         return outcomes
@@ -325,35 +306,13 @@ class SQLiteStore(MemoryStore):
     async def _read_records(
         self, fetch: Callable[[sqlite3.Connection], list[tuple[Any, ...]]], tenant: str
     ) -> list[MemoryRecord]:
-        """The rows ``fetch`` reads, as records with the access counts not yet written added.
-
-        The counts are added in the reader thread, against the read's own snapshot: a read
-        that overlapped the commit of access counts reads again, so a count is never missed
-        (read before its commit, added after it left ``_inflight``) nor added twice.
-        """
-        cond = self._access_lock
+        """The rows ``fetch`` reads, as records with the access counts not yet written added
+        (against the read's own snapshot: :meth:`AccessCounts.read`)."""
 
         def read(conn: sqlite3.Connection) -> list[MemoryRecord]:
-            while True:
-                with cond:
-                    cond.wait_for(lambda: self._access_epoch % 2 == 0)
-                    epoch = self._access_epoch
-                rows = fetch(conn)
-                with cond:
-                    if self._access_epoch == epoch:
-                        return [self._overlay(row_to_record(row), tenant) for row in rows]
+            return self._accesses.read(conn, fetch, tenant)
 
         return await self._read(read)
-
-    def _overlay(self, rec: MemoryRecord, tenant: str) -> MemoryRecord:
-        """``rec`` with its access counts not yet written (the caller holds the lock)."""
-        for source in (self._inflight, self._pending):
-            hit = source.get((tenant, rec.id))
-            if hit is not None:
-                rec.access_count += hit[0]
-                if rec.last_access is None or hit[1] > rec.last_access:
-                    rec.last_access = hit[1]
-        return rec
 
     # -- MemoryStore API -------------------------------------------------------------------
 
@@ -395,8 +354,7 @@ class SQLiteStore(MemoryStore):
         params = sql.write_params(tenant, record)
         # The record carries the whole truth, access counts included: accesses not yet
         # written happened before this write and are folded into it by the caller.
-        with self._access_lock:
-            self._pending.pop((tenant, record.id), None)
+        self._accesses.forget([(tenant, record.id)])
 
         def put(conn: sqlite3.Connection) -> int | None:
             if conn.execute(sql.PUT_IF_NEWER, params).rowcount != 1:
@@ -411,13 +369,7 @@ class SQLiteStore(MemoryStore):
     ) -> None:
         if self._writer is None:
             await self.open()
-        key = (tenant, memory_id)
-        with self._access_lock:
-            n, last = self._pending.get(key, (0, at))
-            self._pending[key] = (n + count, max(last, at))
-            wake = not self._flush_queued
-            self._flush_queued = True
-        if wake:
+        if self._accesses.add((tenant, memory_id), count, at):
             self._queue.put(FLUSH)
 
     async def purge(
@@ -441,9 +393,8 @@ class SQLiteStore(MemoryStore):
             return removed
 
         removed = await self._write(delete)
-        with self._access_lock:  # access counts for a removed row have nowhere to go
-            for rid in removed:
-                self._pending.pop((tenant, rid), None)
+        # access counts for a removed row have nowhere to go
+        self._accesses.forget([(tenant, rid) for rid in removed])
         return removed
 
     async def purge_candidates(
