@@ -10,9 +10,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from _flock import blocked_on
 
-from deep_tree_echo.aar_core.memory import MemoryRecord, SQLiteStore, Version
+from deep_tree_echo.aar_core.memory import MemoryRecord, SQLiteStore, Version, _sqlite_access
 from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
 from deep_tree_echo.aar_core.memory.sqlite_writelock import SUFFIX, WriteLock
 
@@ -21,9 +22,12 @@ def rec(memory_id: str) -> MemoryRecord:
     return MemoryRecord(memory_id, {"content": memory_id}, Version(1, 0, "n"), 1.0, 1.0)
 
 
+@pytest.mark.parametrize("optimistic", [3, 1])
 async def test_a_read_that_overlaps_the_commit_of_access_counts_reads_again(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, optimistic: int
 ) -> None:
+    # with one optimistic try, the second read is the one that holds the lock
+    monkeypatch.setattr(_sqlite_access, "OPTIMISTIC_READS", optimistic)
     store = SQLiteStore(tmp_path / "m.db")
     await store.open()
     lock = WriteLock(store.path)

@@ -5,7 +5,8 @@ writer's next transaction, and added to what reads return.
 committed. A read adds them in the reader thread, against its own snapshot: ``epoch`` is odd
 while a transaction with access counts commits, and a read that overlapped such a commit
 reads again (a sequence lock), so a count is never missed (read before its commit, added
-after it left ``inflight``) nor added twice.
+after it left ``inflight``) nor added twice. After :data:`OPTIMISTIC_READS` overlapping tries
+a read holds the lock, so the next commit of counts waits for it: a read always ends.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from deep_tree_echo.aar_core.memory.record import MemoryRecord
 
 #: ``(tenant, id) -> (count, latest access)``.
 Counts = dict[tuple[str, str], tuple[int, float]]
+#: Reads tried without holding the lock before one holds it (and so the next commit back).
+OPTIMISTIC_READS = 3
 
 
 class AccessCounts:
@@ -77,20 +80,37 @@ class AccessCounts:
         """The rows ``fetch`` reads on ``conn``, as records with the counts not yet written
         added (reader thread; see the module docstring)."""
         cond = self.lock
-        while True:
+        for _ in range(OPTIMISTIC_READS):
             with cond:
                 cond.wait_for(lambda: self.epoch % 2 == 0)
                 epoch = self.epoch
-            records = [row_to_record(row) for row in fetch(conn)]  # not under the lock
+            rows = fetch(conn)
             with cond:
                 if self.epoch == epoch:
-                    return [self._overlay(record, tenant) for record in records]
+                    extras = [self._unwritten(tenant, row[0]) for row in rows]
+                    break
+        else:  # commits keep overlapping: read holding the lock, which holds the next back
+            with cond:
+                cond.wait_for(lambda: self.epoch % 2 == 0)
+                rows = fetch(conn)
+                extras = [self._unwritten(tenant, row[0]) for row in rows]
+        return [_added(row_to_record(row), extra) for row, extra in zip(rows, extras, strict=True)]
 
-    def _overlay(self, rec: MemoryRecord, tenant: str) -> MemoryRecord:
+    def _unwritten(self, tenant: str, memory_id: str) -> tuple[int, float | None]:
+        """Accesses of ``memory_id`` not yet written, and the latest (the lock is held)."""
+        count, latest = 0, None
         for source in (self.inflight, self.pending):
-            hit = source.get((tenant, rec.id))
+            hit = source.get((tenant, memory_id))
             if hit is not None:
-                rec.access_count += hit[0]
-                if rec.last_access is None or hit[1] > rec.last_access:
-                    rec.last_access = hit[1]
-        return rec
+                count += hit[0]
+                latest = hit[1] if latest is None else max(latest, hit[1])
+        return count, latest
+
+
+def _added(rec: MemoryRecord, extra: tuple[int, float | None]) -> MemoryRecord:
+    count, latest = extra
+    if count:
+        rec.access_count += count
+        if latest is not None and (rec.last_access is None or latest > rec.last_access):
+            rec.last_access = latest
+    return rec

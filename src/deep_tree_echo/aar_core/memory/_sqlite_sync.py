@@ -17,7 +17,7 @@ import os
 
 
 class WalSync:
-    """Syncs the WAL of the SQLite file at ``database`` (a no-op for an in-memory one).
+    """Syncs the WAL of the SQLite file at ``database`` (a no-op for ``:memory:``).
 
     Open it once the file is in WAL mode: it keeps the ``-wal`` file open, which SQLite does
     not delete while a connection (the writer's) is open. SQLite holds no locks on the
@@ -27,8 +27,8 @@ class WalSync:
     __slots__ = ("_fd", "path")
 
     def __init__(self, database: str) -> None:
-        in_memory = database == ":memory:" or database.startswith("file:")
-        self.path = None if in_memory else database + "-wal"
+        # SQLite follows a symlinked database path and keeps the WAL next to the real file
+        self.path = None if database == ":memory:" else os.path.realpath(database) + "-wal"
         self._fd: int | None = None
 
     def open(self) -> None:
