@@ -56,10 +56,14 @@ async def test_a_read_that_overlaps_the_commit_of_access_counts_reads_again(
         await asyncio.to_thread(read_once.wait, 10.0)
         held.__exit__(None, None, None)
         await store.flush()  # commits the pending count and clears it from the overlay
+        held = lock.held()
+        held.__enter__()  # and one more access waits, unwritten, for the read to add it
+        await store.record_access("x", at=70.0)
         committed.set()
         (got,) = await reading
         assert calls == [1, 2]  # the first snapshot predates the commit: read again
-        assert (got.access_count, got.last_access) == (2, 50.0)
+        assert (got.access_count, got.last_access) == (3, 70.0)
+        held.__exit__(None, None, None)
     finally:
         lock.close()
         await store.close()
@@ -130,4 +134,40 @@ async def test_access_counts_alone_wake_the_writer_once_per_transaction(tmp_path
             assert row == (2 if at == 2.0 else 4, at)
     finally:
         lock.close()
+        await store.close()
+
+
+async def test_a_read_adds_counts_being_written_and_waiting_alike(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "m.db")
+    await store.open()
+    try:
+        assert await store.put_if_newer(rec("x")) is True
+        inside, go_on = threading.Event(), threading.Event()
+
+        def hold(conn: sqlite3.Connection) -> None:  # runs in the transaction of the counts
+            inside.set()
+            assert go_on.wait(10.0)
+
+        lock = WriteLock(store.path)
+        lock.open()
+        try:
+            with lock.held():  # the counts and the op below go in one batch
+                await store.record_access("x", at=30.0)
+                await store.record_access("x", at=20.0, count=2)
+                holding = asyncio.ensure_future(store._write(hold))
+                await asyncio.sleep(0)  # a yield, not a wait: the op is queued
+        finally:
+            lock.close()
+        await asyncio.to_thread(inside.wait, 10.0)  # 3 accesses are being written now ...
+        await store.record_access("x", at=10.0)  # ... and 2 more wait for the next time
+        await store.record_access("x", at=25.0)
+        got = await store.get("x")
+        assert got is not None and (got.access_count, got.last_access) == (5, 30.0)
+        go_on.set()
+        await holding
+        await store.flush()
+        got = await store.get("x")
+        assert got is not None and (got.access_count, got.last_access) == (5, 30.0)
+    finally:
+        go_on.set()
         await store.close()

@@ -94,7 +94,7 @@ async def test_a_write_is_acknowledged_after_the_sync_which_runs_outside_the_loc
 
 @pytest.mark.parametrize("error", [OSError(errno.EIO, "I/O error"), RuntimeError("odd")])
 async def test_a_failed_sync_fails_the_batchs_writes_and_every_later_one(
-    tmp_path: Path, spy: SyncSpy, error: Exception
+    tmp_path: Path, spy: SyncSpy, error: Exception, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = SQLiteStore(tmp_path / "m.db")
     await store.open()
@@ -103,6 +103,10 @@ async def test_a_failed_sync_fails_the_batchs_writes_and_every_later_one(
         with pytest.raises(StoreError, match="committed but not synced to disk") as info:
             await store.put_if_newer(rec("a"))
         assert info.value.details["path"] == store.path
+        logged = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert [r.getMessage() for r in logged] == [
+            f"syncing the WAL of {store.path} failed; no more writes: {error!r}"
+        ]
         spy.error = None  # the next sync would pass: the kernel may have dropped the failure
         with pytest.raises(StoreError, match="no further writes are accepted"):
             await store.put_if_newer(rec("b"))
