@@ -143,8 +143,8 @@ TARGETS: dict[str, Target] = {
         (*_STORE_TESTS, f"{_MEM}/test_sqlite_commit.py", f"{_MEM}/test_sqlite_change_log.py",
          f"{_MEM}/test_sqlite_batch.py", f"{_MEM}/test_sqlite_sync.py",
          f"{_MEM}/test_sqlite_access_reads.py"),
-        ("put_if_newer", "purge", "_commit", "put_logged", "_put", "_synced", "_read_records",
-         "get", "record_access"),
+        ("put_if_newer", "purge", "_commit", "put_logged", "_put", "_read_records", "get",
+         "record_access"),
     ),
     "sqlite_batch": Target(
         f"{PKG}/aar_core/memory/_sqlite_batch.py",
@@ -162,7 +162,7 @@ TARGETS: dict[str, Target] = {
     ),
     "sqlite_sync": Target(
         f"{PKG}/aar_core/memory/_sqlite_sync.py",
-        (f"{_MEM}/test_sqlite_sync.py",),
+        (f"{_MEM}/test_sqlite_sync.py", f"{_MEM}/test_sqlite_writelock.py"),
     ),
     "store_redis": Target(
         f"{PKG}/aar_core/memory/redis_store.py",

@@ -13,7 +13,13 @@ process may read a write a moment (one ``fsync``) before its writer has acknowle
 
 from __future__ import annotations
 
+import logging
 import os
+
+from deep_tree_echo.aar_core.errors import StoreError
+from deep_tree_echo.aar_core.memory._sqlite_batch import Outcome
+
+_log = logging.getLogger("deep_tree_echo.aar_core.memory.sqlite")
 
 
 class WalSync:
@@ -24,9 +30,12 @@ class WalSync:
     ``-wal`` file itself, so this second descriptor releases none when closed.
     """
 
-    __slots__ = ("_fd", "path")
+    __slots__ = ("_fd", "database", "failed", "path")
 
     def __init__(self, database: str) -> None:
+        self.database = database
+        #: Set once a sync failed: every later write of the store fails with it.
+        self.failed: StoreError | None = None
         # SQLite follows a symlinked database path and keeps the WAL next to the real file
         self.path = None if database == ":memory:" else os.path.realpath(database) + "-wal"
         self._fd: int | None = None
@@ -60,3 +69,25 @@ class WalSync:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
+
+    def synced(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """``outcomes`` once the WAL is synced (after any write that succeeded).
+
+        If the sync failed (however), those writes fail, committed but not known to be on
+        disk, and so does every later write (:attr:`failed`): after a failed ``fsync`` the
+        kernel may report the next one clean although the lost pages never reached the disk,
+        and a crash would then drop every transaction after them (as PostgreSQL does, the
+        store stops; open the file again to go on).
+        """
+        if not any(error is None for _, error in outcomes):
+            return outcomes
+        try:
+            self.sync()
+        except Exception as exc:  # a failed sync fails the writes, never the writer thread
+            _log.error("syncing the WAL of %s failed; no more writes: %r", self.database, exc)
+            self.failed = StoreError(
+                f"write committed but not synced to disk: {exc}; no further writes are "
+                "accepted until the store is opened again", path=self.database)
+            return [(None, self.failed) if error is None else (result, error)
+                    for result, error in outcomes]
+        return outcomes

@@ -103,8 +103,6 @@ class SQLiteStore(MemoryStore):
         self._writer: threading.Thread | None = None
         self._checkpointer = shared(self.path)  # the WAL copied back outside the lock
         self._wal = WalSync(self.path)  # and synced to disk outside it (writer thread only)
-        #: Set once a sync of the WAL failed: every later write fails with it (writer thread).
-        self._sync_failed: StoreError | None = None
         self._reader_pool: ThreadPoolExecutor | None = None
         self._reader: sqlite3.Connection | None = None
         self._open_lock = asyncio.Lock()
@@ -219,9 +217,9 @@ class SQLiteStore(MemoryStore):
                     stop = any(item is STOP for item in batch)
                     accesses = self._accesses.take()
                     outcomes: list[Outcome]
-                    if self._sync_failed is not None:  # nothing more is written (see _synced)
+                    if wal.failed is not None:  # nothing more is written (WalSync.synced)
                         self._accesses.done()
-                        outcomes = [(None, self._sync_failed)] * len(ops)
+                        outcomes = [(None, wal.failed)] * len(ops)
                     elif ops or accesses:
                         outcomes = self._commit(conn, ops, accesses)
                     else:
@@ -229,7 +227,7 @@ class SQLiteStore(MemoryStore):
                 # Writers hear back after the lock is free and their batch is on disk: another
                 # process's writer need wait neither for this one's sync nor for its hand-overs
                 # to its event loop.
-                settle(ops, self._synced(wal, outcomes))
+                settle(ops, wal.synced(outcomes))
             # Anything queued after the stop marker is refused, never left hanging.
             while True:
                 try:
@@ -242,29 +240,6 @@ class SQLiteStore(MemoryStore):
             conn.close()
             wal.close()
             lock.close()
-
-    def _synced(self, wal: WalSync, outcomes: list[Outcome]) -> list[Outcome]:
-        """``outcomes`` once the WAL is synced (after any write that succeeded).
-
-        If the sync failed (however), those writes fail, committed but not known to be on
-        disk, and so does every later write of this store: after a failed ``fsync`` the
-        kernel may report the next one clean although the lost pages never reached the disk,
-        and a crash would then drop every transaction after them (as PostgreSQL does, the
-        store stops; open the file again to go on).
-        """
-        if not any(error is None for _, error in outcomes):
-            return outcomes
-        try:
-            wal.sync()
-        except Exception as exc:  # a failed sync fails the writes, never the writer thread
-            _log.error("syncing the WAL of %s failed; no more writes: %r", self.path, exc)
-            err = StoreError(f"write committed but not synced to disk: {exc}; no further "
-                             "writes are accepted until the store is opened again",
-                             path=self.path)
-            self._sync_failed = err
-            return [(None, err) if error is None else (result, error)
-                    for result, error in outcomes]
-        return outcomes
 
     def _commit(
         self,
