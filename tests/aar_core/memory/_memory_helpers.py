@@ -1,8 +1,26 @@
-"""Small real test doubles shared by the memory tests: a settable clock and a recording bus."""
+"""Small real test doubles shared by the memory tests: a settable clock and a recording bus,
+and a SQLite store opened for the span of a ``with`` block."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import AsyncIterator
 from typing import Any
+
+from deep_tree_echo.aar_core.memory import SQLiteStore
+
+
+@contextlib.asynccontextmanager
+async def opened_store(path: str | os.PathLike[str]) -> AsyncIterator[SQLiteStore]:
+    """A :class:`SQLiteStore` on the real file at ``path``, open inside the block and closed
+    after it, whatever happened."""
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 class FakeClock:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from _flock import blocked_on
+from _memory_helpers import opened_store
 
 from deep_tree_echo.aar_core.memory import MemoryRecord, SQLiteStore, Version, _sqlite_access
 from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
@@ -70,9 +71,7 @@ async def test_a_read_that_overlaps_the_commit_of_access_counts_reads_again(
 
 
 async def test_reads_add_counts_waiting_or_being_written_exactly_once(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "m.db")
-    await store.open()
-    try:
+    async with opened_store(tmp_path / "m.db") as store:
         assert await store.put_if_newer(rec("x")) is True
         total = 0
         for at in range(1, 40):
@@ -96,8 +95,6 @@ async def test_reads_add_counts_waiting_or_being_written_exactly_once(tmp_path: 
                 assert got is not None and (got.access_count, got.last_access) == (41, 60.0)
         finally:
             lock.close()
-    finally:
-        await store.close()
 
 
 async def test_recording_an_access_opens_the_store(tmp_path: Path) -> None:

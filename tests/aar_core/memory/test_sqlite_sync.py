@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _memory_helpers import opened_store
 from test_sqlite_writelock import free
 
 from deep_tree_echo.aar_core.errors import StoreError
@@ -62,6 +63,19 @@ class SyncSpy:
 
 
 @pytest.fixture
+def wal_file(tmp_path: Path) -> Iterator[str]:
+    """A database file in WAL mode, held open by a connection (so its ``-wal`` file stays)."""
+    db = str(tmp_path / "m.db")
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE t (x)")
+        yield db
+    finally:
+        conn.close()
+
+
+@pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[SyncSpy]:
     found = SyncSpy()
     monkeypatch.setattr(WalSync, "sync", found.wrap(WalSync.sync))
@@ -96,9 +110,7 @@ async def test_a_write_is_acknowledged_after_the_sync_which_runs_outside_the_loc
 async def test_a_failed_sync_fails_the_batchs_writes_and_every_later_one(
     tmp_path: Path, spy: SyncSpy, error: Exception, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = SQLiteStore(tmp_path / "m.db")
-    await store.open()
-    try:
+    async with opened_store(tmp_path / "m.db") as store:
         spy.error = error
         with pytest.raises(StoreError, match="committed but not synced to disk") as info:
             await store.put_if_newer(rec("a"))
@@ -116,8 +128,6 @@ async def test_a_failed_sync_fails_the_batchs_writes_and_every_later_one(
         assert spy.calls == 1  # nothing more was written, so nothing more synced
         got = await store.get("a")  # reads go on: "a" was committed
         assert got is not None and await store.get("b") is None
-    finally:
-        await store.close()
     again = SQLiteStore(tmp_path / "m.db")  # opened again, the file takes writes
     await again.open()
     try:
@@ -130,35 +140,25 @@ async def test_a_failed_sync_fails_the_batchs_writes_and_every_later_one(
 async def test_a_batch_with_no_successful_write_is_not_synced(
     tmp_path: Path, spy: SyncSpy
 ) -> None:
-    store = SQLiteStore(tmp_path / "m.db")
-    await store.open()
-    try:
+    async with opened_store(tmp_path / "m.db") as store:
         assert await store.put_if_newer(rec("a")) is True
         assert spy.calls == 1
 
         with pytest.raises(StoreError, match="no such table"):
             await store._write(no_such_table)
         assert spy.calls == 1
-    finally:
-        await store.close()
 
 
-def test_wal_sync_opens_the_wal_of_a_file_in_wal_mode(tmp_path: Path) -> None:
-    db = str(tmp_path / "m.db")
-    conn = sqlite3.connect(db)
-    try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("CREATE TABLE t (x)")
-        wal = WalSync(db)
-        assert wal.path == db + "-wal"
-        wal.open()
-        wal.open()  # idempotent
-        wal.sync()
-        wal.close()
-        wal.close()
-        wal.sync()  # closed: nothing to sync
-    finally:
-        conn.close()
+def test_wal_sync_opens_the_wal_of_a_file_in_wal_mode(wal_file: str) -> None:
+    db = wal_file
+    wal = WalSync(db)
+    assert wal.path == db + "-wal"
+    wal.open()
+    wal.open()  # idempotent
+    wal.sync()
+    wal.close()
+    wal.close()
+    wal.sync()  # closed: nothing to sync
 
 
 def test_wal_sync_of_a_missing_wal_fails_to_open(tmp_path: Path) -> None:
@@ -177,25 +177,19 @@ def test_an_in_memory_database_has_no_wal_to_sync() -> None:
     wal.close()
 
 
-def test_the_wal_descriptor_is_not_inherited(tmp_path: Path) -> None:
-    db = str(tmp_path / "m.db")
-    conn = sqlite3.connect(db)
-    try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("CREATE TABLE t (x)")
-        wal = WalSync(db)
-        wal.open()
-        fd = wal._fd
-        assert fd is not None and not os.get_inheritable(fd)
-        wal.close()
-    finally:
-        conn.close()
+def test_the_wal_descriptor_is_not_inherited(wal_file: str) -> None:
+    db = wal_file
+    wal = WalSync(db)
+    wal.open()
+    fd = wal._fd
+    assert fd is not None and not os.get_inheritable(fd)
+    wal.close()
 
 
 def test_open_syncs_the_wal_and_its_directory_and_sync_the_wal(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, wal_file: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = str(tmp_path / "m.db")
+    db = wal_file
     synced: list[str] = []
     real = os.fsync
 
@@ -204,18 +198,12 @@ def test_open_syncs_the_wal_and_its_directory_and_sync_the_wal(
         real(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    conn = sqlite3.connect(db)
-    try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("CREATE TABLE t (x)")
-        wal = WalSync(db)
-        wal.open()
-        assert synced == [db + "-wal", str(tmp_path)]
-        wal.sync()
-        assert synced[2:] == [db + "-wal"]
-        wal.close()
-    finally:
-        conn.close()
+    wal = WalSync(db)
+    wal.open()
+    assert synced == [db + "-wal", str(tmp_path)]
+    wal.sync()
+    assert synced[2:] == [db + "-wal"]
+    wal.close()
 
 
 async def test_a_wal_that_cannot_be_opened_fails_the_stores_open(
@@ -263,9 +251,9 @@ async def test_a_failed_sync_leaves_a_failed_writes_own_error(
 
 
 def test_open_closes_the_wal_when_syncing_its_directory_fails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    wal_file: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = str(tmp_path / "m.db")
+    db = wal_file
     opened: list[int] = []
     real_open, real_fsync = os.open, os.fsync
 
@@ -279,23 +267,17 @@ def test_open_closes_the_wal_when_syncing_its_directory_fails(
             raise OSError(errno.EIO, "I/O error")
         real_fsync(fd)
 
-    conn = sqlite3.connect(db)
-    try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("CREATE TABLE t (x)")
-        monkeypatch.setattr(os, "open", track)
-        monkeypatch.setattr(os, "fsync", fsync)
-        wal = WalSync(db)
-        with pytest.raises(OSError, match="I/O error"):
-            wal.open()
-        monkeypatch.undo()
-        assert len(opened) == 2  # the WAL and its directory, both closed again
-        for fd in opened:
-            with pytest.raises(OSError):
-                os.fstat(fd)
-        wal.sync()  # not open: a no-op
-    finally:
-        conn.close()
+    monkeypatch.setattr(os, "open", track)
+    monkeypatch.setattr(os, "fsync", fsync)
+    wal = WalSync(db)
+    with pytest.raises(OSError, match="I/O error"):
+        wal.open()
+    monkeypatch.undo()
+    assert len(opened) == 2  # the WAL and its directory, both closed again
+    for fd in opened:
+        with pytest.raises(OSError):
+            os.fstat(fd)
+    wal.sync()  # not open: a no-op
 
 
 async def test_a_symlinked_database_syncs_the_wal_next_to_the_real_file(
@@ -307,12 +289,8 @@ async def test_a_symlinked_database_syncs_the_wal_next_to_the_real_file(
     sqlite3.connect(real).close()
     link.symlink_to(real)
     assert WalSync(str(link)).path == str(real) + "-wal"
-    store = SQLiteStore(link)
-    await store.open()
-    try:
+    async with opened_store(link) as store:
         assert await store.put_if_newer(rec("a")) is True
         assert spy.calls == 1
         assert (tmp_path / "real" / "m.db-wal").exists()
         assert not (tmp_path / "link" / "m.db-wal").exists()
-    finally:
-        await store.close()

@@ -3,7 +3,7 @@
 With ``synchronous=FULL`` each ``COMMIT`` syncs the WAL while its writer still holds the file's
 write lock (``sqlite_writelock``), so every other writer of every worker waits for the disk
 too. The store's writer commits with ``synchronous=NORMAL`` instead (the WAL is written, not
-synced), releases the lock, then calls :meth:`WalSync.sync` and only then acknowledges the
+synced), releases the lock, then syncs (:meth:`WalSync.synced`) and only then acknowledges the
 batch: acknowledged writes still survive a power loss, and other processes commit while this
 one waits for its disk. One ``fsync`` of the ``-wal`` file flushes every frame written to it
 so far, another writer's included; frames a checkpoint has copied out are in the database
