@@ -142,9 +142,16 @@ TARGETS: dict[str, Target] = {
         f"{PKG}/aar_core/memory/sqlite.py",
         (*_STORE_TESTS, f"{_MEM}/test_sqlite_commit.py", f"{_MEM}/test_sqlite_change_log.py",
          f"{_MEM}/test_sqlite_batch.py", f"{_MEM}/test_sqlite_sync.py",
-         f"{_MEM}/test_sqlite_access_reads.py"),
-        ("put_if_newer", "purge", "_commit", "put_logged", "_put", "_read_records", "get",
+         f"{_MEM}/test_sqlite_access_reads.py", f"{_MEM}/test_sqlite_writer.py"),
+        ("put_if_newer", "purge", "put_logged", "_put", "_read_records", "get",
          "record_access"),
+    ),
+    "sqlite_writer": Target(
+        f"{PKG}/aar_core/memory/_sqlite_writer.py",
+        (f"{_MEM}/test_sqlite_writer.py", f"{_MEM}/test_sqlite_commit.py",
+         f"{_MEM}/test_sqlite_change_log.py", f"{_MEM}/test_sqlite_batch.py",
+         f"{_MEM}/test_sqlite_sync.py", f"{_MEM}/test_sqlite_access_reads.py",
+         f"{_MEM}/test_memory_stores.py"),
     ),
     "sqlite_batch": Target(
         f"{PKG}/aar_core/memory/_sqlite_batch.py",
@@ -158,7 +165,8 @@ TARGETS: dict[str, Target] = {
     "sqlite_access": Target(
         f"{PKG}/aar_core/memory/_sqlite_access.py",
         (f"{_MEM}/test_sqlite_access_reads.py", f"{_MEM}/test_memory_stores.py",
-         f"{_MEM}/test_sqlite_change_log.py", f"{_MEM}/test_memory_purge.py"),
+         f"{_MEM}/test_sqlite_change_log.py", f"{_MEM}/test_memory_purge.py",
+         f"{_MEM}/test_sqlite_writer.py"),
     ),
     "sqlite_sync": Target(
         f"{PKG}/aar_core/memory/_sqlite_sync.py",

@@ -2,11 +2,14 @@
 writer's next transaction, and added to what reads return.
 
 ``pending`` waits for the next transaction, ``inflight`` is in the transaction being
-committed. A read adds them in the reader thread, against its own snapshot: ``epoch`` is odd
-while a transaction with access counts commits, and a read that overlapped such a commit
-reads again (a sequence lock), so a count is never missed (read before its commit, added
-after it left ``inflight``) nor added twice. After :data:`OPTIMISTIC_READS` overlapping tries
-a read holds the lock, so the next commit of counts waits for it: a read always ends.
+committed, and ``held`` was taken by a queued write of the memory (its record carries the
+whole truth, those accesses included): if the write wins they go with it, if it loses (an
+older record) or fails they are written as counts after all, never dropped. A read adds all
+three in the reader thread, against its own snapshot: ``epoch`` is odd while a transaction
+that changes them commits, and a read that overlapped such a commit reads again (a sequence
+lock), so a count is never missed (read before its commit, added after it left the overlay)
+nor added twice. After :data:`OPTIMISTIC_READS` overlapping tries a read holds the lock, so
+the next commit of counts waits for it: a read always ends.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from deep_tree_echo.aar_core.memory.record import MemoryRecord
 
 #: ``(tenant, id) -> (count, latest access)``.
 Counts = dict[tuple[str, str], tuple[int, float]]
+#: The counts one queued write took (``(count, latest access)``), or None.
+Held = tuple[int, float] | None
 #: Reads tried without holding the lock before one holds it (and so the next commit back).
 OPTIMISTIC_READS = 3
 
@@ -33,17 +38,57 @@ class AccessCounts:
         self.epoch = 0
         self.pending: Counts = {}
         self.inflight: Counts = {}
+        self.held: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        self._absorbed: list[tuple[tuple[str, str], tuple[int, float]]] = []
         self.flush_queued = False
 
     def add(self, key: tuple[str, str], count: int, at: float) -> bool:
         """Count ``count`` accesses of ``key``, the latest at ``at``; True when the writer
         must be woken to write them (no flush is queued yet)."""
         with self.lock:
-            n, last = self.pending.get(key, (0, at))
-            self.pending[key] = (n + count, max(last, at))
+            _merge(self.pending, key, (count, at))
             wake = not self.flush_queued
             self.flush_queued = True
         return wake
+
+    def hold(self, key: tuple[str, str]) -> Held:
+        """Take ``key``'s pending counts for a write of it being queued (its record includes
+        them): reads still add them until :meth:`settle` says whether the write won."""
+        with self.lock:
+            counts = self.pending.pop(key, None)
+            if counts is not None:
+                self.held.setdefault(key, []).append(counts)
+            return counts
+
+    def settle(self, writes: list[tuple[tuple[str, str], tuple[int, float], bool]]) -> None:
+        """In the writer's open transaction: each ``(key, held, won)`` write's held counts go
+        with it if it won (reads wait for the commit) or join the counts this transaction
+        writes (``inflight``) if it lost."""
+        with self.lock:
+            for key, counts, won in writes:
+                self._unhold(key, counts)
+                if won:
+                    self._absorbed.append((key, counts))
+                    if self.epoch % 2 == 0:  # the overlay shrinks with this commit
+                        self.epoch += 1
+                else:
+                    _merge(self.inflight, key, counts)
+
+    def release(self, writes: list[tuple[tuple[str, str], tuple[int, float]]]) -> None:
+        """Writes that were never run (refused): their held counts wait again."""
+        with self.lock:
+            for key, counts in writes:
+                if self._unhold(key, counts):
+                    _merge(self.pending, key, counts)
+
+    def _unhold(self, key: tuple[str, str], counts: tuple[int, float]) -> bool:
+        held = self.held.get(key)
+        if held is None or counts not in held:
+            return False
+        held.remove(counts)
+        if not held:
+            del self.held[key]
+        return True
 
     def forget(self, keys: list[tuple[str, str]]) -> None:
         """Drop the pending counts of ``keys`` (a write carries its own, or the row is gone)."""
@@ -61,12 +106,24 @@ class AccessCounts:
     def committing(self) -> None:
         """The transaction holding ``inflight`` is about to commit: reads wait for it."""
         with self.lock:
-            self.epoch += 1
+            if self.epoch % 2 == 0:
+                self.epoch += 1
 
-    def done(self) -> None:
-        """The transaction committed or failed: ``inflight`` is in the file or lost."""
+    def done(self, failed: list[tuple[tuple[str, str], tuple[int, float]]] | None = None
+             ) -> None:
+        """The transaction committed (``failed`` None): its counts are in the file. Else it
+        was rolled back: its counts, and those held by its ``failed`` writes, wait again."""
         with self.lock:
+            if failed is not None:
+                for key, counts in self.inflight.items():
+                    _merge(self.pending, key, counts)
+                for key, counts in self._absorbed:
+                    _merge(self.pending, key, counts)
+                for key, counts in failed:
+                    if self._unhold(key, counts):
+                        _merge(self.pending, key, counts)
             self.inflight = {}
+            self._absorbed = []
             if self.epoch % 2:
                 self.epoch += 1
                 self.lock.notify_all()
@@ -98,13 +155,18 @@ class AccessCounts:
 
     def _unwritten(self, tenant: str, memory_id: str) -> tuple[int, float | None]:
         """Accesses of ``memory_id`` not yet written, and the latest (the lock is held)."""
-        count, latest = 0, None
-        for source in (self.inflight, self.pending):
-            hit = source.get((tenant, memory_id))
-            if hit is not None:
-                count += hit[0]
-                latest = hit[1] if latest is None else max(latest, hit[1])
-        return count, latest
+        key = (tenant, memory_id)
+        hits = [source[key] for source in (self.inflight, self.pending) if key in source]
+        hits.extend(self.held.get(key, ()))
+        if not hits:
+            return 0, None
+        return sum(n for n, _ in hits), max(at for _, at in hits)
+
+
+def _merge(counts: Counts, key: tuple[str, str], more: tuple[int, float]) -> None:
+    """Add ``more`` (a count and its latest access) to ``key``'s entry of ``counts``."""
+    n, last = counts.get(key, (0, more[1]))
+    counts[key] = (n + more[0], max(last, more[1]))
 
 
 def _added(rec: MemoryRecord, extra: tuple[int, float | None]) -> MemoryRecord:

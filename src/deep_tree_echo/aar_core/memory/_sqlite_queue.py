@@ -18,7 +18,7 @@ class WriteOp:
     A write-if-newer also carries its parameters as one JSON array (``row``), its
     ``(tenant, id)`` and the step to run in its transaction if it wins (``then``): the writer
     runs consecutive such writes as one statement (``_sqlite_batch``), ``fn`` being the same
-    write on its own.
+    write on its own. ``held``: the access counts it took when queued (``_sqlite_access``).
     """
 
     fn: Callable[[sqlite3.Connection], Any]
@@ -27,6 +27,7 @@ class WriteOp:
     row: str | None = None
     key: tuple[str, str] | None = None
     then: Callable[[sqlite3.Connection], int] | None = None
+    held: tuple[int, float] | None = None
 
 
 #: Stores a change event on the given connection (inside its open transaction); its id.

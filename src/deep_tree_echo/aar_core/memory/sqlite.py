@@ -1,9 +1,9 @@
 """A durable :class:`MemoryStore` on SQLite (stdlib ``sqlite3``, WAL, synced before each ack).
 
-All writes go through one dedicated writer thread that does *group commit*: writers that queue
-up while a transaction is being committed are written together in the next transaction, and
-each awaits the commit of its own batch (a batch's consecutive writes-if-newer are one
-statement, ``_sqlite_batch``). A write is acknowledged (its ``put_if_newer`` returns) only
+All writes go through one dedicated writer thread (``_sqlite_writer``) that does *group
+commit*: writers that queue up while a transaction is being committed are written together in
+the next transaction, and each awaits the commit of its own batch (a batch's consecutive
+writes-if-newer are one statement, ``_sqlite_batch``). A write is acknowledged (its ``put_if_newer`` returns) only
 after ``COMMIT`` returned and the WAL was synced to disk, so acknowledged writes survive
 ``kill -9`` and power loss; the sync runs after the file's write lock is released
 (``_sqlite_sync``: commits use ``synchronous=NORMAL``), so other processes write meanwhile.
@@ -27,13 +27,13 @@ whole batch back.
 
 Access bookkeeping (``record_access``) is lazy: it is merged in memory and written with the next
 transaction, so it costs no fsync of its own and is not durable by itself. Reads add the counts
-not yet written, checked against their own snapshot (``_sqlite_access``).
+not yet written, checked against their own snapshot; a queued write of the memory holds them
+until it is known to win (``_sqlite_access``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -47,9 +47,8 @@ from typing import Any, TypeVar
 from deep_tree_echo.aar_core.errors import StoreError
 from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
 from deep_tree_echo.aar_core.memory._postcache import DEFAULT_BUDGET, DEFAULT_MIN_DF, PostingsCache
-from deep_tree_echo.aar_core.memory._sqlite_access import AccessCounts, Counts
-from deep_tree_echo.aar_core.memory._sqlite_batch import Outcome, run_ops
-from deep_tree_echo.aar_core.memory._sqlite_checkpoint import WRITER_AUTOCHECKPOINT, shared
+from deep_tree_echo.aar_core.memory._sqlite_access import AccessCounts
+from deep_tree_echo.aar_core.memory._sqlite_checkpoint import shared
 from deep_tree_echo.aar_core.memory._sqlite_postcache import warm
 from deep_tree_echo.aar_core.memory._sqlite_queue import (
     FLUSH,
@@ -57,11 +56,9 @@ from deep_tree_echo.aar_core.memory._sqlite_queue import (
     ChangeLog,
     LogFailed,
     WriteOp,
-    resolve,
-    settle,
 )
-from deep_tree_echo.aar_core.memory._sqlite_sync import WalSync
 from deep_tree_echo.aar_core.memory._sqlite_topk import top_candidates
+from deep_tree_echo.aar_core.memory._sqlite_writer import Writer
 from deep_tree_echo.aar_core.memory.ranking import (
     Candidate,
     RankWeights,
@@ -71,7 +68,6 @@ from deep_tree_echo.aar_core.memory.ranking import (
     rank,
 )
 from deep_tree_echo.aar_core.memory.record import MemoryRecord, Version
-from deep_tree_echo.aar_core.memory.sqlite_writelock import WriteLock
 from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT, MemoryStore
 
 _T = TypeVar("_T")
@@ -97,25 +93,22 @@ class SQLiteStore(MemoryStore):
         self.search_cache: PostingsCache[int] | None = (
             PostingsCache(budget=search_cache, min_df=cache_min_df) if search_cache > 0 else None
         )
-        self.max_batch = max_batch
         self.scan_chunk = scan_chunk
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._checkpointer = shared(self.path)  # the WAL copied back outside the lock
-        self._wal = WalSync(self.path)  # and synced to disk outside it (writer thread only)
         self._reader_pool: ThreadPoolExecutor | None = None
         self._reader: sqlite3.Connection | None = None
         self._open_lock = asyncio.Lock()
         self._closed = False
         self._warming: asyncio.Future[int] | None = None
         self._accesses = AccessCounts()  # lazy access bookkeeping (``_sqlite_access``)
+        # the writer thread's state; a thread of its own per open()
+        self._writing = Writer(self.path, self._queue, self._accesses, max_batch)
         #: Stores one change event (a ``memory.update`` payload) on the writer's connection,
         #: inside the write's transaction, and returns its id; set by the server when its
         #: event outbox lives in this file (see :meth:`put_logged`). None: changes not logged.
         self.change_log: ChangeLog | None = None
-        #: Number of transactions committed and writes in them (exposes the group commit).
-        self.commits = 0
-        self.committed_writes = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -128,7 +121,7 @@ class SQLiteStore(MemoryStore):
             loop = asyncio.get_running_loop()
             ready: asyncio.Future[None] = loop.create_future()
             writer = threading.Thread(
-                target=self._writer_main,
+                target=self._writing.run,
                 args=(loop, ready),
                 name="sqlite-store-writer",
                 daemon=True,
@@ -176,103 +169,15 @@ class SQLiteStore(MemoryStore):
                     await asyncio.get_running_loop().run_in_executor(pool, reader.close)
                 pool.shutdown(wait=True)
 
-    # -- writer thread ---------------------------------------------------------------------
+    @property
+    def commits(self) -> int:
+        """Transactions committed so far (with :attr:`committed_writes`, the group commit)."""
+        return self._writing.commits
 
-    def _writer_main(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
-        lock = WriteLock(self.path)
-        wal = self._wal
-        conn: sqlite3.Connection | None = None
-        try:
-            lock.open()
-            # SQLite does not wait when it cannot switch a new file to WAL: "database is
-            # locked" when processes open it at once. Under the lock they take turns.
-            with lock.held():
-                conn = sql.connect(self.path)
-                conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
-                sql.migrate(conn)
-            # Commits write the WAL; the writer syncs it after letting go of the lock.
-            conn.execute("PRAGMA synchronous = NORMAL")
-            wal.open()
-        except Exception as exc:  # reported to open(), never a writer that silently died
-            if conn is not None:
-                conn.close()
-            wal.close()
-            lock.close()
-            loop.call_soon_threadsafe(resolve, ready, None, exc)
-            return
-        loop.call_soon_threadsafe(resolve, ready, None, None)
-        try:
-            stop = False
-            while not stop:
-                batch = [self._queue.get()]
-                # Wait for the file's other writers first, then take everything queued by
-                # then: the longer the wait, the bigger the batch.
-                with lock.held():
-                    while len(batch) < self.max_batch:
-                        try:
-                            batch.append(self._queue.get_nowait())
-                        except queue.Empty:
-                            break
-                    ops = [item for item in batch if isinstance(item, WriteOp)]
-                    stop = any(item is STOP for item in batch)
-                    accesses = self._accesses.take()
-                    outcomes: list[Outcome]
-                    if wal.failed is not None:  # nothing more is written (WalSync.synced)
-                        self._accesses.done()
-                        outcomes = [(None, wal.failed)] * len(ops)
-                    elif ops or accesses:
-                        outcomes = self._commit(conn, ops, accesses)
-                    else:
-                        outcomes = []
-                # Writers hear back after the lock is free and their batch is on disk: another
-                # process's writer need wait neither for this one's sync nor for its hand-overs
-                # to its event loop.
-                settle(ops, wal.synced(outcomes))
-            # Anything queued after the stop marker is refused, never left hanging.
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if isinstance(item, WriteOp):
-                    settle([item], [(None, StoreError("SQLiteStore is closed", path=self.path))])
-        finally:
-            conn.close()
-            wal.close()
-            lock.close()
-
-    def _commit(
-        self,
-        conn: sqlite3.Connection,
-        ops: list[WriteOp],
-        accesses: Counts,
-    ) -> list[Outcome]:
-        """Write ``ops`` and ``accesses`` in one transaction; each op's outcome (all failed
-        alike when the transaction was rolled back)."""
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            outcomes = run_ops(conn, ops, self._failed)
-            if accesses:
-                conn.executemany(
-                    sql.RECORD_ACCESS,
-                    [(n, at, tenant, rid) for (tenant, rid), (n, at) in accesses.items()],
-                )
-                self._accesses.committing()  # reads wait for this commit
-            conn.execute("COMMIT")
-        except Exception as exc:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            err = StoreError(f"commit failed: {exc}", path=self.path)
-            return [(None, err)] * len(ops)
-        finally:
-            self._accesses.done()
-        self.commits += 1
-        self.committed_writes += len(ops)
-        return outcomes
-
-    def _failed(self, exc: sqlite3.Error) -> StoreError:
-        return StoreError(f"write failed: {exc}", path=self.path)
+    @property
+    def committed_writes(self) -> int:
+        """Writes in the transactions committed so far."""
+        return self._writing.committed_writes
 
     async def _write(self, fn: Callable[[sqlite3.Connection], _T], **put: Any) -> _T:
         """Queue ``fn`` for the writer; ``put``: a write-if-newer's batching fields of
@@ -347,8 +252,10 @@ class SQLiteStore(MemoryStore):
         """Write ``record`` if newer, then ``then`` in its transaction: None if it lost."""
         params = sql.write_params(tenant, record)
         # The record carries the whole truth, access counts included: accesses not yet
-        # written happened before this write and are folded into it by the caller.
-        self._accesses.forget([(tenant, record.id)])
+        # written happened before this write and are folded into it by the caller. They go
+        # with it if it wins; if it loses they are written as counts (``_sqlite_access``).
+        key = (tenant, record.id)
+        held = self._accesses.hold(key)
 
         def put(conn: sqlite3.Connection) -> int | None:
             if conn.execute(sql.PUT_IF_NEWER, params).rowcount != 1:
@@ -356,7 +263,7 @@ class SQLiteStore(MemoryStore):
             return 0 if then is None else then(conn)
 
         row = sql.batch_row(params)  # for a batch's one statement (_sqlite_batch)
-        return await self._write(put, row=row, key=(tenant, record.id), then=then)
+        return await self._write(put, row=row, key=key, then=then, held=held)
 
     async def record_access(
         self, memory_id: str, at: float, count: int = 1, *, tenant: str = DEFAULT_TENANT

@@ -1,0 +1,163 @@
+"""The SQLite store's writer thread: group commit under the file's write lock, then the sync.
+
+Each round takes the first queued op, waits for the file's other writers (``sqlite_writelock``),
+takes everything queued by then (the longer the wait, the bigger the batch) and writes it with
+the access counts not yet written in one transaction (``_sqlite_batch``). The lock is released
+before the WAL is synced (``_sqlite_sync``) and the batch's writers hear back. A round that
+fails outside its transaction (the kernel lock) fails its own writes and the thread goes on:
+a writer thread that died would leave every later write waiting for ever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+
+from deep_tree_echo.aar_core.errors import StoreError
+from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
+from deep_tree_echo.aar_core.memory._sqlite_access import AccessCounts, Counts
+from deep_tree_echo.aar_core.memory._sqlite_batch import Outcome, run_ops
+from deep_tree_echo.aar_core.memory._sqlite_checkpoint import WRITER_AUTOCHECKPOINT
+from deep_tree_echo.aar_core.memory._sqlite_queue import STOP, WriteOp, resolve, settle
+from deep_tree_echo.aar_core.memory._sqlite_sync import WalSync
+from deep_tree_echo.aar_core.memory.sqlite_writelock import WriteLock
+
+_log = logging.getLogger("deep_tree_echo.aar_core.memory.sqlite")
+
+
+class Writer:
+    """What the writer thread of one store owns: its queue's consumer, connection and lock."""
+
+    def __init__(self, path: str, ops: queue.SimpleQueue[object], accesses: AccessCounts,
+                 max_batch: int) -> None:
+        self.path = path
+        self.queue = ops
+        self.accesses = accesses
+        self.max_batch = max_batch
+        self.wal = WalSync(path)  # synced outside the lock (this thread only)
+        #: Number of transactions committed and writes in them (exposes the group commit).
+        self.commits = 0
+        self.committed_writes = 0
+
+    def run(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
+        """The thread's body: open the file, report to ``ready``, then write until ``STOP``."""
+        lock = WriteLock(self.path)
+        wal = self.wal
+        conn: sqlite3.Connection | None = None
+        try:
+            lock.open()
+            # SQLite does not wait when it cannot switch a new file to WAL: "database is
+            # locked" when processes open it at once. Under the lock they take turns.
+            with lock.held():
+                conn = sql.connect(self.path)
+                conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
+                sql.migrate(conn)
+            # Commits write the WAL; the writer syncs it after letting go of the lock.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            wal.open()
+        except Exception as exc:  # reported to open(), never a writer that silently died
+            if conn is not None:
+                conn.close()
+            wal.close()
+            lock.close()
+            loop.call_soon_threadsafe(resolve, ready, None, exc)
+            return
+        loop.call_soon_threadsafe(resolve, ready, None, None)
+        try:
+            stop = False
+            while not stop:
+                stop = self._round(conn, lock, [self.queue.get()])
+            # Anything queued after the stop marker is refused, never left hanging.
+            while True:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, WriteOp):
+                    self._refuse([item], StoreError("SQLiteStore is closed", path=self.path))
+        finally:
+            conn.close()
+            wal.close()
+            lock.close()
+
+    def _round(self, conn: sqlite3.Connection, lock: WriteLock, batch: list[object]) -> bool:
+        """Write ``batch`` and what queued up behind it; True when ``STOP`` was among them."""
+        ops: list[WriteOp] = []
+        outcomes: list[Outcome] | None = None
+        try:
+            with lock.held():
+                while len(batch) < self.max_batch:
+                    try:
+                        batch.append(self.queue.get_nowait())
+                    except queue.Empty:
+                        break
+                ops = [item for item in batch if isinstance(item, WriteOp)]
+                accesses = self.accesses.take()
+                if self.wal.failed is not None:  # nothing more is written (WalSync.synced)
+                    self.accesses.done([])
+                    self._refuse(ops, self.wal.failed)
+                    ops = []
+                    outcomes = []
+                elif ops or accesses:
+                    outcomes = self._commit(conn, ops, accesses)
+                else:
+                    outcomes = []
+        except Exception as exc:  # the kernel lock failed: this round's writes fail alone
+            _log.error("writing to %s failed outside its transaction: %r", self.path, exc)
+            if outcomes is None:
+                ops = [item for item in batch if isinstance(item, WriteOp)]
+                self.accesses.done([])  # counts taken for a transaction that never ran
+                self._refuse(ops, StoreError(f"write lock failed: {exc}", path=self.path))
+                return any(item is STOP for item in batch)
+        # Writers hear back after the lock is free and their batch is on disk: another
+        # process's writer need wait neither for this one's sync nor for its hand-overs to
+        # its event loop.
+        settle(ops, self.wal.synced(outcomes))
+        return any(item is STOP for item in batch)
+
+    def _refuse(self, ops: list[WriteOp], error: StoreError) -> None:
+        """Fail ``ops`` unrun: the access counts they held wait again."""
+        self.accesses.release(_held(ops))
+        settle(ops, [(None, error)] * len(ops))
+
+    def _commit(self, conn: sqlite3.Connection, ops: list[WriteOp], accesses: Counts
+                ) -> list[Outcome]:
+        """Write ``ops`` and ``accesses`` in one transaction; each op's outcome (all failed
+        alike when the transaction was rolled back)."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            outcomes = run_ops(conn, ops, self._failed)
+            held = [(op.key, op.held, error is None and result is not None)
+                    for op, (result, error) in zip(ops, outcomes, strict=True)
+                    if op.held is not None and op.key is not None]
+            if held:  # a won write's counts go with it, a lost one's join ``accesses``
+                self.accesses.settle(held)
+            if accesses:
+                conn.executemany(
+                    sql.RECORD_ACCESS,
+                    [(n, at, tenant, rid) for (tenant, rid), (n, at) in accesses.items()],
+                )
+                self.accesses.committing()  # reads wait for this commit
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            self.accesses.done(_held(ops))  # nothing of it is in the file: counts wait again
+            err = StoreError(f"commit failed: {exc}", path=self.path)
+            return [(None, err)] * len(ops)
+        self.accesses.done()
+        self.commits += 1
+        self.committed_writes += len(ops)
+        return outcomes
+
+    def _failed(self, exc: sqlite3.Error) -> StoreError:
+        return StoreError(f"write failed: {exc}", path=self.path)
+
+
+def _held(ops: list[WriteOp]) -> list[tuple[tuple[str, str], tuple[int, float]]]:
+    """The access counts ``ops`` took when queued, by memory."""
+    return [(op.key, op.held) for op in ops if op.key is not None and op.held is not None]
