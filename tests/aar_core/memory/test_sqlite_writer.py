@@ -20,6 +20,9 @@ from _memory_helpers import opened_store
 
 from deep_tree_echo.aar_core.errors import StoreError
 from deep_tree_echo.aar_core.memory import MemoryRecord, SQLiteStore, Version
+from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
+from deep_tree_echo.aar_core.memory._sqlite_queue import WriteOp
+from deep_tree_echo.aar_core.memory._sqlite_writer import Writer
 from deep_tree_echo.aar_core.memory.sqlite_writelock import SUFFIX, WriteLock
 
 
@@ -125,16 +128,71 @@ async def test_refused_writes_leave_the_counts_they_took(
     store: SQLiteStore, lock: WriteLock
 ) -> None:
     assert await store.put_if_newer(rec("x", wall=1)) is True
+    assert await store.put_if_newer(rec("y", wall=1)) is True
     wal = store._writing.wal
     with lock.held():
         await store.record_access("x", at=20.0)
+        await store.record_access("y", at=25.0)  # not held by any write: taken, not written
         await blocked_on(store.path + SUFFIX)
         wal.failed = StoreError("disk gone", path=store.path)  # as after a failed sync
         refused = await queued(store.put_if_newer(rec("x", wall=9)))
     with pytest.raises(StoreError, match="disk gone"):
         await refused
     assert await counts(store, "x") == (1, 20.0)  # back among the counts waiting
+    assert await counts(store, "y") == (1, 25.0)
     assert store._accesses.held == {}
+    async with asyncio.timeout(30):  # each later round refuses too, and the writer goes on
+        for wall in (10, 11):
+            with pytest.raises(StoreError, match="disk gone"):
+                await store.put_if_newer(rec("x", wall=wall))
+    assert on_disk(store) == (0, None)
+
+
+async def test_writes_queued_after_the_last_round_are_refused_with_their_counts_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SQLiteStore(tmp_path / "m.db")
+    late: list[asyncio.Future[Any]] = []
+    loop = asyncio.get_running_loop()
+    real_round = Writer._round
+
+    def round_then_queue(self: Writer, conn: Any, lock: Any, batch: list[object]) -> bool:
+        stop = real_round(self, conn, lock, batch)
+        if stop:  # an access and a write too late for the last round (racing close())
+            store._accesses.add(("default", "x"), 1, 30.0)
+            held = store._accesses.hold(("default", "x"))
+            late.append(loop.create_future())
+            self.queue.put(WriteOp(lambda c: None, late[0], loop, key=("default", "x"),
+                                   held=held))
+        return stop
+
+    monkeypatch.setattr(Writer, "_round", round_then_queue)  # before the thread starts
+    await store.open()
+    assert store.commits == 0  # opening (and migrating) the file is no commit of writes
+    assert await store.put_if_newer(rec("x", wall=1)) is True
+    async with asyncio.timeout(30):
+        await store.close()
+        with pytest.raises(StoreError, match="SQLiteStore is closed") as refused:
+            await late[0]
+    assert refused.value.details == {"path": store.path}
+    assert store._accesses.pending == {("default", "x"): (1, 30.0)}  # held, then given back
+    assert store._accesses.held == {}
+
+
+async def test_a_round_takes_at_most_max_batch_writes(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "m.db", max_batch=2)
+    await store.open()
+    lock = WriteLock(store.path)
+    lock.open()
+    try:
+        with lock.held():
+            writes = [await queued(store.put_if_newer(rec(f"m{i}", wall=1))) for i in range(6)]
+            await blocked_on(store.path + SUFFIX)
+        assert await asyncio.gather(*writes) == [True] * 6
+        assert (store.commits, store.committed_writes) == (3, 6)
+    finally:
+        lock.close()
+        await store.close()
 
 
 async def test_a_failing_write_lock_fails_its_round_and_the_writer_goes_on(
@@ -153,8 +211,9 @@ async def test_a_failing_write_lock_fails_its_round_and_the_writer_goes_on(
     monkeypatch.setattr(fcntl, "flock", flock)
     with caplog.at_level(logging.ERROR, "deep_tree_echo.aar_core.memory.sqlite"):
         async with asyncio.timeout(30):  # a dead writer thread would leave these waiting
-            with pytest.raises(StoreError, match=r"write lock failed: .*No locks available"):
+            with pytest.raises(StoreError, match=r"write lock failed: .*No locks available") as e:
                 await store.put_if_newer(rec("x", wall=2))
+            assert e.value.details == {"path": store.path}
             assert await store.put_if_newer(rec("y", wall=3)) is True  # the next round writes
     assert failures == []
     assert [r.getMessage() for r in caplog.records] == [
@@ -163,3 +222,81 @@ async def test_a_failing_write_lock_fails_its_round_and_the_writer_goes_on(
     got = await store.get("x")
     assert got is not None and got.version == Version(1, 0, "n")  # the failed write: not in
     assert await store.count() == 2
+
+
+async def test_the_first_transaction_can_take_counts_with_a_write(
+    store: SQLiteStore, lock: WriteLock
+) -> None:
+    with lock.held():  # the access and the write share the store's very first transaction
+        await store.record_access("x", at=20.0)
+        await blocked_on(store.path + SUFFIX)
+        winning = await queued(store.put_if_newer(rec("x", wall=7, count=5)))
+    assert await winning is True
+    assert await counts(store, "x") == (5, None)  # the record's own: it included the access
+
+
+async def test_a_failed_commit_gives_back_the_counts_its_writes_took_exactly_once(
+    store: SQLiteStore, lock: WriteLock
+) -> None:
+    conn = await store._write(lambda c: c)  # the writer's connection; the writer is idle now
+    conn.execute("PRAGMA foreign_keys = ON")  # a deferred key is checked only at COMMIT
+
+    def schema(c: sqlite3.Connection) -> None:
+        c.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        c.execute("CREATE TABLE child (pid INTEGER REFERENCES parent(id) "
+                  "DEFERRABLE INITIALLY DEFERRED)")
+
+    await store._write(schema)
+    assert await store.put_if_newer(rec("x", wall=5)) is True
+    assert await store.put_if_newer(rec("y", wall=5)) is True
+    with lock.held():
+        await store.record_access("x", at=20.0)
+        await store.record_access("y", at=30.0)
+        await store.record_access("z", at=40.0)  # taken by the transaction itself
+        await blocked_on(store.path + SUFFIX)
+        winning = await queued(store.put_if_newer(rec("x", wall=9, count=7)))
+        losing = await queued(store.put_if_newer(rec("y", wall=1, count=7)))
+        orphan = await queued(store._write(
+            lambda c: c.execute("INSERT INTO child VALUES (42)")))
+    for write in (winning, losing, orphan):
+        with pytest.raises(StoreError, match="commit failed"):
+            await write
+    assert store._accesses.pending == {("default", "x"): (1, 20.0),
+                                       ("default", "y"): (1, 30.0),
+                                       ("default", "z"): (1, 40.0)}
+    assert store._accesses.held == {}
+    assert await counts(store, "x") == (1, 20.0)
+    conn.execute("PRAGMA foreign_keys = OFF")
+    await store.flush()
+    with sqlite3.connect(store.path) as raw:
+        rows = raw.execute("SELECT id, access_count FROM memories ORDER BY id").fetchall()
+    assert rows == [("x", 1), ("y", 1)]
+
+
+async def test_a_read_that_overlaps_a_commit_taking_counts_with_a_write_reads_again(
+    store: SQLiteStore, lock: WriteLock
+) -> None:
+    assert await store.put_if_newer(rec("x", wall=1)) is True
+    loop = asyncio.get_running_loop()
+    read_once, committed = asyncio.Event(), threading.Event()
+    seen: list[int] = []
+
+    def fetch(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+        rows = conn.execute(f"SELECT {sql.COLUMNS} FROM memories WHERE id = 'x'").fetchall()
+        seen.append(rows[0][5])  # access_count as this snapshot has it
+        if len(seen) == 1:  # the write commits between this read and its overlay
+            loop.call_soon_threadsafe(read_once.set)
+            assert committed.wait(10.0)
+        return rows
+
+    with lock.held():
+        await store.record_access("x", at=20.0)
+        await blocked_on(store.path + SUFFIX)
+        winning = await queued(store.put_if_newer(rec("x", wall=7, count=5)))
+        reading = asyncio.ensure_future(store._read_records(fetch, "default"))
+        await read_once.wait()  # the old row read, its held count not yet added
+    assert await winning is True  # committed: the count left the overlay with it
+    committed.set()
+    (got,) = await reading
+    assert seen == [0, 5]  # the first snapshot predates the commit: read again
+    assert (got.access_count, got.last_access) == (5, None)

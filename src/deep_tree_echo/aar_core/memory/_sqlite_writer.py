@@ -107,9 +107,8 @@ class Writer:
                     outcomes = []
         except Exception as exc:  # the kernel lock failed: this round's writes fail alone
             _log.error("writing to %s failed outside its transaction: %r", self.path, exc)
-            if outcomes is None:
+            if outcomes is None:  # the lock was never taken (so nor were the access counts)
                 ops = [item for item in batch if isinstance(item, WriteOp)]
-                self.accesses.done([])  # counts taken for a transaction that never ran
                 self._refuse(ops, StoreError(f"write lock failed: {exc}", path=self.path))
                 return any(item is STOP for item in batch)
         # Writers hear back after the lock is free and their batch is on disk: another
