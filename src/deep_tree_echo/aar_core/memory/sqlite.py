@@ -5,8 +5,9 @@ commit*: writers that queue up while a transaction is being committed are writte
 the next transaction, and each awaits the commit of its own batch (a batch's consecutive
 writes-if-newer are one statement, ``_sqlite_batch``). A write is acknowledged (its
 ``put_if_newer`` returns) only after ``COMMIT`` returned and the WAL was synced to disk, so
-acknowledged writes survive ``kill -9`` and power loss; the sync runs after the file's write lock is released
-(``_sqlite_sync``: commits use ``synchronous=NORMAL``), so other processes write meanwhile.
+acknowledged writes survive ``kill -9`` and power loss; the sync runs after the file's write
+lock is released (``_sqlite_sync``: commits use ``synchronous=NORMAL``), so other processes
+write meanwhile.
 Reads run on a second connection in their own thread and see every acknowledged write (WAL
 readers never block the writer). The WAL is copied back into the file by a thread of its own
 (``_sqlite_checkpoint``), not inside a writer's ``COMMIT``.
