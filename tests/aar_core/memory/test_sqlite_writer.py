@@ -233,6 +233,8 @@ async def test_the_first_transaction_can_take_counts_with_a_write(
         winning = await queued(store.put_if_newer(rec("x", wall=7, count=5)))
     assert await winning is True
     assert await counts(store, "x") == (5, None)  # the record's own: it included the access
+    assert on_disk(store) == (5, None)
+    assert store._accesses.held == {} and store._accesses.pending == {}
 
 
 async def test_a_failed_commit_gives_back_the_counts_its_writes_took_exactly_once(
@@ -300,3 +302,92 @@ async def test_a_read_that_overlaps_a_commit_taking_counts_with_a_write_reads_ag
     (got,) = await reading
     assert seen == [0, 5]  # the first snapshot predates the commit: read again
     assert (got.access_count, got.last_access) == (5, None)
+
+
+async def test_a_lost_write_gives_its_counts_to_the_next_write_of_the_memory(
+    store: SQLiteStore, lock: WriteLock
+) -> None:
+    assert await store.put_if_newer(rec("x", wall=5)) is True
+    with lock.held():  # both writes land in one transaction
+        await store.record_access("x", at=20.0)
+        await blocked_on(store.path + SUFFIX)
+        stale = await queued(store.put_if_newer(rec("x", wall=2)))  # holds the access
+        seen = await counts(store, "x")
+        assert seen == (1, 20.0)
+        # a caller folds what it read into its record, as the manager does
+        newer = await queued(store.put_if_newer(rec("x", wall=9, count=seen[0])))
+    assert (await stale, await newer) == (False, True)
+    await store.flush()
+    assert on_disk(store) == (1, None)  # the one access once, inside the newer record
+    assert store._accesses.held == {} and store._accesses.pending == {}
+
+
+async def test_a_rolled_back_write_gives_its_counts_to_a_later_write_not_by_equal_value(
+    tmp_path: Path,
+) -> None:
+    async with opened_store(tmp_path / "m.db") as store:
+        store._writing.max_batch = 3  # the flush, the winner and the orphan; the loser waits
+        conn = await store._write(lambda c: c)
+        conn.execute("PRAGMA foreign_keys = ON")
+        await store._write(lambda c: c.execute(
+            "CREATE TABLE child (pid INTEGER REFERENCES memories(rid) "
+            "DEFERRABLE INITIALLY DEFERRED)"))
+        assert await store.put_if_newer(rec("x", wall=5)) is True
+        lock = WriteLock(store.path)
+        lock.open()
+        try:
+            with lock.held():
+                await store.record_access("x", at=20.0)
+                await blocked_on(store.path + SUFFIX)
+                winner = await queued(store.put_if_newer(rec("x", wall=9, count=1)))
+                orphan = await queued(store._write(
+                    lambda c: c.execute("INSERT INTO child VALUES (4242)")))
+                await store.record_access("x", at=20.0)  # an equal (count, at) pair
+                loser = await queued(store.put_if_newer(rec("x", wall=1)))
+            for write in (winner, orphan):
+                with pytest.raises(StoreError, match="commit failed"):
+                    await write
+            assert await loser is False
+        finally:
+            lock.close()
+        await store.flush()
+        assert on_disk(store) == (2, 20.0)  # two accesses, each written once
+
+
+async def test_a_lost_flush_is_asked_for_again_by_the_next_access(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SQLiteStore(tmp_path / "m.db")
+    loop = asyncio.get_running_loop()
+    rounds: asyncio.Queue[bool] = asyncio.Queue()
+    real_round = Writer._round
+
+    def round_and_tell(self: Writer, conn: Any, lock: Any, batch: list[object]) -> bool:
+        stop = real_round(self, conn, lock, batch)
+        if self is store._writing:  # not the rounds of the store that made the row
+            loop.call_soon_threadsafe(rounds.put_nowait, stop)
+        return stop
+
+    monkeypatch.setattr(Writer, "_round", round_and_tell)  # before the thread starts
+    real_flock = fcntl.flock
+    failures = [OSError(errno.ENOLCK, "No locks available")]
+
+    def flock(fd: Any, operation: int) -> None:
+        if (operation == fcntl.LOCK_EX and failures and store._accesses.pending
+                and threading.current_thread().name == "sqlite-store-writer"):
+            raise failures.pop()
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    async with opened_store(tmp_path / "m.db") as other:
+        assert await other.put_if_newer(rec("x", wall=1)) is True
+    await store.open()
+    try:
+        await store.record_access("x", at=20.0)  # its flush's round fails on the lock
+        assert await rounds.get() is False
+        assert failures == [] and store._accesses.flush_queued is False
+        await store.record_access("x", at=30.0)  # so this one asks for a flush again
+        assert await rounds.get() is False
+        assert on_disk(store) == (2, 30.0)
+    finally:
+        await store.close()

@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from deep_tree_echo.aar_core.memory._sqlite_access import Hold
+
 
 @dataclass(slots=True)
 class WriteOp:
@@ -27,7 +29,7 @@ class WriteOp:
     row: str | None = None
     key: tuple[str, str] | None = None
     then: Callable[[sqlite3.Connection], int] | None = None
-    held: tuple[int, float] | None = None
+    held: Hold | None = None
 
 
 #: Stores a change event on the given connection (inside its open transaction); its id.

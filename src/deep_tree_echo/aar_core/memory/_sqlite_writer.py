@@ -18,7 +18,7 @@ import sqlite3
 
 from deep_tree_echo.aar_core.errors import StoreError
 from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
-from deep_tree_echo.aar_core.memory._sqlite_access import AccessCounts, Counts
+from deep_tree_echo.aar_core.memory._sqlite_access import AccessCounts, Counts, Hold, Key
 from deep_tree_echo.aar_core.memory._sqlite_batch import Outcome, run_ops
 from deep_tree_echo.aar_core.memory._sqlite_checkpoint import WRITER_AUTOCHECKPOINT
 from deep_tree_echo.aar_core.memory._sqlite_queue import STOP, WriteOp, resolve, settle
@@ -97,7 +97,7 @@ class Writer:
                 ops = [item for item in batch if isinstance(item, WriteOp)]
                 accesses = self.accesses.take()
                 if self.wal.failed is not None:  # nothing more is written (WalSync.synced)
-                    self.accesses.done([])
+                    self.accesses.rolled_back(())
                     self._refuse(ops, self.wal.failed)
                     ops = []
                     outcomes = []
@@ -109,6 +109,7 @@ class Writer:
             _log.error("writing to %s failed outside its transaction: %r", self.path, exc)
             if outcomes is None:  # the lock was never taken (so nor were the access counts)
                 ops = [item for item in batch if isinstance(item, WriteOp)]
+                self.accesses.flush_lost()  # a flush this round took: the next access asks again
                 self._refuse(ops, StoreError(f"write lock failed: {exc}", path=self.path))
                 return any(item is STOP for item in batch)
         # Writers hear back after the lock is free and their batch is on disk: another
@@ -119,21 +120,21 @@ class Writer:
 
     def _refuse(self, ops: list[WriteOp], error: StoreError) -> None:
         """Fail ``ops`` unrun: the access counts they held wait again."""
-        self.accesses.release(_held(ops))
+        self.accesses.release(_holds(ops))
         settle(ops, [(None, error)] * len(ops))
 
     def _commit(self, conn: sqlite3.Connection, ops: list[WriteOp], accesses: Counts
                 ) -> list[Outcome]:
         """Write ``ops`` and ``accesses`` in one transaction; each op's outcome (all failed
         alike when the transaction was rolled back)."""
+        committed = False
         try:
             conn.execute("BEGIN IMMEDIATE")
             outcomes = run_ops(conn, ops, self._failed)
-            held = [(op.key, op.held, error is None and result is not None)
-                    for op, (result, error) in zip(ops, outcomes, strict=True)
-                    if op.held is not None and op.key is not None]
-            if held:  # a won write's counts go with it, a lost one's join ``accesses``
-                self.accesses.settle(held)
+            # a won write's counts go with it, a lost one's to a later write or ``accesses``
+            self.accesses.settle((op.key, op.held, error is None and result is not None)
+                                 for op, (result, error) in zip(ops, outcomes, strict=True)
+                                 if op.key is not None and op.held is not None)
             if accesses:
                 conn.executemany(
                     sql.RECORD_ACCESS,
@@ -141,14 +142,18 @@ class Writer:
                 )
                 self.accesses.committing()  # reads wait for this commit
             conn.execute("COMMIT")
+            committed = True
         except Exception as exc:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            self.accesses.done(_held(ops))  # nothing of it is in the file: counts wait again
             err = StoreError(f"commit failed: {exc}", path=self.path)
             return [(None, err)] * len(ops)
-        self.accesses.done()
+        finally:  # whatever ended it (even a BaseException): reads never wait for ever
+            if committed:
+                self.accesses.done()
+            else:  # nothing of it is in the file: its counts wait again
+                self.accesses.rolled_back(_holds(ops))
         self.commits += 1
         self.committed_writes += len(ops)
         return outcomes
@@ -157,6 +162,6 @@ class Writer:
         return StoreError(f"write failed: {exc}", path=self.path)
 
 
-def _held(ops: list[WriteOp]) -> list[tuple[tuple[str, str], tuple[int, float]]]:
-    """The access counts ``ops`` took when queued, by memory."""
+def _holds(ops: list[WriteOp]) -> list[tuple[Key, Hold]]:
+    """The access counts ``ops`` hold, by memory."""
     return [(op.key, op.held) for op in ops if op.key is not None and op.held is not None]

@@ -187,6 +187,12 @@ class SQLiteStore(MemoryStore):
             await self.open()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
+        key = put.get("key")
+        if key is not None:
+            # The record carries the whole truth, access counts included: accesses not yet
+            # written happened before this write and are folded into it by the caller. Its
+            # hold keeps them until the writer knows whether it won (``_sqlite_access``).
+            put["held"] = self._accesses.hold(key)
         self._queue.put(WriteOp(fn, future, loop, **put))
         return await future
 
@@ -252,11 +258,6 @@ class SQLiteStore(MemoryStore):
                    then: Callable[[sqlite3.Connection], int] | None) -> int | None:
         """Write ``record`` if newer, then ``then`` in its transaction: None if it lost."""
         params = sql.write_params(tenant, record)
-        # The record carries the whole truth, access counts included: accesses not yet
-        # written happened before this write and are folded into it by the caller. They go
-        # with it if it wins; if it loses they are written as counts (``_sqlite_access``).
-        key = (tenant, record.id)
-        held = self._accesses.hold(key)
 
         def put(conn: sqlite3.Connection) -> int | None:
             if conn.execute(sql.PUT_IF_NEWER, params).rowcount != 1:
@@ -264,7 +265,7 @@ class SQLiteStore(MemoryStore):
             return 0 if then is None else then(conn)
 
         row = sql.batch_row(params)  # for a batch's one statement (_sqlite_batch)
-        return await self._write(put, row=row, key=key, then=then, held=held)
+        return await self._write(put, row=row, key=(tenant, record.id), then=then)
 
     async def record_access(
         self, memory_id: str, at: float, count: int = 1, *, tenant: str = DEFAULT_TENANT
