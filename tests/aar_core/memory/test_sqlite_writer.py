@@ -304,22 +304,81 @@ async def test_a_read_that_overlaps_a_commit_taking_counts_with_a_write_reads_ag
     assert (got.access_count, got.last_access) == (5, None)
 
 
+@pytest.mark.parametrize("max_batch", [1024, 3])  # 3: the third write in a later round
 async def test_a_lost_write_gives_its_counts_to_the_next_write_of_the_memory(
+    tmp_path: Path, max_batch: int
+) -> None:
+    async with opened_store(tmp_path / "m.db") as store:
+        store._writing.max_batch = max_batch  # the flush, the first two writes
+        assert await store.put_if_newer(rec("x", wall=5)) is True
+        lock = WriteLock(store.path)
+        lock.open()
+        try:
+            with lock.held():
+                await store.record_access("x", at=20.0)
+                await blocked_on(store.path + SUFFIX)
+                stale = await queued(store.put_if_newer(rec("x", wall=2)))  # holds the access
+                seen = await counts(store, "x")
+                assert seen == (1, 20.0)
+                # callers fold what they read into their records, as the manager does
+                newer = await queued(store.put_if_newer(rec("x", wall=9, count=seen[0])))
+                staler = await queued(store.put_if_newer(rec("x", wall=3, count=seen[0])))
+            assert (await stale, await newer) == (False, True)
+            assert await counts(store, "x") == (1, None)  # between the rounds too
+            assert await staler is False
+        finally:
+            lock.close()
+        await store.flush()
+        assert on_disk(store) == (1, None)  # the one access once, inside the newer record
+        assert store._accesses.held == {} and store._accesses.pending == {}
+
+
+async def test_an_access_after_a_write_was_queued_lands_on_top_of_it(tmp_path: Path) -> None:
+    async with opened_store(tmp_path / "m.db") as store:
+        store._writing.max_batch = 2  # the flush and the filler; the write of x waits
+        assert await store.put_if_newer(rec("x", wall=5)) is True
+        lock = WriteLock(store.path)
+        lock.open()
+        try:
+            with lock.held():
+                await store.record_access("y", at=1.0)
+                await blocked_on(store.path + SUFFIX)
+                filler = await queued(store.put_if_newer(rec("z", wall=1)))
+                write = await queued(store.put_if_newer(rec("x", wall=9)))
+                await store.record_access("x", at=30.0)  # after the write was queued
+            assert (await filler, await write) == (True, True)
+        finally:
+            lock.close()
+        await store.flush()
+        assert on_disk(store) == (1, 30.0)  # not written first and overwritten by the write
+        assert await counts(store, "x") == (1, 30.0)
+
+
+class Boom(BaseException):
+    """Not an ``Exception``: what a broken change log or op might still raise."""
+
+
+async def test_a_base_exception_fails_its_batch_and_the_writer_goes_on(
     store: SQLiteStore, lock: WriteLock
 ) -> None:
-    assert await store.put_if_newer(rec("x", wall=5)) is True
-    with lock.held():  # both writes land in one transaction
+    assert await store.put_if_newer(rec("x", wall=1)) is True
+
+    def boom(conn: sqlite3.Connection) -> None:
+        raise Boom("broken")
+
+    with lock.held():
         await store.record_access("x", at=20.0)
         await blocked_on(store.path + SUFFIX)
-        stale = await queued(store.put_if_newer(rec("x", wall=2)))  # holds the access
-        seen = await counts(store, "x")
-        assert seen == (1, 20.0)
-        # a caller folds what it read into its record, as the manager does
-        newer = await queued(store.put_if_newer(rec("x", wall=9, count=seen[0])))
-    assert (await stale, await newer) == (False, True)
-    await store.flush()
-    assert on_disk(store) == (1, None)  # the one access once, inside the newer record
-    assert store._accesses.held == {} and store._accesses.pending == {}
+        winning = await queued(store.put_if_newer(rec("x", wall=9, count=1)))
+        broken = await queued(store._write(boom))
+    async with asyncio.timeout(30):  # reads and writes go on
+        for write in (winning, broken):
+            with pytest.raises(StoreError, match=r"commit failed: Boom\('broken'\)"):
+                await write
+        assert store._accesses.epoch % 2 == 0
+        assert await counts(store, "x") == (1, 20.0)  # the count waits again
+        assert await store.put_if_newer(rec("x", wall=10, count=1)) is True
+    assert on_disk(store) == (1, None)
 
 
 async def test_a_rolled_back_write_gives_its_counts_to_a_later_write_not_by_equal_value(
@@ -383,11 +442,12 @@ async def test_a_lost_flush_is_asked_for_again_by_the_next_access(
         assert await other.put_if_newer(rec("x", wall=1)) is True
     await store.open()
     try:
-        await store.record_access("x", at=20.0)  # its flush's round fails on the lock
-        assert await rounds.get() is False
-        assert failures == [] and store._accesses.flush_queued is False
-        await store.record_access("x", at=30.0)  # so this one asks for a flush again
-        assert await rounds.get() is False
+        async with asyncio.timeout(30):  # a flush never asked for again would wait for ever
+            await store.record_access("x", at=20.0)  # its flush's round fails on the lock
+            assert await rounds.get() is False
+            assert failures == [] and store._accesses.flush_queued is False
+            await store.record_access("x", at=30.0)  # so this one asks for a flush again
+            assert await rounds.get() is False
         assert on_disk(store) == (2, 30.0)
     finally:
         await store.close()

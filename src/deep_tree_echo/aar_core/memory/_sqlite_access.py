@@ -5,9 +5,10 @@ writer's next transaction, and added to what reads return.
 committed. Each queued write of a memory *holds* (:class:`Hold`) the counts pending for it
 when it was queued: its record carries the whole truth, those accesses included, so they go
 with it if it wins. If it loses (an older record), fails or is refused, they are given to the
-latest write of that memory still queued (whose record was read with them), or else written
-as counts; a rolled-back transaction gives its counts back the same way. Never dropped, never
-counted twice.
+earliest write of that memory still queued (whose record was read with them), or else
+written as counts; a rolled-back transaction gives its counts back the same way. Counts
+recorded after a write was queued wait for that write's round, so they land on top of it.
+Never dropped, never counted twice.
 
 A read adds pending, inflight and held counts in the reader thread, against its own snapshot:
 ``epoch`` is odd while a transaction that changes them commits, and a read that overlapped
@@ -46,8 +47,9 @@ class Hold:
 
     def take(self, count: int, latest: float) -> None:
         """Hold ``count`` more accesses, the latest at ``latest``."""
-        self.latest = latest if self.count == 0 else max(self.latest, latest)
-        self.count += count
+        if count > 0:
+            self.latest = latest if self.count == 0 else max(self.latest, latest)
+            self.count += count
 
     def __repr__(self) -> str:
         return f"Hold({self.count}, {self.latest})"
@@ -131,11 +133,12 @@ class AccessCounts:
                 return
 
     def _give(self, key: Key, count: int, latest: float, otherwise: Counts) -> None:
-        """Counts a write could not keep: to the latest write of ``key`` still queued (read
-        with them), else into ``otherwise``."""
+        """Counts a write could not keep: to the earliest write of ``key`` still queued (read
+        with them, like every later one: if it wins they are in the file, if it loses it
+        passes them on), else into ``otherwise``."""
         holds = self.held.get(key)
         if holds:
-            holds[-1].take(count, latest)
+            holds[0].take(count, latest)
         else:
             _merge(otherwise, key, count, latest)
 
@@ -153,10 +156,21 @@ class AccessCounts:
         for key, count, latest in more:
             self._give(key, count, latest, self.pending)
 
-    def take(self) -> Counts:
-        """Move the pending counts into the transaction being built (writer thread)."""
+    def take(self, batch: Iterable[Hold] = ()) -> Counts:
+        """Move the pending counts into the transaction being built (writer thread), but
+        those of a memory with a write queued behind this ``batch`` (of holds): recorded
+        after that write was queued, they must land after it, in the round it makes."""
+        in_batch = {id(hold) for hold in batch}
         with self.lock:
-            self.inflight, self.pending = self.pending, {}
+            held = self.held
+            later = {key: counts for key, counts in self.pending.items()
+                     if key in held and any(id(h) not in in_batch for h in held[key])}
+            if later:
+                self.inflight = {key: counts for key, counts in self.pending.items()
+                                 if key not in later}
+                self.pending = later
+            else:
+                self.inflight, self.pending = self.pending, {}
             self.flush_queued = False
             return self.inflight
 

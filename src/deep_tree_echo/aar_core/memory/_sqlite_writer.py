@@ -95,10 +95,11 @@ class Writer:
                     except queue.Empty:
                         break
                 ops = [item for item in batch if isinstance(item, WriteOp)]
-                accesses = self.accesses.take()
+                holds = _holds(ops)
+                accesses = self.accesses.take(hold for _, hold in holds)
                 if self.wal.failed is not None:  # nothing more is written (WalSync.synced)
-                    self.accesses.rolled_back(())
-                    self._refuse(ops, self.wal.failed)
+                    self.accesses.rolled_back(holds)
+                    settle(ops, [(None, self.wal.failed)] * len(ops))
                     ops = []
                     outcomes = []
                 elif ops or accesses:
@@ -143,13 +144,15 @@ class Writer:
                 self.accesses.committing()  # reads wait for this commit
             conn.execute("COMMIT")
             committed = True
-        except Exception as exc:
+        except BaseException as exc:  # anything: the batch fails, the writer goes on
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            err = StoreError(f"commit failed: {exc}", path=self.path)
+            err = StoreError(f"commit failed: {exc!r}"
+                             if not isinstance(exc, Exception) else f"commit failed: {exc}",
+                             path=self.path)
             return [(None, err)] * len(ops)
-        finally:  # whatever ended it (even a BaseException): reads never wait for ever
+        finally:  # reads never wait for ever
             if committed:
                 self.accesses.done()
             else:  # nothing of it is in the file: its counts wait again
