@@ -21,6 +21,7 @@ from _memory_helpers import opened_store
 from deep_tree_echo.aar_core.errors import StoreError
 from deep_tree_echo.aar_core.memory import MemoryRecord, SQLiteStore, Version
 from deep_tree_echo.aar_core.memory import _sqlite_schema as sql
+from deep_tree_echo.aar_core.memory._sqlite_access import Hold
 from deep_tree_echo.aar_core.memory._sqlite_queue import WriteOp
 from deep_tree_echo.aar_core.memory._sqlite_writer import Writer
 from deep_tree_echo.aar_core.memory.sqlite_writelock import SUFFIX, WriteLock
@@ -51,10 +52,11 @@ async def counts(store: SQLiteStore, memory_id: str) -> tuple[int, float | None]
     return got.access_count, got.last_access
 
 
-def on_disk(store: SQLiteStore) -> tuple[int, float | None]:
+def on_disk(store: SQLiteStore, memory_id: str = "x") -> tuple[int, float | None]:
     with sqlite3.connect(store.path) as raw:
         row: tuple[int, float | None] = raw.execute(
-            "SELECT access_count, last_access FROM memories").fetchone()
+            "SELECT access_count, last_access FROM memories WHERE id = ?", (memory_id,)
+        ).fetchone()
     return row
 
 
@@ -69,15 +71,16 @@ async def test_a_write_that_loses_leaves_the_counts_it_took_to_be_written(
     store: SQLiteStore, lock: WriteLock
 ) -> None:
     assert await store.put_if_newer(rec("x", wall=5, count=1)) is True
-    with lock.held():  # the writer waits: the counts and the write below queue up
+    with lock.held():  # the writer waits: the counts and the writes below queue up
         await store.record_access("x", at=20.0)
         await store.record_access("x", at=30.0)
         await blocked_on(store.path + SUFFIX)
+        other = await queued(store.put_if_newer(rec("y", wall=1)))  # holds no count
         losing = await queued(store.put_if_newer(rec("x", wall=2, count=9)))
         assert store._accesses.pending == {}  # taken by the queued write ...
         assert await counts(store, "x") == (3, 30.0)  # ... and still added to reads
         assert on_disk(store) == (1, None)
-    assert await losing is False  # an older record: it loses, and the counts it took ...
+    assert (await other, await losing) == (True, False)  # older: it loses, and its counts ...
     await store.flush()
     assert on_disk(store) == (3, 30.0)  # ... were written as counts, not dropped
     assert await counts(store, "x") == (3, 30.0)
@@ -95,10 +98,9 @@ async def test_a_write_that_wins_takes_the_counts_with_it_and_leaves_later_ones(
         await store.record_access("x", at=40.0)  # after it was queued: counted on top
         assert await counts(store, "x") == (2, 40.0)  # the old row, plus both in memory
     assert await winning is True
-    await store.flush()
-    assert on_disk(store) == (6, 40.0)  # the record's 5, then the later access
+    assert on_disk(store) == (6, 40.0)  # the record's 5, then (same transaction) the later one
     assert await counts(store, "x") == (6, 40.0)
-    assert store._accesses.held == {}
+    assert store._accesses.held == {} and store._accesses.pending == {}
 
 
 async def test_a_rolled_back_batch_leaves_its_counts_to_be_written(
@@ -172,7 +174,7 @@ async def test_writes_queued_after_the_last_round_are_refused_with_their_counts_
     assert await store.put_if_newer(rec("x", wall=1)) is True
     async with asyncio.timeout(30):
         await store.close()
-        with pytest.raises(StoreError, match="SQLiteStore is closed") as refused:
+        with pytest.raises(StoreError, match=r"^SQLiteStore is closed$") as refused:
             await late[0]
     assert refused.value.details == {"path": store.path}
     assert store._accesses.pending == {("default", "x"): (1, 30.0)}  # held, then given back
@@ -279,6 +281,9 @@ async def test_a_read_that_overlaps_a_commit_taking_counts_with_a_write_reads_ag
     store: SQLiteStore, lock: WriteLock
 ) -> None:
     assert await store.put_if_newer(rec("x", wall=1)) is True
+    await store.record_access("y", at=1.0)
+    await store.flush()  # one commit of counts before: the sequence counter is not at 0
+    assert store._accesses.epoch == 2
     loop = asyncio.get_running_loop()
     read_once, committed = asyncio.Event(), threading.Event()
     seen: list[int] = []
@@ -337,6 +342,7 @@ async def test_an_access_after_a_write_was_queued_lands_on_top_of_it(tmp_path: P
     async with opened_store(tmp_path / "m.db") as store:
         store._writing.max_batch = 2  # the flush and the filler; the write of x waits
         assert await store.put_if_newer(rec("x", wall=5)) is True
+        assert await store.put_if_newer(rec("y", wall=5)) is True
         lock = WriteLock(store.path)
         lock.open()
         try:
@@ -352,6 +358,8 @@ async def test_an_access_after_a_write_was_queued_lands_on_top_of_it(tmp_path: P
         await store.flush()
         assert on_disk(store) == (1, 30.0)  # not written first and overwritten by the write
         assert await counts(store, "x") == (1, 30.0)
+        assert on_disk(store, "y") == (1, 1.0)  # written by the flush's round all the same
+        assert store._accesses.pending == {}
 
 
 class Boom(BaseException):
@@ -451,3 +459,15 @@ async def test_a_lost_flush_is_asked_for_again_by_the_next_access(
         assert on_disk(store) == (2, 30.0)
     finally:
         await store.close()
+
+
+
+def test_a_hold_adds_counts_and_keeps_the_latest_access() -> None:
+    hold = Hold()
+    hold.take(0, 99.0)  # no access: nothing held, no time kept
+    assert (hold.count, hold.latest) == (0, 0.0)
+    hold.take(1, 50.0)
+    hold.take(2, 20.0)  # counts given on by a lost write may be older
+    assert (hold.count, hold.latest) == (3, 50.0)
+    hold.take(1, 70.0)
+    assert (hold.count, hold.latest) == (4, 70.0)
