@@ -20,7 +20,7 @@ two): the figure that stays meaningful when wrk and other jobs share the machine
 
 ``machine x`` is how much pure-Python work two processes get done together against one alone
 (a 2 s spin of each, measured before each pair of runs; 2.00 on cores that never slow each
-other down). On a shared virtual machine it moves between about 1.25 and 2 from one minute to
+other down). On a shared virtual machine it moves between about 1.15 and 2 from one minute to
 the next: both cores busy can make each one slower, whatever the code.
 
 ``busy`` is how many of the machine's cores were busy during the slice (``/proc/stat``: the

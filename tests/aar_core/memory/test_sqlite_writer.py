@@ -5,6 +5,7 @@ real writer and reader threads; the test holds the file's real write lock)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import fcntl
 import logging
@@ -44,6 +45,21 @@ def lock(store: SQLiteStore) -> Iterator[WriteLock]:
     held.open()
     yield held
     held.close()
+
+
+@contextlib.asynccontextmanager
+async def small_batches(path: Path, max_batch: int
+                        ) -> AsyncIterator[tuple[SQLiteStore, WriteLock]]:
+    """An open store whose rounds take at most ``max_batch`` items, and its file's write lock
+    for the test to hold."""
+    async with opened_store(path) as store:
+        store._writing.max_batch = max_batch
+        lock = WriteLock(store.path)
+        lock.open()
+        try:
+            yield store, lock
+        finally:
+            lock.close()
 
 
 async def counts(store: SQLiteStore, memory_id: str) -> tuple[int, float | None]:
@@ -313,48 +329,37 @@ async def test_a_read_that_overlaps_a_commit_taking_counts_with_a_write_reads_ag
 async def test_a_lost_write_gives_its_counts_to_the_next_write_of_the_memory(
     tmp_path: Path, max_batch: int
 ) -> None:
-    async with opened_store(tmp_path / "m.db") as store:
-        store._writing.max_batch = max_batch  # the flush, the first two writes
+    async with small_batches(tmp_path / "m.db", max_batch) as (store, lock):
         assert await store.put_if_newer(rec("x", wall=5)) is True
-        lock = WriteLock(store.path)
-        lock.open()
-        try:
-            with lock.held():
-                await store.record_access("x", at=20.0)
-                await blocked_on(store.path + SUFFIX)
-                stale = await queued(store.put_if_newer(rec("x", wall=2)))  # holds the access
-                seen = await counts(store, "x")
-                assert seen == (1, 20.0)
-                # callers fold what they read into their records, as the manager does
-                newer = await queued(store.put_if_newer(rec("x", wall=9, count=seen[0])))
-                staler = await queued(store.put_if_newer(rec("x", wall=3, count=seen[0])))
-            assert (await stale, await newer) == (False, True)
-            assert await counts(store, "x") == (1, None)  # between the rounds too
-            assert await staler is False
-        finally:
-            lock.close()
+        with lock.held():
+            await store.record_access("x", at=20.0)
+            await blocked_on(store.path + SUFFIX)
+            stale = await queued(store.put_if_newer(rec("x", wall=2)))  # holds the access
+            seen = await counts(store, "x")
+            assert seen == (1, 20.0)
+            # callers fold what they read into their records, as the manager does
+            newer = await queued(store.put_if_newer(rec("x", wall=9, count=seen[0])))
+            staler = await queued(store.put_if_newer(rec("x", wall=3, count=seen[0])))
+        assert (await stale, await newer) == (False, True)
+        assert await counts(store, "x") == (1, None)  # between the rounds too
+        assert await staler is False
         await store.flush()
         assert on_disk(store) == (1, None)  # the one access once, inside the newer record
         assert store._accesses.held == {} and store._accesses.pending == {}
 
 
 async def test_an_access_after_a_write_was_queued_lands_on_top_of_it(tmp_path: Path) -> None:
-    async with opened_store(tmp_path / "m.db") as store:
-        store._writing.max_batch = 2  # the flush and the filler; the write of x waits
+    # a round of two: the flush and the filler; the write of x waits for the next
+    async with small_batches(tmp_path / "m.db", 2) as (store, lock):
         assert await store.put_if_newer(rec("x", wall=5)) is True
         assert await store.put_if_newer(rec("y", wall=5)) is True
-        lock = WriteLock(store.path)
-        lock.open()
-        try:
-            with lock.held():
-                await store.record_access("y", at=1.0)
-                await blocked_on(store.path + SUFFIX)
-                filler = await queued(store.put_if_newer(rec("z", wall=1)))
-                write = await queued(store.put_if_newer(rec("x", wall=9)))
-                await store.record_access("x", at=30.0)  # after the write was queued
-            assert (await filler, await write) == (True, True)
-        finally:
-            lock.close()
+        with lock.held():
+            await store.record_access("y", at=1.0)
+            await blocked_on(store.path + SUFFIX)
+            filler = await queued(store.put_if_newer(rec("z", wall=1)))
+            write = await queued(store.put_if_newer(rec("x", wall=9)))
+            await store.record_access("x", at=30.0)  # after the write was queued
+        assert (await filler, await write) == (True, True)
         await store.flush()
         assert on_disk(store) == (1, 30.0)  # not written first and overwritten by the write
         assert await counts(store, "x") == (1, 30.0)
@@ -392,31 +397,26 @@ async def test_a_base_exception_fails_its_batch_and_the_writer_goes_on(
 async def test_a_rolled_back_write_gives_its_counts_to_a_later_write_not_by_equal_value(
     tmp_path: Path,
 ) -> None:
-    async with opened_store(tmp_path / "m.db") as store:
-        store._writing.max_batch = 3  # the flush, the winner and the orphan; the loser waits
+    # a round of three: the flush, the winner and the orphan; the loser waits for the next
+    async with small_batches(tmp_path / "m.db", 3) as (store, lock):
         conn = await store._write(lambda c: c)
         conn.execute("PRAGMA foreign_keys = ON")
         await store._write(lambda c: c.execute(
             "CREATE TABLE child (pid INTEGER REFERENCES memories(rid) "
             "DEFERRABLE INITIALLY DEFERRED)"))
         assert await store.put_if_newer(rec("x", wall=5)) is True
-        lock = WriteLock(store.path)
-        lock.open()
-        try:
-            with lock.held():
-                await store.record_access("x", at=20.0)
-                await blocked_on(store.path + SUFFIX)
-                winner = await queued(store.put_if_newer(rec("x", wall=9, count=1)))
-                orphan = await queued(store._write(
-                    lambda c: c.execute("INSERT INTO child VALUES (4242)")))
-                await store.record_access("x", at=20.0)  # an equal (count, at) pair
-                loser = await queued(store.put_if_newer(rec("x", wall=1)))
-            for write in (winner, orphan):
-                with pytest.raises(StoreError, match="commit failed"):
-                    await write
-            assert await loser is False
-        finally:
-            lock.close()
+        with lock.held():
+            await store.record_access("x", at=20.0)
+            await blocked_on(store.path + SUFFIX)
+            winner = await queued(store.put_if_newer(rec("x", wall=9, count=1)))
+            orphan = await queued(store._write(
+                lambda c: c.execute("INSERT INTO child VALUES (4242)")))
+            await store.record_access("x", at=20.0)  # an equal (count, at) pair
+            loser = await queued(store.put_if_newer(rec("x", wall=1)))
+        for write in (winner, orphan):
+            with pytest.raises(StoreError, match="commit failed"):
+                await write
+        assert await loser is False
         await store.flush()
         assert on_disk(store) == (2, 20.0)  # two accesses, each written once
 
