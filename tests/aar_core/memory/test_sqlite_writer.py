@@ -11,7 +11,7 @@ import fcntl
 import logging
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,24 @@ async def small_batches(path: Path, max_batch: int
             yield store, lock
         finally:
             lock.close()
+
+
+def fail_writer_lock_once(
+    monkeypatch: pytest.MonkeyPatch, when: Callable[[], bool] = lambda: True
+) -> list[OSError]:
+    """Make the writer thread's next ``flock`` taken while ``when()`` fail with ENOLCK (the
+    real call otherwise); the returned list is empty once it has."""
+    real_flock = fcntl.flock
+    failures = [OSError(errno.ENOLCK, "No locks available")]
+
+    def flock(fd: Any, operation: int) -> None:
+        if (operation == fcntl.LOCK_EX and failures and when()
+                and threading.current_thread().name == "sqlite-store-writer"):
+            raise failures.pop()
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    return failures
 
 
 async def counts(store: SQLiteStore, memory_id: str) -> tuple[int, float | None]:
@@ -217,16 +235,7 @@ async def test_a_failing_write_lock_fails_its_round_and_the_writer_goes_on(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert await store.put_if_newer(rec("x", wall=1)) is True  # the writer is idle after it
-    real_flock = fcntl.flock
-    failures = [OSError(errno.ENOLCK, "No locks available")]
-
-    def flock(fd: Any, operation: int) -> None:
-        if (operation == fcntl.LOCK_EX and failures
-                and threading.current_thread().name == "sqlite-store-writer"):
-            raise failures.pop()
-        real_flock(fd, operation)
-
-    monkeypatch.setattr(fcntl, "flock", flock)
+    failures = fail_writer_lock_once(monkeypatch)
     with caplog.at_level(logging.ERROR, "deep_tree_echo.aar_core.memory.sqlite"):
         async with asyncio.timeout(30):  # a dead writer thread would leave these waiting
             with pytest.raises(StoreError, match=r"write lock failed: .*No locks available") as e:
@@ -436,16 +445,7 @@ async def test_a_lost_flush_is_asked_for_again_by_the_next_access(
         return stop
 
     monkeypatch.setattr(Writer, "_round", round_and_tell)  # before the thread starts
-    real_flock = fcntl.flock
-    failures = [OSError(errno.ENOLCK, "No locks available")]
-
-    def flock(fd: Any, operation: int) -> None:
-        if (operation == fcntl.LOCK_EX and failures and store._accesses.pending
-                and threading.current_thread().name == "sqlite-store-writer"):
-            raise failures.pop()
-        real_flock(fd, operation)
-
-    monkeypatch.setattr(fcntl, "flock", flock)
+    failures = fail_writer_lock_once(monkeypatch, lambda: bool(store._accesses.pending))
     async with opened_store(tmp_path / "m.db") as other:
         assert await other.put_if_newer(rec("x", wall=1)) is True
     await store.open()

@@ -41,9 +41,9 @@ class Hold:
 
     __slots__ = ("count", "latest")
 
-    def __init__(self, count: int = 0, latest: float = 0.0) -> None:
-        self.count = count
-        self.latest = latest
+    def __init__(self) -> None:
+        self.count = 0
+        self.latest = 0.0
 
     def take(self, count: int, latest: float) -> None:
         """Hold ``count`` more accesses, the latest at ``latest``."""
@@ -91,8 +91,8 @@ class AccessCounts:
 
     def settle(self, writes: Iterable[tuple[Key, Hold, bool]]) -> None:
         """In the writer's open transaction, in queue order: each ``(key, hold, won)`` write's
-        counts go with it if it won (reads wait for the commit), else to the latest write of
-        ``key`` still queued or into this transaction's counts (``inflight``)."""
+        counts go with it if it won (reads wait for the commit), else to the earliest write
+        of ``key`` still queued or into this transaction's counts (``inflight``)."""
         with self.lock:
             for key, hold, won in writes:
                 self._unhold(key, hold)

@@ -214,11 +214,7 @@ class SQLiteStore(MemoryStore):
     ) -> list[MemoryRecord]:
         """The rows ``fetch`` reads, as records with the access counts not yet written added
         (against the read's own snapshot: :meth:`AccessCounts.read`)."""
-
-        def read(conn: sqlite3.Connection) -> list[MemoryRecord]:
-            return self._accesses.read(conn, fetch, tenant)
-
-        return await self._read(read)
+        return await self._read(lambda conn: self._accesses.read(conn, fetch, tenant))
 
     # -- MemoryStore API -------------------------------------------------------------------
 
