@@ -164,9 +164,11 @@ async def test_closing_the_feed_ends_its_streams() -> None:
     assert [frame async for frame in feed.stream()] == []  # no new streams once closed
 
 
-def test_serve_ends_open_event_streams_when_it_stops(tmp_path: Path) -> None:
-    """uvicorn waits for open responses at shutdown; an event stream must not hold it up."""
-    server = EchoServer(tmp_path / "data", env={"DTE_RATE_LIMIT_REQUESTS": "0"})
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_ends_open_event_streams_when_it_stops(tmp_path: Path, workers: int) -> None:
+    """uvicorn waits for open responses at shutdown; an event stream must not hold it up, in
+    one process or in a worker of several."""
+    server = EchoServer(tmp_path / "data", env={"DTE_RATE_LIMIT_REQUESTS": "0"}, workers=workers)
     with (
         server,
         httpx.Client(base_url=server.url, timeout=30) as client,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -16,22 +15,6 @@ from deep_tree_echo.cli._output import err, fail
 from deep_tree_echo.cli._settings import build_settings
 from deep_tree_echo.config import EchoSettings
 from deep_tree_echo.errors import ConfigurationError
-
-
-def _server_class() -> type[Any]:
-    import uvicorn
-
-    from deep_tree_echo.server._event_feed import close_event_streams
-
-    class Server(uvicorn.Server):
-        """Ends the console's event streams as shutdown begins: uvicorn waits for open
-        responses, and an event stream never finishes by itself."""
-
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            close_event_streams(self.config.app)
-            super().handle_exit(sig, frame)
-
-    return Server
 
 
 def serve(
@@ -48,6 +31,7 @@ def serve(
     """Run the HTTP/WebSocket server (uvicorn), in one or several worker processes."""
     import uvicorn
 
+    from deep_tree_echo.server._uvicorn import ServiceServer
     from deep_tree_echo.server.app import create_app
     from deep_tree_echo.server.datadir_lock import DataDirLock, server_url
     from deep_tree_echo.server.errors import DataDirLockedError
@@ -102,7 +86,7 @@ def serve(
             started = _run_workers(settings, options)
         else:
             app = create_app(settings, freeze_gc=True)
-            server = _server_class()(uvicorn.Config(app, **options))
+            server = ServiceServer(uvicorn.Config(app, **options))
             server.run()
             started = server.started
     finally:
@@ -136,8 +120,8 @@ def _run_workers(settings: EchoSettings, options: dict[str, Any]) -> bool:
     """
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
-    from uvicorn.supervisors import Multiprocess
 
+    from deep_tree_echo.server._uvicorn import run_workers
     from deep_tree_echo.server.workers import SETTINGS_ENV
 
     settings = settings.model_copy(update={"node_id": _node_id(settings)})
@@ -148,6 +132,5 @@ def _run_workers(settings: EchoSettings, options: dict[str, Any]) -> bool:
         workers=settings.workers,
         **options,
     )
-    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
-    supervisor.run()
+    supervisor = run_workers(config, settings.worker_accept_wait)
     return not any(p.process.exitcode == STARTUP_FAILURE for p in supervisor.processes)
