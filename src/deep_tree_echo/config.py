@@ -74,11 +74,6 @@ class EchoSettings(BaseSettings):
 
     # scale out: worker processes and the event outbox every worker tails
     workers: int = Field(1, ge=1, le=64, description="worker processes serving one port")
-    worker_accept_wait: float = Field(
-        0.01, ge=0, le=5, allow_inf_nan=False,
-        description="seconds a worker holding more connections than another waits for it to "
-        "take a new one (0: whichever worker wakes first takes it)",
-    )
     event_retention: float = Field(
         3600.0, gt=0, allow_inf_nan=False,
         description="seconds the event outbox keeps events for resuming WebSocket clients",

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import sqlite3
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -207,18 +206,3 @@ def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
         server.kill()
         server.process.wait()
         assert all(_wait_for_exit(pid, 30) for pid in pids), server.output()
-
-
-async def test_workers_take_even_shares_of_keep_alive_connections(tmp_path: Path) -> None:
-    """Eight keep-alive clients connecting one after another split 4/4: a worker holding more
-    connections than its sibling leaves the next one to it (here it waits up to 5 s)."""
-    env = {**ENV, "DTE_WORKER_ACCEPT_WAIT": "5"}
-    with EchoServer(tmp_path / "data", workers=2, env=env, timeout=90) as server:
-        clients = [httpx.AsyncClient(base_url=server.url, timeout=60) for _ in range(8)]
-        try:
-            served = [(await c.get("/health")).headers[WORKER] for c in clients]
-            again = [(await c.get("/health")).headers[WORKER] for c in clients]
-        finally:
-            await asyncio.gather(*(c.aclose() for c in clients))
-        assert sorted(Counter(served).values()) == [4, 4], served
-        assert again == served  # each client kept its connection

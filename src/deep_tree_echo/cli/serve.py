@@ -132,5 +132,5 @@ def _run_workers(settings: EchoSettings, options: dict[str, Any]) -> bool:
         workers=settings.workers,
         **options,
     )
-    supervisor = run_workers(config, settings.worker_accept_wait)
+    supervisor = run_workers(config)
     return not any(p.process.exitcode == STARTUP_FAILURE for p in supervisor.processes)
