@@ -184,7 +184,7 @@ async def test_refused_writes_leave_the_counts_they_took(
     assert on_disk(store) == (0, None)
 
 
-async def test_writes_queued_after_the_last_round_are_refused_with_their_counts_kept(
+async def test_writes_queued_after_the_last_round_are_refused_and_their_counts_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = SQLiteStore(tmp_path / "m.db")
@@ -211,8 +211,52 @@ async def test_writes_queued_after_the_last_round_are_refused_with_their_counts_
         with pytest.raises(StoreError, match=r"^SQLiteStore is closed$") as refused:
             await late[0]
     assert refused.value.details == {"path": store.path}
-    assert store._accesses.pending == {("default", "x"): (1, 30.0)}  # held, then given back
-    assert store._accesses.held == {}
+    assert store._accesses.held == {} and store._accesses.pending == {}
+    assert on_disk(store) == (1, 30.0)  # held, given back, then written as the writer stopped
+
+
+class Boom(BaseException):
+    """Not an ``Exception``: what a broken change log or op might still raise."""
+
+
+def boom(conn: sqlite3.Connection) -> None:
+    raise Boom("broken")
+
+
+async def last_round_rolled_back(store: SQLiteStore, lock: WriteLock) -> None:
+    """Close ``store`` with a last round (a write holding an access count of "x", a write that
+    raises, the stop marker) whose transaction is rolled back: the count waits again."""
+    assert await store.put_if_newer(rec("x", wall=1)) is True
+    with lock.held():
+        await store.record_access("x", at=20.0)
+        await blocked_on(store.path + SUFFIX)
+        writes = [await queued(store.put_if_newer(rec("x", wall=9, count=1))),
+                  await queued(store._write(boom))]
+        closing = await queued(store.close())  # queues the stop marker, then waits
+    for write in writes:
+        with pytest.raises(StoreError, match="commit failed"):
+            await write
+    await closing
+
+
+async def test_counts_the_last_round_gives_back_are_written_as_the_writer_stops(
+    store: SQLiteStore, lock: WriteLock, caplog: pytest.LogCaptureFixture
+) -> None:
+    await last_round_rolled_back(store, lock)
+    assert on_disk(store) == (1, 20.0)  # no later round: written as the writer stopped
+    assert store._accesses.pending == {}
+    assert "not written" not in caplog.text
+
+
+async def test_counts_left_unwritten_at_close_are_logged(
+    store: SQLiteStore, lock: WriteLock, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the last counts' own transaction fails too (the last round fails before this statement)
+    monkeypatch.setattr(sql, "RECORD_ACCESS", "INSERT INTO no_such_table VALUES (?, ?, ?, ?)")
+    await last_round_rolled_back(store, lock)
+    assert on_disk(store) == (0, None)
+    assert f"{store.path} closed with access counts not written (memories: 1)" in caplog.text
 
 
 async def test_a_round_takes_at_most_max_batch_writes(tmp_path: Path) -> None:
@@ -376,18 +420,10 @@ async def test_an_access_after_a_write_was_queued_lands_on_top_of_it(tmp_path: P
         assert store._accesses.pending == {}
 
 
-class Boom(BaseException):
-    """Not an ``Exception``: what a broken change log or op might still raise."""
-
-
 async def test_a_base_exception_fails_its_batch_and_the_writer_goes_on(
     store: SQLiteStore, lock: WriteLock
 ) -> None:
     assert await store.put_if_newer(rec("x", wall=1)) is True
-
-    def boom(conn: sqlite3.Connection) -> None:
-        raise Boom("broken")
-
     with lock.held():
         await store.record_access("x", at=20.0)
         await blocked_on(store.path + SUFFIX)

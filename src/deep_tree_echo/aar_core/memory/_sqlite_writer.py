@@ -78,6 +78,7 @@ class Writer:
                     break
                 if isinstance(item, WriteOp):
                     self._refuse([item], StoreError("SQLiteStore is closed", path=self.path))
+            self._last_counts(conn, lock)
         finally:
             conn.close()
             wal.close()
@@ -118,6 +119,25 @@ class Writer:
         # its event loop.
         settle(ops, self.wal.synced(outcomes))
         return any(item is STOP for item in batch)
+
+    def _last_counts(self, conn: sqlite3.Connection, lock: WriteLock) -> None:
+        """Write the access counts still waiting as the writer stops: those a write of the
+        last round (lost, failed or refused) gave back, which no later round would write."""
+        try:
+            with lock.held():
+                accesses = self.accesses.take()
+                if not accesses:
+                    return
+                if self.wal.failed is None:  # else nothing more is written (WalSync.synced)
+                    self._commit(conn, [], accesses)  # rolled back: they wait again
+            self.wal.sync()
+        except Exception as exc:  # the store is closing: say so, and go on closing
+            _log.error("writing the last access counts of %s failed: %r", self.path, exc)
+        with self.accesses.lock:
+            left = len(self.accesses.pending) + len(self.accesses.inflight)
+        if left:
+            _log.error("%s closed with access counts not written (memories: %d)",
+                       self.path, left)
 
     def _refuse(self, ops: list[WriteOp], error: StoreError) -> None:
         """Fail ``ops`` unrun: the access counts they held wait again."""
