@@ -128,6 +128,8 @@ async def test_a_failed_sync_fails_the_batchs_writes_and_every_later_one(
         assert spy.calls == 1  # nothing more was written, so nothing more synced
         got = await store.get("a")  # reads go on: "a" was committed
         assert got is not None and await store.get("b") is None
+    assert spy.calls == 1  # closing wrote and synced nothing either, and said what it left
+    assert f"{store.path} closed with access counts not written (memories: 1)" in caplog.text
     again = SQLiteStore(tmp_path / "m.db")  # opened again, the file takes writes
     await again.open()
     try:

@@ -123,16 +123,15 @@ class Writer:
     def _last_counts(self, conn: sqlite3.Connection, lock: WriteLock) -> None:
         """Write the access counts still waiting as the writer stops: those a write of the
         last round (lost, failed or refused) gave back, which no later round would write."""
-        try:
-            with lock.held():
-                accesses = self.accesses.take()
-                if not accesses:
-                    return
-                if self.wal.failed is None:  # else nothing more is written (WalSync.synced)
-                    self._commit(conn, [], accesses)  # rolled back: they wait again
-            self.wal.sync()
-        except Exception as exc:  # the store is closing: say so, and go on closing
-            _log.error("writing the last access counts of %s failed: %r", self.path, exc)
+        if self.wal.failed is None:  # else nothing more is written (WalSync.synced)
+            try:
+                with lock.held():
+                    accesses = self.accesses.take()
+                    if accesses:
+                        self._commit(conn, [], accesses)  # rolled back: they wait again
+                self.wal.sync()
+            except Exception as exc:  # the store is closing: say so, and go on closing
+                _log.error("writing the last access counts of %s failed: %r", self.path, exc)
         with self.accesses.lock:
             left = len(self.accesses.pending) + len(self.accesses.inflight)
         if left:
