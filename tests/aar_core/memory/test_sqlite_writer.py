@@ -256,7 +256,26 @@ async def test_counts_left_unwritten_at_close_are_logged(
     monkeypatch.setattr(sql, "RECORD_ACCESS", "INSERT INTO no_such_table VALUES (?, ?, ?, ?)")
     await last_round_rolled_back(store, lock)
     assert on_disk(store) == (0, None)
-    assert f"{store.path} closed with access counts not written (memories: 1)" in caplog.text
+    assert errors(caplog) == [f"{store.path} closed with access counts not written (memories: 1)"]
+
+
+async def test_a_lock_that_fails_for_the_last_counts_is_logged(
+    store: SQLiteStore, lock: WriteLock, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    failures = fail_writer_lock_once(monkeypatch, when=lambda: store._closed)  # the last flock
+    await last_round_rolled_back(store, lock)
+    assert failures == []
+    assert on_disk(store) == (0, None)
+    assert errors(caplog) == [
+        f"writing the last access counts of {store.path} failed: "
+        "OSError(37, 'No locks available')",
+        f"{store.path} closed with access counts not written (memories: 1)",
+    ]
+
+
+def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
 
 
 async def test_a_round_takes_at_most_max_batch_writes(tmp_path: Path) -> None:

@@ -132,8 +132,8 @@ class Writer:
                 self.wal.sync()
             except Exception as exc:  # the store is closing: say so, and go on closing
                 _log.error("writing the last access counts of %s failed: %r", self.path, exc)
-        with self.accesses.lock:
-            left = len(self.accesses.pending) + len(self.accesses.inflight)
+        with self.accesses.lock:  # a rolled-back transaction gave its counts back here
+            left = len(self.accesses.pending)
         if left:
             _log.error("%s closed with access counts not written (memories: %d)",
                        self.path, left)
