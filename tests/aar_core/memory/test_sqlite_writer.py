@@ -256,7 +256,11 @@ async def test_counts_left_unwritten_at_close_are_logged(
     monkeypatch.setattr(sql, "RECORD_ACCESS", "INSERT INTO no_such_table VALUES (?, ?, ?, ?)")
     await last_round_rolled_back(store, lock)
     assert on_disk(store) == (0, None)
-    assert errors(caplog) == [f"{store.path} closed with access counts not written (memories: 1)"]
+    assert errors(caplog) == [
+        f"writing access counts to {store.path} failed: "
+        "commit failed: no such table: no_such_table",
+        f"{store.path} closed with access counts not written (memories: 1)",
+    ]
 
 
 async def test_a_lock_that_fails_for_the_last_counts_is_logged(

@@ -170,6 +170,8 @@ class Writer:
             err = StoreError(f"commit failed: {exc!r}"
                              if not isinstance(exc, Exception) else f"commit failed: {exc}",
                              path=self.path)
+            if not ops:  # only access counts: no caller hears of it, so say it here
+                _log.error("writing access counts to %s failed: %s", self.path, err)
             return [(None, err)] * len(ops)
         finally:  # reads never wait for ever
             if committed:
