@@ -127,8 +127,9 @@ class Writer:
             try:
                 with lock.held():
                     accesses = self.accesses.take()
-                    if accesses:
-                        self._commit(conn, [], accesses)  # rolled back: they wait again
+                    if not accesses:  # nothing waits: no transaction, no sync
+                        return
+                    self._commit(conn, [], accesses)  # rolled back: they wait again
                 self.wal.sync()
             except Exception as exc:  # the store is closing: say so, and go on closing
                 _log.error("writing the last access counts of %s failed: %r", self.path, exc)
