@@ -47,9 +47,12 @@ def _index_rows(gone: str, came: str, *, unless: str | None = None) -> str:
     of one row in one transaction walk an N-long version chain each). The counters are split
     in :data:`SHARDS` rows each (a statement adds to a random one; readers sum them): a
     tenant's concurrent writes would otherwise queue on its one ``dte_stats`` row until each
-    commit is flushed. Locks are taken in one order (the statement's memories, its stats
-    row, its df rows by term), so concurrent writes never deadlock. ``unless``: a condition
-    on which the trigger returns at once (nothing indexed changed)."""
+    commit is flushed. One trigger takes its locks in one order (the statement's memories,
+    its stats row, its df rows by term), so single writes never deadlock one another. A batch
+    that both inserts and updates runs two of these triggers (the INSERT's, then the
+    UPDATE's), and the second starts again at the lowest term: a single write can deadlock
+    with it, and the store runs the aborted one again (``postgres_store.DEADLOCK_ATTEMPTS``).
+    ``unless``: a condition on which the trigger returns at once (nothing indexed changed)."""
     both = (
         f"SELECT tenant, terms, 1 AS k, dl FROM ({came}) AS c "
         f"UNION ALL SELECT tenant, terms, -1, -dl FROM ({gone}) AS g"

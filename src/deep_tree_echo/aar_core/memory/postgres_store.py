@@ -14,9 +14,11 @@ to date at every search from the transaction ids writes are stamped with. Rows a
   over the postings (``_postgres_topk``); both use the in-memory index's formula.
   A single write is one statement in autocommit (one round trip); the index triggers lock
   the shared ``dte_stats``/``dte_df`` rows after the statement's own rows, df in term order,
-  so concurrent writes queue but never deadlock. Bulk writes (``put_many``, ``purge``) take
-  their tenant's advisory write lock first (``_postgres_sql.LOCK_TENANT``): their rows are
-  locked in no fixed order.
+  so single writes queue but never deadlock one another. Bulk writes (``put_many``,
+  ``purge``) take their tenant's advisory write lock first (``_postgres_sql.LOCK_TENANT``):
+  their rows are locked in no fixed order. A batch that both inserts and updates takes the
+  df locks in two passes and can deadlock with a single write; PostgreSQL aborts one of
+  them, which changed nothing, and the store runs it again (:data:`DEADLOCK_ATTEMPTS`).
 - The schema is created and migrated on ``open()`` (see ``_postgres_sql``). Extensions such as
   ``rum`` are detected at start (``extensions``) and only reported for now.
 """
@@ -67,6 +69,16 @@ if TYPE_CHECKING:
 MAX_LEXEME_BYTES = 1024
 
 
+#: Runs of a write PostgreSQL aborts to break a deadlock (SQLSTATE 40P01) before its error is
+#: raised. The aborted transaction changed nothing, so running it again is safe.
+DEADLOCK_ATTEMPTS: Final = 5
+
+
+def _deadlocked(exc: BaseException) -> bool:
+    """Whether ``exc`` (a SQLAlchemy DBAPI error) is PostgreSQL's deadlock abort."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "40P01"
+
+
 def async_url(url: str) -> str:
     """``postgresql://…`` (or ``postgres://``) as SQLAlchemy's asyncpg URL; asyncpg URLs pass."""
     for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
@@ -113,6 +125,20 @@ async def _snapshot(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         )
         async with conn.begin():
             yield conn
+
+
+async def _run_once(
+    engine: AsyncEngine, statement: str, params: Mapping[str, Any], lock: str | None
+) -> list[Any]:
+    """One run of :meth:`PostgresStore._fetch`'s statement (autocommit, or a transaction that
+    takes ``lock``'s tenant write lock first)."""
+    async with engine.begin() if lock is not None else engine.connect() as conn:
+        if lock is not None:
+            await conn.execute(sql.clause(sql.LOCK_TENANT), {"tenant": lock})
+        else:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        result = await conn.execute(sql.clause(statement), dict(params))
+        return list(result) if result.returns_rows else []
 
 
 class PostgresStore(MemoryStore):
@@ -240,15 +266,20 @@ class PostgresStore(MemoryStore):
         are never held across the event loop's turns). A bulk write passes ``lock=tenant``:
         it then runs in a transaction that takes the tenant's write lock first
         (``_postgres_sql.LOCK_TENANT``)."""
+        from sqlalchemy.exc import DBAPIError
+
         engine = await self._ready()
+        attempt = 1
         with self._errors(what):
-            async with engine.begin() if lock is not None else engine.connect() as conn:
-                if lock is not None:
-                    await conn.execute(sql.clause(sql.LOCK_TENANT), {"tenant": lock})
-                else:
-                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                result = await conn.execute(sql.clause(statement), dict(params))
-                return list(result) if result.returns_rows else []
+            while True:
+                try:
+                    return await _run_once(engine, statement, params, lock)
+                except DBAPIError as exc:
+                    if not _deadlocked(exc) or attempt == DEADLOCK_ATTEMPTS:
+                        raise
+                attempt += 1
+                _log.info("postgres %s: aborted to break a deadlock, run again (%d of %d)",
+                          what, attempt, DEADLOCK_ATTEMPTS)
 
     # -- MemoryStore API -------------------------------------------------------------------
 
@@ -284,11 +315,7 @@ class PostgresStore(MemoryStore):
         params: dict[str, Any] = {name: [row[name] for row in rows] for name in rows[0]}
         params["tenant"] = tenant
         params["terms"] = [json.dumps(row["terms"], ensure_ascii=False) for row in rows]
-        engine = await self._ready()
-        with self._errors("batch write"):
-            async with engine.begin() as conn:
-                await conn.execute(sql.clause(sql.LOCK_TENANT), {"tenant": tenant})
-                await conn.execute(sql.clause(sql.PUT_MANY_IF_NEWER), params)
+        await self._fetch("batch write", sql.PUT_MANY_IF_NEWER, params, lock=tenant)
 
     async def record_access(
         self, memory_id: str, at: float, count: int = 1, *, tenant: str = DEFAULT_TENANT
