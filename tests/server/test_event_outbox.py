@@ -263,8 +263,9 @@ async def test_in_process_events_answered_with_no_client_are_resumed_exactly() -
 
 async def test_sqlite_memory_updates_are_stored_with_their_memory_change(tmp_path: Path) -> None:
     """On the SQLite store the store writes each ``memory_update`` in the transaction of the
-    change it reports (not appended afterwards by the relay); clients get it exactly as an
-    appended one, before the request's ``agent_message``; shutdown detaches the log."""
+    change it reports (not appended afterwards by the relay), and the turn's ``agent_message``
+    (announced by the agent) right after it, in the same transaction; clients get them
+    exactly as appended ones, in that order; shutdown detaches the log."""
     app = create_app(make_settings(test_mode=False, data_dir=tmp_path / "data"))
     appended: list[str] = []
     async with live_server(app) as host, httpx.AsyncClient(base_url=f"http://{host}") as http:
@@ -280,6 +281,8 @@ async def test_sqlite_memory_updates_are_stored_with_their_memory_change(tmp_pat
         relay.outbox.append = append  # type: ignore[method-assign]
         announced: list[dict[str, Any]] = []
         app.state.gateway.event_bus.register("memory.update", announced.append)
+        app.state.gateway.event_bus.register("agent.message", announced.append)
+        commits = store.commits
         async with connect(f"ws://{host}/v1/ws") as ws:
             await ws.send(json.dumps({"type": "subscribe", "session_id": "q"}))
             await recv_type(ws, "subscribed")
@@ -287,9 +290,10 @@ async def test_sqlite_memory_updates_are_stored_with_their_memory_change(tmp_pat
                                                          "session_id": "q"})
             assert reply.status_code == 200, reply.text
             frames = await recv_events(ws, 2, session="q")
+            assert store.commits == commits + 1  # one transaction for the whole turn
         stored = await relay.outbox.read(0)
     assert not store.logs_changes  # detached at shutdown, before the outbox closed
-    assert appended == ["agent_message"]  # the memory_update never went through append
+    assert appended == []  # neither event went through append
     assert [(e.id, e.kind) for e in stored] == [(1, "memory_update"), (2, "agent_message")]
     assert [f["type"] for f in frames] == ["memory_update", "agent_message"]
     assert [f["event_id"] for f in frames] == [1, 2]
@@ -297,7 +301,11 @@ async def test_sqlite_memory_updates_are_stored_with_their_memory_change(tmp_pat
     assert frames[0]["memory_id"] == reply.json()["data"]["memory_id"]
     assert frames[0]["action"] == "created" and frames[0]["version"]
     assert relay.stats["appended"] == 2 and relay.stats["append_failed"] == 0
-    assert [e[LOGGED_EVENT_ID] for e in announced] == [1]  # the id the store's insert returned
+    assert frames[1] == stored[1].frame()
+    assert frames[1]["message"] == reply.json()["data"]["text"]
+    assert frames[1]["agent_id"] == reply.json()["data"]["agent"]
+    # the ids the store's inserts returned, in the order the events were announced
+    assert [e[LOGGED_EVENT_ID] for e in announced] == [1, 2]
 
 
 async def test_only_the_outbox_of_the_stores_own_file_is_attached(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from deep_tree_echo.aar_core._reply import PENDING_REPLY
 from deep_tree_echo.aar_core.errors import CoreError
 from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
 
@@ -49,6 +50,15 @@ class AgentContext:
     @property
     def session_id(self) -> str:
         return self.session.id
+
+    def announce(self, text: str) -> None:
+        """Declare the reply before writing the turn's memory: where the store logs its
+        changes, the ``agent_message`` event is stored in that write's transaction (one commit
+        for the turn, not two). Return this same text and the written memory's id; otherwise
+        the event is appended after the turn as usual."""
+        pending = PENDING_REPLY.get()
+        if pending is not None and pending.event_id is None:
+            pending.text = text
 
 
 @dataclass(slots=True)

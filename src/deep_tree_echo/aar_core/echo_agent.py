@@ -81,6 +81,7 @@ class EchoAgent(Agent):
                 data["title"] = replied_to
         if not isinstance(ctx.content, str):
             data["structured"] = ctx.content
+        ctx.announce(answer.text)  # stored with the memory where the store logs its changes
         memory_id = (await ctx.memory.add_memory(data)).id
         used = [  # the score and its breakdown, as ranked for this answer
             {k: m[k] for k in ("id", "score", "relevance", "recency", "importance")}

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from deep_tree_echo.aar_core._reply import PENDING_REPLY, PendingReply
 from deep_tree_echo.aar_core.agents import Agent, AgentContext, AgentRegistry, AgentResult
 from deep_tree_echo.aar_core.cognitive import (
     MAX_TEXT_CHARS,
@@ -34,6 +35,7 @@ from deep_tree_echo.aar_core.engines.base import EngineAnswer, EngineQuery
 from deep_tree_echo.aar_core.errors import CoreError, NotInitializedError
 from deep_tree_echo.aar_core.events import EventBus
 from deep_tree_echo.aar_core.memory import InMemoryStore, MemoryManager, MemoryStore, SQLiteStore
+from deep_tree_echo.aar_core.memory.manager import LOGGED_EVENT_ID
 from deep_tree_echo.aar_core.memory.store import DEFAULT_TENANT
 from deep_tree_echo.aar_core.sessions import Session, SessionRegistry, Turn
 from deep_tree_echo.config import EchoSettings
@@ -270,12 +272,18 @@ class AARGateway:
              "content": inp.text, "source": inp.context.get("external_source"),
              "tenant": tenant},
         )
+        pending: PendingReply | None = None
         try:
             agent = self.agents.for_type(inp.type)
             ctx = AgentContext(session, inp.type, inp.content, inp.text, inp.context,
                                self.memory_for(tenant), self.settings, self.call_engine,
                                tenant, inp.memory_scope)
-            result = await agent.handle(ctx)
+            pending = PendingReply(session.id, tenant, agent.name)
+            token = PENDING_REPLY.set(pending)
+            try:
+                result = await agent.handle(ctx)
+            finally:
+                PENDING_REPLY.reset(token)
             if not isinstance(result, AgentResult):
                 raise CoreError(f"agent {agent.name!r} returned {type(result).__name__}",
                                 code="agent_error")
@@ -287,12 +295,13 @@ class AARGateway:
             raise CoreError(f"internal error: {exc}", code="internal_error") from exc
         session.add_turn(Turn(inp.type, inp.text, result.text, agent.name,
                               result.memory_id, time.time()))
-        await self.event_bus.emit(
-            "agent.message",
-            {"session_id": session.id, "agent_id": agent.name, "message": result.text,
-             "memory_id": result.memory_id, "confidence": result.confidence,
-             "tenant": tenant},
-        )
+        message = {"session_id": session.id, "agent_id": agent.name, "message": result.text,
+                   "memory_id": result.memory_id, "confidence": result.confidence,
+                   "tenant": tenant}
+        if (pending is not None and pending.event_id is not None
+                and pending.text == result.text and pending.memory_id == result.memory_id):
+            message[LOGGED_EVENT_ID] = pending.event_id  # stored with the turn's memory
+        await self.event_bus.emit("agent.message", message)
         return CognitiveResult(
             text=result.text,
             agent=agent.name,

@@ -35,6 +35,7 @@ until it is known to win (``_sqlite_access``).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import os
@@ -242,9 +243,13 @@ class SQLiteStore(MemoryStore):
         if log is None:
             raise StoreError("this SQLite store has no change log attached", path=self.path)
 
+        # the log runs in the writing task's context: it may store what that task declared
+        # for the same transaction (the turn's reply, ``aar_core._reply``)
+        context = contextvars.copy_context()
+
         def logged(conn: sqlite3.Connection) -> int:
             try:
-                return log(conn, change)
+                return context.run(log, conn, change)
             except Exception as exc:
                 raise LogFailed(f"logging the change of {record.id!r} failed: {exc}") from exc
 

@@ -22,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from deep_tree_echo._json import COMPACT_ENCODER
+from deep_tree_echo.aar_core._reply import PENDING_REPLY
 from deep_tree_echo.aar_core.events import EventBus
 from deep_tree_echo.aar_core.memory.manager import LOGGED_EVENT_ID
 from deep_tree_echo.aar_core.memory.sqlite import SQLiteStore
@@ -111,9 +112,19 @@ class EventRelay:
             return False
 
         def log(conn: Any, change: Mapping[str, Any]) -> int:
+            now = time.time()
             row = ("memory_update", _session(change), encode_payload(_memory_update(change)),
-                   time.time(), _tenant(change))
-            return outbox.insert_on(conn, row)
+                   now, _tenant(change))
+            event_id = outbox.insert_on(conn, row)
+            pending = PENDING_REPLY.get()  # the writing task's turn, if it announced its reply
+            text = None if pending is None else pending.take()
+            if pending is not None and text is not None:
+                reply = {"agent_id": pending.agent_id, "message": text}
+                pending.event_id = outbox.insert_on(conn, (
+                    "agent_message", pending.session_id, encode_payload(reply), now,
+                    pending.tenant))
+                pending.memory_id = change.get("memory_id")
+            return event_id
 
         store.change_log = self._log = log
         self._logging_store = store
@@ -193,8 +204,9 @@ class EventRelay:
                 frame = {"type": kind, **shape(data), "session_id": session_id}
                 await self.manager.broadcast(frame, session_id=session_id, tenant=tenant)
             return
-        logged = (data.get(LOGGED_EVENT_ID)
-                  if event_type == "memory.update" and self._logging_store is not None else None)
+        # a memory_update (and a turn's agent_message, ``aar_core._reply``) the memory store
+        # stored with the change itself; trusted only from a store this relay attached
+        logged = data.get(LOGGED_EVENT_ID) if self._logging_store is not None else None
         if isinstance(logged, int):  # stored by the memory store with the change itself
             event_id = logged
             self.outbox.changed.set()  # wake the tailer now, not at the watch's next check
