@@ -33,6 +33,30 @@ class _Redrafted(Agent):
         return AgentResult("final", memory_id=stored.id)
 
 
+class _Unclaimed(Agent):
+    """Announces its reply and writes a memory, but returns no memory id (as an agent that
+    swallowed a failed write and answered anyway would)."""
+
+    name = "unclaimed"
+    handles = frozenset({"unclaimed"})
+
+    async def handle(self, ctx: AgentContext) -> AgentResult:
+        ctx.announce("same")
+        await ctx.memory.add_memory({"content": ctx.text, "session_id": ctx.session_id})
+        return AgentResult("same")
+
+
+class _Silent(Agent):
+    """Writes the turn's memory without announcing its reply."""
+
+    name = "silent"
+    handles = frozenset({"silent"})
+
+    async def handle(self, ctx: AgentContext) -> AgentResult:
+        stored = await ctx.memory.add_memory({"content": ctx.text, "session_id": ctx.session_id})
+        return AgentResult("ok", memory_id=stored.id)
+
+
 class Turn:
     """A live SQLite-backed server, a WebSocket client of session ``q``, and what went
     through the relay's ``append`` (events not stored with a memory change)."""
@@ -63,6 +87,8 @@ class Turn:
 async def turn(tmp_path: Path) -> AsyncIterator[Turn]:
     app = create_app(make_settings(test_mode=False, data_dir=tmp_path / "data"))
     app.state.gateway.register_agent(_Redrafted())
+    app.state.gateway.register_agent(_Unclaimed())
+    app.state.gateway.register_agent(_Silent())
     async with live_server(app) as host, httpx.AsyncClient(base_url=f"http://{host}") as http:
         assert app.state.gateway.memory.store.logs_changes
         async with connect(f"ws://{host}/v1/ws") as ws:
@@ -81,6 +107,15 @@ async def test_a_reply_without_a_memory_write_is_appended(turn: Turn) -> None:
     assert LOGGED_EVENT_ID not in turn.announced[0]
 
 
+async def test_a_reply_not_announced_is_appended_after_its_memory(turn: Turn) -> None:
+    await turn.post("the lab opens at nine", type_="silent")
+    await recv_events(turn.ws, 2, session="q")
+    stored = await turn.relay.outbox.read(0)
+    assert [(e.kind, e.payload.get("message")) for e in stored] == [
+        ("memory_update", None), ("agent_message", "ok")]
+    assert turn.appended == ["agent_message"]
+
+
 async def test_a_reply_other_than_the_announced_one_is_appended_after_it(turn: Turn) -> None:
     """The announced draft was committed with the memory and stays; the gateway does not
     claim it for the returned text, which is appended like any event."""
@@ -93,6 +128,17 @@ async def test_a_reply_other_than_the_announced_one_is_appended_after_it(turn: T
     assert frames == [e.frame() for e in stored]
     assert turn.appended == ["agent_message"]
     assert LOGGED_EVENT_ID not in turn.announced[0]
+
+
+async def test_a_reply_returned_without_its_memory_is_appended_again(turn: Turn) -> None:
+    """Only the memory whose write stored the reply vouches for it: a result without that
+    memory's id may come from a write that was rolled back, so the event is appended."""
+    await turn.post("the lab opens at nine", type_="unclaimed")
+    await recv_events(turn.ws, 3, session="q")
+    stored = await turn.relay.outbox.read(0)
+    assert [(e.kind, e.payload.get("message")) for e in stored] == [
+        ("memory_update", None), ("agent_message", "same"), ("agent_message", "same")]
+    assert turn.appended == ["agent_message"]
 
 
 async def test_the_echo_agents_reply_is_claimed_with_its_memory(turn: Turn) -> None:
