@@ -3,22 +3,30 @@ announced and then returned is claimed as stored; anything else is appended as b
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from _flock import blocked_on
 from _scale_out import recv_events, recv_type
 from _server_helpers import live_server, make_settings
 from websockets.asyncio.client import connect
 
 from deep_tree_echo.aar_core._reply import PENDING_REPLY, PendingReply
 from deep_tree_echo.aar_core.agents import Agent, AgentContext, AgentResult
+from deep_tree_echo.aar_core.errors import StoreError
+from deep_tree_echo.aar_core.events import EventBus
+from deep_tree_echo.aar_core.memory import MemoryRecord, SQLiteStore, Version
 from deep_tree_echo.aar_core.memory.manager import LOGGED_EVENT_ID
+from deep_tree_echo.aar_core.memory.sqlite_writelock import SUFFIX, WriteLock
 from deep_tree_echo.server.app import create_app
 from deep_tree_echo.server.outbox.relay import EventRelay
+from deep_tree_echo.server.outbox.sqlite import SQLiteOutbox
+from deep_tree_echo.server.websocket import ConnectionManager
 
 
 class _Redrafted(Agent):
@@ -34,8 +42,7 @@ class _Redrafted(Agent):
 
 
 class _Unclaimed(Agent):
-    """Announces its reply and writes a memory, but returns no memory id (as an agent that
-    swallowed a failed write and answered anyway would)."""
+    """Announces its reply and writes a memory, but returns no memory id."""
 
     name = "unclaimed"
     handles = frozenset({"unclaimed"})
@@ -130,15 +137,73 @@ async def test_a_reply_other_than_the_announced_one_is_appended_after_it(turn: T
     assert LOGGED_EVENT_ID not in turn.announced[0]
 
 
-async def test_a_reply_returned_without_its_memory_is_appended_again(turn: Turn) -> None:
-    """Only the memory whose write stored the reply vouches for it: a result without that
-    memory's id may come from a write that was rolled back, so the event is appended."""
-    await turn.post("the lab opens at nine", type_="unclaimed")
-    await recv_events(turn.ws, 3, session="q")
+async def test_a_reply_is_claimed_by_its_acknowledged_write_not_by_the_memory_id(
+    turn: Turn,
+) -> None:
+    """The write that stored the reply was acknowledged, so the reply stands whatever memory
+    id the agent returns: claimed, never stored twice."""
+    reply = await turn.post("the lab opens at nine", type_="unclaimed")
+    assert reply["text"] == "same"
+    await recv_events(turn.ws, 2, session="q")
     stored = await turn.relay.outbox.read(0)
     assert [(e.kind, e.payload.get("message")) for e in stored] == [
-        ("memory_update", None), ("agent_message", "same"), ("agent_message", "same")]
-    assert turn.appended == ["agent_message"]
+        ("memory_update", None), ("agent_message", "same")]
+    assert turn.appended == []
+    assert turn.announced[0][LOGGED_EVENT_ID] == stored[1].id
+
+
+async def test_a_reply_stored_in_a_rolled_back_transaction_is_stored_again(
+    tmp_path: Path,
+) -> None:
+    """The announced write shares a batch with a write whose change cannot be logged: the
+    whole transaction rolls back, so the reply it noted is not confirmed, and the next write
+    of the turn stores it for good."""
+    path = tmp_path / "memories.db"
+    outbox = SQLiteOutbox(path, poll_interval=0.01)
+    store = SQLiteStore(path)
+    relay = EventRelay(outbox, ConnectionManager(), EventBus())
+    await outbox.open()
+    await store.open()
+    assert relay.log_changes_of(store)
+    lock = WriteLock(str(path))
+    lock.open()
+    pending = PendingReply("q", "default", "echo")
+    pending.announce("hi")
+
+    def put(rid: str, change: dict[str, Any]) -> Coroutine[Any, Any, int | None]:
+        record = MemoryRecord(rid, {"content": rid}, Version(1, 0, "n"), 1.0, 1.0)
+        return store.put_logged(record, change)
+
+    try:
+        with lock.held():  # the writer takes the first write, then waits: both share a batch
+            token = PENDING_REPLY.set(pending)
+            announced = asyncio.ensure_future(put("m1", {"memory_id": "m1", "session_id": "q"}))
+            PENDING_REPLY.reset(token)
+            await blocked_on(str(path) + SUFFIX)
+            # a lone surrogate cannot be bound as UTF-8: this change's event cannot be stored
+            unloggable = asyncio.ensure_future(put("m2", {"memory_id": "m2",
+                                                          "session_id": "\ud800"}))
+            await asyncio.sleep(0)  # let it queue its write behind the first
+        for write in (announced, unloggable):
+            with pytest.raises(StoreError, match="logging the change of"):
+                await write
+        assert pending.event_id is None and pending.take() == "hi"
+        assert await outbox.read(0) == []
+        token = PENDING_REPLY.set(pending)
+        try:
+            update_id = await put("m1", {"memory_id": "m1", "session_id": "q"})
+        finally:
+            PENDING_REPLY.reset(token)
+        events = await outbox.read(0)
+        assert [(e.id, e.kind) for e in events] == [
+            (update_id, "memory_update"), (pending.event_id, "agent_message")]
+        assert events[1].payload == {"agent_id": "echo", "message": "hi"}
+        assert pending.take() is None  # stored for good: no later write stores it again
+    finally:
+        lock.close()
+        await relay.stop()
+        await store.close()
+        await outbox.close()
 
 
 async def test_the_echo_agents_reply_is_claimed_with_its_memory(turn: Turn) -> None:
@@ -162,9 +227,18 @@ def test_announce_outside_a_turn_does_nothing_and_a_reply_is_stored_once() -> No
         assert pending.take() is None  # nothing announced yet
         ctx.announce("hi")
         assert pending.take() == "hi"
-        pending.event_id = 7  # a change log stored it
-        assert pending.take() is None
+        pending.stored(5, 6)  # a log stored it; its write not acknowledged yet
+        pending.confirm(4)  # another write's change: not the one that stored it
+        assert pending.event_id is None and pending.take() == "hi"
+        pending.confirm(5)
+        assert pending.event_id == 6 and pending.take() is None
         ctx.announce("again")  # too late: the stored reply stands
         assert pending.text == "hi"
     finally:
         PENDING_REPLY.reset(token)
+    closed = PendingReply("s", "default", "echo")
+    closed.announce("late")
+    closed.close()  # the turn ended: a task it left running stores nothing
+    assert closed.take() is None
+    closed.announce("later")
+    assert closed.text == "late"

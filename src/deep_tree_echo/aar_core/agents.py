@@ -52,13 +52,13 @@ class AgentContext:
         return self.session.id
 
     def announce(self, text: str) -> None:
-        """Declare the reply before writing the turn's memory: where the store logs its
+        """Declare the reply right before writing the turn's memory: where the store logs its
         changes, the ``agent_message`` event is stored in that write's transaction (one commit
-        for the turn, not two). Return this same text and the written memory's id; otherwise
-        the event is appended after the turn as usual."""
+        for the turn, not two). Return this same text: a stored reply cannot be taken back, so
+        a different text is appended after it and clients get both."""
         pending = PENDING_REPLY.get()
-        if pending is not None and pending.event_id is None:
-            pending.text = text
+        if pending is not None:
+            pending.announce(text)
 
 
 @dataclass(slots=True)

@@ -283,6 +283,7 @@ class AARGateway:
             try:
                 result = await agent.handle(ctx)
             finally:
+                pending.close()
                 PENDING_REPLY.reset(token)
             if not isinstance(result, AgentResult):
                 raise CoreError(f"agent {agent.name!r} returned {type(result).__name__}",
@@ -298,8 +299,7 @@ class AARGateway:
         message = {"session_id": session.id, "agent_id": agent.name, "message": result.text,
                    "memory_id": result.memory_id, "confidence": result.confidence,
                    "tenant": tenant}
-        if (pending is not None and pending.event_id is not None
-                and pending.text == result.text and pending.memory_id == result.memory_id):
+        if pending is not None and pending.event_id is not None and pending.text == result.text:
             message[LOGGED_EVENT_ID] = pending.event_id  # stored with the turn's memory
         await self.event_bus.emit("agent.message", message)
         return CognitiveResult(

@@ -78,6 +78,11 @@ async def deadlock_once(postgres_db: str, write: Coroutine[Any, Any, T]) -> asyn
     return task
 
 
+def retries(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What the store logged (its retries), nothing else's."""
+    return [r.getMessage() for r in caplog.records if r.name == postgres_store.__name__]
+
+
 async def test_a_write_aborted_by_a_deadlock_runs_again_and_lands(
     store: PostgresStore, postgres_db: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -91,7 +96,7 @@ async def test_a_write_aborted_by_a_deadlock_runs_again_and_lands(
     assert got.version == Version(2, 0, "n")
     await assert_index_equals_a_rebuild(store, "after the retry")
     # The second run may win m1 back before the other connection's update and deadlock again.
-    logged = [r.getMessage() for r in caplog.records]
+    logged = retries(caplog)
     assert logged[:1] == ["postgres write: aborted to break a deadlock, run again (2 of 5)"]
     assert logged == [
         f"postgres write: aborted to break a deadlock, run again ({k} of 5)"
@@ -100,8 +105,9 @@ async def test_a_write_aborted_by_a_deadlock_runs_again_and_lands(
 
 
 async def test_a_batch_aborted_by_a_deadlock_runs_again_and_lands(
-    store: PostgresStore, postgres_db: str
+    store: PostgresStore, postgres_db: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger=postgres_store.__name__)
     m2 = MemoryRecord("m2", {"content": "tea"}, Version(2, 0, "n"), 1.0, 2.0)
     batch = [record(2, "black coffee beans"), m2]  # an update and an insert: two index passes
     write = await deadlock_once(postgres_db, store.put_many(batch, tenant="t"))
@@ -110,6 +116,8 @@ async def test_a_batch_aborted_by_a_deadlock_runs_again_and_lands(
     assert got is not None and got.data == {"content": "black coffee beans"}
     assert await store.count(tenant="t") == 2
     await assert_index_equals_a_rebuild(store, "after the batch's retry")
+    assert retries(caplog)[:1] == [
+        "postgres batch write: aborted to break a deadlock, run again (2 of 5)"]
 
 
 async def test_a_write_that_keeps_deadlocking_raises_store_error(

@@ -111,6 +111,9 @@ class SQLiteStore(MemoryStore):
         #: inside the write's transaction, and returns its id; set by the server when its
         #: event outbox lives in this file (see :meth:`put_logged`). None: changes not logged.
         self.change_log: ChangeLog | None = None
+        #: Called (in the writing task) with the id the change log returned, once that
+        #: write is acknowledged: what the log did in a transaction that rolled back is not.
+        self.change_logged: Callable[[int], None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -253,7 +256,11 @@ class SQLiteStore(MemoryStore):
             except Exception as exc:
                 raise LogFailed(f"logging the change of {record.id!r} failed: {exc}") from exc
 
-        return await self._put(record, tenant, logged)
+        event_id = await self._put(record, tenant, logged)
+        confirm = self.change_logged
+        if event_id is not None and confirm is not None:
+            confirm(event_id)
+        return event_id
 
     async def _put(self, record: MemoryRecord, tenant: str,
                    then: Callable[[sqlite3.Connection], int] | None) -> int | None:

@@ -120,13 +120,18 @@ class EventRelay:
             text = None if pending is None else pending.take()
             if pending is not None and text is not None:
                 reply = {"agent_id": pending.agent_id, "message": text}
-                pending.event_id = outbox.insert_on(conn, (
+                pending.stored(event_id, outbox.insert_on(conn, (
                     "agent_message", pending.session_id, encode_payload(reply), now,
-                    pending.tenant))
-                pending.memory_id = change.get("memory_id")
+                    pending.tenant)))
             return event_id
 
+        def logged(event_id: int) -> None:  # the write is acknowledged: its reply counts
+            pending = PENDING_REPLY.get()
+            if pending is not None:
+                pending.confirm(event_id)
+
         store.change_log = self._log = log
+        store.change_logged = logged
         self._logging_store = store
         return True
 
@@ -141,7 +146,7 @@ class EventRelay:
     async def stop(self) -> None:
         store, self._logging_store = self._logging_store, None
         if store is not None and store.change_log is self._log:  # not a later relay's
-            store.change_log = None
+            store.change_log = store.change_logged = None
         self.bus.unregister("agent.message", self._on_agent_message)
         self.bus.unregister("memory.update", self._on_memory_update)
         for task in self._tasks:
