@@ -138,6 +138,16 @@ TARGETS: dict[str, Target] = {
         (f"{_SRV}/test_event_outbox.py",),
         ("_insert", "read", "head", "purge", "purged_through", "insert_on", "shares_file_with"),
     ),
+    "reply": Target(
+        f"{PKG}/aar_core/_reply.py",
+        (f"{_SRV}/test_reply_with_memory.py",),
+        ("announce", "take", "stored", "confirm", "close"),
+    ),
+    "relay_log": Target(
+        f"{PKG}/server/outbox/relay.py",
+        (f"{_SRV}/test_event_outbox.py", f"{_SRV}/test_reply_with_memory.py"),
+        ("log_changes_of", "stop", "_store"),
+    ),
     "store_sqlite": Target(
         f"{PKG}/aar_core/memory/sqlite.py",
         (*_STORE_TESTS, f"{_MEM}/test_sqlite_commit.py", f"{_MEM}/test_sqlite_change_log.py",

@@ -329,6 +329,28 @@ async def test_only_the_outbox_of_the_stores_own_file_is_attached(tmp_path: Path
     assert not same.logs_changes
 
 
+async def test_a_relay_of_a_store_file_without_its_log_appends_what_claims_stored(
+    tmp_path: Path,
+) -> None:
+    """A relay on the SQLite outbox that attached no change log trusts no logged id, from
+    a memory.update or an agent.message alike: both are appended."""
+    bus = EventBus()
+    relay = EventRelay(SQLiteOutbox(tmp_path / "memories.db", poll_interval=0.01),
+                       ConnectionManager(), bus)
+    await relay.outbox.open()
+    await relay.start()
+    try:
+        await bus.emit("memory.update", {"memory_id": "m", "action": "created", "version": "v",
+                                         "session_id": "s", LOGGED_EVENT_ID: 99})
+        await bus.emit("agent.message", {"agent_id": "echo", "message": "hi",
+                                         "session_id": "s", LOGGED_EVENT_ID: 100})
+        events = await relay.outbox.read(0)
+    finally:
+        await relay.stop()
+        await relay.outbox.close()
+    assert [(e.id, e.kind) for e in events] == [(1, "memory_update"), (2, "agent_message")]
+
+
 async def test_a_relay_without_a_change_log_appends_whatever_the_payload_claims() -> None:
     """Only a relay that attached a change log trusts a memory.update's logged id: from any
     other producer the event is appended like any other."""
