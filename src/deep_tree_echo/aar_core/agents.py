@@ -54,8 +54,9 @@ class AgentContext:
     def announce(self, text: str) -> None:
         """Declare the reply right before writing the turn's memory: where the store logs its
         changes, the ``agent_message`` event is stored in that write's transaction (one commit
-        for the turn, not two). Return this same text: a stored reply cannot be taken back, so
-        a different text is appended after it and clients get both."""
+        for the turn, not two). A stored reply cannot be taken back: return this same text (a
+        different one is appended after it, and clients get both), and expect clients to have
+        it even if the turn fails after the write."""
         pending = PENDING_REPLY.get()
         if pending is not None:
             pending.announce(text)
