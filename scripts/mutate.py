@@ -145,7 +145,8 @@ TARGETS: dict[str, Target] = {
     ),
     "relay_log": Target(
         f"{PKG}/server/outbox/relay.py",
-        (f"{_SRV}/test_event_outbox.py", f"{_SRV}/test_reply_with_memory.py"),
+        (f"{_SRV}/test_event_outbox.py", f"{_SRV}/test_reply_with_memory.py",
+         f"{_SRV}/test_relay_peer_events.py"),
         ("log_changes_of", "stop", "_store"),
     ),
     "store_sqlite": Target(

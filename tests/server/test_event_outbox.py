@@ -21,6 +21,7 @@ from websockets.asyncio.client import connect
 from deep_tree_echo.aar_core.events import EventBus
 from deep_tree_echo.aar_core.memory.manager import LOGGED_EVENT_ID
 from deep_tree_echo.server.app import create_app
+from deep_tree_echo.server.errors import OutboxError
 from deep_tree_echo.server.outbox import EventOutbox, MemoryOutbox
 from deep_tree_echo.server.outbox.postgres import PostgresOutbox
 from deep_tree_echo.server.outbox.relay import EventRelay
@@ -344,11 +345,39 @@ async def test_a_relay_of_a_store_file_without_its_log_appends_what_claims_store
                                          "session_id": "s", LOGGED_EVENT_ID: 99})
         await bus.emit("agent.message", {"agent_id": "echo", "message": "hi",
                                          "session_id": "s", LOGGED_EVENT_ID: 100})
+        await relay.stop()
+        await relay.stop()  # idempotent
+        # stopped: the bus no longer reaches it
+        await bus.emit("memory.update", {"memory_id": "n", "action": "created", "version": "v",
+                                         "session_id": "s"})
+        await bus.emit("agent.message", {"agent_id": "echo", "message": "bye",
+                                         "session_id": "s"})
         events = await relay.outbox.read(0)
     finally:
         await relay.stop()
         await relay.outbox.close()
     assert [(e.id, e.kind) for e in events] == [(1, "memory_update"), (2, "agent_message")]
+    assert relay.stats["appended"] == 2
+
+
+async def test_an_event_the_outbox_refuses_fails_its_emit_and_is_counted(
+    tmp_path: Path,
+) -> None:
+    """The append's error reaches the emitter (the bus logs it) and is counted, each time."""
+    bus = EventBus()
+    relay = EventRelay(SQLiteOutbox(tmp_path / "memories.db", poll_interval=0.01),
+                       ConnectionManager(), bus)
+    await relay.outbox.open()
+    await relay.start()
+    await relay.outbox.close()  # every append now fails
+    try:
+        for _ in range(2):
+            with pytest.raises(OutboxError, match="the event outbox is not open"):
+                await relay._store("agent.message", {"agent_id": "echo", "message": "hi",
+                                                     "session_id": "s"})
+    finally:
+        await relay.stop()
+    assert relay.stats["append_failed"] == 2 and relay.stats["appended"] == 0
 
 
 async def test_a_relay_without_a_change_log_appends_whatever_the_payload_claims() -> None:

@@ -210,8 +210,9 @@ async def test_a_reply_stored_in_a_rolled_back_transaction_is_stored_again(
 
 async def test_the_echo_agents_reply_is_claimed_with_its_memory(turn: Turn) -> None:
     reply = await turn.post("the lab opens at nine")
-    # a stored event is dispatched to this worker's clients before the request is answered
-    assert turn.relay.head == 2
+    # a stored event is dispatched to this worker's clients before the request is answered,
+    # and no appender is left waiting for it
+    assert turn.relay.head == 2 and turn.relay._waiting == 0
     frames = await recv_events(turn.ws, 2, session="q")
     stored = await turn.relay.outbox.read(0)
     assert [(e.kind, e.payload.get("message")) for e in stored] == [
