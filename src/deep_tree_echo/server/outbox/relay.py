@@ -117,8 +117,7 @@ class EventRelay:
                    now, _tenant(change))
             event_id = outbox.insert_on(conn, row)
             pending = PENDING_REPLY.get()  # the writing task's turn, if it announced its reply
-            text = None if pending is None else pending.take()
-            if pending is not None and text is not None:
+            if pending is not None and (text := pending.take()) is not None:
                 reply = {"agent_id": pending.agent_id, "message": text}
                 pending.stored(event_id, outbox.insert_on(conn, (
                     "agent_message", pending.session_id, encode_payload(reply), now,
