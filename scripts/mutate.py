@@ -209,6 +209,7 @@ TARGETS: dict[str, Target] = {
             f"{_SRV}/test_principals.py",
             f"{_SRV}/test_auth_scopes.py",
             f"{_SRV}/test_schema_and_errors.py",
+            f"{_SRV}/test_middleware_edges.py",
         ),
     ),
     "principals": Target(

@@ -221,11 +221,11 @@ class APIKeyAuthMiddleware:
         return None
 
     def _label_route(self, scope: Scope) -> None:
-        """Record the route a refused request was for, so metrics count it under it."""
-        if self._routed_app is None or "route" in scope:
+        """Record the HTTP route a refused request was for (it never reached the router), so
+        metrics count it under that route."""
+        if self._routed_app is None:
             return
-        matching = routes_for_path(app_route_table(self._routed_app), scope["path"],
-                                   websocket=scope["type"] == "websocket")
+        matching = routes_for_path(app_route_table(self._routed_app), scope["path"])
         if matching:
             scope["route"] = matching[0].route
 
