@@ -153,7 +153,8 @@ TARGETS: dict[str, Target] = {
         f"{PKG}/aar_core/memory/sqlite.py",
         (*_STORE_TESTS, f"{_MEM}/test_sqlite_commit.py", f"{_MEM}/test_sqlite_change_log.py",
          f"{_MEM}/test_sqlite_batch.py", f"{_MEM}/test_sqlite_sync.py",
-         f"{_MEM}/test_sqlite_access_reads.py", f"{_MEM}/test_sqlite_writer.py"),
+         f"{_MEM}/test_sqlite_access_reads.py", f"{_MEM}/test_sqlite_writer.py",
+         f"{_SRV}/test_reply_with_memory.py"),
         ("put_if_newer", "purge", "put_logged", "_put", "_read_records", "get",
          "record_access"),
     ),
@@ -198,8 +199,10 @@ TARGETS: dict[str, Target] = {
     "store_postgres": Target(
         f"{PKG}/aar_core/memory/postgres_store.py",
         (*_STORE_TESTS, f"{_MEM}/test_memory_store_search.py", f"{_MEM}/test_store_refusals.py",
-         f"{_MEM}/test_memory_postgres_topk.py"),
-        ("put_if_newer", "purge", "write_params", "_row_to_record", "put_many", "_fetch"),
+         f"{_MEM}/test_memory_postgres_topk.py", f"{_MEM}/test_postgres_deadlock.py",
+         f"{_MEM}/test_postgres_bulk_lock.py"),
+        ("put_if_newer", "purge", "write_params", "put_many", "_fetch", "_run_once",
+         "_deadlocked"),
     ),
     "middleware": Target(
         f"{PKG}/server/middleware.py",
