@@ -1,6 +1,6 @@
 """Summarise mutmut results per critical module: kill rate and the surviving mutants.
 
-Usage: python scripts/mutation_report.py [MODULE ...] [--diff]
+Usage: python scripts/mutation_report.py [MODULE ...] [--diff] [--fingerprints]
 
 Reads .mutmut/<module>/mutants/**/*.meta written by scripts/mutate.py. Mutants listed in
 scripts/mutation_equivalents.txt (equivalent: no test can tell them apart from the original;
@@ -63,9 +63,10 @@ def _functions(path: Path) -> dict[str, str]:
 def change(name: str, mutant: str) -> str | None:
     """The lines ``mutant`` of module ``name`` changes (stripped, joined by `` | ``); None when
     its source is not there (hand-written mutants, a module not run)."""
-    if name not in TARGETS:
+    source = WORK / name / "mutants" / TARGETS[name].source if name in TARGETS else None
+    if source is None or not source.exists():
         return None
-    functions = _functions(WORK / name / "mutants" / TARGETS[name].source)
+    functions = _functions(source)
     func = mutant.rsplit(".", 1)[-1]
     mutated = functions.get(func)
     original = functions.get(re.sub(r"__mutmut_\d+$", "__mutmut_orig", func))

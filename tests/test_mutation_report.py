@@ -50,6 +50,11 @@ def test_change_names_the_mutated_lines(work: Path) -> None:
     assert mutation_report.change("not_a_target", "pkg.demo.x_f__mutmut_1") is None
 
 
+def test_a_module_never_run_has_no_changes(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(mutation_report.TARGETS, "unrun", mutate.Target("src/unrun.py", ()))
+    assert mutation_report.change("unrun", "pkg.unrun.x_f__mutmut_1") is None
+
+
 def test_an_entry_judged_on_another_change_is_stale(work: Path) -> None:
     assert not mutation_report.stale("demo", "pkg.demo.x_f__mutmut_1", "b = a - 1")
     assert mutation_report.stale("demo", "pkg.demo.x_f__mutmut_1", "return b / 2")

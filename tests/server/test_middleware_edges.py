@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from starlette.exceptions import HTTPException
 
 from deep_tree_echo.resilience import RateLimiter, RedisRateLimitBackend
 from deep_tree_echo.server.middleware import (
@@ -114,7 +115,7 @@ async def test_a_body_over_the_cap_after_the_response_started_is_raised_not_answ
         return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
 
     limited = BodyLimitMiddleware(start_then_read, max_bytes=10)
-    with pytest.raises(Exception, match="request body exceeds 10 bytes"):
+    with pytest.raises(HTTPException, match="413: request body exceeds 10 bytes"):
         await limited(http_scope(), receive, send)
     assert [m["type"] for m in sent] == ["http.response.start"]  # no second start
 
