@@ -49,3 +49,38 @@ async def test_a_peers_events_reach_local_clients_of_the_session_unstored(
     assert [e.kind for e in stored] == ["memory_update", "agent_message"]
     assert [f["event_id"] for f in local] == [e.id for e in stored]
     assert relay.stats["appended"] == 2
+
+
+ACME, GLOBEX = "k-acme-" + "a" * 24, "k-globex-" + "g" * 24
+
+
+async def test_events_stay_with_their_tenant_whether_forwarded_or_stored(
+    tmp_path: Path,
+) -> None:
+    """One session id in two tenants: a peer's event reaches only its tenant's client, and an
+    event this node stores keeps its tenant in the outbox."""
+    app = create_app(make_settings(test_mode=False, data_dir=tmp_path / "data",
+                                   api_keys=[f"acme:{ACME}", f"globex:{GLOBEX}"]))
+    async with live_server(app) as host:
+        relay: EventRelay = app.state.event_relay
+        bus = app.state.gateway.event_bus
+        async with connect(f"ws://{host}/v1/ws?token={ACME}") as acme, \
+                connect(f"ws://{host}/v1/ws?token={GLOBEX}") as globex:
+            for ws in (acme, globex):
+                await ws.send(json.dumps({"type": "subscribe", "session_id": "q"}))
+                await recv_type(ws, "subscribed")
+            await bus.emit("agent.message", {"session_id": "q", "agent_id": "echo",
+                                             "message": "for globex", "tenant": "globex",
+                                             ORIGIN_KEY: "node-b"})
+            await bus.emit("agent.message", {"session_id": "q", "agent_id": "echo",
+                                             "message": "for acme", "tenant": "acme",
+                                             ORIGIN_KEY: "node-b"})
+            assert [f["message"] for f in await recv_events(acme, 1)] == ["for acme"]
+            assert [f["message"] for f in await recv_events(globex, 1)] == ["for globex"]
+            await bus.emit("agent.message", {"session_id": "q", "agent_id": "echo",
+                                             "message": "stored", "tenant": "globex"})
+            stored = await recv_events(globex, 1)
+        events = await relay.outbox.read(0)
+    assert [(e.kind, e.tenant, e.session_id) for e in events] == [
+        ("agent_message", "globex", "q")]
+    assert stored[0]["event_id"] == events[0].id
