@@ -278,12 +278,14 @@ class AARGateway:
             ctx = AgentContext(session, inp.type, inp.content, inp.text, inp.context,
                                self.memory_for(tenant), self.settings, self.call_engine,
                                tenant, inp.memory_scope)
-            pending = PendingReply(session.id, tenant, agent.name)
+            if self.memory.store.logs_changes:  # else nothing could store the reply early
+                pending = PendingReply(session.id, tenant, agent.name)
             token = PENDING_REPLY.set(pending)
             try:
                 result = await agent.handle(ctx)
             finally:
-                pending.close()
+                if pending is not None:
+                    pending.close()
                 PENDING_REPLY.reset(token)
             if not isinstance(result, AgentResult):
                 raise CoreError(f"agent {agent.name!r} returned {type(result).__name__}",

@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from _pg_locks import lock_waited
 
 from deep_tree_echo.aar_core.memory import MemoryRecord, Version
 from deep_tree_echo.aar_core.memory import _postgres_sql as sql
@@ -34,19 +35,6 @@ async def store(postgres_db: str) -> AsyncIterator[PostgresStore]:
         await store.close()
 
 
-async def waits_for_advisory_lock(other: asyncpg.Connection, task: asyncio.Task[Any]) -> None:
-    """Return once another backend waits for an advisory lock (polled: PostgreSQL tells no
-    one), checking ``task`` has not finished meanwhile."""
-    async with asyncio.timeout(30):
-        while not await other.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' "
-            "AND wait_event = 'advisory'"
-        ):
-            assert not task.done(), task
-            await asyncio.sleep(0.01)
-
-
 @pytest.mark.parametrize("bulk", ["put_many", "purge"])
 async def test_a_bulk_write_waits_for_its_tenants_lock(
     store: PostgresStore, postgres_db: str, bulk: str
@@ -62,7 +50,7 @@ async def test_a_bulk_write_waits_for_its_tenants_lock(
         async with other.transaction():
             await other.execute(LOCK, "t")
             task: asyncio.Task[Any] = asyncio.ensure_future(start())
-            await waits_for_advisory_lock(other, task)
+            await lock_waited(other, task, "advisory")
             assert not task.done()
         await task  # the lock went with the other transaction's commit
     finally:

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import pytest
+from _pg_locks import lock_waited
 from test_memory_postgres_topk import assert_index_equals_a_rebuild
 
 from deep_tree_echo.aar_core.errors import StoreError
@@ -44,20 +45,6 @@ async def store(postgres_db: str) -> AsyncIterator[PostgresStore]:
         await store.close()
 
 
-async def write_blocked_on_stats(
-    other: asyncpg.Connection, write: asyncio.Task[Any]
-) -> None:
-    """Wait until ``write``'s statement holds ``m1`` and waits for a stats row ``other`` holds
-    (polled: PostgreSQL signals a lock wait to no one else)."""
-    async with asyncio.timeout(30):
-        while not await other.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
-        ):
-            assert not write.done(), write
-            await asyncio.sleep(0.01)
-
-
 async def deadlock_once(postgres_db: str, write: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
     """Close a cycle with ``write``: hold every stats row, start ``write`` and let it take
     ``m1`` and wait for one, then wait for ``m1``. The write's backend checks first (it waited
@@ -68,7 +55,7 @@ async def deadlock_once(postgres_db: str, write: Coroutine[Any, Any, T]) -> asyn
         async with other.transaction():
             await other.execute("SELECT 1 FROM dte_stats WHERE tenant = 't' FOR UPDATE")
             task = asyncio.create_task(write)
-            await write_blocked_on_stats(other, task)
+            await lock_waited(other, task)  # the write holds m1, waits for a stats row
             await other.execute(
                 "UPDATE dte_memories SET access_count = access_count + 1 "
                 "WHERE tenant = 't' AND id = 'm1'"
