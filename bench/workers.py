@@ -27,6 +27,13 @@ the next: both cores busy can make each one slower, whatever the code.
 server, wrk, the database and the kernel alike). ``machine cap x`` is ``cores / busy`` of the
 one-worker run: the most any second worker could add on this machine, even one that cost
 nothing extra per request. Below 1.5, the wall goal cannot be met here whatever the code does.
+
+``share-nothing x`` is the ceiling that counts: two single-worker servers that share nothing
+(each its own data directory, or on PostgreSQL its own database) loaded at once, each by its
+own wrk with half the connections, against one alone. No two workers sharing one store can
+beat two servers sharing nothing, so ``of ceiling`` (ratio / share-nothing x) says how much of
+what this machine allows the workers reach; where share-nothing x is below 1.5, the goal
+cannot be met here by any design.
 """
 
 from __future__ import annotations
@@ -124,6 +131,26 @@ def _server(store: str, workers: int, pg_url: str | None) -> Iterator[tuple[int,
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def _share_nothing_url(pg_url: str) -> str:
+    """A second, empty database on the server of ``pg_url`` (the share-nothing run's other
+    server writes there)."""
+    import asyncio
+
+    import asyncpg
+
+    name = f"dte_bench_{os.getpid()}_{int(time.time() * 1000)}"
+
+    async def create() -> None:
+        admin = await asyncpg.connect(pg_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+    return pg_url.rsplit("/", 1)[0] + f"/{name}"
+
+
 def _wait_accepting(port: int) -> None:
     for _ in range(1200):  # bounded: 120 s
         try:
@@ -163,6 +190,44 @@ def _wrk(port: int, seconds: int, script: str, pid: int, connections: int) -> Re
         raise RuntimeError(f"wrk output not understood or errors:\n{done.stdout}")
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99[2]]
     return float(rate[1]), float(p99[1]) * scale, cpu * 1000 / max(1, int(count[1])), cores
+
+
+def _wrk_apart(servers: list[tuple[int, int]], seconds: int, script: str,
+               connections: int) -> Result:
+    """One wrk per server at once, each with ``connections // len(servers)`` connections and
+    ``THREADS // len(servers)`` threads: the servers' summed req/s, their worst p99, their
+    CPU ms per request and the machine's busy cores."""
+    share = max(1, connections // len(servers))
+    threads = max(1, THREADS // len(servers))
+    cpu_before = sum(_tree_cpu(pid) for _, pid in servers)
+    busy_before, at_before = _machine_busy()
+    runs = [subprocess.Popen(
+        ["wrk", "-t", str(threads), "-c", str(share), "-d", f"{seconds}s", "--latency",
+         "-s", script, f"http://127.0.0.1:{port}/v1/process"],
+        stdout=subprocess.PIPE, text=True) for port, _ in servers]
+    outputs = [run.communicate(timeout=seconds + 60)[0] for run in runs]
+    cpu = sum(_tree_cpu(pid) for _, pid in servers) - cpu_before
+    busy_after, at_after = _machine_busy()
+    rates, p99s, counts = [], [], 0
+    for out in outputs:
+        rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        count = re.search(r"(\d+) requests in", out)
+        p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+        if rate is None or p99 is None or count is None or "Non-2xx" in out:
+            raise RuntimeError(f"wrk output not understood or errors:\n{out}")
+        rates.append(float(rate[1]))
+        p99s.append(float(p99[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99[2]])
+        counts += int(count[1])
+    cores = (busy_after - busy_before) / (at_after - at_before)
+    return sum(rates), max(p99s), cpu * 1000 / max(1, counts), cores
+
+
+def _share_nothing(store: str, pg_url: str | None, other_url: str | None, script: str,
+                   connections: int) -> Result:
+    """Two single-worker servers sharing nothing, loaded at once (see the docstring)."""
+    with _server(store, 1, pg_url) as first, _server(store, 1, other_url) as second:
+        _wrk_apart([first, second], WARMUP_S, script, connections)
+        return _wrk_apart([first, second], MEASURE_S, script, connections)
 
 
 def _spin(seconds: float, out: multiprocessing.queues.Queue[int]) -> None:
@@ -213,7 +278,7 @@ def main() -> None:
           f"warm-up, auth + rate limit on; {os.cpu_count()} CPUs; python {sys.version.split()[0]}")
     print(f"{'store':>8} | {'1 worker req/s':>14} {'p99 ms':>7} {'cpu ms':>6} {'busy':>5} | "
           f"{'2 workers req/s':>15} {'p99 ms':>7} {'cpu ms':>6} {'busy':>5} | {'ratio':>5} | "
-          f"machine cap x | cpu-bound x | machine x")
+          f"machine cap x | cpu-bound x | machine x | share-nothing x | of ceiling")
     for store in stores:
         pg: contextmanager[str] | nullcontext[str | None]  # type: ignore[valid-type]
         if store == "postgres" and not args.postgres_url:
@@ -222,42 +287,52 @@ def main() -> None:
             pg = postgres_server()
         else:
             pg = nullcontext(args.postgres_url)
-        rounds: list[tuple[Result, Result]] = []
+        rounds: list[tuple[Result, Result, Result]] = []
         machine: list[float] = []
         with pg as pg_url:
+            other_url = _share_nothing_url(pg_url) if store == "postgres" and pg_url else None
             for n in range(args.rounds):
                 machine.append(machine_scaling())
                 results: dict[int, Result] = {}
-                for workers in ((1, 2) if n % 2 == 0 else (2, 1)):  # drift hits both alike
+                # 0 = the share-nothing pair; the order alternates, so drift hits all alike
+                for workers in ((1, 2, 0) if n % 2 == 0 else (0, 2, 1)):
+                    if workers == 0:
+                        results[0] = _share_nothing(store, pg_url, other_url, str(script),
+                                                    args.connections)
+                        continue
                     with _server(store, workers, pg_url) as (port, pid):
                         _wrk(port, WARMUP_S, str(script), pid, args.connections)
                         results[workers] = _wrk(port, MEASURE_S, str(script), pid,
                                                 args.connections)
-                rounds.append((results[1], results[2]))
-                _row(store, results[1], results[2], machine[-1])
+                rounds.append((results[1], results[2], results[0]))
+                _row(store, results[1], results[2], machine[-1], results[0])
         if len(rounds) > 1:
-            one = tuple(statistics.median(r[0][i] for r in rounds) for i in range(4))
-            two = tuple(statistics.median(r[1][i] for r in rounds) for i in range(4))
+            one, two, apart = (tuple(statistics.median(r[k][i] for r in rounds)
+                                     for i in range(4)) for k in range(3))
             ratios = [r[1][0] / r[0][0] for r in rounds]
-            _row("median", one, two, statistics.median(machine))  # type: ignore[arg-type]
+            ceilings = [r[2][0] / r[0][0] for r in rounds]
+            _row("median", one, two, statistics.median(machine), apart)  # type: ignore[arg-type]
             print(f"{'':>8}   per-round ratios {', '.join(f'{x:.2f}' for x in ratios)}; "
-                  f"median {statistics.median(ratios):.2f}")
+                  f"median {statistics.median(ratios):.2f}; share-nothing "
+                  f"{', '.join(f'{x:.2f}' for x in ceilings)}; median "
+                  f"{statistics.median(ceilings):.2f}")
 
 
 Result = tuple[float, float, float, float]  # req/s, p99 ms, CPU ms per request, busy cores
 
 
-def _row(label: str, one_run: Result, two_run: Result, machine: float) -> None:
+def _row(label: str, one_run: Result, two_run: Result, machine: float, apart: Result) -> None:
     (one, one_p99, one_cpu, one_busy), (two, two_p99, two_cpu, two_busy) = one_run, two_run
     ratio = two / one
     bound = 2 * one_cpu / two_cpu
     cap = CPUS / one_busy  # what a second worker could add if nothing else used a core
+    ceiling = apart[0] / one  # two servers sharing nothing, at once
     print(f"{label:>8} | {one:>14.0f} {one_p99:>7.1f} {one_cpu:>6.2f} {one_busy:>5.2f} | "
           f"{two:>15.0f} {two_p99:>7.1f} {two_cpu:>6.2f} {two_busy:>5.2f} | {ratio:>5.2f} | "
-          f"{cap:>7.2f} | {bound:>5.2f} | {machine:>5.2f}  (wall "
-          f"{'meets' if ratio >= GOAL else 'misses'} >= {GOAL}; machine cap "
-          f"{'allows' if cap >= GOAL else 'forbids'} it; cpu-bound "
-          f"{'meets' if bound >= GOAL else 'misses'})", flush=True)
+          f"{cap:>7.2f} | {bound:>5.2f} | {machine:>5.2f} | {ceiling:>7.2f} | "
+          f"{ratio / ceiling:>5.2f}  (wall {'meets' if ratio >= GOAL else 'misses'} >= {GOAL}; "
+          f"share-nothing {'allows' if ceiling >= GOAL else 'forbids'} it: {apart[0]:.0f} req/s,"
+          f" {apart[2]:.2f} cpu ms, {apart[3]:.2f} busy)", flush=True)
 
 
 if __name__ == "__main__":
