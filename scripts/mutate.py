@@ -149,6 +149,16 @@ TARGETS: dict[str, Target] = {
          f"{_SRV}/test_relay_peer_events.py"),
         ("log_changes_of", "stop", "_store"),
     ),
+    "events": Target(
+        f"{PKG}/aar_core/events.py",
+        ("tests/aar_core/test_events.py", "tests/aar_core/test_events_edges.py"),
+    ),
+    "timeref": Target(
+        f"{PKG}/aar_core/timeref.py",
+        ("tests/aar_core/test_timeref.py", "tests/aar_core/test_timeref_table.py",
+         "tests/aar_core/test_dialogue.py",
+         "tests/aar_core/test_dialogue_durations.py"),
+    ),
     "store_sqlite": Target(
         f"{PKG}/aar_core/memory/sqlite.py",
         (*_STORE_TESTS, f"{_MEM}/test_sqlite_commit.py", f"{_MEM}/test_sqlite_change_log.py",

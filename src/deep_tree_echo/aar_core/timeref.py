@@ -110,12 +110,9 @@ def _day_ref(text: str, day: date, ref: date | None = None) -> TimeRef:
 def _pick_year(month: int, day: int, ref: date, tense: str) -> int:
     """The year of a day named without one: the latest not after ``ref`` in a past-tense
     sentence, the first not before it in a future one, else the nearest to it."""
-    candidates = []
-    for year in (ref.year - 1, ref.year, ref.year + 1):
-        try:
-            candidates.append(date(year, month, min(day, calendar.monthrange(year, month)[1])))
-        except ValueError:
-            continue
+    # a day past the end of its month (30 February) stands for the month's last day
+    candidates = [date(year, month, min(day, calendar.monthrange(year, month)[1]))
+                  for year in (ref.year - 1, ref.year, ref.year + 1)]
     if tense == "past":
         return max(c for c in candidates if c <= ref).year
     if tense == "future":
@@ -188,7 +185,7 @@ def _resolve_one(kind: str, m: re.Match[str], ref: date, tense: str) -> TimeRef 
             day_s, month_s, year_s = m.group(1), m.group(2), m.group(3)
         else:
             month_s, day_s, year_s = m.group(1), m.group(2), m.group(3)
-        month, day_n = _MONTHS[month_s.lower().rstrip(".")], int(day_s)
+        month, day_n = _MONTHS[month_s.lower()], int(day_s)
         if not 1 <= day_n <= 31:
             return None
         year = int(year_s) if year_s else _pick_year(month, day_n, ref, tense)
@@ -265,10 +262,10 @@ def reference_date(value: Any) -> date | None:
         except (OverflowError, OSError, ValueError):
             return None
     if isinstance(value, str) and value.strip():
-        text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+        text = value.strip()
         try:
             return datetime.fromisoformat(text).date()
-        except ValueError:
+        except ValueError:  # e.g. a lower-case "z", or words after the date: its first 10
             try:
                 return date.fromisoformat(text[:10])
             except ValueError:
