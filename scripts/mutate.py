@@ -159,6 +159,31 @@ TARGETS: dict[str, Target] = {
          "tests/aar_core/test_dialogue.py",
          "tests/aar_core/test_dialogue_durations.py"),
     ),
+    "ranking": Target(
+        f"{PKG}/aar_core/memory/ranking.py",
+        (f"{_MEM}/test_memory_search.py", f"{_MEM}/test_ranking_units.py"),
+    ),
+    "resilient_api": Target(
+        f"{PKG}/resilience/api.py",
+        (f"{_RES}/test_resilient_api.py", f"{_RES}/test_resilient_api_edges.py"),
+    ),
+    "api_gateway": Target(
+        f"{PKG}/integration/gateway.py",
+        ("tests/integration/test_api_gateway.py",),
+    ),
+    "synchronization": Target(
+        f"{PKG}/integration/synchronization.py",
+        ("tests/integration/test_synchronization.py",
+         "tests/integration/test_synchronization_policies.py"),
+    ),
+    "event_driven": Target(
+        f"{PKG}/integration/event_driven.py",
+        ("tests/integration/test_event_driven.py",),
+    ),
+    "adapters": Target(
+        f"{PKG}/integration/adapters.py",
+        ("tests/integration/test_adapters.py",),
+    ),
     "store_sqlite": Target(
         f"{PKG}/aar_core/memory/sqlite.py",
         (*_STORE_TESTS, f"{_MEM}/test_sqlite_commit.py", f"{_MEM}/test_sqlite_change_log.py",

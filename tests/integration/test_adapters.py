@@ -118,3 +118,31 @@ async def test_msgpack_adapter_round_trip(gateway: AARGateway) -> None:
 def test_msgpack_adapter_rejects_bad_input(data: bytes) -> None:
     with pytest.raises(AdapterError):
         MessagePackAdapter().to_echo_format(data)
+
+
+def test_msgpack_output_fields_and_their_defaults() -> None:
+    adapter = MessagePackAdapter()
+    full = msgpack.unpackb(adapter.from_echo_format(
+        {"cognitive_response": {"k": b"\x00bytes"}, "status": "success", "timestamp": 12.5}),
+        raw=False)
+    assert full == {"result": {"k": b"\x00bytes"}, "status": "success", "timestamp": 12.5}
+    empty = msgpack.unpackb(adapter.from_echo_format({}), raw=False)
+    assert empty == {"result": {}, "status": "unknown", "timestamp": None}
+
+
+def test_msgpack_input_refusals_and_text_keys() -> None:
+    adapter = MessagePackAdapter()
+    assert adapter.to_echo_format(msgpack.packb({"t": "x"}))["content"] == {"t": "x"}
+    with pytest.raises(AdapterError, match=r"^MessagePack data must be a map, not list$"):
+        adapter.to_echo_format(msgpack.packb([1, 2]))
+    with pytest.raises(AdapterError, match=r"^invalid MessagePack data: "):
+        adapter.to_echo_format(b"\xc1")  # a byte MessagePack never uses
+
+
+def test_protobuf_adapter_refuses_what_is_not_a_message() -> None:
+    with pytest.raises(AdapterError, match=r"^expected a protobuf message, got dict$"):
+        ProtocolBufferAdapter(EchoRequest).to_echo_format({"text": "hi"})  # type: ignore[arg-type]
+
+
+def test_protobuf_output_without_a_response_is_an_empty_message() -> None:
+    assert ProtocolBufferAdapter(EchoResponse).from_echo_format({}) == EchoResponse()

@@ -482,3 +482,48 @@ async def test_http_database_errors_keep_their_status(
         assert r.json()["error"]["code"] == "database_unavailable"
     finally:
         await database.shutdown()
+
+
+# -- edges the mutants found --------------------------------------------------------------------
+
+
+def test_transform_to_echo_format_keeps_a_memory_scope_and_refuses_non_objects() -> None:
+    gw = APIIntegrationGateway({"test_mode": True})
+    echo = gw.transform_to_echo_format({"data": "hi", "context": {"memory_scope": "team"}})
+    assert echo["context"]["memory_scope"] == "team"
+    for context in ({"memory_scope": None}, {"other": 1}, "not a mapping"):
+        assert "memory_scope" not in gw.transform_to_echo_format({"context": context})["context"]
+    with pytest.raises(InvalidRequestError, match=r"^request must be an object, not list$"):
+        gw.transform_to_echo_format(["not", "an", "object"])  # type: ignore[arg-type]
+
+
+async def test_process_external_request_writes_into_the_callers_tenant() -> None:
+    gw = APIIntegrationGateway({"test_mode": True})
+    await gw.initialize()
+    try:
+        response = await gw.process_external_request(
+            {"message_type": "text", "data": "the lab opens at nine", "session_id": "s-t"},
+            tenant="acme",
+        )
+        assert response["success"] is True
+        memory = gw.aar_gateway.memory
+        assert await memory.for_tenant("acme").count() > 0
+        assert await memory.count() == 0  # nothing in the default tenant
+    finally:
+        await gw.shutdown()
+
+
+async def test_initialized_follows_initialize_and_shutdown() -> None:
+    gw = APIIntegrationGateway()
+    assert gw.config == {} and gw.initialized is False
+    await gw.initialize()
+    assert gw.initialized is True
+    await gw.shutdown()
+    assert gw.initialized is False
+
+
+def test_settings_given_as_echo_settings_are_kept_as_a_dict() -> None:
+    from deep_tree_echo.config import EchoSettings
+
+    gw = APIIntegrationGateway(EchoSettings(test_mode=True))
+    assert gw.config["test_mode"] is True

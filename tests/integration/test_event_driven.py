@@ -237,3 +237,57 @@ async def test_default_forward_memory_update_routes_to_the_events_session() -> N
         ({"type": "memory_update", "memory_id": "m2", "session_id": "s1"}, "s1"),
         ({"type": "memory_update", "memory_id": "m3", "session_id": None}, None),
     ]
+
+
+async def test_websocket_user_message_keeps_its_tenant() -> None:
+    bus = EventBus()
+    integration = WebSocketIntegration(RecordingManager(), event_bus=bus)
+    inputs: list[dict[str, Any]] = []
+    bus.register("user.input", inputs.append)
+    await integration.emit_to_external(
+        "user.message", {"message": "hi", "session_id": "s1", "tenant": "acme"})
+    await integration.emit_to_external("user.message", {"message": "hi", "session_id": "s2"})
+    assert inputs == [
+        {"content": "hi", "user_id": None, "session_id": "s1", "tenant": "acme"},
+        {"content": "hi", "user_id": None, "session_id": "s2"},  # absent: the default tenant's
+    ]
+
+
+async def test_a_failing_external_handler_is_logged_by_name_and_event(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    integration = EventDrivenIntegration()
+
+    def broken(data: dict[str, Any]) -> None:
+        raise RuntimeError("boom")
+
+    integration.register_external_handler("evt.x", broken)
+    with caplog.at_level(logging.ERROR):
+        assert await integration.emit_to_external("evt.x", {}) == 0
+    [record] = caplog.records
+    assert record.name == "deep_tree_echo.integration.EventDrivenIntegration"
+    assert record.getMessage() == f"external handler {broken.__qualname__} failed on 'evt.x'"
+    assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
+
+
+def test_a_handler_that_is_not_callable_is_refused_by_type() -> None:
+    with pytest.raises(TypeError, match=r"^handler must be callable, got int$"):
+        EventDrivenIntegration().register_external_handler("evt", 3)  # type: ignore[arg-type]
+
+
+async def test_a_failing_callable_object_is_logged_by_its_repr(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Handler:
+        def __call__(self, data: dict[str, Any]) -> None:
+            raise RuntimeError("boom")
+
+        def __repr__(self) -> str:
+            return "<the handler>"
+
+    integration = EventDrivenIntegration()
+    integration.register_external_handler("evt", Handler())
+    with caplog.at_level(logging.ERROR):
+        assert await integration.emit_to_external("evt", {}) == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        "external handler <the handler> failed on 'evt'"]

@@ -6,6 +6,7 @@ import asyncio
 import json
 import random
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -322,17 +323,18 @@ async def test_the_service_wires_its_monitor_as_the_default_on_result(
     from deep_tree_echo.resilience.api import set_default_on_result
     from deep_tree_echo.server.app import create_app
 
+    name = f"monitored-api-{uuid.uuid4().hex[:8]}"  # the monitor is the process's: a fresh name
     previous = set_default_on_result(None)
     try:
         create_app(EchoSettings(test_mode=True))
         server.script("/m", (500, {}, None))
-        async with make_api(server.url, fake, name="monitored-api", max_retries=0) as api:
+        async with make_api(server.url, fake, name=name, max_retries=0) as api:
             await api.make_api_call("/m2", None)
             with pytest.raises(APIServerError):
                 await api.make_api_call("/m", None)
     finally:
         set_default_on_result(previous)
-    metrics = monitor.metrics["monitored-api"]
+    metrics = monitor.metrics[name]
     assert metrics.total_requests == 2
     assert metrics.failed_requests == 1
 
