@@ -110,7 +110,7 @@ def _day_ref(text: str, day: date, ref: date | None = None) -> TimeRef:
 def _pick_year(month: int, day: int, ref: date, tense: str) -> int:
     """The year of a day named without one: the latest not after ``ref`` in a past-tense
     sentence, the first not before it in a future one, else the nearest to it."""
-    # a day past the end of its month (30 February) stands for the month's last day
+    # a day the month lacks in some years (29 February) is compared as its last day there
     candidates = [date(year, month, min(day, calendar.monthrange(year, month)[1]))
                   for year in (ref.year - 1, ref.year, ref.year + 1)]
     if tense == "past":
