@@ -184,6 +184,11 @@ TARGETS: dict[str, Target] = {
         f"{PKG}/integration/adapters.py",
         ("tests/integration/test_adapters.py",),
     ),
+    "ws_route": Target(
+        f"{PKG}/server/routes/ws.py",
+        (f"{_SRV}/test_ws_protocol.py", f"{_SRV}/test_websocket_fanout.py",
+         f"{_SRV}/test_event_outbox.py", f"{_SRV}/test_tenancy.py"),
+    ),
     "store_sqlite": Target(
         f"{PKG}/aar_core/memory/sqlite.py",
         (*_STORE_TESTS, f"{_MEM}/test_sqlite_commit.py", f"{_MEM}/test_sqlite_change_log.py",

@@ -489,8 +489,8 @@ async def test_http_database_errors_keep_their_status(
 
 def test_transform_to_echo_format_keeps_a_memory_scope_and_refuses_non_objects() -> None:
     gw = APIIntegrationGateway({"test_mode": True})
-    echo = gw.transform_to_echo_format({"data": "hi", "context": {"memory_scope": "team"}})
-    assert echo["context"]["memory_scope"] == "team"
+    echo = gw.transform_to_echo_format({"data": "hi", "context": {"memory_scope": "tenant"}})
+    assert echo["context"]["memory_scope"] == "tenant"
     for context in ({"memory_scope": None}, {"other": 1}, "not a mapping"):
         assert "memory_scope" not in gw.transform_to_echo_format({"context": context})["context"]
     with pytest.raises(InvalidRequestError, match=r"^request must be an object, not list$"):
