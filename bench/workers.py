@@ -169,34 +169,10 @@ def _machine_busy() -> tuple[float, float]:
     return busy / os.sysconf("SC_CLK_TCK"), time.monotonic()
 
 
-def _wrk(port: int, seconds: int, script: str, pid: int, connections: int) -> Result:
-    """``(req/s, p99 ms, server CPU ms per request, busy cores of the machine)`` of one wrk
-    run against ``port``."""
-    cpu_before = _tree_cpu(pid)
-    busy_before, at_before = _machine_busy()
-    done = subprocess.run(
-        ["wrk", "-t", str(THREADS), "-c", str(connections), "-d", f"{seconds}s", "--latency",
-         "-s", script, f"http://127.0.0.1:{port}/v1/process"],
-        capture_output=True, text=True, timeout=seconds + 60, check=True,
-    )
-    cpu = _tree_cpu(pid) - cpu_before
-    busy_after, at_after = _machine_busy()
-    cores = (busy_after - busy_before) / (at_after - at_before)
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
-    count = re.search(r"(\d+) requests in", done.stdout)
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", done.stdout)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", done.stdout)
-    if rate is None or p99 is None or count is None or errors is not None:
-        raise RuntimeError(f"wrk output not understood or errors:\n{done.stdout}")
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99[2]]
-    return float(rate[1]), float(p99[1]) * scale, cpu * 1000 / max(1, int(count[1])), cores
-
-
-def _wrk_apart(servers: list[tuple[int, int]], seconds: int, script: str,
-               connections: int) -> Result:
-    """One wrk per server at once, each with ``connections // len(servers)`` connections and
-    ``THREADS // len(servers)`` threads: the servers' summed req/s, their worst p99, their
-    CPU ms per request and the machine's busy cores."""
+def _wrk(servers: list[tuple[int, int]], seconds: int, script: str, connections: int) -> Result:
+    """One wrk per ``(port, pid)`` server, all at once, each with its share of the connections
+    and of wrk's threads: the servers' summed req/s, their worst p99 (ms), their CPU ms per
+    request (process trees) and the busy cores of the whole machine."""
     share = max(1, connections // len(servers))
     threads = max(1, THREADS // len(servers))
     cpu_before = sum(_tree_cpu(pid) for _, pid in servers)
@@ -209,12 +185,12 @@ def _wrk_apart(servers: list[tuple[int, int]], seconds: int, script: str,
     cpu = sum(_tree_cpu(pid) for _, pid in servers) - cpu_before
     busy_after, at_after = _machine_busy()
     rates, p99s, counts = [], [], 0
-    for out in outputs:
+    for run, out in zip(runs, outputs, strict=True):
         rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
         count = re.search(r"(\d+) requests in", out)
         p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-        if rate is None or p99 is None or count is None or "Non-2xx" in out:
-            raise RuntimeError(f"wrk output not understood or errors:\n{out}")
+        if run.returncode or rate is None or p99 is None or count is None or "Non-2xx" in out:
+            raise RuntimeError(f"wrk failed, or its output was not understood:\n{out}")
         rates.append(float(rate[1]))
         p99s.append(float(p99[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99[2]])
         counts += int(count[1])
@@ -226,8 +202,8 @@ def _share_nothing(store: str, pg_url: str | None, other_url: str | None, script
                    connections: int) -> Result:
     """Two single-worker servers sharing nothing, loaded at once (see the docstring)."""
     with _server(store, 1, pg_url) as first, _server(store, 1, other_url) as second:
-        _wrk_apart([first, second], WARMUP_S, script, connections)
-        return _wrk_apart([first, second], MEASURE_S, script, connections)
+        _wrk([first, second], WARMUP_S, script, connections)
+        return _wrk([first, second], MEASURE_S, script, connections)
 
 
 def _spin(seconds: float, out: multiprocessing.queues.Queue[int]) -> None:
@@ -262,9 +238,10 @@ def main() -> None:
     parser.add_argument("--store", action="append", choices=("sqlite", "postgres"))
     parser.add_argument("--postgres-url")
     parser.add_argument("--rounds", type=int, default=1,
-                        help="pairs of runs per store (the order alternates: 1,2 then 2,1 ...);"
-                             " with more than one, a last row gives the medians, which a noisy"
-                             " machine moves less than any single pair")
+                        help="rounds per store: one worker, two, and the share-nothing pair (the"
+                             " order alternates: 1,2,pair then pair,2,1 ...); with more than"
+                             " one, a last row gives the medians, which a noisy machine moves"
+                             " less than any single round")
     parser.add_argument("--connections", type=int, default=CONNECTIONS,
                         help=f"wrk's open connections, for both worker counts (default "
                              f"{CONNECTIONS})")
@@ -300,9 +277,9 @@ def main() -> None:
                         results[0] = _share_nothing(store, pg_url, other_url, str(script),
                                                     args.connections)
                         continue
-                    with _server(store, workers, pg_url) as (port, pid):
-                        _wrk(port, WARMUP_S, str(script), pid, args.connections)
-                        results[workers] = _wrk(port, MEASURE_S, str(script), pid,
+                    with _server(store, workers, pg_url) as server:
+                        _wrk([server], WARMUP_S, str(script), args.connections)
+                        results[workers] = _wrk([server], MEASURE_S, str(script),
                                                 args.connections)
                 rounds.append((results[1], results[2], results[0]))
                 _row(store, results[1], results[2], machine[-1], results[0])

@@ -42,7 +42,7 @@ def error(code: str, message: str, session_id: str | None = None) -> dict[str, A
 
 
 @asynccontextmanager
-async def socket(**settings: Any) -> AsyncIterator[tuple[FastAPI, ClientConnection]]:
+async def ws_session(**settings: Any) -> AsyncIterator[tuple[FastAPI, ClientConnection]]:
     app = create_app(make_settings(**settings))
     async with live_server(app) as host:
         ws = await connect(f"ws://{host}/v1/ws")
@@ -53,7 +53,7 @@ async def socket(**settings: Any) -> AsyncIterator[tuple[FastAPI, ClientConnecti
 
 
 async def test_frames_that_are_not_requests_are_refused_by_name() -> None:
-    async with socket() as (_, ws):
+    async with ws_session() as (_, ws):
         assert await ask(ws, "{not json") == error("bad_message", "message is not valid JSON")
         assert await ask(ws, "[1, 2]") == error("bad_message", "message must be a JSON object")
         assert await ask(ws, {"type": "dance", "session_id": "s1"}) == error(
@@ -66,20 +66,20 @@ async def test_frames_that_are_not_requests_are_refused_by_name() -> None:
 
 
 async def test_ping_gets_its_ts_back_and_a_pong_gets_no_answer() -> None:
-    async with socket() as (_, ws):
+    async with ws_session() as (_, ws):
         await ws.send(json.dumps({"type": "pong"}))
         assert await ask(ws, {"type": "ping", "ts": 42}) == {"type": "pong", "ts": 42}
 
 
 @pytest.mark.parametrize("since", [True, -1, "3", 1.5])
 async def test_since_must_be_an_event_id(since: object) -> None:
-    async with socket() as (_, ws):
+    async with ws_session() as (_, ws):
         assert await ask(ws, {"type": "subscribe", "session_id": "s", "since": since}) == error(
             "bad_message", "'since' must be an event id >= 0")
 
 
 async def test_the_response_frame_names_its_request_and_session() -> None:
-    async with socket() as (_, ws):
+    async with ws_session() as (_, ws):
         answer = await ask(ws, {"type": "user_message", "session_id": "s1", "id": "r-7",
                                 "message": "hello there"})
         assert (answer["type"], answer["request_id"], answer["session_id"]) == (
@@ -95,7 +95,7 @@ async def test_the_response_frame_names_its_request_and_session() -> None:
 
 
 async def test_a_user_message_passes_its_memory_scope_and_input_type_to_the_gateway() -> None:
-    async with socket() as (app, ws):
+    async with ws_session() as (app, ws):
         seen: list[Any] = []
         respond = app.state.gateway.respond
 
@@ -117,7 +117,7 @@ async def test_a_user_message_passes_its_memory_scope_and_input_type_to_the_gate
 async def test_too_many_sessions_are_refused_for_subscribe_resume_and_messages() -> None:
     too_many = ("cannot follow session {!r}: a connection may subscribe to at most 1 sessions;"
                 " unsubscribe from one first")
-    async with socket(ws_max_subscriptions=1) as (_, ws):
+    async with ws_session(ws_max_subscriptions=1) as (_, ws):
         assert await ask(ws, {"type": "subscribe", "session_id": "a"}) == {
             "type": "subscribed", "session_id": "a"}
         for request in ({"type": "subscribe", "session_id": "b"},
@@ -128,7 +128,7 @@ async def test_too_many_sessions_are_refused_for_subscribe_resume_and_messages()
 
 
 async def test_without_a_ready_gateway_or_outbox_the_socket_says_not_ready() -> None:
-    async with socket() as (app, ws):
+    async with ws_session() as (app, ws):
         app.state.gateway.initialized = False
         try:
             assert await ask(ws, {"type": "user_message", "session_id": "s1", "message": "x"}) == (
@@ -144,7 +144,7 @@ async def test_without_a_ready_gateway_or_outbox_the_socket_says_not_ready() -> 
 
 
 async def test_an_outbox_failure_on_resume_is_reported() -> None:
-    async with socket() as (app, ws):
+    async with ws_session() as (app, ws):
         async def failing(*args: Any) -> bool:
             raise OutboxError("the outbox could not be read")
 
@@ -156,7 +156,7 @@ async def test_an_outbox_failure_on_resume_is_reported() -> None:
 async def test_a_failing_handler_answers_internal_error_and_is_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async with socket() as (app, ws):
+    async with ws_session() as (app, ws):
         async def broken(inp: Any) -> dict[str, Any]:
             raise RuntimeError("engine broke")
 
